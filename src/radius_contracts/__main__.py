@@ -1,0 +1,3 @@
+from radius_contracts.cli import main
+
+raise SystemExit(main())

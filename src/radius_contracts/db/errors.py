@@ -1,0 +1,49 @@
+"""Turn driver errors into the daemon's own errors, the same way on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from radius_contracts.errors import Conflict, StorageUnavailable
+
+# sqlite: "UNIQUE constraint failed: contracts.username_key"
+# postgresql: 'duplicate key value violates unique constraint "uq_contracts_username_key"'
+#             DETAIL:  Key (username_key)=(alice) already exists.
+_UNIQUE = (
+    re.compile(r"UNIQUE constraint failed: (?P<columns>[\w., ]+)"),
+    re.compile(r"Key \((?P<columns>[\w, ]+)\)=\((?P<value>.*)\) already exists"),
+)
+_FOREIGN_KEY = re.compile(r"FOREIGN KEY constraint failed|violates foreign key constraint")
+
+
+def _columns(message: str) -> list[str] | None:
+    for pattern in _UNIQUE:
+        match = pattern.search(message)
+        if match:
+            return [c.strip().split(".")[-1] for c in match.group("columns").split(",")]
+    return None
+
+
+@contextmanager
+def wrap_db_errors() -> Iterator[None]:
+    """Re-raise IntegrityError as Conflict (naming the column) and lost connections as 503s."""
+    try:
+        yield
+    except IntegrityError as exc:
+        message = str(exc.orig)
+        columns = _columns(message)
+        if columns:
+            raise Conflict(f"{', '.join(columns)} already exists", field=columns[-1]) from None
+        if _FOREIGN_KEY.search(message):
+            raise Conflict("the object is still referenced by other objects") from None
+        raise Conflict("the change conflicts with existing data") from None
+    except (OperationalError, DBAPIError) as exc:
+        if exc.connection_invalidated or isinstance(exc, OperationalError):
+            raise StorageUnavailable("the database is unreachable") from exc
+        raise
+    except OSError as exc:  # asyncpg raises plain OSErrors when the server is gone
+        raise StorageUnavailable("the database is unreachable") from exc

@@ -1,0 +1,273 @@
+"""ORM tables. Only store/ and daemon wiring import this module."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import JSON
+
+from radius_contracts.db.base import Audited, Base
+from radius_contracts.db.types import utcnow
+
+
+class Manufacturer(Audited, Base):
+    __tablename__ = "manufacturers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    vendor_id: Mapped[int | None] = mapped_column(Integer)
+    dictionary_vendor: Mapped[str | None] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Pop(Audited, Base):
+    __tablename__ = "pops"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    city: Mapped[str | None] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Nas(Audited, Base):
+    __tablename__ = "nas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # An IP address or a CIDR network, in canonical text form (see services.nas).
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    secret: Mapped[str] = mapped_column(String(255))
+    manufacturer_id: Mapped[int] = mapped_column(
+        ForeignKey("manufacturers.id", ondelete="RESTRICT"), index=True
+    )
+    pop_id: Mapped[int | None] = mapped_column(
+        ForeignKey("pops.id", ondelete="RESTRICT"), index=True
+    )
+    coa_port: Mapped[int] = mapped_column(Integer, default=3799)
+    require_message_authenticator: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class RadiusAttribute(Audited, Base):
+    """Catalogue entry: synced from the loaded dictionaries, or added by an operator."""
+
+    __tablename__ = "radius_attributes"
+    __table_args__ = (Index("ix_radius_attributes_vendor_code", "vendor_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    vendor: Mapped[str | None] = mapped_column(String(100))
+    vendor_id: Mapped[int | None] = mapped_column(Integer)
+    code: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    has_tag: Mapped[bool] = mapped_column(Boolean, default=False)
+    encrypt: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str] = mapped_column(String(16), default="dictionary")  # or "operator"
+    description: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Layout(Audited, Base):
+    __tablename__ = "layouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    manufacturer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("manufacturers.id", ondelete="RESTRICT"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(16), default="active")
+    description: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    rows: Mapped[list[LayoutAttribute]] = relationship(
+        back_populates="layout",
+        order_by="LayoutAttribute.position",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+
+class LayoutAttribute(Base):
+    __tablename__ = "layout_attributes"
+    __table_args__ = (Index("ix_layout_attributes_layout", "layout_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    layout_id: Mapped[int] = mapped_column(ForeignKey("layouts.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    attribute_id: Mapped[int] = mapped_column(
+        ForeignKey("radius_attributes.id", ondelete="RESTRICT"), index=True
+    )
+    template: Mapped[str] = mapped_column(Text)
+
+    layout: Mapped[Layout] = relationship(back_populates="rows")
+    attribute: Mapped[RadiusAttribute] = relationship(lazy="selectin")
+
+
+class Pool(Audited, Base):
+    __tablename__ = "pools"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    family: Mapped[str] = mapped_column(String(16))
+    ranges: Mapped[list[str]] = mapped_column(JSON)
+    prefix_length: Mapped[int | None] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16), default="managed")
+    lease_time: Mapped[int] = mapped_column(Integer, default=86400)
+    description: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Contract(Audited, Base):
+    __tablename__ = "contracts"
+    __table_args__ = (CheckConstraint("simultaneous_use >= 1", name="simultaneous_use"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    start_date: Mapped[date | None]
+    end_date: Mapped[date | None]
+    auto_extend: Mapped[bool] = mapped_column(Boolean, default=False)
+    customer_external_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    customer_name: Mapped[str | None] = mapped_column(String(255))
+    customer_custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    # Connection config. username_key is the lower-cased username: uniqueness and lookups are
+    # case-insensitive on every database without relying on collations or functional indexes.
+    username: Mapped[str] = mapped_column(String(253))
+    username_key: Mapped[str] = mapped_column(String(253), unique=True)
+    password: Mapped[str | None] = mapped_column(String(253))
+    min_upload: Mapped[str | None] = mapped_column(String(32))
+    max_upload: Mapped[str | None] = mapped_column(String(32))
+    min_download: Mapped[str | None] = mapped_column(String(32))
+    max_download: Mapped[str | None] = mapped_column(String(32))
+    pool_name_ipv4: Mapped[str | None] = mapped_column(String(100), index=True)
+    ipv4: Mapped[str | None] = mapped_column(String(64))
+    pool_name_ipv6: Mapped[str | None] = mapped_column(String(100), index=True)
+    ipv6: Mapped[str | None] = mapped_column(String(64))
+    delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(17))
+    simultaneous_use: Mapped[int | None] = mapped_column(Integer, default=1)  # None: unlimited
+
+    external_refs: Mapped[list[ExternalRef]] = relationship(
+        back_populates="contract",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="ExternalRef.id",
+    )
+
+
+class ExternalRef(Base):
+    """A contract's identifier in another system (billing, ERP, CRM)."""
+
+    __tablename__ = "contract_external_refs"
+    __table_args__ = (UniqueConstraint("app", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), index=True
+    )
+    app: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(128))
+
+    contract: Mapped[Contract] = relationship(back_populates="external_refs")
+
+
+class AcctSession(Base):
+    """One accounting session as reported by a NAS (filled by the accounting listener)."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (
+        UniqueConstraint("nas_id", "acct_unique_id"),
+        Index("ix_sessions_open", "stopped_at", "contract_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contract_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contracts.id", ondelete="SET NULL"), index=True
+    )
+    nas_id: Mapped[int | None] = mapped_column(
+        ForeignKey("nas.id", ondelete="SET NULL"), index=True
+    )
+    username: Mapped[str] = mapped_column(String(253), index=True)
+    acct_session_id: Mapped[str] = mapped_column(String(253))
+    acct_unique_id: Mapped[str] = mapped_column(String(253))
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+    session_time: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_octets: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_octets: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_packets: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_packets: Mapped[int] = mapped_column(BigInteger, default=0)
+    framed_ip: Mapped[str | None] = mapped_column(String(64))
+    framed_ipv6_prefix: Mapped[str | None] = mapped_column(String(64))
+    delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64))
+    calling_station_id: Mapped[str | None] = mapped_column(String(253))
+    called_station_id: Mapped[str | None] = mapped_column(String(253))
+    nas_port: Mapped[int | None] = mapped_column(BigInteger)
+    nas_port_id: Mapped[str | None] = mapped_column(String(253))
+    terminate_cause: Mapped[str | None] = mapped_column(String(64))
+
+
+class Lease(Base):
+    """An address or delegated prefix of a managed pool, held by a contract."""
+
+    __tablename__ = "leases"
+    __table_args__ = (UniqueConstraint("pool_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(64))
+    contract_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contracts.id", ondelete="SET NULL"), index=True
+    )
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    expires_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 is stored, the token itself is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str | None] = mapped_column(String(100))
+    via: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    # Changed fields with their new values; secrets are replaced by "***" before writing.
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)

@@ -1,0 +1,120 @@
+"""Frozen values that cross layers: no ORM rows, no HTTP, no pyrad types."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+
+class ContractStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    INACTIVE = "inactive"
+    CANCELLED = "cancelled"
+
+
+class LayoutPurpose(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class PoolFamily(StrEnum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+    IPV6_PD = "ipv6-pd"
+
+
+class PoolMode(StrEnum):
+    MANAGED = "managed"
+    NAS = "nas"
+
+
+class TokenRole(StrEnum):
+    ADMIN = "admin"
+    READ_ONLY = "read-only"
+
+
+# Which status a contract may move to, by action name. "cancelled" is final: billing systems
+# treat a cancelled contract as closed, so reviving one means creating a new contract.
+TRANSITIONS: Mapping[str, tuple[frozenset[ContractStatus], ContractStatus]] = {
+    "activate": (
+        frozenset({ContractStatus.SUSPENDED, ContractStatus.INACTIVE}),
+        ContractStatus.ACTIVE,
+    ),
+    "suspend": (frozenset({ContractStatus.ACTIVE}), ContractStatus.SUSPENDED),
+    "deactivate": (
+        frozenset({ContractStatus.ACTIVE, ContractStatus.SUSPENDED}),
+        ContractStatus.INACTIVE,
+    ),
+    "cancel": (
+        frozenset({ContractStatus.ACTIVE, ContractStatus.SUSPENDED, ContractStatus.INACTIVE}),
+        ContractStatus.CANCELLED,
+    ),
+}
+
+
+def allowed_transitions(status: ContractStatus) -> dict[str, ContractStatus]:
+    """Actions allowed from ``status`` and the status each leads to."""
+    return {action: to for action, (sources, to) in TRANSITIONS.items() if status in sources}
+
+
+_SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+_SPEED_FACTORS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+
+
+def parse_speed(text: str) -> int:
+    """Bit/s of a speed as NAS vendors write it: ``512k``, ``50M``, ``1G`` or plain ``2000000``.
+
+    Suffixes are decimal (k = 1000), as MikroTik's rate-limit and Cisco/Huawei policies use them.
+    Raises ValueError for anything else.
+    """
+    match = _SPEED.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a speed; use bit/s or a k/M/G suffix, e.g. 512k, 50M")
+    number, unit = match.groups()
+    bps = float(number) * _SPEED_FACTORS[unit.lower()]
+    if bps != int(bps):
+        raise ValueError(f"{text!r} is not a whole number of bit/s")
+    if bps > 2**63 - 1:
+        raise ValueError(f"{text!r} is too fast")
+    return int(bps)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionConfig:
+    """What decides a subscriber's connection: credentials, speeds, addresses, binding."""
+
+    username: str
+    password: str | None = None
+    min_upload: str | None = None
+    max_upload: str | None = None
+    min_download: str | None = None
+    max_download: str | None = None
+    pool_name_ipv4: str | None = None
+    ipv4: str | None = None
+    pool_name_ipv6: str | None = None
+    ipv6: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    mac: str | None = None
+    simultaneous_use: int | None = 1  # None: unlimited
+
+
+@dataclass(frozen=True, slots=True)
+class ContractSnapshot:
+    """A contract as authorization and template rendering see it."""
+
+    id: int
+    number: str
+    status: ContractStatus
+    config: ConnectionConfig
+    start_date: date | None = None
+    end_date: date | None = None
+    auto_extend: bool = False
+    customer_name: str | None = None
+    customer_external_id: str | None = None
+    custom_fields: Mapping[str, Any] = field(default_factory=dict)
+    customer_custom_fields: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,188 @@
+"""Typed settings: one TOML file, overridden by RADIUS_CONTRACTS_* environment variables.
+
+Built once by the CLI and passed down; there is deliberately no module-level instance, so tests
+and several daemons in one process can each build their own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from radius_contracts.errors import ConfigError
+
+ENV_PREFIX = "RADIUS_CONTRACTS_"
+CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
+INSTALLED_STATE_DIR = Path("/var/lib/radius-contracts")
+
+
+def default_state_dir() -> Path:
+    """/var/lib/radius-contracts when it exists (systemd's StateDirectory), else ./var."""
+    return INSTALLED_STATE_DIR if INSTALLED_STATE_DIR.is_dir() else Path("var").resolve()
+
+
+def default_dictionary() -> Path:
+    """The master dictionary shipped with the package (installed data files or the checkout)."""
+    candidates = [
+        Path(sys.prefix) / "share" / "radius-contracts" / "dictionaries" / "dictionary",
+        Path(__file__).resolve().parents[2] / "dictionaries" / "dictionary",
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    return candidates[-1]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default is an SQLite file in state_dir. "
+        "sqlite:// and postgresql:// are switched to their async drivers.",
+    )
+    echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
+    pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL connection pool size.")
+    migrate_on_start: bool = Field(
+        default=True, description="Apply pending migrations when `serve` starts."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        for plain, driver in (
+            ("sqlite://", "sqlite+aiosqlite://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            return url
+        raise ValueError("must start with sqlite:// or postgresql://")
+
+
+class RadiusSettings(_Section):
+    bind: str = Field(default="0.0.0.0", description="Address the RADIUS listeners bind to.")  # noqa: S104
+    auth_port: int = Field(default=1812, ge=0, le=65535)
+    acct_port: int = Field(default=1813, ge=0, le=65535)
+    dictionary: Path = Field(
+        default_factory=default_dictionary, description="Master FreeRADIUS-format dictionary."
+    )
+    extra_dictionary_dirs: tuple[Path, ...] = Field(
+        default=(),
+        description="Directories whose `dictionary` file is loaded after ours, "
+        "e.g. /usr/share/freeradius.",
+    )
+
+    @field_validator("bind")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        ipaddress.ip_address(value)
+        return value
+
+
+class ApiSettings(_Section):
+    host: str = Field(default="127.0.0.1", description="Management API listen address.")
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_page_size: int = Field(default=1000, ge=10, le=100_000)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """Every key is optional; see config/radius-contracts.toml for the documented defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    state_dir: Path = Field(default_factory=default_state_dir)
+    database: DatabaseSettings = DatabaseSettings()
+    radius: RadiusSettings = RadiusSettings()
+    api: ApiSettings = ApiSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{self.state_dir / 'radius-contracts.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init kwargs carry the TOML file (see load_settings); environment wins over the file.
+        return env_settings, init_settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", field=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}", field=str(path)) from None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (or $RADIUS_CONTRACTS_CONFIG), apply the environment, validate.
+
+    Raises ConfigError naming the first bad key, e.g. ``radius.auth_port``.
+    """
+    if config_file is None and os.environ.get(CONFIG_ENV):
+        config_file = Path(os.environ[CONFIG_ENV])
+    values: dict[str, Any] = _read_toml(config_file) if config_file else {}
+    values.update(overrides)
+    # The config-file variable shares our prefix but is not a setting.
+    saved = os.environ.pop(CONFIG_ENV, None)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_file), field=_key(exc)) from None
+    finally:
+        if saved is not None:
+            os.environ[CONFIG_ENV] = saved
+
+
+def _key(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return ".".join(str(part) for part in first["loc"]) or "<root>"
+
+
+def _describe(exc: ValidationError, config_file: Path | None) -> str:
+    source = f"config file {config_file}" if config_file else "defaults"
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "<root>"
+        env = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{key}: {error['msg']} (from {source} or ${env})")
+    return "invalid configuration: " + "; ".join(lines)
