@@ -1,0 +1,57 @@
+"""FastAPI application factory: routers, error handlers, OpenAPI description."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from radius_contracts import __version__
+from radius_contracts.api import problems
+from radius_contracts.api.routes import audit, catalogue, contracts, health, radius
+from radius_contracts.api.schemas.common import Problem
+from radius_contracts.services.registry import Services
+
+DESCRIPTION = """\
+Manage what the RADIUS daemon answers: manufacturers, POPs, NAS, the RADIUS attribute catalogue,
+layouts (per-manufacturer reply attributes with templates), IP pools and subscribers' contracts.
+
+Every `/api/v1` call needs an API token (`Authorization: Bearer rc_…` or `X-API-Key: rc_…`);
+`read-only` tokens may only read. Errors are `application/problem+json` (RFC 9457) and name the
+offending `field`. Secrets (NAS secrets, contract passwords) are write-only.
+"""
+
+_PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {**_PROBLEM, "description": "Missing or invalid API token"},
+    403: {**_PROBLEM, "description": "The token is read-only"},
+    404: {**_PROBLEM, "description": "No such object"},
+    409: {**_PROBLEM, "description": "Conflicts with existing data, or still in use"},
+    422: {**_PROBLEM, "description": "Invalid input; `field` names it"},
+    503: {**_PROBLEM, "description": "The database is unreachable"},
+}
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="radius-contracts management API",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    problems.install(app)
+    app.include_router(health.router)
+    for router in (
+        catalogue.manufacturers,
+        catalogue.pops,
+        catalogue.nas,
+        radius.attributes,
+        radius.layouts,
+        catalogue.pools,
+        contracts.router,
+        audit.router,
+    ):
+        app.include_router(router, prefix="/api/v1", responses=COMMON_RESPONSES)
+    return app

@@ -1,0 +1,108 @@
+# The endpoints below are annotated with schema classes passed in at run time, which FastAPI
+# reads but mypy cannot follow; those two checks are off for this file only.
+# mypy: disable-error-code="valid-type,attr-defined"
+"""Standard routes for one resource: list, create, get, patch, delete, activate, deactivate.
+
+No ``from __future__ import annotations`` here: FastAPI reads the endpoint annotations, and they
+refer to the schema classes passed into the factory.
+"""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel
+
+from radius_contracts.api.deps import ActorDep, CallerDep, ServicesDep
+from radius_contracts.api.schemas.common import MAX_INT32, Page, Patch
+from radius_contracts.services.base import CrudService
+from radius_contracts.services.registry import Services
+
+RowId = Annotated[int, Path(ge=1, le=MAX_INT32, description="The object's id.")]
+
+
+def crud_routes(
+    router: APIRouter,
+    *,
+    service: Callable[[Services], CrudService[Any]],
+    create: type[BaseModel],
+    update: type[Patch],
+    public: type[BaseModel],
+    filters: type[BaseModel],
+    label: str,
+    to_public: Callable[[Any], Any] | None = None,
+    activatable: bool = True,
+) -> None:
+    """Add the standard routes for a resource to ``router`` (mounted at its collection path)."""
+    present: Callable[[Any], Any] = to_public or public.model_validate
+
+    async def list_items(
+        services: ServicesDep,
+        _caller: CallerDep,
+        query: Annotated[filters, Query()],
+    ) -> Any:
+        values = query.model_dump(exclude_none=True)
+        order, limit, offset = values.pop("sort", None), values.pop("limit"), values.pop("offset")
+        result = await service(services).page(values, sort=order, limit=limit, offset=offset)
+        return {
+            "items": [present(row) for row in result.items],
+            "total": result.total,
+            "limit": result.limit,
+            "offset": result.offset,
+        }
+
+    async def create_item(services: ServicesDep, actor: ActorDep, body: create) -> Any:
+        return present(await service(services).create(actor, body.model_dump()))
+
+    async def get_item(services: ServicesDep, _caller: CallerDep, item_id: RowId) -> Any:
+        return present(await service(services).get(item_id))
+
+    async def update_item(
+        services: ServicesDep,
+        actor: ActorDep,
+        item_id: RowId,
+        body: update,
+    ) -> Any:
+        return present(await service(services).update(actor, item_id, body.changes()))
+
+    async def delete_item(services: ServicesDep, actor: ActorDep, item_id: RowId) -> Response:
+        await service(services).delete(actor, item_id)
+        return Response(status_code=204)
+
+    async def activate(services: ServicesDep, actor: ActorDep, item_id: RowId) -> Any:
+        return present(await service(services).set_active(actor, item_id, True))
+
+    async def deactivate(services: ServicesDep, actor: ActorDep, item_id: RowId) -> Any:
+        return present(await service(services).set_active(actor, item_id, False))
+
+    router.add_api_route(
+        "",
+        list_items,
+        methods=["GET"],
+        response_model=Page[public],
+        summary=f"List {label}s",
+    )
+    router.add_api_route(
+        "", create_item, methods=["POST"], response_model=public, status_code=201,
+        summary=f"Create a {label}",
+    )  # fmt: skip
+    router.add_api_route(
+        "/{item_id}", get_item, methods=["GET"], response_model=public, summary=f"Get a {label}"
+    )
+    router.add_api_route(
+        "/{item_id}", update_item, methods=["PATCH"], response_model=public,
+        summary=f"Change some fields of a {label}",
+    )  # fmt: skip
+    router.add_api_route(
+        "/{item_id}", delete_item, methods=["DELETE"], status_code=204,
+        response_class=Response, summary=f"Delete a {label} (409 while something uses it)",
+    )  # fmt: skip
+    if activatable:
+        router.add_api_route(
+            "/{item_id}/activate", activate, methods=["POST"], response_model=public,
+            summary=f"Activate a {label}",
+        )  # fmt: skip
+        router.add_api_route(
+            "/{item_id}/deactivate", deactivate, methods=["POST"], response_model=public,
+            summary=f"Deactivate a {label}",
+        )  # fmt: skip

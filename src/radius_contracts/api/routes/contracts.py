@@ -1,0 +1,98 @@
+"""Contracts: CRUD, status machine, connection config, billing-system upsert and lookups."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from radius_contracts.api.crud import RowId, crud_routes
+from radius_contracts.api.deps import ActorDep, CallerDep, ServicesDep
+from radius_contracts.api.schemas import contracts as s
+from radius_contracts.domain import TRANSITIONS
+
+router = APIRouter(prefix="/contracts", tags=["contracts"])
+
+AppPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="e.g. billing")]
+ExternalIdPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+NumberPath = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+@router.get("/by-external/{app}/{external_id}", response_model=s.ContractPublic)
+async def get_by_external(
+    services: ServicesDep, _caller: CallerDep, app: AppPath, external_id: ExternalIdPath
+) -> Any:
+    """The contract another system knows by ``external_id``."""
+    return s.ContractPublic.of(await services.contracts.get_by_external(app, external_id))
+
+
+@router.put(
+    "/by-external/{app}/{external_id}",
+    response_model=s.ContractPublic,
+    responses={201: {"model": s.ContractPublic, "description": "Created"}},
+)
+async def upsert_by_external(
+    services: ServicesDep,
+    actor: ActorDep,
+    app: AppPath,
+    external_id: ExternalIdPath,
+    body: s.ContractUpsert,
+    response: Response,
+) -> Any:
+    """Create or update (idempotent). Creating needs ``number`` and ``config.username``;
+    on update, fields left out keep their value."""
+    row, created = await services.contracts.upsert_external(actor, app, external_id, body.changes())
+    response.status_code = 201 if created else 200
+    return s.ContractPublic.of(row)
+
+
+@router.get("/by-number/{number}", response_model=s.ContractPublic)
+async def get_by_number(services: ServicesDep, _caller: CallerDep, number: NumberPath) -> Any:
+    """The contract with this contract number."""
+    return s.ContractPublic.of(await services.contracts.get_by(number=number))
+
+
+crud_routes(
+    router,
+    service=lambda services: services.contracts,
+    create=s.ContractCreate,
+    update=s.ContractUpdate,
+    public=s.ContractPublic,
+    filters=s.ContractFilters,
+    label="contract",
+    to_public=s.ContractPublic.of,
+    activatable=False,
+)
+
+
+@router.get("/{item_id}/transitions", response_model=s.TransitionsPublic)
+async def transitions(services: ServicesDep, _caller: CallerDep, item_id: RowId) -> Any:
+    """Status changes allowed from the contract's current status."""
+    return s.TransitionsPublic.of(await services.contracts.get(item_id))
+
+
+@router.put("/{item_id}/connection", response_model=s.ContractPublic)
+async def replace_connection(
+    services: ServicesDep, actor: ActorDep, item_id: RowId, body: s.ConnectionConfig
+) -> Any:
+    """Replace the whole connection config; fields left out are cleared (the password too)."""
+    changes = {"config": body.model_dump()}
+    return s.ContractPublic.of(await services.contracts.update(actor, item_id, changes))
+
+
+def _transition_route(action: str) -> None:
+    async def change_status(services: ServicesDep, actor: ActorDep, item_id: RowId) -> Any:
+        return s.ContractPublic.of(await services.contracts.transition(actor, item_id, action))
+
+    sources, target = TRANSITIONS[action]
+    router.add_api_route(
+        f"/{{item_id}}/{action}",
+        change_status,
+        methods=["POST"],
+        response_model=s.ContractPublic,
+        summary=f"{action.capitalize()} a contract",
+        description=f"Allowed from {', '.join(sorted(sources))}; the contract becomes {target}. "
+        "409 from any other status.",
+    )
+
+
+for _action in TRANSITIONS:
+    _transition_route(_action)

@@ -1,0 +1,324 @@
+"""Manufacturers, POPs, NAS, RADIUS attributes, layouts and pools."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator
+
+from radius_contracts.api.schemas.common import (
+    AuditedOutput,
+    Description,
+    Id,
+    Input,
+    IpOrNetwork,
+    ListQuery,
+    Name,
+    Network,
+    Output,
+    Patch,
+    Port,
+    Printable,
+    VendorId,
+)
+from radius_contracts.domain import LayoutPurpose, PoolFamily, PoolMode
+
+# Shared secrets every RADIUS tutorial uses; a NAS configured with one is an open door.
+WELL_KNOWN_SECRETS = frozenset({"testing123", "secret", "radius", "changeme", "password", "cisco"})
+Secret = Annotated[
+    str,
+    StringConstraints(min_length=8, max_length=128),
+    Printable,
+    Field(description="Shared secret (write-only: never returned)."),
+]
+AttributeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+AttributeType = Literal[
+    "string", "octets", "ipaddr", "ipv6addr", "ipv6prefix", "ifid", "integer", "integer64",
+    "signed", "short", "byte", "date", "ether", "combo-ip",
+]  # fmt: skip
+Template = Annotated[str, StringConstraints(min_length=1, max_length=1000), Printable]
+
+
+# -- manufacturers ------------------------------------------------------------------------------
+
+
+class ManufacturerCreate(Input):
+    name: Name
+    vendor_id: VendorId | None = None
+    dictionary_vendor: Name | None = Field(
+        default=None, description="Vendor name in the loaded dictionaries, e.g. Mikrotik."
+    )
+    description: Description | None = None
+    active: bool = True
+
+
+class ManufacturerUpdate(Patch):
+    not_null = frozenset({"name", "active"})
+    name: Name | None = None
+    vendor_id: VendorId | None = None
+    dictionary_vendor: Name | None = None
+    description: Description | None = None
+    active: bool | None = None
+
+
+class ManufacturerPublic(AuditedOutput):
+    id: int
+    name: str
+    vendor_id: int | None
+    dictionary_vendor: str | None
+    description: str | None
+    active: bool
+
+
+class ManufacturerFilters(ListQuery):
+    active: bool | None = None
+    vendor_id: VendorId | None = None
+    q: Name | None = Field(default=None, description="Text search in name and vendor.")
+
+
+# -- POPs ---------------------------------------------------------------------------------------
+
+
+class PopCreate(Input):
+    name: Name
+    city: Name | None = None
+    description: Description | None = None
+    active: bool = True
+
+
+class PopUpdate(Patch):
+    not_null = frozenset({"name", "active"})
+    name: Name | None = None
+    city: Name | None = None
+    description: Description | None = None
+    active: bool | None = None
+
+
+class PopPublic(AuditedOutput):
+    id: int
+    name: str
+    city: str | None
+    description: str | None
+    active: bool
+
+
+class PopFilters(ListQuery):
+    active: bool | None = None
+    q: Name | None = Field(default=None, description="Text search in name, city, description.")
+
+
+# -- NAS ----------------------------------------------------------------------------------------
+
+
+def _not_well_known(secret: str | None) -> str | None:
+    if secret is not None and secret.lower() in WELL_KNOWN_SECRETS:
+        raise ValueError("is a well-known default secret; choose a long random one")
+    return secret
+
+
+class NasCreate(Input):
+    name: Name
+    address: IpOrNetwork = Field(description="Source IP address or CIDR network of the NAS.")
+    secret: Secret
+    manufacturer_id: Id
+    pop_id: Id | None = None
+    coa_port: Port = 3799
+    require_message_authenticator: bool = Field(
+        default=True, description="Drop Access-Requests without Message-Authenticator."
+    )
+    description: Description | None = None
+    active: bool = True
+
+    _secret = field_validator("secret")(_not_well_known)
+
+
+class NasUpdate(Patch):
+    not_null = frozenset(
+        {"name", "address", "secret", "manufacturer_id", "coa_port",
+         "require_message_authenticator", "active"}
+    )  # fmt: skip
+    name: Name | None = None
+    address: IpOrNetwork | None = None
+    secret: Secret | None = None
+    manufacturer_id: Id | None = None
+    pop_id: Id | None = None
+    coa_port: Port | None = None
+    require_message_authenticator: bool | None = None
+    description: Description | None = None
+    active: bool | None = None
+
+    _secret = field_validator("secret")(_not_well_known)
+
+
+class NasPublic(AuditedOutput):
+    id: int
+    name: str
+    address: str
+    manufacturer_id: int
+    pop_id: int | None
+    coa_port: int
+    require_message_authenticator: bool
+    description: str | None
+    active: bool
+
+
+class NasFilters(ListQuery):
+    active: bool | None = None
+    manufacturer_id: Id | None = None
+    pop_id: Id | None = None
+    address: IpOrNetwork | None = None
+    q: Name | None = Field(default=None, description="Text search in name, address, description.")
+
+
+# -- RADIUS attributes --------------------------------------------------------------------------
+
+
+class AttributeCreate(Input):
+    """An operator-added vendor-specific attribute the shipped dictionaries do not know."""
+
+    name: AttributeName
+    vendor: Name | None = Field(default=None, description="Dictionary vendor name.")
+    vendor_id: VendorId | None = None
+    code: int = Field(ge=1, le=65535)
+    type: AttributeType
+    has_tag: bool = False
+    description: Description | None = None
+    active: bool = True
+
+
+class AttributeUpdate(Patch):
+    not_null = frozenset({"name", "code", "type", "has_tag", "active"})
+    name: AttributeName | None = None
+    code: int | None = Field(default=None, ge=1, le=65535)
+    type: AttributeType | None = None
+    has_tag: bool | None = None
+    description: Description | None = None
+    active: bool | None = None
+
+
+class AttributePublic(AuditedOutput):
+    id: int
+    name: str
+    vendor: str | None
+    vendor_id: int | None
+    code: int
+    type: str
+    has_tag: bool
+    encrypt: int
+    source: Literal["dictionary", "operator"]
+    description: str | None
+    active: bool
+
+
+class AttributeFilters(ListQuery):
+    active: bool | None = None
+    vendor: Name | None = None
+    vendor_id: VendorId | None = None
+    source: Literal["dictionary", "operator"] | None = None
+    type: AttributeType | None = None
+    q: Name | None = Field(default=None, description="Text search in name, vendor, description.")
+
+
+# -- layouts ------------------------------------------------------------------------------------
+
+
+class LayoutRow(Input):
+    attribute: AttributeName
+    template: Template = Field(description='e.g. "{max_upload}/{max_download}"')
+
+
+class LayoutRowPublic(Output):
+    attribute: str
+    template: str
+
+
+class LayoutCreate(Input):
+    name: Name
+    manufacturer_id: Id | None = Field(default=None, description="None: any manufacturer.")
+    purpose: LayoutPurpose = LayoutPurpose.ACTIVE
+    attributes: list[LayoutRow] = Field(default_factory=list, max_length=100)
+    description: Description | None = None
+    active: bool = True
+
+
+class LayoutUpdate(Patch):
+    not_null = frozenset({"name", "purpose", "attributes", "active"})
+    name: Name | None = None
+    manufacturer_id: Id | None = None
+    purpose: LayoutPurpose | None = None
+    attributes: list[LayoutRow] | None = Field(default=None, max_length=100)
+    description: Description | None = None
+    active: bool | None = None
+
+
+class LayoutPublic(AuditedOutput):
+    id: int
+    name: str
+    manufacturer_id: int | None
+    purpose: LayoutPurpose
+    attributes: list[LayoutRowPublic]
+    description: str | None
+    active: bool
+
+
+class LayoutFilters(ListQuery):
+    active: bool | None = None
+    manufacturer_id: Id | None = None
+    purpose: LayoutPurpose | None = None
+    q: Name | None = None
+
+
+class VariablePublic(Output):
+    name: str
+    description: str
+    example: str
+
+
+# -- pools --------------------------------------------------------------------------------------
+
+
+class PoolCreate(Input):
+    name: Name
+    family: PoolFamily
+    ranges: list[Network] = Field(min_length=1, max_length=256)
+    prefix_length: int | None = Field(
+        default=None,
+        ge=0,
+        le=128,
+        description="Prefix handed to each subscriber (ipv6: default 64; ipv6-pd: required).",
+    )
+    mode: PoolMode = PoolMode.MANAGED
+    lease_time: int = Field(default=86400, ge=60, le=2**31 - 1, description="Seconds.")
+    description: Description | None = None
+    active: bool = True
+
+
+class PoolUpdate(Patch):
+    not_null = frozenset({"name", "family", "ranges", "mode", "lease_time", "active"})
+    name: Name | None = None
+    family: PoolFamily | None = None
+    ranges: list[Network] | None = Field(default=None, min_length=1, max_length=256)
+    prefix_length: int | None = Field(default=None, ge=0, le=128)
+    mode: PoolMode | None = None
+    lease_time: int | None = Field(default=None, ge=60, le=2**31 - 1)
+    description: Description | None = None
+    active: bool | None = None
+
+
+class PoolPublic(AuditedOutput):
+    id: int
+    name: str
+    family: PoolFamily
+    ranges: list[str]
+    prefix_length: int | None
+    mode: PoolMode
+    lease_time: int
+    description: str | None
+    active: bool
+
+
+class PoolFilters(ListQuery):
+    active: bool | None = None
+    family: PoolFamily | None = None
+    mode: PoolMode | None = None
+    q: Name | None = None

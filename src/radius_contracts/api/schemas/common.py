@@ -1,0 +1,144 @@
+"""Field types and base models shared by every resource."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+MAX_INT32 = 2**31 - 1
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    # NUL cannot be stored by PostgreSQL and control characters have no business in names;
+    # refusing them here gives the caller a 422 naming the field instead of a storage error.
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Printable = AfterValidator(_printable)
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Printable
+]
+Text253 = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253), Printable
+]
+Description = Annotated[str, StringConstraints(max_length=2000)]
+Id = Annotated[int, Field(ge=1, le=MAX_INT32)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+VendorId = Annotated[int, Field(ge=0, le=2**24 - 1, description="IANA enterprise number")]
+CustomKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+CustomFields = Annotated[
+    dict[CustomKey, Any],
+    Field(description="Free-form values; templates reach them as {custom.<key>}."),
+]
+
+
+def _ip_address(value: str) -> str:
+    return str(ipaddress.ip_address(value.strip()))
+
+
+def _ip_or_network(value: str) -> str:
+    value = value.strip()
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address or a CIDR network") from None
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=True))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR network: {exc}") from None
+
+
+IpOrNetwork = Annotated[str, StringConstraints(max_length=64), AfterValidator(_ip_or_network)]
+Network = Annotated[str, StringConstraints(max_length=64), AfterValidator(_network)]
+IpAddress = Annotated[str, StringConstraints(max_length=64), AfterValidator(_ip_address)]
+
+
+class Input(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is a 422 instead of a silent no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Patch(Input):
+    """PATCH bodies: every field optional, but a field that cannot be empty may not be null."""
+
+    not_null: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in sorted(cls.not_null):
+                if key in data and data[key] is None:
+                    raise ValueError(f"{key} cannot be null")
+        return data
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class ListQuery(Input):
+    """Query parameters of a list endpoint; subclasses add the filters."""
+
+    sort: Annotated[
+        str | None,
+        StringConstraints(pattern=r"^-?[a-z_]{1,32}$"),
+        Field(description="Field to sort by, prefixed with '-' for descending, e.g. -created_at."),
+    ] = None
+    limit: int = Field(default=50, ge=1, le=1000, description="Page size.")
+    offset: int = Field(default=0, ge=0, le=MAX_INT32, description="Items to skip.")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AuditedOutput(Output):
+    created_at: datetime
+    created_by: str | None
+    created_via: str | None
+    updated_at: datetime
+    updated_by: str | None
+    updated_via: str | None
+
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    items: list[ItemT]
+    total: int = Field(description="Matching items, over all pages.")
+    limit: int
+    offset: int
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    field: str | None = Field(default=None, description="The offending input, e.g. config.username")
+    errors: list[dict[str, Any]] | None = None

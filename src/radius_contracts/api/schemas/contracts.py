@@ -1,0 +1,269 @@
+"""Contracts as billing systems send them: nested customer, config block, external refs."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from radius_contracts.api.schemas.common import (
+    AuditedOutput,
+    CustomFields,
+    Id,
+    Input,
+    IpAddress,
+    ListQuery,
+    Name,
+    Network,
+    Output,
+    Patch,
+    Printable,
+    Text253,
+)
+from radius_contracts.db.models import Contract
+from radius_contracts.domain import ContractStatus, allowed_transitions, parse_speed
+
+
+def _speed(value: str) -> str:
+    parse_speed(value)  # raises ValueError with the reason
+    return value
+
+
+def _password(value: str) -> str:
+    # RFC 2865 §5.2: User-Password carries at most 128 octets.
+    if len(value.encode()) > 128:
+        raise ValueError("must be at most 128 bytes in UTF-8 (RFC 2865 §5.2)")
+    return value
+
+
+_MAC_HEX = re.compile(r"[0-9a-fA-F]{12}")
+
+
+def normalize_mac(value: str) -> str:
+    """Any common notation (aa:bb.., aa-bb-.., aabb.ccdd.eeff, aabbccddeeff) → aa:bb:cc:dd:ee:ff."""
+    digits = re.sub(r"[:\-.\s]", "", value)
+    if not _MAC_HEX.fullmatch(digits):
+        raise ValueError(f"{value!r} is not a MAC address")
+    digits = digits.lower()
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def _ipv4(value: str) -> str:
+    if ":" in value:
+        raise ValueError("must be an IPv4 address")
+    return value
+
+
+def _ipv6_network(value: str) -> str:
+    if ":" not in value:
+        raise ValueError("must be an IPv6 prefix, e.g. 2001:db8:1::/64")
+    return value
+
+
+Speed = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
+    AfterValidator(_speed),
+    Field(description="bit/s, or with a k/M/G suffix: 512k, 50M, 1G (stored as given)"),
+]
+Password = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    Printable,
+    AfterValidator(_password),
+    Field(description="Write-only: never returned."),
+]
+Mac = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalize_mac)]
+Ipv4 = Annotated[IpAddress, AfterValidator(_ipv4)]
+Ipv6Prefix = Annotated[Network, AfterValidator(_ipv6_network)]
+SimultaneousUse = Annotated[
+    int, Field(ge=1, le=10_000, description="Open sessions allowed; null means unlimited.")
+]
+App = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=128), Printable]
+Number = Annotated[Text253, StringConstraints(max_length=100)]
+Status = Literal["active", "suspended", "inactive", "cancelled"]
+
+
+class ConnectionConfig(Input):
+    username: Text253
+    password: Password | None = None
+    min_upload: Speed | None = None
+    max_upload: Speed | None = None
+    min_download: Speed | None = None
+    max_download: Speed | None = None
+    pool_name_ipv4: Name | None = None
+    ipv4: Ipv4 | None = Field(default=None, description="Fixed IPv4 address.")
+    pool_name_ipv6: Name | None = None
+    ipv6: Ipv6Prefix | None = Field(
+        default=None, description="Fixed IPv6 prefix (Framed-IPv6-Prefix)."
+    )
+    delegated_ipv6_prefix: Ipv6Prefix | None = None
+    mac: Mac | None = Field(default=None, description="Bind to this Calling-Station-Id.")
+    simultaneous_use: SimultaneousUse | None = 1
+
+
+class ConnectionConfigPatch(Patch):
+    not_null = frozenset({"username"})
+    username: Text253 | None = None
+    password: Password | None = None
+    min_upload: Speed | None = None
+    max_upload: Speed | None = None
+    min_download: Speed | None = None
+    max_download: Speed | None = None
+    pool_name_ipv4: Name | None = None
+    ipv4: Ipv4 | None = None
+    pool_name_ipv6: Name | None = None
+    ipv6: Ipv6Prefix | None = None
+    delegated_ipv6_prefix: Ipv6Prefix | None = None
+    mac: Mac | None = None
+    simultaneous_use: SimultaneousUse | None = None
+
+
+class Customer(Input):
+    external_id: ExternalId | None = None
+    name: Annotated[str, StringConstraints(max_length=255), Printable] | None = None
+    custom_fields: CustomFields = Field(default_factory=dict)
+
+
+class ExternalRef(Input):
+    app: App = Field(description="The other system, e.g. billing or erp.")
+    external_id: ExternalId
+
+
+class _Dates(Input):
+    @model_validator(mode="after")
+    def _ordered(self) -> Any:
+        start = getattr(self, "start_date", None)
+        end = getattr(self, "end_date", None)
+        if start and end and end < start:
+            raise ValueError("end_date is before start_date")
+        return self
+
+
+class ContractCreate(_Dates):
+    number: Number = Field(description="The contract number, unique.")
+    status: Status = "active"
+    start_date: date | None = None
+    end_date: date | None = None
+    auto_extend: bool = Field(default=False, description="Keep working after end_date.")
+    customer: Customer = Field(default_factory=Customer)
+    custom_fields: CustomFields = Field(default_factory=dict)
+    external_refs: list[ExternalRef] = Field(default_factory=list, max_length=20)
+    config: ConnectionConfig
+
+
+class ContractUpdate(Patch):
+    not_null = frozenset({"number", "status", "auto_extend", "config", "customer",
+                          "custom_fields", "external_refs"})  # fmt: skip
+    number: Number | None = None
+    status: Status | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    auto_extend: bool | None = None
+    customer: Customer | None = None
+    custom_fields: CustomFields | None = None
+    external_refs: list[ExternalRef] | None = Field(default=None, max_length=20)
+    config: ConnectionConfigPatch | None = None
+
+
+class ContractUpsert(ContractUpdate):
+    """Create-or-update from a billing system: creating needs number and config.username."""
+
+    not_null: ClassVar[frozenset[str]] = ContractUpdate.not_null
+
+
+class ConfigPublic(Output):
+    username: str
+    has_password: bool
+    min_upload: str | None
+    max_upload: str | None
+    min_download: str | None
+    max_download: str | None
+    pool_name_ipv4: str | None
+    ipv4: str | None
+    pool_name_ipv6: str | None
+    ipv6: str | None
+    delegated_ipv6_prefix: str | None
+    mac: str | None
+    simultaneous_use: int | None
+
+
+class CustomerPublic(Output):
+    external_id: str | None
+    name: str | None
+    custom_fields: dict[str, Any]
+
+
+class ExternalRefPublic(Output):
+    app: str
+    external_id: str
+
+
+class ContractPublic(AuditedOutput):
+    id: int
+    number: str
+    status: ContractStatus
+    start_date: date | None
+    end_date: date | None
+    auto_extend: bool
+    customer: CustomerPublic
+    custom_fields: dict[str, Any]
+    external_refs: list[ExternalRefPublic]
+    config: ConfigPublic
+
+    @classmethod
+    def of(cls, row: Contract) -> ContractPublic:
+        return cls.model_validate(
+            {
+                **{k: getattr(row, k) for k in AuditedOutput.model_fields},
+                "id": row.id,
+                "number": row.number,
+                "status": row.status,
+                "start_date": row.start_date,
+                "end_date": row.end_date,
+                "auto_extend": row.auto_extend,
+                "customer": {
+                    "external_id": row.customer_external_id,
+                    "name": row.customer_name,
+                    "custom_fields": row.customer_custom_fields,
+                },
+                "custom_fields": row.custom_fields,
+                "external_refs": [
+                    {"app": ref.app, "external_id": ref.external_id} for ref in row.external_refs
+                ],
+                "config": {
+                    **{
+                        k: getattr(row, k) for k in ConfigPublic.model_fields if k != "has_password"
+                    },
+                    "has_password": bool(row.password),
+                },
+            }
+        )
+
+
+class TransitionsPublic(Output):
+    status: ContractStatus
+    allowed: dict[str, ContractStatus] = Field(description="Action → status it leads to.")
+
+    @classmethod
+    def of(cls, row: Contract) -> TransitionsPublic:
+        status = ContractStatus(row.status)
+        return cls(status=status, allowed=allowed_transitions(status))
+
+
+class ContractFilters(ListQuery):
+    status: Status | None = None
+    username: Text253 | None = Field(default=None, description="Exact, case-insensitive.")
+    number: Number | None = None
+    customer_external_id: ExternalId | None = None
+    app: App | None = Field(default=None, description="Has an external reference from this app.")
+    nas_id: Id | None = Field(default=None, description="Online on this NAS now.")
+    pop_id: Id | None = Field(default=None, description="Online on a NAS of this POP now.")
+    pool_name_ipv4: Name | None = None
+    pool_name_ipv6: Name | None = None
+    q: Text253 | None = Field(
+        default=None, description="Text search in number, username, customer name and id."
+    )

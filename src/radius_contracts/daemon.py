@@ -1,0 +1,162 @@
+"""Composition root: settings → dictionaries → database → services → API, and the shutdown order.
+
+One asyncio process: the management API is uvicorn embedded as a task, not a second process, and
+the daemon (not uvicorn) owns SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from radius_contracts.api.app import create_app
+from radius_contracts.db import migrate
+from radius_contracts.db.engine import create_engine, session_factory
+from radius_contracts.domain import TokenRole
+from radius_contracts.radius.dictionary import AttributeCatalog
+from radius_contracts.services.base import SYSTEM, ServiceContext
+from radius_contracts.services.registry import Services
+from radius_contracts.settings import Settings
+
+log = logging.getLogger("radius_contracts.daemon")
+
+BOOTSTRAP_TOKEN_NAME = "admin"  # noqa: S105  (names, not secrets)
+BOOTSTRAP_TOKEN_FILE = "admin-token"  # noqa: S105
+SHUTDOWN_TIMEOUT = 10.0
+
+
+def load_catalog(settings: Settings) -> AttributeCatalog:
+    return AttributeCatalog.load(settings.radius.dictionary, settings.radius.extra_dictionary_dirs)
+
+
+async def open_services(settings: Settings, *, run_migrations: bool) -> Services:
+    """Dictionaries, engine, schema and attribute catalogue: everything the use cases need."""
+    catalog = load_catalog(settings)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
+    if run_migrations:
+        await migrate.upgrade(engine)
+    services = Services.build(ServiceContext(sessions=session_factory(engine), catalog=catalog))
+    if run_migrations:
+        added = await services.attributes.sync(catalog)
+        if added:
+            log.info("added %d dictionary attributes to the catalogue", added)
+    return services
+
+
+def engine_of(services: Services) -> AsyncEngine:
+    bind = services.context.sessions.kw["bind"]
+    assert isinstance(bind, AsyncEngine)
+    return bind
+
+
+async def ensure_admin_token(services: Services, state_dir: Path) -> Path | None:
+    """On a database without an admin token, create one and write it to the state directory.
+
+    The token goes to a 0600 file, never to the log: logs are often shipped elsewhere.
+    """
+    if await services.tokens.has_admin():
+        return None
+    path = state_dir / BOOTSTRAP_TOKEN_FILE
+    _row, token = await services.tokens.create(SYSTEM, BOOTSTRAP_TOKEN_NAME, TokenRole.ADMIN)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    log.warning("created the first admin API token; it is in %s", path)
+    return path
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Daemon:
+    """The running process: start(), then wait for stop() or a signal."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.services: Services | None = None
+        self.api_port: int | None = None
+        self._api: _EmbeddedServer | None = None
+        self._api_task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        settings = self.settings
+        self.services = await open_services(
+            settings, run_migrations=settings.database.migrate_on_start
+        )
+        await ensure_admin_token(self.services, settings.state_dir)
+        config = uvicorn.Config(
+            create_app(self.services),
+            host=settings.api.host,
+            port=settings.api.port,
+            log_config=None,
+            lifespan="off",
+            server_header=False,
+        )
+        self._api = _EmbeddedServer(config)
+        self._api_task = asyncio.create_task(self._api.serve(), name="api")
+        while not self._api.started:
+            if self._api_task.done():
+                # uvicorn logs why (e.g. port in use) and exits without raising.
+                await self._api_task
+                raise SystemExit(f"management API could not listen on "
+                                 f"{settings.api.host}:{settings.api.port}")  # fmt: skip
+            await asyncio.sleep(0.01)
+        self.api_port = self._api.servers[0].sockets[0].getsockname()[1]
+        log.info(
+            "radius-contracts ready: API on http://%s:%s, database %s",
+            settings.api.host,
+            self.api_port,
+            settings.database_url.split("://", 1)[0],
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop in a fixed order: API (drains in-flight requests), then the database."""
+        if self._api is not None and self._api_task is not None:
+            self._api.should_exit = True
+            try:
+                await asyncio.wait_for(self._api_task, SHUTDOWN_TIMEOUT)
+            except TimeoutError:
+                log.warning("API did not stop within %ss; cancelling", SHUTDOWN_TIMEOUT)
+                self._api_task.cancel()
+        if self.services is not None:
+            await engine_of(self.services).dispose()
+        log.info("radius-contracts stopped")
+
+
+async def serve(settings: Settings) -> None:
+    daemon = Daemon(settings)
+    loop = asyncio.get_running_loop()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, daemon.stop)
+    try:
+        await daemon.start()
+    except BaseException:
+        await daemon.shutdown()
+        raise
+    await daemon.wait()

@@ -1,0 +1,249 @@
+"""What every management use case shares: the actor, audit, after-commit events, generic CRUD."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
+
+from radius_contracts.db.errors import wrap_db_errors
+from radius_contracts.db.models import AuditEntry
+from radius_contracts.db.types import utcnow
+from radius_contracts.errors import Conflict, InvalidInput
+from radius_contracts.radius.dictionary import AttributeCatalog
+from radius_contracts.store import common
+from radius_contracts.store.common import Page, RowT
+
+SECRET_KEYS = frozenset({"password", "secret", "token"})
+REDACTED = "***"
+
+ChangeListener = Callable[[str, int], None]
+"""Called after a commit with (entity, id): keeps in-memory indexes in step with the database."""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change (API token name, ``cli``) and through which system it came."""
+
+    name: str | None
+    via: str | None = None
+
+
+SYSTEM = Actor(name="system", via="daemon")
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with every secret replaced, for the audit log."""
+    if isinstance(value, Mapping):
+        return {
+            k: (REDACTED if k in SECRET_KEYS and v is not None else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+@dataclass
+class ServiceContext:
+    """The database and the listeners told about committed changes."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    catalog: AttributeCatalog
+    listeners: list[ChangeListener] = field(default_factory=list)
+
+    def committed(self, entity: str, row_id: int) -> None:
+        for listener in self.listeners:
+            listener(entity, row_id)
+
+
+def audit(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    entity: str,
+    entity_id: int | None,
+    changes: Mapping[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEntry(
+            actor=actor.name,
+            via=actor.via,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            changes=_jsonable(redact(dict(changes or {}))),
+        )
+    )
+
+
+def stamp(row: Any, actor: Actor, *, created: bool) -> None:
+    now = utcnow()
+    if created:
+        row.created_at, row.created_by, row.created_via = now, actor.name, actor.via
+    row.updated_at, row.updated_by, row.updated_via = now, actor.name, actor.via
+
+
+class CrudService(Generic[RowT]):
+    """List/get/create/update/delete/activate for one table, with audit and change events.
+
+    Subclasses name their table and override the ``_check`` / ``_users`` / ``_apply`` hooks.
+    """
+
+    model: ClassVar[type[Any]]
+    label: ClassVar[str]  # "manufacturer": used in messages
+    entity: ClassVar[str]  # "manufacturers": used in audit entries and change events
+    unique: ClassVar[tuple[str, ...]] = ("name",)
+    filters: ClassVar[tuple[str, ...]] = ("active",)
+    search: ClassVar[tuple[str, ...]] = ("name",)
+    sorts: ClassVar[tuple[str, ...]] = ("id", "name", "created_at", "updated_at")
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _column(self, name: str) -> InstrumentedAttribute[Any]:
+        column: InstrumentedAttribute[Any] = getattr(self.model, name)
+        return column
+
+    def _list_stmt(self, filters: Mapping[str, Any]) -> Select[RowT]:
+        stmt: Select[RowT] = select(self.model)
+        for name in self.filters:
+            if filters.get(name) is not None:
+                stmt = stmt.where(self._column(name) == filters[name])
+        if filters.get("q"):
+            columns = [self._column(c) for c in self.search]
+            stmt = stmt.where(common.text_search(columns, str(filters["q"])))
+        return stmt
+
+    def _order(self, stmt: Select[RowT], sort: str | None) -> Select[RowT]:
+        sort = sort or "id"
+        descending = sort.startswith("-")
+        name = sort.lstrip("-")
+        if name not in self.sorts:
+            raise InvalidInput(
+                f"cannot sort by {name!r}; use one of {', '.join(self.sorts)}", field="sort"
+            )
+        column = self._column(name)
+        tie = self._column("id")
+        if descending:
+            return stmt.order_by(column.desc(), tie.desc())
+        return stmt.order_by(column.asc(), tie.asc())
+
+    async def page(
+        self,
+        filters: Mapping[str, Any],
+        *,
+        sort: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[RowT]:
+        stmt = self._order(self._list_stmt(filters), sort)
+        with wrap_db_errors():
+            async with self.context.sessions() as session:
+                return await common.page(session, stmt, limit=limit, offset=offset)
+
+    async def get(self, row_id: int) -> RowT:
+        with wrap_db_errors():
+            async with self.context.sessions() as session:
+                row: RowT = await common.get(session, self.model, row_id, self.label)
+                return row
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    async def _check(self, session: AsyncSession, row: RowT | None, data: dict[str, Any]) -> None:
+        """Refuse ``data`` (a create when ``row`` is None, else an update) with InvalidInput."""
+
+    async def _users(self, session: AsyncSession, row: RowT) -> list[str]:
+        """What still references ``row``, as short phrases naming each user; blocks delete."""
+        return []
+
+    def _apply(self, row: RowT, data: Mapping[str, Any]) -> None:
+        for key, value in data.items():
+            setattr(row, key, value)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def _check_unique(
+        self, session: AsyncSession, row: RowT | None, data: Mapping[str, Any]
+    ) -> None:
+        for name in self.unique:
+            if name not in data or data[name] is None:
+                continue
+            stmt = select(self._column("id")).where(self._column(name) == data[name])
+            if row is not None:
+                stmt = stmt.where(self._column("id") != row.id)  # type: ignore[attr-defined]
+            if (await session.execute(stmt.limit(1))).first():
+                raise Conflict(
+                    f"a {self.label} with {name} {data[name]!r} already exists", field=name
+                )
+
+    async def create(self, actor: Actor, data: Mapping[str, Any]) -> RowT:
+        values, given = dict(data), dict(data)
+        with wrap_db_errors():
+            async with self.context.sessions() as session, session.begin():
+                await self._check_unique(session, None, values)
+                await self._check(session, None, values)
+                row: RowT = self.model()
+                self._apply(row, values)
+                stamp(row, actor, created=True)
+                session.add(row)
+                await session.flush()
+                audit(session, actor, "create", self.entity, row.id, given)  # type: ignore[attr-defined]
+        return await self._committed(row)
+
+    async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> RowT:
+        values, given = dict(changes), dict(changes)
+        with wrap_db_errors():
+            async with self.context.sessions() as session, session.begin():
+                row: RowT = await common.get(session, self.model, row_id, self.label)
+                await self._check_unique(session, row, values)
+                await self._check(session, row, values)
+                self._apply(row, values)
+                stamp(row, actor, created=False)
+                await session.flush()
+                audit(session, actor, "update", self.entity, row_id, given)
+        return await self._committed(row)
+
+    async def set_active(self, actor: Actor, row_id: int, active: bool) -> RowT:
+        with wrap_db_errors():
+            async with self.context.sessions() as session, session.begin():
+                row: RowT = await common.get(session, self.model, row_id, self.label)
+                await self._check(session, row, {"active": active})
+                row.active = active  # type: ignore[attr-defined]
+                stamp(row, actor, created=False)
+                action = "activate" if active else "deactivate"
+                audit(session, actor, action, self.entity, row_id, {"active": active})
+        return await self._committed(row)
+
+    async def delete(self, actor: Actor, row_id: int) -> None:
+        with wrap_db_errors():
+            async with self.context.sessions() as session, session.begin():
+                row: RowT = await common.get(session, self.model, row_id, self.label)
+                users = await self._users(session, row)
+                if users:
+                    raise Conflict(
+                        f"{self.label} {row_id} is still used by {'; '.join(users)}", field="id"
+                    )
+                await session.delete(row)
+                audit(session, actor, "delete", self.entity, row_id)
+        self.context.committed(self.entity, row_id)
+
+    async def _committed(self, row: RowT) -> RowT:
+        self.context.committed(self.entity, row.id)  # type: ignore[attr-defined]
+        return row

@@ -1,0 +1,63 @@
+"""Manufacturers and POPs: the simple catalogue entries NAS and layouts hang off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from radius_contracts.db.models import Layout, Manufacturer, Nas, Pop
+from radius_contracts.errors import InvalidInput
+from radius_contracts.services.base import CrudService
+from radius_contracts.store.common import usage
+
+
+class Manufacturers(CrudService[Manufacturer]):
+    model = Manufacturer
+    label = "manufacturer"
+    entity = "manufacturers"
+    filters = ("active", "vendor_id")
+    search = ("name", "dictionary_vendor")
+
+    async def _check(
+        self, session: AsyncSession, row: Manufacturer | None, data: dict[str, Any]
+    ) -> None:
+        name = data.get("dictionary_vendor")
+        if not name:
+            return
+        vendors = {
+            vendor.lower(): (vendor, number)
+            for vendor, number in self.context.catalog.vendors.items()
+        }
+        known = vendors.get(name.lower())
+        if known is None:
+            raise InvalidInput(
+                f"no vendor {name!r} in the loaded dictionaries", field="dictionary_vendor"
+            )
+        data["dictionary_vendor"], number = known
+        vendor_id = data.get("vendor_id", row.vendor_id if row else None)
+        if vendor_id is None:
+            data["vendor_id"] = number
+        elif vendor_id != number:
+            raise InvalidInput(
+                f"dictionary vendor {known[0]} has vendor id {number}, not {vendor_id}",
+                field="vendor_id",
+            )
+
+    async def _users(self, session: AsyncSession, row: Manufacturer) -> list[str]:
+        found = [
+            await usage(session, "NAS", Nas.name, Nas.manufacturer_id == row.id),
+            await usage(session, "layouts", Layout.name, Layout.manufacturer_id == row.id),
+        ]
+        return [phrase for phrase in found if phrase]
+
+
+class Pops(CrudService[Pop]):
+    model = Pop
+    label = "POP"
+    entity = "pops"
+    search = ("name", "city", "description")
+
+    async def _users(self, session: AsyncSession, row: Pop) -> list[str]:
+        phrase = await usage(session, "NAS", Nas.name, Nas.pop_id == row.id)
+        return [phrase] if phrase else []

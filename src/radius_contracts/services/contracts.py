@@ -1,0 +1,285 @@
+"""Contracts: subscribers' connection config, status machine, billing-system references."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from radius_contracts.db.errors import wrap_db_errors
+from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas, Pool
+from radius_contracts.domain import TRANSITIONS, ContractStatus, PoolFamily, allowed_transitions
+from radius_contracts.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from radius_contracts.services.base import Actor, CrudService, audit, stamp
+from radius_contracts.store import common
+
+CONFIG_FIELDS = (
+    "username",
+    "password",
+    "min_upload",
+    "max_upload",
+    "min_download",
+    "max_download",
+    "pool_name_ipv4",
+    "ipv4",
+    "pool_name_ipv6",
+    "ipv6",
+    "delegated_ipv6_prefix",
+    "mac",
+    "simultaneous_use",
+)
+CUSTOMER_FIELDS = {
+    "external_id": "customer_external_id",
+    "name": "customer_name",
+    "custom_fields": "customer_custom_fields",
+}
+# Addresses that only one contract may hold at a time.
+EXCLUSIVE_ADDRESSES = ("ipv4", "ipv6", "delegated_ipv6_prefix")
+
+
+def flatten(data: Mapping[str, Any]) -> dict[str, Any]:
+    """API shape (nested ``config`` and ``customer``) → column names."""
+    flat = {k: v for k, v in data.items() if k not in ("config", "customer")}
+    for key, value in (data.get("config") or {}).items():
+        flat[key] = value
+        if key == "username":
+            flat["username_key"] = value.lower()
+    for key, value in (data.get("customer") or {}).items():
+        flat[CUSTOMER_FIELDS[key]] = value
+    return flat
+
+
+def _field_name(column: str) -> str:
+    """Column name → the JSON path an API client sent (for error messages)."""
+    if column in CONFIG_FIELDS:
+        return f"config.{column}"
+    for key, name in CUSTOMER_FIELDS.items():
+        if name == column:
+            return f"customer.{key}"
+    return column
+
+
+class Contracts(CrudService[Contract]):
+    model = Contract
+    label = "contract"
+    entity = "contracts"
+    unique = ("number",)
+    filters = ("status", "number", "customer_external_id", "pool_name_ipv4", "pool_name_ipv6")
+    search = ("number", "username", "customer_name", "customer_external_id")
+    sorts = (
+        "id",
+        "number",
+        "username",
+        "status",
+        "customer_name",
+        "start_date",
+        "end_date",
+        "created_at",
+        "updated_at",
+    )
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _list_stmt(self, filters: Mapping[str, Any]) -> Select[Contract]:
+        stmt = super()._list_stmt(filters)
+        if filters.get("username"):
+            stmt = stmt.where(Contract.username_key == str(filters["username"]).lower())
+        if filters.get("app"):
+            stmt = stmt.where(
+                exists().where(
+                    ExternalRef.contract_id == Contract.id, ExternalRef.app == filters["app"]
+                )
+            )
+        # Contracts online on a NAS (or on any NAS of a POP) right now.
+        online = [AcctSession.contract_id == Contract.id, AcctSession.stopped_at.is_(None)]
+        if filters.get("nas_id") is not None:
+            stmt = stmt.where(exists().where(*online, AcctSession.nas_id == filters["nas_id"]))
+        if filters.get("pop_id") is not None:
+            on_pop = select(Nas.id).where(Nas.pop_id == filters["pop_id"])
+            stmt = stmt.where(exists().where(*online, AcctSession.nas_id.in_(on_pop)))
+        return stmt
+
+    async def get_by(self, *, number: str | None = None, username: str | None = None) -> Contract:
+        stmt = select(Contract)
+        if number is not None:
+            stmt, what = stmt.where(Contract.number == number), f"number {number!r}"
+        else:
+            assert username is not None
+            stmt, what = stmt.where(Contract.username_key == username.lower()), f"user {username!r}"
+        with wrap_db_errors():
+            async with self.context.sessions() as session:
+                row = (await session.scalars(stmt)).first()
+        if row is None:
+            raise NotFound(f"no contract with {what}")
+        return row
+
+    async def get_by_external(self, app: str, external_id: str) -> Contract:
+        with wrap_db_errors():
+            async with self.context.sessions() as session:
+                row = await self._by_external(session, app, external_id)
+        if row is None:
+            raise NotFound(f"no contract with {app} id {external_id!r}", field="external_id")
+        return row
+
+    @staticmethod
+    async def _by_external(session: AsyncSession, app: str, external_id: str) -> Contract | None:
+        stmt = (
+            select(Contract)
+            .join(ExternalRef)
+            .where(ExternalRef.app == app, ExternalRef.external_id == external_id)
+        )
+        return (await session.scalars(stmt)).first()
+
+    # -- checks -------------------------------------------------------------------------------
+
+    async def _check(
+        self, session: AsyncSession, row: Contract | None, data: dict[str, Any]
+    ) -> None:
+        if "status" in data and row is not None and data["status"] != row.status:
+            self._check_transition(row, ContractStatus(data["status"]))
+        start = data.get("start_date", row.start_date if row else None)
+        end = data.get("end_date", row.end_date if row else None)
+        if start and end and end < start:
+            raise InvalidInput(f"end_date {end} is before start_date {start}", field="end_date")
+        others = [Contract.id != row.id] if row is not None else []
+        if "username_key" in data:
+            taken = await session.scalar(
+                select(Contract.number).where(
+                    Contract.username_key == data["username_key"], *others
+                )
+            )
+            if taken:
+                raise Conflict(
+                    f"username {data['username']!r} is already used by contract {taken}",
+                    field="config.username",
+                )
+        for column in EXCLUSIVE_ADDRESSES:
+            if data.get(column):
+                holder = await session.scalar(
+                    select(Contract.number).where(
+                        getattr(Contract, column) == data[column], *others
+                    )
+                )
+                if holder:
+                    raise Conflict(
+                        f"{data[column]} is already assigned to contract {holder}",
+                        field=_field_name(column),
+                    )
+        await self._check_pools(session, data)
+        await self._check_refs(session, row, data.get("external_refs"))
+
+    @staticmethod
+    def _check_transition(row: Contract, target: ContractStatus) -> None:
+        current = ContractStatus(row.status)
+        if target not in allowed_transitions(current).values():
+            raise InvalidTransition(
+                f"contract {row.number} cannot go from {current} to {target}", field="status"
+            )
+
+    @staticmethod
+    async def _check_pools(session: AsyncSession, data: Mapping[str, Any]) -> None:
+        for column, families in (
+            ("pool_name_ipv4", {PoolFamily.IPV4}),
+            ("pool_name_ipv6", {PoolFamily.IPV6, PoolFamily.IPV6_PD}),
+        ):
+            name = data.get(column)
+            if not name:
+                continue
+            family = await session.scalar(select(Pool.family).where(Pool.name == name))
+            if family is None:
+                raise InvalidInput(f"no pool named {name!r}", field=_field_name(column))
+            if family not in families:
+                raise InvalidInput(f"pool {name!r} is an {family} pool", field=_field_name(column))
+
+    @staticmethod
+    async def _check_refs(
+        session: AsyncSession, row: Contract | None, refs: Sequence[Mapping[str, str]] | None
+    ) -> None:
+        seen: set[tuple[str, str]] = set()
+        for index, ref in enumerate(refs or ()):
+            key = (ref["app"], ref["external_id"])
+            if key in seen:
+                raise InvalidInput(
+                    f"{key[0]} id {key[1]!r} is listed twice", field=f"external_refs[{index}]"
+                )
+            seen.add(key)
+            holder = await Contracts._by_external(session, *key)
+            if holder is not None and (row is None or holder.id != row.id):
+                raise Conflict(
+                    f"{key[0]} id {key[1]!r} already belongs to contract {holder.number}",
+                    field=f"external_refs[{index}]",
+                )
+
+    def _apply(self, row: Contract, data: Mapping[str, Any]) -> None:
+        for key, value in data.items():
+            if key == "external_refs":
+                self._apply_refs(row, value)
+            else:
+                setattr(row, key, value)
+
+    @staticmethod
+    def _apply_refs(row: Contract, refs: Sequence[Mapping[str, str]]) -> None:
+        # Keep the rows that stay: deleting and re-inserting the same (app, external_id) in
+        # one flush would trip the unique constraint, since inserts are flushed first.
+        wanted = [(ref["app"], ref["external_id"]) for ref in refs]
+        current = {(ref.app, ref.external_id): ref for ref in row.external_refs}
+        row.external_refs = [
+            current.get(key) or ExternalRef(app=key[0], external_id=key[1]) for key in wanted
+        ]
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def create(self, actor: Actor, data: Mapping[str, Any]) -> Contract:
+        """Create from the API shape (nested ``config`` and ``customer``)."""
+        return await super().create(actor, flatten(data))
+
+    async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> Contract:
+        """Change the given fields; ``config`` and ``customer`` may be partial."""
+        return await super().update(actor, row_id, flatten(changes))
+
+    async def transition(self, actor: Actor, contract_id: int, action: str) -> Contract:
+        _sources, target = TRANSITIONS[action]
+        with wrap_db_errors():
+            async with self.context.sessions() as session, session.begin():
+                row = await common.get(session, Contract, contract_id, self.label)
+                self._check_transition(row, target)
+                before = row.status
+                row.status = target
+                stamp(row, actor, created=False)
+                audit(
+                    session, actor, action, self.entity, contract_id, {"status": [before, target]}
+                )
+        return await self._committed(row)
+
+    async def upsert_external(
+        self, actor: Actor, app: str, external_id: str, data: Mapping[str, Any]
+    ) -> tuple[Contract, bool]:
+        """Create or update the contract ``app`` knows as ``external_id``; True when created.
+
+        Fields left out keep their current value, so a billing system can send what it owns.
+        """
+        values = dict(data)
+        refs = [dict(ref) for ref in values.get("external_refs") or ()]
+        if not any(ref["app"] == app and ref["external_id"] == external_id for ref in refs):
+            refs.insert(0, {"app": app, "external_id": external_id})
+        with wrap_db_errors():
+            async with self.context.sessions() as session:
+                existing = await self._by_external(session, app, external_id)
+        if existing is None:
+            values["external_refs"] = refs
+            missing = [key for key in ("number", "config") if not values.get(key)]
+            if missing or not values["config"].get("username"):
+                field = missing[0] if missing else "config.username"
+                raise InvalidInput(f"{field} is required to create a contract", field=field)
+            return await self.create(actor, values), True
+        if "external_refs" in values:
+            # The reference in the path always stays attached to the contract.
+            values["external_refs"] = refs
+        return await self.update(actor, existing.id, values), False
+
+    async def count(self) -> int:
+        with wrap_db_errors():
+            async with self.context.sessions() as session:
+                return int(await session.scalar(select(func.count(Contract.id))) or 0)

@@ -1,0 +1,44 @@
+"""Every management use case, built once per daemon around one database and catalogue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from radius_contracts.services.attributes import Attributes
+from radius_contracts.services.audit_log import AuditLog
+from radius_contracts.services.base import ServiceContext
+from radius_contracts.services.catalogue import Manufacturers, Pops
+from radius_contracts.services.contracts import Contracts
+from radius_contracts.services.layouts import Layouts
+from radius_contracts.services.nas import NasService
+from radius_contracts.services.pools import Pools
+from radius_contracts.services.tokens import Tokens
+
+
+@dataclass(frozen=True)
+class Services:
+    context: ServiceContext
+    manufacturers: Manufacturers
+    pops: Pops
+    nas: NasService
+    attributes: Attributes
+    layouts: Layouts
+    pools: Pools
+    contracts: Contracts
+    tokens: Tokens
+    audit: AuditLog
+
+    @classmethod
+    def build(cls, context: ServiceContext) -> Services:
+        return cls(
+            context=context,
+            manufacturers=Manufacturers(context),
+            pops=Pops(context),
+            nas=NasService(context),
+            attributes=Attributes(context),
+            layouts=Layouts(context),
+            pools=Pools(context),
+            contracts=Contracts(context),
+            tokens=Tokens(context),
+            audit=AuditLog(context),
+        )
