@@ -1,0 +1,52 @@
+"""Tokens and roles, and the audit trail of every write."""
+
+from __future__ import annotations
+
+import httpx
+from test_api_catalogue import problem
+
+from conftest import Factory, RunningDaemon
+
+
+def test_missing_or_bad_token_is_401(daemon: RunningDaemon) -> None:
+    anonymous = daemon.client()
+    response = anonymous.get("/api/v1/manufacturers")
+    problem(response, 401)
+    assert response.headers["www-authenticate"] == "Bearer"
+    problem(daemon.client("rc_not-a-real-token").get("/api/v1/pops"), 401)
+    problem(daemon.client("garbage").get("/api/v1/pops"), 401)
+    problem(anonymous.post("/api/v1/pops", json={"name": "x"}), 401)
+
+
+def test_x_api_key_header_works(daemon: RunningDaemon) -> None:
+    client = daemon.client(**{"X-API-Key": daemon.admin_token})
+    assert client.get("/api/v1/pops").status_code == 200
+
+
+def test_read_only_token_cannot_write(readonly_api: httpx.Client, make: Factory) -> None:
+    pop = make.pop()
+    assert readonly_api.get(f"/api/v1/pops/{pop['id']}").status_code == 200
+    problem(readonly_api.post("/api/v1/pops", json={"name": "nope"}), 403)
+    problem(readonly_api.patch(f"/api/v1/pops/{pop['id']}", json={"city": "x"}), 403)
+    problem(readonly_api.delete(f"/api/v1/pops/{pop['id']}"), 403)
+    problem(readonly_api.post(f"/api/v1/pops/{pop['id']}/deactivate"), 403)
+
+
+def test_audit_records_who_when_and_via_without_secrets(api: httpx.Client, make: Factory) -> None:
+    nas = make.nas()
+    api.patch(
+        f"/api/v1/nas/{nas['id']}",
+        json={"secret": "rotated-secret-value"},
+        headers={"X-Client-System": "netbox"},
+    )
+    contract = make.contract(config={"password": "hunter2-password"})
+    entries = api.get("/api/v1/audit", params={"entity": "nas", "entity_id": nas["id"]}).json()
+    actions = [(e["action"], e["actor"], e["via"]) for e in entries["items"]]
+    assert actions == [("update", "admin", "netbox"), ("create", "admin", "api")]
+    assert entries["items"][0]["changes"] == {"secret": "***"}
+    contract_log = api.get(
+        "/api/v1/audit", params={"entity": "contracts", "entity_id": contract["id"]}
+    ).text
+    assert "hunter2" not in contract_log and "***" in contract_log
+    all_text = api.get("/api/v1/audit", params={"limit": 1000}).text
+    assert "rotated-secret-value" not in all_text and "s3cret-" not in all_text
