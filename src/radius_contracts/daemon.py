@@ -18,10 +18,12 @@ from pathlib import Path
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from radius_contracts import sdnotify
 from radius_contracts.api.app import create_app
 from radius_contracts.db import migrate
 from radius_contracts.db.engine import create_engine, session_factory
 from radius_contracts.domain import TokenRole
+from radius_contracts.errors import RadiusContractsError
 from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.services.base import SYSTEM, ServiceContext
 from radius_contracts.services.registry import Services
@@ -120,6 +122,7 @@ class Daemon:
                                  f"{settings.api.host}:{settings.api.port}")  # fmt: skip
             await asyncio.sleep(0.01)
         self.api_port = self._api.servers[0].sockets[0].getsockname()[1]
+        sdnotify.notify(f"READY=1\nSTATUS=API on {settings.api.host}:{self.api_port}")
         log.info(
             "radius-contracts ready: API on http://%s:%s, database %s",
             settings.api.host,
@@ -134,8 +137,21 @@ class Daemon:
         await self._stop.wait()
         await self.shutdown()
 
+    def reload(self) -> None:
+        """SIGHUP: reload the dictionaries; a broken file keeps the loaded set and says why."""
+        if self.services is None:
+            return
+        try:
+            catalog = load_catalog(self.settings)
+        except RadiusContractsError as exc:
+            log.error("reload failed, keeping the loaded dictionaries: %s", exc.detail)
+            return
+        self.services.context.catalog = catalog
+        log.info("reloaded %d dictionary attributes", len(catalog))
+
     async def shutdown(self) -> None:
         """Stop in a fixed order: API (drains in-flight requests), then the database."""
+        sdnotify.notify("STOPPING=1")
         if self._api is not None and self._api_task is not None:
             self._api.should_exit = True
             try:
@@ -154,6 +170,7 @@ async def serve(settings: Settings) -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, daemon.stop)
+        loop.add_signal_handler(signal.SIGHUP, daemon.reload)
     try:
         await daemon.start()
     except BaseException:

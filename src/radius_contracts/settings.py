@@ -100,7 +100,6 @@ class RadiusSettings(_Section):
 class ApiSettings(_Section):
     host: str = Field(default="127.0.0.1", description="Management API listen address.")
     port: int = Field(default=8080, ge=0, le=65535)
-    max_page_size: int = Field(default=1000, ge=10, le=100_000)
 
 
 class LoggingSettings(_Section):

@@ -1,0 +1,37 @@
+# Sourced by scripts/serve.sh and scripts/test.sh: make ./.venv and install the project into it.
+# EXTRAS may name pip extras to add, e.g. EXTRAS=test.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+
+apt_install() {
+    # Debian's python3 lacks venv/ensurepip and the tools the tests use; install what is missing.
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        echo "please install: $*" >&2
+        return 1
+    fi
+    if [ -z "${APT_UPDATED:-}" ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+        rm -rf "$VENV"
+        apt_install python3-venv
+        "$PYTHON" -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+
+spec="$ROOT"
+[ -n "${EXTRAS:-}" ] && spec="$ROOT[$EXTRAS]"
+# Reinstall only when pyproject.toml changed since the last install into this venv.
+stamp="$VENV/.installed-${EXTRAS:-base}"
+if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    "$VENV/bin/python" -m pip install -q -e "$spec"
+    touch "$stamp"
+fi
