@@ -1,0 +1,1 @@
+"""Wire layer: bytes, sockets and pyrad. Never imports db/, store/ or api/."""
