@@ -97,6 +97,7 @@ class Daemon:
         self._api: _EmbeddedServer | None = None
         self._api_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         settings = self.settings
@@ -148,10 +149,26 @@ class Daemon:
             return
         self.services.context.catalog = catalog
         log.info("reloaded %d dictionary attributes", len(catalog))
+        # New dictionary attributes join the catalogue table in the background.
+        task = asyncio.get_running_loop().create_task(self._sync_attributes(catalog))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sync_attributes(self, catalog: AttributeCatalog) -> None:
+        assert self.services is not None
+        try:
+            added = await self.services.attributes.sync(catalog)
+        except RadiusContractsError as exc:
+            log.error("could not add new dictionary attributes to the catalogue: %s", exc.detail)
+            return
+        if added:
+            log.info("added %d dictionary attributes to the catalogue", added)
 
     async def shutdown(self) -> None:
         """Stop in a fixed order: API (drains in-flight requests), then the database."""
         sdnotify.notify("STOPPING=1")
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=SHUTDOWN_TIMEOUT)
         if self._api is not None and self._api_task is not None:
             self._api.should_exit = True
             try:

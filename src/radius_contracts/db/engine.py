@@ -32,7 +32,9 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
-    kwargs: dict[str, Any] = {"echo": echo}
+    # hide_parameters keeps bound values (contract passwords, NAS secrets) out of SQL logs and
+    # out of the text of database exceptions, which end up in the daemon's log.
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if not is_sqlite(url):
         kwargs.update(pool_size=pool_size, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
