@@ -62,7 +62,8 @@ def allowed_transitions(status: ContractStatus) -> dict[str, ContractStatus]:
     return {action: to for action, (sources, to) in TRANSITIONS.items() if status in sources}
 
 
-_SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+# ASCII only: speeds go to the NAS as given, and str \d also matches e.g. Arabic-Indic digits.
+_SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$", re.ASCII)
 _SPEED_FACTORS = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
 
 

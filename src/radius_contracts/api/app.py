@@ -23,6 +23,7 @@ offending `field`. Secrets (NAS secrets, contract passwords) are write-only.
 
 _PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {**_PROBLEM, "description": "The request body cannot be parsed (not UTF-8 JSON)"},
     401: {**_PROBLEM, "description": "Missing or invalid API token"},
     403: {**_PROBLEM, "description": "The token is read-only"},
     404: {**_PROBLEM, "description": "No such object"},

@@ -54,7 +54,7 @@ class Attributes(CrudService[RadiusAttribute]):
         code follow the dictionary files, which are the authority for their attributes.
         """
         with wrap_db_errors():
-            async with self.context.sessions() as session, session.begin():
+            async with self.context.transaction() as session:
                 existing = {
                     row.name.lower(): row
                     for row in (await session.scalars(select(RadiusAttribute)))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic
 
 from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from radius_contracts.db.errors import wrap_db_errors
@@ -65,6 +67,27 @@ class ServiceContext:
     sessions: async_sessionmaker[AsyncSession]
     catalog: AttributeCatalog
     listeners: list[ChangeListener] = field(default_factory=list)
+    dialect: str = field(default="", init=False)  # "sqlite", "postgresql"
+    _writer: asyncio.Lock | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        bind = self.sessions.kw.get("bind")
+        self.dialect = bind.dialect.name if isinstance(bind, AsyncEngine) else ""
+        if self.dialect == "sqlite":
+            self._writer = asyncio.Lock()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose transaction commits when the block ends (rolls back on error).
+
+        SQLite has one writer at a time. Concurrent write transactions on separate connections
+        would wait for its lock by sleeping and polling (busy_timeout): seconds of latency, then
+        "database is locked" once the timeout runs out, and a transaction that read before
+        writing cannot wait at all when another one committed in between. So on SQLite this
+        process's write transactions queue here, in order, instead.
+        """
+        async with self._writer or nullcontext(), self.sessions() as session, session.begin():
+            yield session
 
     def committed(self, entity: str, row_id: int) -> None:
         for listener in self.listeners:
@@ -128,7 +151,9 @@ class CrudService(Generic[RowT]):
                 stmt = stmt.where(self._column(name) == filters[name])
         if filters.get("q"):
             columns = [self._column(c) for c in self.search]
-            stmt = stmt.where(common.text_search(columns, str(filters["q"])))
+            stmt = stmt.where(
+                common.text_search(columns, str(filters["q"]), dialect=self.context.dialect)
+            )
         return stmt
 
     def _order(self, stmt: Select[RowT], sort: str | None) -> Select[RowT]:
@@ -196,7 +221,7 @@ class CrudService(Generic[RowT]):
     async def create(self, actor: Actor, data: Mapping[str, Any]) -> RowT:
         values, given = dict(data), dict(data)
         with wrap_db_errors():
-            async with self.context.sessions() as session, session.begin():
+            async with self.context.transaction() as session:
                 await self._check_unique(session, None, values)
                 await self._check(session, None, values)
                 row: RowT = self.model()
@@ -210,7 +235,7 @@ class CrudService(Generic[RowT]):
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> RowT:
         values, given = dict(changes), dict(changes)
         with wrap_db_errors():
-            async with self.context.sessions() as session, session.begin():
+            async with self.context.transaction() as session:
                 row: RowT = await common.get(session, self.model, row_id, self.label)
                 await self._check_unique(session, row, values)
                 await self._check(session, row, values)
@@ -222,7 +247,7 @@ class CrudService(Generic[RowT]):
 
     async def set_active(self, actor: Actor, row_id: int, active: bool) -> RowT:
         with wrap_db_errors():
-            async with self.context.sessions() as session, session.begin():
+            async with self.context.transaction() as session:
                 row: RowT = await common.get(session, self.model, row_id, self.label)
                 await self._check(session, row, {"active": active})
                 row.active = active  # type: ignore[attr-defined]
@@ -233,7 +258,7 @@ class CrudService(Generic[RowT]):
 
     async def delete(self, actor: Actor, row_id: int) -> None:
         with wrap_db_errors():
-            async with self.context.sessions() as session, session.begin():
+            async with self.context.transaction() as session:
                 row: RowT = await common.get(session, self.model, row_id, self.label)
                 users = await self._users(session, row)
                 if users:

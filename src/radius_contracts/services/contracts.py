@@ -242,7 +242,7 @@ class Contracts(CrudService[Contract]):
     async def transition(self, actor: Actor, contract_id: int, action: str) -> Contract:
         _sources, target = TRANSITIONS[action]
         with wrap_db_errors():
-            async with self.context.sessions() as session, session.begin():
+            async with self.context.transaction() as session:
                 row = await common.get(session, Contract, contract_id, self.label)
                 self._check_transition(row, target)
                 before = row.status

@@ -104,7 +104,7 @@ class Layouts(CrudService[Layout]):
         self, actor: Actor, layout_id: int, rows: Sequence[Mapping[str, str]]
     ) -> Layout:
         with wrap_db_errors():
-            async with self.context.sessions() as session, session.begin():
+            async with self.context.transaction() as session:
                 layout = await common.get(session, Layout, layout_id, self.label)
                 resolved = await self._resolve_rows(session, rows)
                 self._apply(layout, {"attributes": resolved})

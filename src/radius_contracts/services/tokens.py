@@ -40,7 +40,7 @@ class Tokens:
         """A new token and its one-time plain text."""
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with wrap_db_errors():
-            async with self.context.sessions() as session, session.begin():
+            async with self.context.transaction() as session:
                 if await session.scalar(select(ApiToken.id).where(ApiToken.name == name)):
                     raise Conflict(f"a token named {name!r} already exists", field="name")
                 row = ApiToken(
@@ -61,7 +61,7 @@ class Tokens:
 
     async def revoke(self, actor: Actor, name: str) -> ApiToken:
         with wrap_db_errors():
-            async with self.context.sessions() as session, session.begin():
+            async with self.context.transaction() as session:
                 row = await session.scalar(
                     select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
                 )

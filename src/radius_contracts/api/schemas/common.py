@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
@@ -12,12 +13,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 MAX_INT32 = 2**31 - 1
+MAX_JSON_DEPTH = 32
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, CR, LF allowed
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _printable(value: str) -> str:
@@ -28,6 +35,37 @@ def _printable(value: str) -> str:
     return value
 
 
+def _multiline(value: str) -> str:
+    # Free text may span lines, but NUL (which PostgreSQL cannot store) and the other control
+    # characters are refused like in names.
+    if _CONTROL_IN_TEXT.search(value):
+        raise ValueError("must not contain control characters other than tab and newline")
+    return value
+
+
+def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse what json.loads lets through but the databases or the response cannot hold.
+
+    NaN/Infinity are not JSON (PostgreSQL's json type rejects them), a lone surrogate cannot be
+    encoded as UTF-8, and deep nesting overflows the response serializer.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"must not nest deeper than {MAX_JSON_DEPTH} levels")
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in children:
+                stack.append((key, depth))
+                stack.append((child, depth + 1))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("NaN and Infinity are not JSON numbers")
+        elif isinstance(item, str) and _SURROGATE.search(item):
+            raise ValueError("strings must be valid Unicode (no lone surrogates)")
+    return value
+
+
 Printable = AfterValidator(_printable)
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Printable
@@ -35,13 +73,14 @@ Name = Annotated[
 Text253 = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253), Printable
 ]
-Description = Annotated[str, StringConstraints(max_length=2000)]
+Description = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_multiline)]
 Id = Annotated[int, Field(ge=1, le=MAX_INT32)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 VendorId = Annotated[int, Field(ge=0, le=2**24 - 1, description="IANA enterprise number")]
 CustomKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 CustomFields = Annotated[
     dict[CustomKey, Any],
+    AfterValidator(_plain_json),
     Field(description="Free-form values; templates reach them as {custom.<key>}."),
 ]
 
@@ -96,6 +135,26 @@ class Patch(Input):
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # Fields in not_null are optional but not nullable: say so in the OpenAPI description,
+        # which would otherwise offer null for every optional field.
+        json_schema = handler.resolve_ref_schema(handler(core_schema))
+        for key in cls.not_null:
+            field = json_schema.get("properties", {}).get(key)
+            if not field or "anyOf" not in field:
+                continue
+            branches = [b for b in field["anyOf"] if b != {"type": "null"}]
+            field.pop("default", None)
+            if len(branches) == 1:
+                del field["anyOf"]
+                field.update(branches[0])
+            else:
+                field["anyOf"] = branches
+        return json_schema
 
 
 class ListQuery(Input):

@@ -83,6 +83,8 @@ SimultaneousUse = Annotated[
 ]
 App = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=128), Printable]
+# The customer's id in the billing system: stored in a 100-character column.
+CustomerExternalId = Annotated[str, StringConstraints(min_length=1, max_length=100), Printable]
 Number = Annotated[Text253, StringConstraints(max_length=100)]
 Status = Literal["active", "suspended", "inactive", "cancelled"]
 
@@ -123,7 +125,7 @@ class ConnectionConfigPatch(Patch):
 
 
 class Customer(Input):
-    external_id: ExternalId | None = None
+    external_id: CustomerExternalId | None = None
     name: Annotated[str, StringConstraints(max_length=255), Printable] | None = None
     custom_fields: CustomFields = Field(default_factory=dict)
 
@@ -258,7 +260,7 @@ class ContractFilters(ListQuery):
     status: Status | None = None
     username: Text253 | None = Field(default=None, description="Exact, case-insensitive.")
     number: Number | None = None
-    customer_external_id: ExternalId | None = None
+    customer_external_id: CustomerExternalId | None = None
     app: App | None = Field(default=None, description="Has an external reference from this app.")
     nas_id: Id | None = Field(default=None, description="Online on this NAS now.")
     pop_id: Id | None = Field(default=None, description="Online on a NAS of this POP now.")

@@ -102,6 +102,13 @@ def upgrade() -> None:
             batch_op.f("ix_contracts_customer_external_id"), ["customer_external_id"], unique=False
         )
         batch_op.create_index(
+            batch_op.f("ix_contracts_delegated_ipv6_prefix"),
+            ["delegated_ipv6_prefix"],
+            unique=False,
+        )
+        batch_op.create_index(batch_op.f("ix_contracts_ipv4"), ["ipv4"], unique=False)
+        batch_op.create_index(batch_op.f("ix_contracts_ipv6"), ["ipv6"], unique=False)
+        batch_op.create_index(
             batch_op.f("ix_contracts_pool_name_ipv4"), ["pool_name_ipv4"], unique=False
         )
         batch_op.create_index(
@@ -456,6 +463,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_contracts_status"))
         batch_op.drop_index(batch_op.f("ix_contracts_pool_name_ipv6"))
         batch_op.drop_index(batch_op.f("ix_contracts_pool_name_ipv4"))
+        batch_op.drop_index(batch_op.f("ix_contracts_ipv6"))
+        batch_op.drop_index(batch_op.f("ix_contracts_ipv4"))
+        batch_op.drop_index(batch_op.f("ix_contracts_delegated_ipv6_prefix"))
         batch_op.drop_index(batch_op.f("ix_contracts_customer_external_id"))
 
     op.drop_table("contracts")
