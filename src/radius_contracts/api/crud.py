@@ -21,6 +21,40 @@ from radius_contracts.services.registry import Services
 RowId = Annotated[int, Path(ge=1, le=MAX_INT32, description="The object's id.")]
 
 
+def list_route(
+    router: APIRouter,
+    *,
+    service: Callable[[Services], CrudService[Any]],
+    public: type[BaseModel],
+    filters: type[BaseModel],
+    label: str,
+    to_public: Callable[[Any], Any] | None = None,
+    default_sort: str | None = None,
+) -> None:
+    """Add ``GET ""``: one page of the collection, filtered and sorted by ``filters``."""
+    present: Callable[[Any], Any] = to_public or public.model_validate
+
+    async def list_items(
+        services: ServicesDep,
+        _caller: CallerDep,
+        query: Annotated[filters, Query()],
+    ) -> Any:
+        values = query.model_dump(exclude_none=True)
+        order = values.pop("sort", default_sort)
+        limit, offset = values.pop("limit"), values.pop("offset")
+        result = await service(services).page(values, sort=order, limit=limit, offset=offset)
+        return {
+            "items": [present(row) for row in result.items],
+            "total": result.total,
+            "limit": result.limit,
+            "offset": result.offset,
+        }
+
+    router.add_api_route(
+        "", list_items, methods=["GET"], response_model=Page[public], summary=f"List {label}s"
+    )
+
+
 def crud_routes(
     router: APIRouter,
     *,
@@ -35,21 +69,6 @@ def crud_routes(
 ) -> None:
     """Add the standard routes for a resource to ``router`` (mounted at its collection path)."""
     present: Callable[[Any], Any] = to_public or public.model_validate
-
-    async def list_items(
-        services: ServicesDep,
-        _caller: CallerDep,
-        query: Annotated[filters, Query()],
-    ) -> Any:
-        values = query.model_dump(exclude_none=True)
-        order, limit, offset = values.pop("sort", None), values.pop("limit"), values.pop("offset")
-        result = await service(services).page(values, sort=order, limit=limit, offset=offset)
-        return {
-            "items": [present(row) for row in result.items],
-            "total": result.total,
-            "limit": result.limit,
-            "offset": result.offset,
-        }
 
     async def create_item(services: ServicesDep, actor: ActorDep, body: create) -> Any:
         return present(await service(services).create(actor, body.model_dump()))
@@ -75,13 +94,8 @@ def crud_routes(
     async def deactivate(services: ServicesDep, actor: ActorDep, item_id: RowId) -> Any:
         return present(await service(services).set_active(actor, item_id, False))
 
-    router.add_api_route(
-        "",
-        list_items,
-        methods=["GET"],
-        response_model=Page[public],
-        summary=f"List {label}s",
-    )
+    list_route(router, service=service, public=public, filters=filters, label=label,
+               to_public=present)  # fmt: skip
     router.add_api_route(
         "", create_item, methods=["POST"], response_model=public, status_code=201,
         summary=f"Create a {label}",

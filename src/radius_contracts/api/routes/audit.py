@@ -1,13 +1,13 @@
 """The audit log: who changed what, when and through which system."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import Field
 
-from radius_contracts.api.deps import CallerDep, ServicesDep
-from radius_contracts.api.schemas.common import Id, ListQuery, Name, Output, Page
+from radius_contracts.api.crud import list_route
+from radius_contracts.api.schemas.common import Id, ListQuery, Name, Output
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -31,13 +31,11 @@ class AuditFilters(ListQuery):
     action: Name | None = None
 
 
-@router.get("", response_model=Page[AuditPublic])
-async def list_audit(
-    services: ServicesDep,
-    _caller: CallerDep,
-    query: Annotated[AuditFilters, Query()],
-) -> Any:
-    """Newest first unless ``sort`` says otherwise."""
-    values = query.model_dump(exclude_none=True)
-    sort, limit, offset = values.pop("sort", "-id"), values.pop("limit"), values.pop("offset")
-    return await services.audit.page(values, sort=sort, limit=limit, offset=offset)
+list_route(
+    router,
+    service=lambda services: services.audit,
+    public=AuditPublic,
+    filters=AuditFilters,
+    label="audit entrie",  # "List audit entries"
+    default_sort="-id",
+)
