@@ -42,6 +42,15 @@ async def _pg_reachable(url: str) -> str | None:
     return None
 
 
+async def admin_sql(url: str, sql: str) -> None:
+    """Run one statement (e.g. CREATE DATABASE, which cannot run in a transaction)."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped afterwards.
@@ -58,17 +67,10 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(message)
     name = f"rc_test_{os.getpid()}_{secrets.token_hex(3)}"
 
-    async def admin_sql(sql: str) -> None:
-        connection = await asyncpg.connect(admin)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
+    asyncio.run(admin_sql(admin, f'CREATE DATABASE "{name}"'))
     base, _, _db = admin.rpartition("/")
     yield f"{base}/{name}"
-    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin_sql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @dataclass

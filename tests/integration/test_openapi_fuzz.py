@@ -27,7 +27,6 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import asyncpg
 import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
@@ -37,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import RunningDaemon, make_settings, start_daemon, stop_daemon
+from conftest import RunningDaemon, admin_sql, make_settings, start_daemon, stop_daemon
 
 CHECKS = [
     not_a_server_error,
@@ -111,14 +110,6 @@ class Realism:
         return value
 
 
-async def _admin_sql(url: str, sql: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -131,12 +122,12 @@ def fuzz_daemon(
         shared = request.getfixturevalue("postgres_url")  # skips when PostgreSQL is unreachable
         base, _, name = shared.rpartition("/")
         url = f"{base}/{name}_fuzz"
-        asyncio.run(_admin_sql(shared, f'CREATE DATABASE "{name}_fuzz"'))
+        asyncio.run(admin_sql(shared, f'CREATE DATABASE "{name}_fuzz"'))
     running, thread = start_daemon(make_settings(tmp_path_factory.mktemp("fuzz"), url))
     yield running
     stop_daemon(running, thread)
     if url:
-        asyncio.run(_admin_sql(shared, f'DROP DATABASE IF EXISTS "{name}_fuzz" WITH (FORCE)'))
+        asyncio.run(admin_sql(shared, f'DROP DATABASE IF EXISTS "{name}_fuzz" WITH (FORCE)'))
 
 
 @pytest.fixture
