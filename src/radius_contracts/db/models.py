@@ -157,12 +157,13 @@ class Contract(Audited, Base):
     max_upload: Mapped[str | None] = mapped_column(String(32))
     min_download: Mapped[str | None] = mapped_column(String(32))
     max_download: Mapped[str | None] = mapped_column(String(32))
-    # Fixed addresses are held by one contract at a time: every save looks them up (indexed).
+    # Fixed addresses are held by one contract at a time: unique indexes make that hold even for
+    # two saves racing on different nodes (NULLs do not collide).
     pool_name_ipv4: Mapped[str | None] = mapped_column(String(100), index=True)
-    ipv4: Mapped[str | None] = mapped_column(String(64), index=True)
+    ipv4: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     pool_name_ipv6: Mapped[str | None] = mapped_column(String(100), index=True)
-    ipv6: Mapped[str | None] = mapped_column(String(64), index=True)
-    delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64), index=True)
+    ipv6: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
+    delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     mac: Mapped[str | None] = mapped_column(String(17))
     simultaneous_use: Mapped[int | None] = mapped_column(Integer, default=1)  # None: unlimited
 

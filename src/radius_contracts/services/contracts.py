@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Select, exists, func, select
@@ -59,6 +60,17 @@ def _field_name(column: str) -> str:
         if name == column:
             return f"customer.{key}"
     return column
+
+
+@contextmanager
+def _api_field_names() -> Iterator[None]:
+    """A conflict the database caught (a race the checks lost) names the field as sent."""
+    try:
+        yield
+    except Conflict as exc:
+        if exc.field:
+            exc.field = _field_name("username" if exc.field == "username_key" else exc.field)
+        raise
 
 
 class Contracts(CrudService[Contract]):
@@ -233,11 +245,13 @@ class Contracts(CrudService[Contract]):
 
     async def create(self, actor: Actor, data: Mapping[str, Any]) -> Contract:
         """Create from the API shape (nested ``config`` and ``customer``)."""
-        return await super().create(actor, flatten(data))
+        with _api_field_names():
+            return await super().create(actor, flatten(data))
 
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> Contract:
         """Change the given fields; ``config`` and ``customer`` may be partial."""
-        return await super().update(actor, row_id, flatten(changes))
+        with _api_field_names():
+            return await super().update(actor, row_id, flatten(changes))
 
     async def transition(self, actor: Actor, contract_id: int, action: str) -> Contract:
         _sources, target = TRANSITIONS[action]

@@ -104,10 +104,10 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_contracts_delegated_ipv6_prefix"),
             ["delegated_ipv6_prefix"],
-            unique=False,
+            unique=True,
         )
-        batch_op.create_index(batch_op.f("ix_contracts_ipv4"), ["ipv4"], unique=False)
-        batch_op.create_index(batch_op.f("ix_contracts_ipv6"), ["ipv6"], unique=False)
+        batch_op.create_index(batch_op.f("ix_contracts_ipv4"), ["ipv4"], unique=True)
+        batch_op.create_index(batch_op.f("ix_contracts_ipv6"), ["ipv6"], unique=True)
         batch_op.create_index(
             batch_op.f("ix_contracts_pool_name_ipv4"), ["pool_name_ipv4"], unique=False
         )
