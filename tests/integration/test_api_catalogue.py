@@ -177,3 +177,12 @@ def test_health_needs_no_token(daemon: RunningDaemon) -> None:
     client = daemon.client()
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_manufacturer_vendor_id_must_match_dictionary_vendor(
+    api: httpx.Client, make: Factory
+) -> None:
+    body = {"name": make.name("mf"), "dictionary_vendor": "MIKROTIK", "vendor_id": 9}
+    assert (
+        "14988" in problem(api.post("/api/v1/manufacturers", json=body), 422, "vendor_id")["detail"]
+    )

@@ -51,7 +51,15 @@ class AttributeSpec:
 class AttributeCatalog:
     """Attributes and vendors of the loaded dictionaries, looked up by name."""
 
-    __slots__ = ("_by_code", "_by_folded", "_by_name", "_pyrad", "_specs", "_vendors")
+    __slots__ = (
+        "_by_code",
+        "_by_folded",
+        "_by_name",
+        "_pyrad",
+        "_specs",
+        "_vendors",
+        "_vendors_folded",
+    )
 
     def __init__(
         self,
@@ -63,6 +71,7 @@ class AttributeCatalog:
         """Index ``specs``; where two share a name or a code, the earlier one wins."""
         self._specs = tuple(specs)
         self._vendors: Mapping[str, int] = MappingProxyType(dict(vendors))
+        self._vendors_folded = {name.casefold(): (name, number) for name, number in vendors.items()}
         self._pyrad = pyrad_dictionary
         self._by_name: dict[str, AttributeSpec] = {}
         self._by_folded: dict[str, AttributeSpec] = {}
@@ -119,6 +128,10 @@ class AttributeCatalog:
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
+
+    def vendor(self, name: str) -> tuple[str, int] | None:
+        """The vendor called ``name`` in any case: its dictionary spelling and its number."""
+        return self._vendors_folded.get(name.casefold())
 
     @property
     def vendors(self) -> Mapping[str, int]:

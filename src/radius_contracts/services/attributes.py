@@ -39,6 +39,16 @@ def spec_of(row: RadiusAttribute, catalog: AttributeCatalog) -> AttributeSpec:
     )
 
 
+def checked_vendor_id(vendor: tuple[str, int], vendor_id: int | None) -> int:
+    """The dictionary vendor's number; a different ``vendor_id`` given with it is a 422."""
+    name, number = vendor
+    if vendor_id is not None and vendor_id != number:
+        raise InvalidInput(
+            f"vendor {name} has vendor id {number}, not {vendor_id}", field="vendor_id"
+        )
+    return number
+
+
 class Attributes(CrudService[RadiusAttribute]):
     model = RadiusAttribute
     label = "attribute"
@@ -136,23 +146,14 @@ class Attributes(CrudService[RadiusAttribute]):
                 )
 
     def _resolve_vendor(self, data: dict[str, Any]) -> None:
-        vendors = {
-            name.lower(): (name, number) for name, number in self.context.catalog.vendors.items()
-        }
+        catalog = self.context.catalog
         name = data.get("vendor")
-        if name:
-            known = vendors.get(name.lower())
-            if known:
-                data["vendor"] = known[0]
-                if data.get("vendor_id") is None:
-                    data["vendor_id"] = known[1]
-                elif data["vendor_id"] != known[1]:
-                    raise InvalidInput(
-                        f"vendor {known[0]} has vendor id {known[1]}, not {data['vendor_id']}",
-                        field="vendor_id",
-                    )
-        elif data.get("vendor_id") is not None:
-            by_number = {number: vendor for vendor, number in vendors.values()}
+        known = catalog.vendor(name) if name else None
+        if known:
+            data["vendor"] = known[0]
+            data["vendor_id"] = checked_vendor_id(known, data.get("vendor_id"))
+        elif not name and data.get("vendor_id") is not None:
+            by_number = {number: vendor for vendor, number in catalog.vendors.items()}
             data["vendor"] = by_number.get(data["vendor_id"])
         if data.get("vendor_id") is None:
             raise InvalidInput(

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.db.models import Layout, Manufacturer, Nas, Pop
 from radius_contracts.errors import InvalidInput
+from radius_contracts.services.attributes import checked_vendor_id
 from radius_contracts.services.base import CrudService
 from radius_contracts.store.common import usage
 
@@ -25,24 +26,15 @@ class Manufacturers(CrudService[Manufacturer]):
         name = data.get("dictionary_vendor")
         if not name:
             return
-        vendors = {
-            vendor.lower(): (vendor, number)
-            for vendor, number in self.context.catalog.vendors.items()
-        }
-        known = vendors.get(name.lower())
+        known = self.context.catalog.vendor(name)
         if known is None:
             raise InvalidInput(
                 f"no vendor {name!r} in the loaded dictionaries", field="dictionary_vendor"
             )
-        data["dictionary_vendor"], number = known
-        vendor_id = data.get("vendor_id", row.vendor_id if row else None)
-        if vendor_id is None:
-            data["vendor_id"] = number
-        elif vendor_id != number:
-            raise InvalidInput(
-                f"dictionary vendor {known[0]} has vendor id {number}, not {vendor_id}",
-                field="vendor_id",
-            )
+        data["dictionary_vendor"] = known[0]
+        data["vendor_id"] = checked_vendor_id(
+            known, data.get("vendor_id", row.vendor_id if row else None)
+        )
 
     async def _users(self, session: AsyncSession, row: Manufacturer) -> list[str]:
         found = [
