@@ -89,8 +89,10 @@ class Attributes(CrudService[RadiusAttribute]):
                         )
         return added
 
-    async def specs(self, session: AsyncSession, names: Iterable[str]) -> dict[str, AttributeSpec]:
-        """Active attributes by lower-cased name, for the names asked for."""
+    async def active_by_name(
+        self, session: AsyncSession, names: Iterable[str]
+    ) -> dict[str, RadiusAttribute]:
+        """Active catalogue rows by lower-cased name, for the names asked for."""
         wanted = {name.lower() for name in names}
         if not wanted:
             return {}
@@ -99,7 +101,7 @@ class Attributes(CrudService[RadiusAttribute]):
                 func.lower(RadiusAttribute.name).in_(wanted), RadiusAttribute.active.is_(True)
             )
         )
-        return {row.name.lower(): spec_of(row, self.context.catalog) for row in rows}
+        return {row.name.lower(): row for row in rows}
 
     async def _check(
         self, session: AsyncSession, row: RadiusAttribute | None, data: dict[str, Any]

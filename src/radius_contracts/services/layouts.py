@@ -13,7 +13,7 @@ from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import Layout, LayoutAttribute, Manufacturer, RadiusAttribute
 from radius_contracts.errors import Conflict, InvalidInput
 from radius_contracts.radius.dictionary import AttributeSpec
-from radius_contracts.services.attributes import Attributes
+from radius_contracts.services.attributes import Attributes, spec_of
 from radius_contracts.services.base import Actor, CrudService, audit, stamp
 from radius_contracts.store import common
 
@@ -50,18 +50,11 @@ class Layouts(CrudService[Layout]):
     ) -> list[tuple[RadiusAttribute, str]]:
         """Lint every row (422 naming the first bad one) and resolve names to catalogue rows."""
         pairs = [(r["attribute"], r["template"]) for r in rows]
-        specs = await Attributes(self.context).specs(session, [name for name, _ in pairs])
+        by_name = await Attributes(self.context).active_by_name(session, [n for n, _ in pairs])
+        specs = {key: spec_of(row, self.context.catalog) for key, row in by_name.items()}
         problems = lint_layout(pairs, _Specs(specs))
         if problems:
             raise invalid_layout(problems)
-        by_name = {
-            row.name.lower(): row
-            for row in await session.scalars(
-                select(RadiusAttribute).where(
-                    RadiusAttribute.name.in_([spec.name for spec in specs.values()])
-                )
-            )
-        }
         return [(by_name[name.lower()], template) for name, template in pairs]
 
     async def _check_single_active(
