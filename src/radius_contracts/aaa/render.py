@@ -246,8 +246,9 @@ def lint_layout(rows: Sequence[tuple[str, str]], catalog: AttributeLookup) -> li
     """Every problem of the layout ``rows`` of ``(attribute, template)``, in row order.
 
     A row is refused when its attribute is not in ``catalog``, its template does not parse,
-    it names an unknown variable, or it renders for the sample contract to a value that
-    ``check_value`` rejects for the attribute's type.
+    it names an unknown variable (with or without fallback), or it renders to a value that
+    ``check_value`` rejects for the attribute's type, either for the sample contract or, for
+    a template with fallbacks, with every fallback in place of its variable.
     """
     problems: list[LayoutProblem] = []
     for row, (attribute, text) in enumerate(rows):
@@ -264,12 +265,30 @@ def lint_layout(rows: Sequence[tuple[str, str]], catalog: AttributeLookup) -> li
             problems.append(LayoutProblem(row, "template", _unknown_message(name)))
         if spec is None or unknown:
             continue
-        value = template.render(sample_values(template.variables))
+        values = sample_values(template.variables)
+        value = template.render(values)
         reason = check_value(spec, value)
         if reason is not None:
             message = (
                 f"renders {value!r} for the sample contract, which {spec.name} "
                 f"({spec.type}) cannot take: {reason}"
+            )
+            problems.append(LayoutProblem(row, "template", message))
+            continue
+        optional = template.variables - template.required
+        if not optional:
+            continue
+        # The sample has every value, so the fallbacks would never be checked: render once
+        # more as for a contract that has none of the optional variables.
+        for name in optional:
+            del values[name]
+        value = template.render(values)
+        reason = check_value(spec, value)
+        if reason is not None:
+            names = ", ".join(sorted(optional))
+            message = (
+                f"renders {value!r} with the fallbacks (no value for {names}), which "
+                f"{spec.name} ({spec.type}) cannot take: {reason}"
             )
             problems.append(LayoutProblem(row, "template", message))
     return problems
@@ -288,10 +307,12 @@ def render_rows(
 ) -> list[tuple[str, str]]:
     """Render layout rows to ``(attribute, value)`` pairs for a reply.
 
-    A row whose template uses a variable missing from ``values`` is left out: a contract
-    without a fixed address gets no ``Framed-IP-Address = "{ipv4}"``, one without a custom
-    field gets no row that uses it. Literal-only rows are always sent. Raises TemplateError
-    for a template that does not parse, which lint_layout prevents when a layout is saved.
+    A row whose template uses a variable without fallback that is missing from ``values`` is
+    left out: a contract without a fixed address gets no ``Framed-IP-Address = "{ipv4}"``, one
+    without a custom field gets no row that uses it. A missing variable with a fallback
+    (``{min_upload|0}``) renders the fallback and keeps the row. Literal-only rows are always
+    sent. Raises TemplateError for a template that does not parse, which lint_layout prevents
+    when a layout is saved.
     """
     rendered: list[tuple[str, str]] = []
     for attribute, text in rows:

@@ -4,9 +4,12 @@ Layout templates are written by operators through the API, so they must never re
 objects: ``str.format`` would allow ``{x.__class__}``, ``{x[0]}``, ``{x!r}`` and ``{x:>99999}``.
 This engine only knows literal text and variable names looked up in a plain mapping.
 
-Syntax: ``{name}`` inserts a variable, ``{{`` and ``}}`` are literal braces. A name is
+Syntax: ``{name}`` inserts a variable, ``{name|fallback}`` inserts it or, when the values hold
+no such name, the literal ``fallback`` (any text without braces or ``|``, possibly empty:
+``{min_upload|0}``, ``{x|}``), and ``{{`` / ``}}`` are literal braces. A name is
 ``[a-z][a-z0-9_]*`` or one of the custom-field forms ``custom.<key>`` / ``customer.<key>``
-with ``<key>`` in ``[A-Za-z0-9_-]+``. Positions in errors are 0-based offsets into the text.
+with ``<key>`` in ``[A-Za-z0-9_-]+``. Fallbacks are plain text, never expanded: no nesting, no
+expressions. Positions in errors are 0-based offsets into the text.
 """
 
 from __future__ import annotations
@@ -71,10 +74,14 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class Variable:
-    """A ``{name}`` placeholder; ``position`` is the offset of its ``{``."""
+    """A ``{name}`` or ``{name|fallback}`` placeholder; ``position`` is the offset of its ``{``.
+
+    ``fallback`` is None when the variable is required; ``""`` is an empty fallback.
+    """
 
     name: str
     position: int
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,27 +90,42 @@ class Template:
 
     source: str
     parts: tuple[Text | Variable, ...]
+    # Every name used, with or without a fallback: what the lint checks against the catalogue.
     variables: frozenset[str] = field(init=False, compare=False)
-    # (is_variable, text) pairs so render() does no isinstance checks on the hot path.
-    _ops: tuple[tuple[bool, str], ...] = field(init=False, repr=False, compare=False)
+    # Names without a fallback: the ones whose absence makes render() raise MissingVariable.
+    required: frozenset[str] = field(init=False, compare=False)
+    # (is_variable, text or name, fallback) triples so render() does no isinstance checks on
+    # the hot path; fallback None marks a required variable.
+    _ops: tuple[tuple[bool, str, str | None], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ops = tuple(
-            (True, p.name) if isinstance(p, Variable) else (False, p.text) for p in self.parts
+            (True, p.name, p.fallback) if isinstance(p, Variable) else (False, p.text, None)
+            for p in self.parts
         )
         object.__setattr__(self, "_ops", ops)
-        object.__setattr__(self, "variables", frozenset(n for is_var, n in ops if is_var))
+        names = [p for p in self.parts if isinstance(p, Variable)]
+        object.__setattr__(self, "variables", frozenset(p.name for p in names))
+        required = frozenset(p.name for p in names if p.fallback is None)
+        object.__setattr__(self, "required", required)
 
     def render(self, values: Mapping[str, str]) -> str:
-        """Substitute ``values``; raises MissingVariable for a name it does not hold."""
+        """Substitute ``values``; raises MissingVariable for a required name it does not hold."""
         try:
-            return "".join([values[text] if is_var else text for is_var, text in self._ops])
+            return "".join(
+                [
+                    (values[text] if fallback is None else values.get(text, fallback))
+                    if is_var
+                    else text
+                    for is_var, text, fallback in self._ops
+                ]
+            )
         except KeyError:
             raise self._missing(values) from None
 
     def _missing(self, values: Mapping[str, str]) -> MissingVariable:
         for part in self.parts:
-            if isinstance(part, Variable) and part.name not in values:
+            if isinstance(part, Variable) and part.fallback is None and part.name not in values:
                 return MissingVariable(part.name, part.position)
         # Only reachable if the mapping raised KeyError for a key it claims to contain.
         raise AssertionError("KeyError without a missing variable")
@@ -132,15 +154,23 @@ def parse_template(text: str) -> Template:
         if text[i] == "}":
             raise TemplateError("unbalanced '}'", i)
         close = text.find("}", i + 1)
+        inner = text.find("{", i + 1, close if close >= 0 else n)
+        if inner >= 0 and text.find("|", i + 1, inner) >= 0:
+            # "{min_upload|{max_upload}}": a fallback is text, so say so rather than "unbalanced".
+            raise TemplateError("a fallback is literal text: no braces, no nesting", inner)
         # "{max_upload/{max_download}": the first '{' is the one left open, so report it.
-        if close < 0 or text.find("{", i + 1, close) >= 0:
+        if close < 0 or inner >= 0:
             raise TemplateError("unbalanced '{'", i)
-        name = text[i + 1 : close]
-        _check_name(name, i + 1)
+        name, bar, fallback = text[i + 1 : close].partition("|")
+        _check_name(name, i + 1, fallback=bool(bar))
+        if bar and "|" in fallback:
+            raise TemplateError(
+                "a fallback is literal text: no second '|'", i + 2 + len(name) + fallback.index("|")
+            )
         if literal:
             parts.append(Text("".join(literal)))
             literal.clear()
-        parts.append(Variable(name, i))
+        parts.append(Variable(name, i, fallback if bar else None))
         i = close + 1
     if literal:
         parts.append(Text("".join(literal)))
@@ -153,11 +183,13 @@ def _next_brace(text: str, start: int) -> int:
     return min(ends, default=len(text))
 
 
-def _check_name(name: str, offset: int) -> None:
+def _check_name(name: str, offset: int, *, fallback: bool = False) -> None:
     """Raise TemplateError unless ``name`` (found at ``offset``) is a valid variable name."""
     if _NAME.fullmatch(name):
         return
     if not name:
+        if fallback:
+            raise TemplateError("missing variable name before '|'", offset)
         raise TemplateError("empty '{}'", offset - 1)
     for prefix in CUSTOM_PREFIXES:
         if name.startswith(prefix):

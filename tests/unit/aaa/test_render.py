@@ -258,6 +258,26 @@ def test_render_rows_skips_rows_whose_variables_have_no_value() -> None:
     ]
 
 
+def test_render_rows_uses_fallbacks_instead_of_dropping_the_row() -> None:
+    rows = [
+        ("Mikrotik-Rate-Limit", "{max_upload}/{max_download} {min_upload|0}/{min_download|0}"),
+        ("Framed-Pool", "{pool_name_ipv4|}"),
+        ("Framed-IP-Address", "{ipv4}"),
+    ]
+    values = template_values(contract(max_upload="10M", max_download="50M", min_upload="1M"))
+
+    assert render_rows(rows, values) == [
+        ("Mikrotik-Rate-Limit", "10M/50M 1M/0"),
+        ("Framed-Pool", ""),
+    ]
+
+
+def test_render_rows_drops_a_row_when_a_variable_without_fallback_is_missing() -> None:
+    rows = [("Mikrotik-Rate-Limit", "{max_upload}/{max_download} {min_upload|0}/{min_download|0}")]
+
+    assert render_rows(rows, template_values(contract(max_upload="10M"))) == []
+
+
 def test_render_rows_keeps_order_and_repeated_attributes() -> None:
     rows = [("Cisco-AVPair", "a={username}"), ("Cisco-AVPair", "b={{x}}")]
 
@@ -306,6 +326,40 @@ def test_lint_reports_the_type_checkers_reason(monkeypatch: pytest.MonkeyPatch) 
 
     assert problem.message.startswith("renders 'pool-v4' for the sample contract")
     assert problem.message.endswith("too odd to encode")
+
+
+def test_lint_accepts_fallbacks() -> None:
+    rows = [
+        ("Mikrotik-Rate-Limit", "{max_upload}/{max_download} {min_upload|0}/{min_download|0}"),
+        ("Huawei-Output-Average-Rate", "{max_download_bps|0}"),
+        ("Framed-Pool", "{custom.pool|default}"),
+    ]
+
+    assert lint_layout(rows, CATALOG) == []
+
+
+def test_lint_flags_an_unknown_variable_with_a_fallback() -> None:
+    [problem] = lint_layout([("Framed-Pool", "{max_dowload|0}")], CATALOG)
+
+    assert problem.message == "unknown variable 'max_dowload'; did you mean 'max_download'?"
+
+
+def test_lint_checks_the_fallback_against_the_attribute_type() -> None:
+    rows = [("Session-Timeout", "{max_download_bps|never}"), ("Framed-IP-Address", "{ipv4|}")]
+
+    problems = lint_layout(rows, CATALOG)
+
+    assert [p.location for p in problems] == ["attributes[0].template", "attributes[1].template"]
+    assert problems[0].message.startswith(
+        "renders 'never' with the fallbacks (no value for max_download_bps)"
+    )
+    assert "Session-Timeout" in problems[0].message
+
+
+def test_lint_flags_a_bad_fallback_syntax_with_position() -> None:
+    [problem] = lint_layout([("Framed-Pool", "{pool_name_ipv4|a|b}")], CATALOG)
+
+    assert problem.message == "a fallback is literal text: no second '|' at position 17"
 
 
 def test_lint_flags_unknown_attribute_on_the_attribute_field() -> None:

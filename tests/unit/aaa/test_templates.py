@@ -189,3 +189,88 @@ def test_templates_are_immutable_values() -> None:
     assert hash(first) == hash(Template("{username}", (Variable("username", 0),)))
     with pytest.raises(AttributeError):
         first.source = "{ipv4}"  # type: ignore[misc]
+
+
+# --- {name|fallback} -------------------------------------------------------------------------
+
+
+def test_fallback_is_part_of_the_variable() -> None:
+    template = parse_template("{max_upload}/{min_upload|0}")
+
+    assert template.parts == (
+        Variable("max_upload", 0),
+        Text("/"),
+        Variable("min_upload", 13, fallback="0"),
+    )
+    assert template.variables == frozenset({"max_upload", "min_upload"})
+    assert template.required == frozenset({"max_upload"})
+
+
+def test_fallback_renders_when_the_variable_has_no_value() -> None:
+    template = parse_template("{max_upload}/{min_upload|0}")
+
+    assert template.render({"max_upload": "10M"}) == "10M/0"
+    assert template.render({"max_upload": "10M", "min_upload": "2M"}) == "10M/2M"
+
+
+@pytest.mark.parametrize(
+    ("text", "rendered"),
+    [
+        ("{ipv4|}", ""),
+        ("a{ipv4|}b", "ab"),
+        ("{ipv4|no address}", "no address"),
+        ("{custom.vlan|1}", "1"),
+        ("{ipv4|x.y:z!r[0]}", "x.y:z!r[0]"),
+        ("{{{ipv4|0}}}", "{0}"),
+    ],
+)
+def test_fallback_is_literal_text(text: str, rendered: str) -> None:
+    assert parse_template(text).render({}) == rendered
+
+
+def test_fallback_is_not_expanded() -> None:
+    assert parse_template("{ipv4|username}").render({"username": "u"}) == "username"
+
+
+def test_missing_required_variable_next_to_a_fallback_still_raises() -> None:
+    template = parse_template("{min_upload|0}/{ipv4}")
+
+    with pytest.raises(MissingVariable) as caught:
+        template.render({})
+
+    assert (caught.value.name, caught.value.position) == ("ipv4", 15)
+
+
+def test_same_variable_with_and_without_fallback_is_required() -> None:
+    template = parse_template("{ipv4|0}-{ipv4}")
+
+    assert template.required == frozenset({"ipv4"})
+    with pytest.raises(MissingVariable):
+        template.render({})
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "reason"),
+    [
+        ("{|0}", 1, "missing variable name before '|'"),
+        ("{min_upload|{max_upload}}", 12, "a fallback is literal text: no braces"),
+        ("{min_upload|a{b}", 13, "a fallback is literal text: no braces"),
+        ("{min_upload|0|1}", 13, "a fallback is literal text: no second '|'"),
+        ("{min_upload|0", 0, "unbalanced '{'"),
+        ("{min_upload|0}}", 14, "unbalanced '}'"),
+        ("{a.b|0}", 2, "attribute access is not allowed"),
+        ("{a:>3|0}", 2, "format specs are not allowed"),
+        ("{ a|0}", 1, "spaces are not allowed"),
+    ],
+)
+def test_bad_fallbacks_name_the_position(text: str, position: int, reason: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        parse_template(text)
+
+    assert caught.value.position == position
+    assert reason in caught.value.reason
+
+
+def test_templates_with_different_fallbacks_differ() -> None:
+    assert parse_template("{ipv4|0}") != parse_template("{ipv4|1}")
+    assert parse_template("{ipv4|}") != parse_template("{ipv4}")

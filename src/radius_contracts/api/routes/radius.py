@@ -38,7 +38,13 @@ layouts = APIRouter(prefix="/radius/layouts", tags=["layouts"])
 
 @layouts.get("/variables", response_model=list[s.VariablePublic])
 async def layout_variables(_caller: CallerDep) -> Any:
-    """Variables a template may use, with the sample value the lint renders."""
+    """Variables a template may use, with the sample value the lint renders.
+
+    Templates write ``{name}`` for a variable, ``{name|fallback}`` for a variable with a
+    literal fallback used when the contract has no value for it (e.g. ``{min_upload|0}``),
+    and ``{{`` / ``}}`` for literal braces. A row whose variable without fallback has no value
+    is left out of the reply.
+    """
     return VARIABLES
 
 

@@ -224,7 +224,10 @@ class AttributeFilters(ListQuery):
 
 class LayoutRow(Input):
     attribute: AttributeName
-    template: Template = Field(description='e.g. "{max_upload}/{max_download}"')
+    template: Template = Field(
+        description='e.g. "{max_upload}/{max_download}"; "{min_upload|0}" falls back to 0 '
+        "when the contract has no value"
+    )
 
 
 class LayoutRowPublic(Output):
