@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from radius_contracts import __version__
 from radius_contracts.api import problems
-from radius_contracts.api.routes import audit, catalogue, contracts, health, radius
+from radius_contracts.api.routes import audit, auth_log, catalogue, contracts, health, radius
 from radius_contracts.api.schemas.common import Problem
 from radius_contracts.services.registry import Services
 
@@ -52,6 +52,7 @@ def create_app(services: Services) -> FastAPI:
         radius.layouts,
         catalogue.pools,
         contracts.router,
+        auth_log.router,
         audit.router,
     ):
         app.include_router(router, prefix="/api/v1", responses=COMMON_RESPONSES)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,17 +26,21 @@ def alembic_config(url: str | None = None, connection: Connection | None = None)
     return config
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection) -> bool:
+    new = MigrationContext.configure(connection).get_current_revision() is None
     command.upgrade(alembic_config(connection=connection), "head")
+    return new
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the schema to the newest revision.
+async def upgrade(engine: AsyncEngine) -> bool:
+    """Bring the schema to the newest revision; True when the database was new.
 
+    New means it had no schema revision before, so the caller may fill in first-run data.
     On PostgreSQL several daemon nodes may start at once: a transaction-scoped advisory lock
-    makes them migrate one after the other, and the later ones find nothing left to do.
+    makes them migrate one after the other, and the later ones find nothing left to do (and
+    a database that is not new).
     """
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK})
-        await connection.run_sync(_upgrade)
+        return await connection.run_sync(_upgrade)

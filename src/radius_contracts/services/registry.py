@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from radius_contracts.services.attributes import Attributes
 from radius_contracts.services.audit_log import AuditLog
+from radius_contracts.services.auth_log import AuthLogService
 from radius_contracts.services.base import ServiceContext
 from radius_contracts.services.catalogue import Manufacturers, Pops
 from radius_contracts.services.contracts import Contracts
@@ -27,6 +28,7 @@ class Services:
     contracts: Contracts
     tokens: Tokens
     audit: AuditLog
+    auth_log: AuthLogService
 
     @classmethod
     def build(cls, context: ServiceContext) -> Services:
@@ -41,4 +43,5 @@ class Services:
             contracts=Contracts(context),
             tokens=Tokens(context),
             audit=AuditLog(context),
+            auth_log=AuthLogService(context),
         )
