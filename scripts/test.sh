@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need and run the whole suite: lint, types, then pytest on SQLite
-# and on PostgreSQL. PostgreSQL comes from $RADIUS_CONTRACTS_TEST_PG, else 127.0.0.1:5432
+# and on PostgreSQL, with FreeRADIUS's radclient (freeradius-utils) as the NAS-side client.
+# PostgreSQL comes from $RADIUS_CONTRACTS_TEST_PG, else 127.0.0.1:5432
 # (database test, trust auth, as on CI); a local server that is installed but stopped is started,
 # and on a Debian machine without one it is installed. Extra arguments go to pytest.
 set -euo pipefail
@@ -53,6 +54,11 @@ if ! pg_ready 2>/dev/null; then
     elif ! start_postgres && ! install_postgres; then
         echo "warning: no PostgreSQL for the tests; they will be skipped (failed under CI)" >&2
     fi
+fi
+
+# radclient from FreeRADIUS is the reference NAS-side client the RADIUS tests drive.
+if ! command -v radclient >/dev/null; then
+    apt_install freeradius-utils || echo "warning: radclient is missing; its tests will fail" >&2
 fi
 
 "$VENV/bin/ruff" check src tests bench

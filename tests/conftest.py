@@ -149,7 +149,13 @@ def stop_daemon(running: RunningDaemon, thread: threading.Thread) -> None:
 
 
 def make_settings(state_dir: Path, database_url: str | None) -> Settings:
-    overrides: dict[str, Any] = {"state_dir": state_dir, "api": {"host": "127.0.0.1", "port": 0}}
+    overrides: dict[str, Any] = {
+        "state_dir": state_dir,
+        "api": {"host": "127.0.0.1", "port": 0},
+        # Ephemeral loopback ports, so daemons of parallel sessions never collide; a short
+        # reject delay keeps reject tests quick (test_radius_auth checks the delay itself).
+        "radius": {"bind": "127.0.0.1", "auth_port": 0, "acct_port": 0, "reject_delay": 0.3},
+    }
     if database_url:
         overrides["database"] = {"url": database_url}
     return load_settings(None, **overrides)

@@ -1,7 +1,7 @@
-"""Composition root: settings → dictionaries → database → services → API, and the shutdown order.
+"""Composition root: settings → dictionaries → database → services → index → RADIUS → API.
 
-One asyncio process: the management API is uvicorn embedded as a task, not a second process, and
-the daemon (not uvicorn) owns SIGTERM/SIGINT.
+One asyncio process: the RADIUS listeners, the management API (uvicorn embedded as a task, not a
+second process) and the auth log writer; the daemon (not uvicorn) owns SIGTERM/SIGINT/SIGHUP.
 """
 
 from __future__ import annotations
@@ -12,20 +12,28 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from radius_contracts import sdnotify
+from radius_contracts.aaa.auth_log import AuthLogWriter
+from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.api.app import create_app
 from radius_contracts.db import migrate
 from radius_contracts.db.engine import create_engine, session_factory
 from radius_contracts.domain import TokenRole
 from radius_contracts.errors import RadiusContractsError
+from radius_contracts.index import AuthIndex
+from radius_contracts.radius.dedup import ReplyCache
 from radius_contracts.radius.dictionary import AttributeCatalog
+from radius_contracts.radius.listen import open_listeners
+from radius_contracts.radius.protocol import ListenerOptions, Port, RadiusProtocol, Stats
 from radius_contracts.services.base import SYSTEM, ServiceContext
+from radius_contracts.services.defaults import seed_defaults
 from radius_contracts.services.registry import Services
 from radius_contracts.settings import Settings
 
@@ -47,13 +55,15 @@ async def open_services(settings: Settings, *, run_migrations: bool) -> Services
     engine = create_engine(
         settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
-    if run_migrations:
-        await migrate.upgrade(engine)
+    new_database = await migrate.upgrade(engine) if run_migrations else False
     services = Services.build(ServiceContext(sessions=session_factory(engine), catalog=catalog))
     if run_migrations:
         added = await services.attributes.sync(catalog)
         if added:
             log.info("added %d dictionary attributes to the catalogue", added)
+    if new_database:
+        # After the sync: the default layouts are linted against the catalogue table.
+        await seed_defaults(services)
     return services
 
 
@@ -98,6 +108,14 @@ class Daemon:
         self._api_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.index: AuthIndex | None = None
+        self.handler: AccessHandler | None = None
+        self.auth_log: AuthLogWriter | None = None
+        self.stats = Stats()
+        self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
+        self.acct_port: int | None = None
+        self._listeners: list[tuple[asyncio.DatagramTransport, RadiusProtocol]] = []
+        self._reply_caches: list[ReplyCache] = []
 
     async def start(self) -> None:
         settings = self.settings
@@ -105,6 +123,7 @@ class Daemon:
             settings, run_migrations=settings.database.migrate_on_start
         )
         await ensure_admin_token(self.services, settings.state_dir)
+        await self._start_radius()
         config = uvicorn.Config(
             create_app(self.services),
             host=settings.api.host,
@@ -123,13 +142,78 @@ class Daemon:
                                  f"{settings.api.host}:{settings.api.port}")  # fmt: skip
             await asyncio.sleep(0.01)
         self.api_port = self._api.servers[0].sockets[0].getsockname()[1]
-        sdnotify.notify(f"READY=1\nSTATUS=API on {settings.api.host}:{self.api_port}")
+        status = (
+            f"RADIUS auth {self.auth_port}, acct {self.acct_port}; "
+            f"API on {settings.api.host}:{self.api_port}"
+        )
+        sdnotify.notify(f"READY=1\nSTATUS={status}")
         log.info(
-            "radius-contracts ready: API on http://%s:%s, database %s",
-            settings.api.host,
-            self.api_port,
+            "radius-contracts ready: %s, database %s",
+            status,
             settings.database_url.split("://", 1)[0],
         )
+
+    async def _start_radius(self) -> None:
+        """Index, handler and auth log, then the UDP listeners (auth and accounting ports)."""
+        assert self.services is not None
+        services, radius = self.services, self.settings.radius
+        self.index = AuthIndex(services.context.sessions)
+        await self.index.load()
+        services.context.listeners.append(self.index.changed)
+        log_settings = self.settings.auth_log
+        self.auth_log = AuthLogWriter(
+            services.auth_log.write,
+            purge=services.auth_log.purge,
+            retention_days=log_settings.retention_days,
+            max_rows=log_settings.max_rows,
+            flush_interval=log_settings.flush_interval,
+            max_pending=log_settings.max_pending,
+        )
+        self._spawn(self.auth_log.run(), "auth-log")
+        context = services.context
+        self.handler = AccessHandler(
+            self.index,
+            lambda: context.catalog,
+            auth_log=self.auth_log,
+            reply_message=radius.reply_message,
+        )
+        context.access = self.handler
+        options = ListenerOptions(
+            reject_delay=radius.reject_delay,
+            duplicate_window=radius.duplicate_window,
+            max_delayed_rejects=radius.max_delayed_rejects,
+        )
+        index = self.index
+        ports: dict[Port, int] = {"auth": radius.auth_port, "acct": radius.acct_port}
+        for kind, port in ports.items():
+            replies = ReplyCache(radius.duplicate_window)
+            replies.start(asyncio.get_running_loop())
+            self._reply_caches.append(replies)
+
+            def protocol(kind: Port = kind, replies: ReplyCache = replies) -> RadiusProtocol:
+                handler = self.handler if kind == "auth" else None
+                return RadiusProtocol(
+                    kind, lambda: index.clients, handler, self.stats, options, replies
+                )
+
+            try:
+                opened = await open_listeners(radius.bind, port, protocol, radius.receive_buffer)
+            except OSError as exc:
+                raise SystemExit(
+                    f"RADIUS {kind} port could not listen on {', '.join(radius.bind)} "
+                    f"port {port}: {exc.strerror or exc}"
+                ) from None
+            self._listeners.extend(opened)
+            bound = opened[0][0].get_extra_info("sockname")[1]
+            if kind == "auth":
+                self.auth_port = bound
+            else:
+                self.acct_port = bound
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def stop(self) -> None:
         self._stop.set()
@@ -150,9 +234,10 @@ class Daemon:
         self.services.context.catalog = catalog
         log.info("reloaded %d dictionary attributes", len(catalog))
         # New dictionary attributes join the catalogue table in the background.
-        task = asyncio.get_running_loop().create_task(self._sync_attributes(catalog))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._sync_attributes(catalog), "sync-attributes")
+        if self.index is not None:
+            # Rebuild the NAS table, layouts and pools too (another node may have changed them).
+            self._spawn(self.index.changed("nas", 0), "reload-index")
 
     async def _sync_attributes(self, catalog: AttributeCatalog) -> None:
         assert self.services is not None
@@ -165,8 +250,16 @@ class Daemon:
             log.info("added %d dictionary attributes to the catalogue", added)
 
     async def shutdown(self) -> None:
-        """Stop in a fixed order: API (drains in-flight requests), then the database."""
+        """Stop in a fixed order: RADIUS listeners, API (drains in-flight requests), auth log,
+        then the database."""
         sdnotify.notify("STOPPING=1")
+        for transport, _protocol in self._listeners:
+            transport.close()
+        self._listeners.clear()
+        for replies in self._reply_caches:
+            replies.stop()
+        if self.auth_log is not None:
+            await self.auth_log.close()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=SHUTDOWN_TIMEOUT)
         if self._api is not None and self._api_task is not None:

@@ -119,3 +119,55 @@ class ContractSnapshot:
     customer_external_id: str | None = None
     custom_fields: Mapping[str, Any] = field(default_factory=dict)
     customer_custom_fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+_MAC_SEPARATORS = re.compile(r"[:\-.\s]")
+_MAC_HEX = re.compile(r"[0-9a-fA-F]{12}", re.ASCII)
+
+
+def parse_mac(text: str) -> str | None:
+    """``aa:bb:cc:dd:ee:ff`` for a MAC in any common notation, else None.
+
+    Accepts aa:bb:.., AA-BB-.., aabb.ccdd.eeff and aabbccddeeff: NAS vendors send
+    Calling-Station-Id and MAC-auth User-Names in all of these.
+    """
+    digits = _MAC_SEPARATORS.sub("", text)
+    if len(digits) != 12 or not _MAC_HEX.fullmatch(digits):
+        return None
+    digits = digits.lower()
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+@dataclass(frozen=True, slots=True)
+class NasSnapshot:
+    """An active NAS as authorization sees it (inactive ones are never loaded)."""
+
+    id: int
+    name: str
+    address: str  # IP or CIDR, canonical text
+    secret: str
+    manufacturer_id: int
+    manufacturer_name: str
+    manufacturer_active: bool
+    pop_name: str | None
+    coa_port: int
+    require_message_authenticator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutSnapshot:
+    """An active layout: ``(attribute name, template)`` rows in order, active attributes only."""
+
+    id: int
+    name: str
+    manufacturer_id: int | None  # None: any manufacturer
+    purpose: LayoutPurpose
+    rows: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSnapshot:
+    name: str
+    family: PoolFamily
+    mode: PoolMode
+    active: bool

@@ -78,7 +78,11 @@ class DatabaseSettings(_Section):
 
 
 class RadiusSettings(_Section):
-    bind: str = Field(default="0.0.0.0", description="Address the RADIUS listeners bind to.")  # noqa: S104
+    bind: tuple[str, ...] = Field(
+        default=("0.0.0.0",),  # noqa: S104
+        description="Address(es) the RADIUS listeners bind to: one address or a list, "
+        'e.g. ["0.0.0.0", "::"] for IPv4 and IPv6.',
+    )
     auth_port: int = Field(default=1812, ge=0, le=65535)
     acct_port: int = Field(default=1813, ge=0, le=65535)
     dictionary: Path = Field(
@@ -89,11 +93,47 @@ class RadiusSettings(_Section):
         description="Directories whose `dictionary` file is loaded after ours, "
         "e.g. /usr/share/freeradius.",
     )
+    reject_delay: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="Seconds an Access-Reject is held back (slows password guessing); "
+        "other requests are not held up by it.",
+    )
+    reply_message: bool = Field(
+        default=True, description="Say in a Reply-Message why an Access-Request was rejected."
+    )
+    duplicate_window: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds a reply is kept to answer retransmits (RFC 5080 §2.2.2).",
+    )
+    max_delayed_rejects: int = Field(
+        default=10_000,
+        ge=1,
+        description="Rejects waiting out reject_delay at once; beyond it requests that "
+        "would be rejected are dropped.",
+    )
+    receive_buffer: int = Field(
+        default=4 * 1024 * 1024,
+        ge=65536,
+        description="Socket receive buffer in bytes, to absorb bursts (capped by "
+        "net.core.rmem_max).",
+    )
+
+    @field_validator("bind", mode="before")
+    @classmethod
+    def _addresses(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
 
     @field_validator("bind")
     @classmethod
-    def _ip(cls, value: str) -> str:
-        ipaddress.ip_address(value)
+    def _ip(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one address")
+        for address in value:
+            ipaddress.ip_address(address)
         return value
 
 
@@ -105,6 +145,27 @@ class ApiSettings(_Section):
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
+
+
+class AuthLogSettings(_Section):
+    retention_days: int = Field(
+        default=30, ge=1, description="Auth log entries older than this many days are deleted."
+    )
+    max_rows: int = Field(
+        default=1_000_000, ge=1, description="Beyond this many entries the oldest are deleted."
+    )
+    flush_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between writes of recorded outcomes (sooner when a batch is full).",
+    )
+    max_pending: int = Field(
+        default=100_000,
+        ge=1000,
+        description="Outcomes held in memory while the database is slow or down; beyond it "
+        "the oldest are dropped and counted.",
+    )
 
 
 class Settings(BaseSettings):
@@ -122,6 +183,7 @@ class Settings(BaseSettings):
     radius: RadiusSettings = RadiusSettings()
     api: ApiSettings = ApiSettings()
     logging: LoggingSettings = LoggingSettings()
+    auth_log: AuthLogSettings = AuthLogSettings()
 
     @property
     def database_url(self) -> str:

@@ -40,13 +40,13 @@ def _octets(password: str) -> bytes:
 def check_pap(given: bytes, password: str | None) -> bool:
     """PAP: ``given`` is the decrypted User-Password, its RFC 2865 §5.2 NUL padding removed.
 
-    Comparing SHA-256 digests rather than the octets keeps ``compare_digest`` from leaking the
-    password's length (it returns early on a length mismatch).
+    ``compare_digest`` does not stop at the first differing octet, and with ``given`` second
+    its running time follows the length of what the caller sent, not of the stored password.
+    (Hashing both sides first would hide lengths too, but costs more than the rest of an
+    Access-Request: OpenSSL 3 makes every new hash object expensive.)
     """
     secret = _DUMMY_PASSWORD if password is None else password
-    matches = hmac.compare_digest(
-        hashlib.sha256(given).digest(), hashlib.sha256(_octets(secret)).digest()
-    )
+    matches = hmac.compare_digest(_octets(secret), given)
     return matches and password is not None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic
@@ -12,6 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
+from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import AuditEntry
 from radius_contracts.db.types import utcnow
@@ -23,8 +24,12 @@ from radius_contracts.store.common import Page, RowT
 SECRET_KEYS = frozenset({"password", "secret", "token"})
 REDACTED = "***"
 
-ChangeListener = Callable[[str, int], None]
-"""Called after a commit with (entity, id): keeps in-memory indexes in step with the database."""
+ChangeListener = Callable[[str, int], Awaitable[None]]
+"""Awaited after a commit with (entity, id): keeps in-memory indexes in step with the database.
+
+Awaited before the API answers, so a client that saw its change acknowledged finds it in use
+by the very next Access-Request on this node.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,8 @@ class ServiceContext:
     sessions: async_sessionmaker[AsyncSession]
     catalog: AttributeCatalog
     listeners: list[ChangeListener] = field(default_factory=list)
+    # The running daemon's Access-Request handler, for previews; None in CLI commands.
+    access: AccessHandler | None = None
     dialect: str = field(default="", init=False)  # "sqlite", "postgresql"
     _writer: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
@@ -89,9 +96,9 @@ class ServiceContext:
         async with self._writer or nullcontext(), self.sessions() as session, session.begin():
             yield session
 
-    def committed(self, entity: str, row_id: int) -> None:
+    async def committed(self, entity: str, row_id: int) -> None:
         for listener in self.listeners:
-            listener(entity, row_id)
+            await listener(entity, row_id)
 
 
 def audit(
@@ -267,8 +274,8 @@ class CrudService(Generic[RowT]):
                     )
                 await session.delete(row)
                 audit(session, actor, "delete", self.entity, row_id)
-        self.context.committed(self.entity, row_id)
+        await self.context.committed(self.entity, row_id)
 
     async def _committed(self, row: RowT) -> RowT:
-        self.context.committed(self.entity, row.id)  # type: ignore[attr-defined]
+        await self.context.committed(self.entity, row.id)  # type: ignore[attr-defined]
         return row

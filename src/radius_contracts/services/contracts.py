@@ -9,10 +9,17 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from radius_contracts.aaa.handler import Preview
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas, Pool
 from radius_contracts.domain import TRANSITIONS, ContractStatus, PoolFamily, allowed_transitions
-from radius_contracts.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from radius_contracts.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    StorageUnavailable,
+)
 from radius_contracts.services.base import Actor, CrudService, audit, stamp
 from radius_contracts.store import common
 
@@ -292,6 +299,12 @@ class Contracts(CrudService[Contract]):
             # The reference in the path always stays attached to the contract.
             values["external_refs"] = refs
         return await self.update(actor, existing.id, values), False
+
+    def preview(self, contract_id: int, nas_id: int) -> Preview:
+        """What NAS ``nas_id`` would answer for the contract now (see AccessHandler.preview)."""
+        if self.context.access is None:
+            raise StorageUnavailable("RADIUS is not running in this process")
+        return self.context.access.preview(contract_id, nas_id)
 
     async def count(self) -> int:
         with wrap_db_errors():

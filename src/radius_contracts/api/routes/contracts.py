@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from radius_contracts.api.crud import RowId, crud_routes
 from radius_contracts.api.deps import ActorDep, CallerDep, ServicesDep
@@ -67,6 +67,21 @@ crud_routes(
 async def transitions(services: ServicesDep, _caller: CallerDep, item_id: RowId) -> Any:
     """Status changes allowed from the contract's current status."""
     return s.TransitionsPublic.of(await services.contracts.get(item_id))
+
+
+@router.get("/{item_id}/preview", response_model=s.PreviewPublic)
+async def preview(
+    services: ServicesDep,
+    _caller: CallerDep,
+    item_id: RowId,
+    nas_id: Annotated[int, Query(ge=1, description="The NAS asking (must be active).")],
+) -> Any:
+    """Exactly the decision and reply attributes this NAS would get for the contract now.
+
+    Computed by the running RADIUS handler from its in-memory index, without sending anything;
+    the password and MAC binding are assumed to match.
+    """
+    return s.PreviewPublic.of(services.contracts.preview(item_id, nas_id), nas_id)
 
 
 @router.put("/{item_id}/connection", response_model=s.ContractPublic)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
+from radius_contracts.aaa.handler import Preview
 from radius_contracts.api.schemas.common import (
     AuditedOutput,
     CustomFields,
@@ -23,7 +23,7 @@ from radius_contracts.api.schemas.common import (
     Text253,
 )
 from radius_contracts.db.models import Contract
-from radius_contracts.domain import ContractStatus, allowed_transitions, parse_speed
+from radius_contracts.domain import ContractStatus, allowed_transitions, parse_mac, parse_speed
 
 
 def _speed(value: str) -> str:
@@ -38,16 +38,12 @@ def _password(value: str) -> str:
     return value
 
 
-_MAC_HEX = re.compile(r"[0-9a-fA-F]{12}")
-
-
 def normalize_mac(value: str) -> str:
     """Any common notation (aa:bb.., aa-bb-.., aabb.ccdd.eeff, aabbccddeeff) → aa:bb:cc:dd:ee:ff."""
-    digits = re.sub(r"[:\-.\s]", "", value)
-    if not _MAC_HEX.fullmatch(digits):
+    mac = parse_mac(value)
+    if mac is None:
         raise ValueError(f"{value!r} is not a MAC address")
-    digits = digits.lower()
-    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+    return mac
 
 
 def _ipv4(value: str) -> str:
@@ -269,3 +265,34 @@ class ContractFilters(ListQuery):
     q: Text253 | None = Field(
         default=None, description="Text search in number, username, customer name and id."
     )
+
+
+class ReplyAttributePublic(Output):
+    attribute: str = Field(description="Dictionary name of the attribute.")
+    value: str = Field(description="The value as sent, in text form.")
+
+
+class PreviewPublic(Output):
+    """The reply a NAS would get for this contract now (credentials assumed right)."""
+
+    decision: Literal["accept", "reject"]
+    reason: str = Field(description="Why; for a reject, what the Reply-Message would say.")
+    nas_id: int
+    layout: str | None = Field(description="Name of the layout used, null if none applies.")
+    attributes: list[ReplyAttributePublic] = Field(
+        description="Reply attributes in wire order, without Message-Authenticator and the "
+        "per-request MS-CHAPv2/MPPE attributes."
+    )
+
+    @classmethod
+    def of(cls, preview: Preview, nas_id: int) -> PreviewPublic:
+        decision = preview.decision
+        return cls(
+            decision="accept" if decision.accept else "reject",
+            reason=decision.reason,
+            nas_id=nas_id,
+            layout=preview.layout,
+            attributes=[
+                ReplyAttributePublic(attribute=a.name, value=a.value) for a in preview.attributes
+            ],
+        )

@@ -1,0 +1,223 @@
+"""Queries that feed the in-memory authorization index: what the hot path needs, as snapshots.
+
+Core selects of plain columns, not ORM entities: loading a million contracts at start-up must
+stay well under a minute, and the index keeps frozen snapshots, never rows.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import Row, Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from radius_contracts.db.models import (
+    Contract,
+    Layout,
+    LayoutAttribute,
+    Manufacturer,
+    Nas,
+    Pool,
+    Pop,
+    RadiusAttribute,
+)
+from radius_contracts.domain import (
+    ConnectionConfig,
+    ContractSnapshot,
+    ContractStatus,
+    LayoutPurpose,
+    LayoutSnapshot,
+    NasSnapshot,
+    PoolFamily,
+    PoolMode,
+    PoolSnapshot,
+)
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+_CONTRACT_COLUMNS = (
+    Contract.id,
+    Contract.number,
+    Contract.status,
+    Contract.start_date,
+    Contract.end_date,
+    Contract.auto_extend,
+    Contract.customer_name,
+    Contract.customer_external_id,
+    Contract.custom_fields,
+    Contract.customer_custom_fields,
+    Contract.username,
+    Contract.password,
+    Contract.min_upload,
+    Contract.max_upload,
+    Contract.min_download,
+    Contract.max_download,
+    Contract.pool_name_ipv4,
+    Contract.ipv4,
+    Contract.pool_name_ipv6,
+    Contract.ipv6,
+    Contract.delegated_ipv6_prefix,
+    Contract.mac,
+    Contract.simultaneous_use,
+)
+_STATUSES = {status.value: status for status in ContractStatus}
+
+
+def _shared(value: str | None) -> str | None:
+    # Speeds and pool names repeat across most contracts ("50M", "cgnat-1"): one string each.
+    return None if value is None else sys.intern(value)
+
+
+def _snapshot(row: Row[Any]) -> ContractSnapshot:
+    (
+        contract_id,
+        number,
+        status,
+        start_date,
+        end_date,
+        auto_extend,
+        customer_name,
+        customer_external_id,
+        custom_fields,
+        customer_custom_fields,
+        username,
+        password,
+        min_upload,
+        max_upload,
+        min_download,
+        max_download,
+        pool_name_ipv4,
+        ipv4,
+        pool_name_ipv6,
+        ipv6,
+        delegated_ipv6_prefix,
+        mac,
+        simultaneous_use,
+    ) = tuple(row)
+    return ContractSnapshot(
+        id=contract_id,
+        number=number,
+        status=_STATUSES[status],
+        config=ConnectionConfig(
+            username=username,
+            password=password,
+            min_upload=_shared(min_upload),
+            max_upload=_shared(max_upload),
+            min_download=_shared(min_download),
+            max_download=_shared(max_download),
+            pool_name_ipv4=_shared(pool_name_ipv4),
+            ipv4=ipv4,
+            pool_name_ipv6=_shared(pool_name_ipv6),
+            ipv6=ipv6,
+            delegated_ipv6_prefix=delegated_ipv6_prefix,
+            mac=mac,
+            simultaneous_use=simultaneous_use,
+        ),
+        start_date=start_date,
+        end_date=end_date,
+        auto_extend=bool(auto_extend),
+        customer_name=customer_name,
+        customer_external_id=customer_external_id,
+        custom_fields=MappingProxyType(custom_fields) if custom_fields else _EMPTY,
+        customer_custom_fields=(
+            MappingProxyType(customer_custom_fields) if customer_custom_fields else _EMPTY
+        ),
+    )
+
+
+async def contracts(session: AsyncSession, batch: int = 20_000) -> AsyncIterator[ContractSnapshot]:
+    """Every contract, streamed in batches so memory holds snapshots, not result rows."""
+    stmt: Select[Any] = select(*_CONTRACT_COLUMNS).execution_options(yield_per=batch)
+    result = await session.stream(stmt)
+    async for partition in result.partitions():
+        for row in partition:
+            yield _snapshot(row)
+
+
+async def contract(session: AsyncSession, contract_id: int) -> ContractSnapshot | None:
+    """One contract, or None when it no longer exists."""
+    row = (
+        await session.execute(select(*_CONTRACT_COLUMNS).where(Contract.id == contract_id))
+    ).first()
+    return None if row is None else _snapshot(row)
+
+
+async def nas(session: AsyncSession) -> list[NasSnapshot]:
+    """Every active NAS with its manufacturer and POP names."""
+    stmt = (
+        select(
+            Nas.id,
+            Nas.name,
+            Nas.address,
+            Nas.secret,
+            Nas.manufacturer_id,
+            Manufacturer.name,
+            Manufacturer.active,
+            Pop.name,
+            Nas.coa_port,
+            Nas.require_message_authenticator,
+        )
+        .join(Manufacturer, Manufacturer.id == Nas.manufacturer_id)
+        .outerjoin(Pop, Pop.id == Nas.pop_id)
+        .where(Nas.active.is_(True))
+        .order_by(Nas.id)
+    )
+    return [
+        NasSnapshot(
+            id=row[0],
+            name=row[1],
+            address=row[2],
+            secret=row[3],
+            manufacturer_id=row[4],
+            manufacturer_name=row[5],
+            manufacturer_active=bool(row[6]),
+            pop_name=row[7],
+            coa_port=row[8],
+            require_message_authenticator=bool(row[9]),
+        )
+        for row in await session.execute(stmt)
+    ]
+
+
+async def layouts(session: AsyncSession) -> list[LayoutSnapshot]:
+    """Every active layout of an active manufacturer (or of any), rows of active attributes."""
+    stmt = (
+        select(Layout.id, Layout.name, Layout.manufacturer_id, Layout.purpose)
+        .outerjoin(Manufacturer, Manufacturer.id == Layout.manufacturer_id)
+        .where(Layout.active.is_(True))
+        .where((Layout.manufacturer_id.is_(None)) | (Manufacturer.active.is_(True)))
+        .order_by(Layout.id)
+    )
+    heads = (await session.execute(stmt)).all()
+    rows: dict[int, list[tuple[str, str]]] = {head[0]: [] for head in heads}
+    row_stmt = (
+        select(LayoutAttribute.layout_id, RadiusAttribute.name, LayoutAttribute.template)
+        .join(RadiusAttribute, RadiusAttribute.id == LayoutAttribute.attribute_id)
+        .where(LayoutAttribute.layout_id.in_(list(rows)))
+        .where(RadiusAttribute.active.is_(True))
+        .order_by(LayoutAttribute.layout_id, LayoutAttribute.position)
+    )
+    if rows:
+        for layout_id, attribute, template in await session.execute(row_stmt):
+            rows[layout_id].append((attribute, template))
+    return [
+        LayoutSnapshot(
+            id=layout_id,
+            name=name,
+            manufacturer_id=manufacturer_id,
+            purpose=LayoutPurpose(purpose),
+            rows=tuple(rows[layout_id]),
+        )
+        for layout_id, name, manufacturer_id, purpose in heads
+    ]
+
+
+async def pools(session: AsyncSession) -> list[PoolSnapshot]:
+    stmt = select(Pool.name, Pool.family, Pool.mode, Pool.active)
+    return [
+        PoolSnapshot(name, PoolFamily(family), PoolMode(mode), bool(active))
+        for name, family, mode, active in await session.execute(stmt)
+    ]
