@@ -125,7 +125,7 @@ class Daemon:
         await ensure_admin_token(self.services, settings.state_dir)
         await self._start_radius()
         config = uvicorn.Config(
-            create_app(self.services),
+            create_app(self.services, metrics=self.metrics_text),
             host=settings.api.host,
             port=settings.api.port,
             log_config=None,
@@ -214,6 +214,35 @@ class Daemon:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def metrics_text(self) -> str:
+        """Prometheus text exposition of the daemon's counters (served at /metrics)."""
+        lines = [
+            "# HELP radius_contracts_radius_packets_total RADIUS datagrams by outcome "
+            "(received, accepts, rejects, duplicates, status_server, drop_<reason>, "
+            "malformed_<reason>).",
+            "# TYPE radius_contracts_radius_packets_total counter",
+        ]
+        for outcome, count in sorted(self.stats.counts.items()):
+            lines.append(f'radius_contracts_radius_packets_total{{outcome="{outcome}"}} {count}')
+        if self.index is not None:
+            lines += [
+                "# HELP radius_contracts_index_contracts Contracts in the authorization index.",
+                "# TYPE radius_contracts_index_contracts gauge",
+                f"radius_contracts_index_contracts {len(self.index)}",
+            ]
+        if self.auth_log is not None:
+            log_ = self.auth_log
+            lines += [
+                "# HELP radius_contracts_auth_log_events_total Auth log events by fate.",
+                "# TYPE radius_contracts_auth_log_events_total counter",
+                f'radius_contracts_auth_log_events_total{{fate="written"}} {log_.written}',
+                f'radius_contracts_auth_log_events_total{{fate="dropped"}} {log_.dropped}',
+                "# HELP radius_contracts_auth_log_pending Auth log events waiting to be written.",
+                "# TYPE radius_contracts_auth_log_pending gauge",
+                f"radius_contracts_auth_log_pending {log_.pending}",
+            ]
+        return "\n".join(lines) + "\n"
 
     def stop(self) -> None:
         self._stop.set()

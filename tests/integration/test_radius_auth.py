@@ -470,3 +470,21 @@ def test_preview_problems_name_the_field(api: httpx.Client, make: Factory) -> No
     assert missing.status_code == 422 and missing.json()["field"] == "nas_id"
     unknown = api.get("/api/v1/contracts/999999/preview", params={"nas_id": 1})
     assert unknown.status_code == 404
+
+
+def test_metrics_count_packets_by_outcome_without_a_token(
+    daemon: RunningDaemon, client: RadiusClient
+) -> None:
+    assert client.exchange(client.status_server()) is not None
+    response = httpx.get(f"{daemon.base_url}/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    counts = {
+        line.split("{")[1].split("}")[0]: int(line.rsplit(" ", 1)[1])
+        for line in response.text.splitlines()
+        if line.startswith("radius_contracts_radius_packets_total{")
+    }
+    assert counts['outcome="status_server"'] >= 1
+    assert counts['outcome="received"'] >= counts['outcome="status_server"']
+    assert "radius_contracts_index_contracts " in response.text
+    assert SECRET not in response.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,7 +34,8 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, metrics: Callable[[], str] | None = None) -> FastAPI:
+    """The API over ``services``; ``metrics`` renders the text ``/metrics`` serves."""
     app = FastAPI(
         title="radius-contracts management API",
         version=__version__,
@@ -42,6 +44,7 @@ def create_app(services: Services) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.state.metrics = metrics
     problems.install(app)
     app.include_router(health.router)
     for router in (
