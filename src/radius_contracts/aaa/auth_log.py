@@ -15,9 +15,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = ["AuthEvent", "AuthLogPurge", "AuthLogSink", "AuthLogWriter"]
 
@@ -33,9 +32,12 @@ class AuthLogPurge(Protocol):
     def __call__(self, *, older_than: datetime, max_rows: int) -> Awaitable[int]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class AuthEvent:
-    """One Access-Request outcome, as support staff read it later."""
+class AuthEvent(NamedTuple):
+    """One Access-Request outcome, as support staff read it later.
+
+    A NamedTuple rather than a frozen dataclass: one is built for every Access-Request, and a
+    tuple is built in a fraction of the time.
+    """
 
     at: datetime  # UTC
     contract_id: int | None  # None: no contract matched the User-Name

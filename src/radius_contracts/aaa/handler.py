@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from radius_contracts.aaa import authenticate
@@ -75,6 +75,9 @@ class Reply:
     rendered: tuple[RenderedAttribute, ...]
     attributes: bytes
     hidden: tuple[HiddenAttribute, ...]
+    # The finished decisions by method, built on first use: most requests then allocate
+    # nothing here.
+    decisions: dict[AuthMethod | None, AuthDecision] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,19 +169,26 @@ class AccessHandler:
         if purpose is LayoutPurpose.SUSPENDED and layout is None:
             return self._reject("contract is suspended", method=method, contract=contract)
         reply = self._reply(contract, nas, purpose, layout)
-        attributes, hidden = reply.attributes, reply.hidden
-        if mschap is not None:
-            attributes += (
-                codec.vendor_attribute(
-                    codec.VENDOR_MICROSOFT, codec.MS_CHAP2_SUCCESS, mschap.success
-                )
-                + _MPPE_POLICY
-                + _MPPE_TYPES
-            )
-            hidden += (
-                HiddenAttribute(codec.MS_MPPE_SEND_KEY, mschap.send_key, 2, codec.VENDOR_MICROSOFT),
-                HiddenAttribute(codec.MS_MPPE_RECV_KEY, mschap.recv_key, 2, codec.VENDOR_MICROSOFT),
-            )
+        if mschap is None:
+            decision = reply.decisions.get(method)
+            if decision is None:
+                decision = AuthDecision(
+                    True, _accepted(purpose, layout), reply.attributes, reply.hidden, method,
+                    contract.id,
+                )  # fmt: skip
+                reply.decisions[method] = decision
+            return decision
+        attributes = (
+            reply.attributes
+            + codec.vendor_attribute(codec.VENDOR_MICROSOFT, codec.MS_CHAP2_SUCCESS, mschap.success)
+            + _MPPE_POLICY
+            + _MPPE_TYPES
+        )
+        hidden = (
+            *reply.hidden,
+            HiddenAttribute(codec.MS_MPPE_SEND_KEY, mschap.send_key, 2, codec.VENDOR_MICROSOFT),
+            HiddenAttribute(codec.MS_MPPE_RECV_KEY, mschap.recv_key, 2, codec.VENDOR_MICROSOFT),
+        )
         return AuthDecision(
             True, _accepted(purpose, layout), attributes, hidden, method, contract.id
         )

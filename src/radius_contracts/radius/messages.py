@@ -33,12 +33,8 @@ class AccessRequest:
     ms_chap2_response: bytes | None = None  # MS-CHAP2-Response, 50 octets (RFC 2548 §2.3.2)
     calling_station_id: str | None = None
     called_station_id: str | None = None
-    nas_ip_address: str | None = None
-    nas_identifier: str | None = None
     nas_port: int | None = None
     nas_port_id: str | None = None
-    service_type: int | None = None
-    framed_protocol: int | None = None
     eap: bool = False  # an EAP-Message was present (not supported: rejected)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,10 +81,6 @@ def _text_or_none(value: bytes | None) -> str | None:
 
 def _integer_or_none(value: bytes | None) -> int | None:
     return int.from_bytes(value, "big") if value is not None and len(value) == 4 else None
-
-
-def _ipv4_or_none(value: bytes | None) -> str | None:
-    return socket.inet_ntoa(value) if value is not None and len(value) == 4 else None
 
 
 class RadiusProtocol(asyncio.DatagramProtocol):
@@ -292,11 +287,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             ms_chap2_response=ms_chap2_response,
             calling_station_id=_text_or_none(get(codec.CALLING_STATION_ID)),
             called_station_id=_text_or_none(get(codec.CALLED_STATION_ID)),
-            nas_ip_address=_ipv4_or_none(get(codec.NAS_IP_ADDRESS)),
-            nas_identifier=_text_or_none(get(codec.NAS_IDENTIFIER)),
             nas_port=_integer_or_none(get(codec.NAS_PORT)),
             nas_port_id=_text_or_none(get(codec.NAS_PORT_ID)),
-            service_type=_integer_or_none(get(codec.SERVICE_TYPE)),
-            framed_protocol=_integer_or_none(get(codec.FRAMED_PROTOCOL)),
             eap=codec.EAP_MESSAGE in first,
         )

@@ -29,25 +29,26 @@ def _text(value: str | None, limit: int) -> str | None:
     """
     if value is None:
         return None
-    value = value.replace("\x00", "\ufffd")
     if not value.isascii():
         value = value.encode("utf-8", "replace").decode("utf-8")
-    return value[:limit]
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return value[:limit] if len(value) > limit else value
 
 
-def _row(event: AuthEvent, contracts: set[int], nas: set[int]) -> dict[str, Any]:
+def _row(dialect: str, event: AuthEvent, contracts: set[int], nas: set[int]) -> tuple[Any, ...]:
     at = event.at if event.at.tzinfo is not None else event.at.replace(tzinfo=UTC)
-    return {
-        "at": at,
+    return (  # in store.COLUMNS order
+        store.timestamp(dialect, at.astimezone(UTC)),
         # A contract or NAS deleted since the request keeps its entry, without the reference.
-        "contract_id": event.contract_id if event.contract_id in contracts else None,
-        "username": _text(event.username, 253),
-        "nas_id": event.nas_id if event.nas_id in nas else None,
-        "calling_station_id": _text(event.calling_station_id, 253),
-        "result": "accept" if event.accept else "reject",
-        "reason": _text(event.reason, 255) or "",
-        "method": _text(event.method, 16),
-    }
+        event.contract_id if event.contract_id in contracts else None,
+        _text(event.username, 253),
+        event.nas_id if event.nas_id in nas else None,
+        _text(event.calling_station_id, 253),
+        "accept" if event.accept else "reject",
+        _text(event.reason, 255) or "",
+        _text(event.method, 16),
+    )
 
 
 class AuthLogService:
@@ -64,9 +65,10 @@ class AuthLogService:
         nas_ids = {e.nas_id for e in events if e.nas_id is not None}
         with wrap_db_errors():
             async with self.context.transaction() as session:
-                contracts = await store.existing_contracts(session, contract_ids)
-                nas = await store.existing_nas(session, nas_ids)
-                await store.insert_rows(session, [_row(e, contracts, nas) for e in events])
+                contracts = await store.existing(session, "contracts", contract_ids)
+                nas = await store.existing(session, "nas", nas_ids)
+                dialect = self.context.dialect
+                await store.insert_rows(session, [_row(dialect, e, contracts, nas) for e in events])
 
     async def page_for_contract(
         self,

@@ -2,42 +2,88 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, delete, insert, select
+from sqlalchemy import CursorResult, Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from radius_contracts.db.models import AuthLogEntry, Contract, Nas
+from radius_contracts.db.models import AuthLogEntry
 
 __all__ = [
+    "COLUMNS",
     "cutoff_id",
     "delete_older",
     "delete_upto",
-    "existing_contracts",
-    "existing_nas",
+    "existing",
     "insert_rows",
     "page_stmt",
+    "timestamp",
 ]
 
 
-async def insert_rows(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (column → value) with one executemany: no ORM objects per entry."""
-    if rows:
-        await session.execute(insert(AuthLogEntry), list(rows))
+COLUMNS = (
+    "at",
+    "contract_id",
+    "username",
+    "nas_id",
+    "calling_station_id",
+    "result",
+    "reason",
+    "method",
+)
+"""Order of the values in each row passed to insert_rows."""
 
 
-async def existing_contracts(session: AsyncSession, ids: Collection[int]) -> set[int]:
+def _placeholders(paramstyle: str, count: int) -> str:
+    if paramstyle == "qmark":
+        return ", ".join("?" * count)
+    if paramstyle == "numeric_dollar":
+        return ", ".join(f"${n}" for n in range(1, count + 1))
+    raise ValueError(f"no driver-level SQL for paramstyle {paramstyle}")
+
+
+async def insert_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (values in COLUMNS order) with one driver-level executemany.
+
+    The auth log takes a row for every Access-Request, thousands a second: SQLAlchemy's
+    per-row parameter processing cost more than the whole request, so the statement goes
+    to the driver as is. ``at`` must already be in the driver's form (see ``timestamp``).
+    """
+    if not rows:
+        return
+    connection = await session.connection()
+    sql = (
+        f"INSERT INTO auth_log ({', '.join(COLUMNS)}) "  # noqa: S608 - our names
+        f"VALUES ({_placeholders(connection.dialect.paramstyle, len(COLUMNS))})"
+    )
+    await connection.exec_driver_sql(sql, list(rows))
+
+
+def timestamp(dialect: str, at: datetime) -> datetime | str:
+    """``at`` (UTC) as the driver takes it for a DateTimeUTC column.
+
+    SQLite has no datetime type: SQLAlchemy stores the naive UTC time as text in this form,
+    and reads it back the same way. asyncpg takes the aware datetime.
+    """
+    if dialect == "sqlite":
+        return at.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return at
+
+
+async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> set[int]:
+    """Which of ``ids`` still exist in ``table`` (contracts or nas)."""
     if not ids:
         return set()
-    return set((await session.scalars(select(Contract.id).where(Contract.id.in_(ids)))).all())
-
-
-async def existing_nas(session: AsyncSession, ids: Collection[int]) -> set[int]:
-    if not ids:
-        return set()
-    return set((await session.scalars(select(Nas.id).where(Nas.id.in_(ids)))).all())
+    connection = await session.connection()
+    values = list(ids)
+    marks = _placeholders(connection.dialect.paramstyle, len(values))
+    result = await connection.exec_driver_sql(
+        f"SELECT id FROM {table} WHERE id IN ({marks})",  # noqa: S608 - table is ours
+        tuple(values),
+    )
+    return {row[0] for row in result}
 
 
 def page_stmt(contract_id: int, result: str | None = None) -> Select[AuthLogEntry]:
@@ -53,8 +99,17 @@ def _rowcount(result: Any) -> int:
 
 
 async def delete_older(session: AsyncSession, older_than: datetime, limit: int) -> int:
-    """Delete up to ``limit`` entries from before ``older_than``; returns how many went."""
-    chunk = select(AuthLogEntry.id).where(AuthLogEntry.at < older_than).limit(limit)
+    """Delete up to ``limit`` entries from before ``older_than``; returns how many went.
+
+    ``at`` has no index (it would slow every insert); ids grow with time, so walking the
+    primary key from the oldest end finds the old entries first.
+    """
+    chunk = (
+        select(AuthLogEntry.id)
+        .where(AuthLogEntry.at < older_than)
+        .order_by(AuthLogEntry.id)
+        .limit(limit)
+    )
     stmt = delete(AuthLogEntry).where(AuthLogEntry.id.in_(chunk.scalar_subquery()))
     return _rowcount(await session.execute(stmt))
 
