@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -89,6 +90,20 @@ async def ensure_admin_token(services: Services, state_dir: Path) -> Path | None
     return path
 
 
+def _settle_heap() -> None:
+    """Keep the garbage collector off the authorization index.
+
+    The index holds a few objects per contract, millions at scale, and they live as long as
+    the process. Without this every full collection walks all of them (hundreds of ms at a
+    million contracts: a latency spike for every packet in flight), and young collections
+    run every 700 allocations of the packet path. Freezing moves what exists now out of the
+    collector's sight; the higher threshold makes young collections rarer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn without its own signal handling: the daemon decides when to stop."""
 
@@ -159,6 +174,7 @@ class Daemon:
         services, radius = self.services, self.settings.radius
         self.index = AuthIndex(services.context.sessions)
         await self.index.load()
+        _settle_heap()
         services.context.listeners.append(self.index.changed)
         log_settings = self.settings.auth_log
         self.auth_log = AuthLogWriter(

@@ -36,6 +36,7 @@ class AccessRequest:
     nas_port: int | None = None
     nas_port_id: str | None = None
     eap: bool = False  # an EAP-Message was present (not supported: rejected)
+    proxied: bool = False  # Proxy-State present: the reply must echo it (RFC 2865 §5.33)
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,7 +226,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             packet.authenticator,
             decision.attributes,
             secret,
-            proxy_states=packet.get_all(codec.PROXY_STATE),
+            proxy_states=packet.get_all(codec.PROXY_STATE) if request.proxied else (),
             hidden=decision.hidden,
         )
         delay = self._options.reject_delay
@@ -290,4 +290,5 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             nas_port=_integer_or_none(get(codec.NAS_PORT)),
             nas_port_id=_text_or_none(get(codec.NAS_PORT_ID)),
             eap=codec.EAP_MESSAGE in first,
+            proxied=codec.PROXY_STATE in first,
         )

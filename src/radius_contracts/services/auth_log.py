@@ -37,9 +37,11 @@ def _text(value: str | None, limit: int) -> str | None:
 
 
 def _row(dialect: str, event: AuthEvent, contracts: set[int], nas: set[int]) -> tuple[Any, ...]:
-    at = event.at if event.at.tzinfo is not None else event.at.replace(tzinfo=UTC)
+    at = event.at
+    if at.tzinfo is not UTC:  # the handler's are; other callers may pass naive or local times
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     return (  # in store.COLUMNS order
-        store.timestamp(dialect, at.astimezone(UTC)),
+        store.timestamp(dialect, at),
         # A contract or NAS deleted since the request keeps its entry, without the reference.
         event.contract_id if event.contract_id in contracts else None,
         _text(event.username, 253),

@@ -62,13 +62,14 @@ async def insert_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) ->
 
 
 def timestamp(dialect: str, at: datetime) -> datetime | str:
-    """``at`` (UTC) as the driver takes it for a DateTimeUTC column.
+    """``at`` (aware, UTC) as the driver takes it for a DateTimeUTC column.
 
     SQLite has no datetime type: SQLAlchemy stores the naive UTC time as text in this form,
     and reads it back the same way. asyncpg takes the aware datetime.
     """
     if dialect == "sqlite":
-        return at.replace(tzinfo=None).isoformat(" ", "microseconds")
+        # "YYYY-MM-DD HH:MM:SS.ffffff" without the "+00:00" that follows in ``at``'s form.
+        return at.isoformat(" ", "microseconds")[:26]
     return at
 
 
