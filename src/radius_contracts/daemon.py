@@ -231,6 +231,14 @@ class Daemon:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def radius_sockets(self) -> list[tuple[str, str, int]]:
+        """(port kind, address, port) of every RADIUS socket listening now."""
+        return [
+            (protocol.port, *transport.get_extra_info("sockname")[:2])
+            for transport, protocol in self._listeners
+        ]
+
     def metrics_text(self) -> str:
         """Prometheus text exposition of the daemon's counters (served at /metrics)."""
         lines = [

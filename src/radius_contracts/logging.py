@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 
 from radius_contracts.settings import LoggingSettings
@@ -39,3 +40,34 @@ def configure(settings: LoggingSettings) -> None:
     root.setLevel(settings.level)
     # Each HTTP request is an event worth a line at INFO, but not uvicorn's error chatter.
     logging.getLogger("uvicorn.error").setLevel(max(logging.INFO, root.level))
+
+
+class RateLimitedLog:
+    """Warnings at most once per ``every`` seconds per key, with a count of those held back.
+
+    Floods (a misconfigured NAS, a database that is down for an hour) must not flood the
+    journal; the next line that gets through says how many were suppressed.
+    """
+
+    __slots__ = ("_every", "_last", "_logger", "_suppressed")
+
+    def __init__(self, logger: logging.Logger, every: float = 60.0) -> None:
+        self._logger = logger
+        self._every = every
+        self._last: dict[object, float] = {}
+        self._suppressed: dict[object, int] = {}
+
+    def warning(self, key: object, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(key, -self._every) < self._every:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        if len(self._last) > 10_000:  # keys can come from the network: stay bounded
+            self._last.clear()
+            self._suppressed.clear()
+        self._last[key] = now
+        suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            message += " (%d similar messages suppressed)"
+            args = (*args, suppressed)
+        self._logger.warning(message, *args)

@@ -4,19 +4,22 @@ for MS-CHAPv2, retransmits and other NAS addresses. Contracts are set up through
 from __future__ import annotations
 
 import hashlib
+import socket
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from conftest import Factory, RunningDaemon
+from conftest import Factory, RunningDaemon, start_daemon, stop_daemon
 from radclient import radclient
 from radius_client import RadiusClient, attr
 from radius_contracts.aaa import mschap
 from radius_contracts.radius import codec
+from radius_contracts.settings import load_settings
 
 SECRET = "loopback-nas-secret"
 
@@ -488,3 +491,49 @@ def test_metrics_count_packets_by_outcome_without_a_token(
     assert counts['outcome="received"'] >= counts['outcome="status_server"']
     assert "radius_contracts_index_contracts " in response.text
     assert SECRET not in response.text
+
+
+def test_mac_authentication_needs_a_password_attribute(client: RadiusClient, make: Factory) -> None:
+    make.contract(config={"password": "unused", "mac": "02:00:5e:10:20:31"})
+    bare = client.exchange(client.access_request("02:00:5e:10:20:31", None))
+    assert bare is not None and not bare.accepted
+
+
+def test_nas_by_cidr_is_a_client(daemon: RunningDaemon, make: Factory) -> None:
+    make.nas(address="127.0.77.0/24", secret="cidr-secret")
+    contract = make.contract(config={"password": "cidr-pw"})
+    with RadiusClient(_port(daemon), "cidr-secret", source="127.0.77.5") as nas:
+        reply = nas.exchange(nas.access_request(contract["config"]["username"], "cidr-pw"))
+    assert reply is not None and reply.accepted
+
+
+def test_listens_on_ipv4_and_ipv6_side_by_side(tmp_path: Path) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this host")
+    settings = load_settings(
+        None,
+        state_dir=tmp_path,
+        api={"host": "127.0.0.1", "port": 0},
+        radius={"bind": ["127.0.0.1", "::1"], "auth_port": 0, "acct_port": 0},
+    )
+    running, thread = start_daemon(settings)
+    try:
+        api = running.client(running.admin_token)
+        mikrotik = _manufacturer(api, "MikroTik")
+        for name, address in (("v4", "127.0.0.1"), ("v6", "::1")):
+            body = {"name": name, "address": address, "secret": "dual-stack",
+                    "manufacturer_id": mikrotik["id"]}  # fmt: skip
+            assert api.post("/api/v1/nas", json=body).status_code == 201
+        ports = {
+            address: port for kind, address, port in running.daemon.radius_sockets if kind == "auth"
+        }
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(3)
+                request = codec.encode_request(codec.Code.STATUS_SERVER, 1, b"", b"dual-stack")
+                sock.sendto(request, (host, ports[host]))
+                reply = codec.decode(sock.recv(4096))
+                assert reply.code == codec.Code.ACCESS_ACCEPT
+                assert codec.verify_response_authenticator(reply, b"dual-stack", request[4:20])
+    finally:
+        stop_daemon(running, thread)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
+
+from radius_contracts.logging import RateLimitedLog
 
 __all__ = ["AuthEvent", "AuthLogPurge", "AuthLogSink", "AuthLogWriter"]
 
@@ -55,24 +56,6 @@ _LOG_EVERY = 60.0
 _MAX_BACKOFF = 30.0
 
 
-class _RateLimitedLog:
-    def __init__(self, every: float) -> None:
-        self._every = every
-        self._last = -float("inf")
-        self.suppressed = 0
-
-    def warning(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last < self._every:
-            self.suppressed += 1
-            return
-        if self.suppressed:
-            message += " (%d similar messages suppressed)"
-            args = (*args, self.suppressed)
-        self._last, self.suppressed = now, 0
-        log.warning(message, *args)
-
-
 class AuthLogWriter:
     """Queues AuthEvents in memory and writes them in batches; see the module docstring.
 
@@ -88,7 +71,7 @@ class AuthLogWriter:
         max_rows: int = 1_000_000,
         flush_interval: float = 1.0,
         max_pending: int = 100_000,
-        batch_size: int = 5000,
+        batch_size: int = 1000,
         purge_interval: float = 600.0,
         close_timeout: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -114,9 +97,7 @@ class AuthLogWriter:
         self._stopped = asyncio.Event()
         self._running = False
         self._backoff = 0.0  # > 0 after a failed write: seconds until the next attempt
-        self._write_log = _RateLimitedLog(_LOG_EVERY)
-        self._drop_log = _RateLimitedLog(_LOG_EVERY)
-        self._purge_log = _RateLimitedLog(_LOG_EVERY)
+        self._warn = RateLimitedLog(log, _LOG_EVERY)
 
     @property
     def pending(self) -> int:
@@ -131,8 +112,10 @@ class AuthLogWriter:
         if len(pending) >= self.max_pending:
             pending.popleft()
             self.dropped += 1
-            self._drop_log.warning(
-                "auth log queue is full (%d): dropping the oldest outcomes", self.max_pending
+            self._warn.warning(
+                "drop",
+                "auth log queue is full (%d): dropping the oldest outcomes",
+                self.max_pending,
             )
         pending.append(event)
         if len(pending) >= self.batch_size:
@@ -178,7 +161,8 @@ class AuthLogWriter:
             except Exception as exc:  # the database is down, a timeout, ...: retry later
                 self._requeue(batch)
                 self._backoff = min(max(self._backoff * 2, self.flush_interval), _MAX_BACKOFF)
-                self._write_log.warning(
+                self._warn.warning(
+                    "write",
                     "could not write %d auth log entries (%d queued), retrying in %.0fs: %s",
                     len(batch),
                     len(self._pending),
@@ -205,7 +189,7 @@ class AuthLogWriter:
         try:
             deleted = await self._purge(older_than=older_than, max_rows=self.max_rows)
         except Exception as exc:
-            self._purge_log.warning("could not purge the auth log: %s", exc)
+            self._warn.warning("purge", "could not purge the auth log: %s", exc)
             return
         self.purged += deleted
         if deleted:

@@ -212,7 +212,8 @@ class AccessHandler:
         password = contract.config.password if contract is not None else None
         if mac is not None and contract is not None:
             # MAC authentication: NAS send the MAC as User-Name and as password, or an empty
-            # password (MikroTik, hotspots); the contract's own password is accepted too.
+            # password (MikroTik hotspot and wireless access lists); the contract's own
+            # password is accepted too.
             candidates = [c for c in (name, "", password) if c is not None]
             if request.password is not None:
                 given = request.password
@@ -222,8 +223,8 @@ class AccessHandler:
                 chap, challenge = request.chap_password, request.chap_challenge
                 results = [authenticate.check_chap(chap, challenge, c) for c in candidates]
                 return "mac", any(results), None
-            if request.ms_chap2_response is None:
-                return "mac", True, None
+            # No credentials at all: refused below like any request without them (RFC 2865
+            # §4.1 wants User-Password or CHAP-Password in every Access-Request).
         if request.password is not None:
             return "pap", authenticate.check_pap(request.password, password), None
         if request.chap_password is not None and request.chap_challenge is not None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
+from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius import codec
 from radius_contracts.radius.clients import ClientTable, NasClient
 from radius_contracts.radius.dedup import IN_PROGRESS, Key, ReplyCache
@@ -55,25 +55,6 @@ class Stats:
         return self.counts.get(name, 0)
 
 
-class _RateLimitedLog:
-    """At most one warning per key per interval: floods must not flood the journal."""
-
-    __slots__ = ("_interval", "_last")
-
-    def __init__(self, interval: float = 60.0) -> None:
-        self._interval = interval
-        self._last: dict[object, float] = {}
-
-    def warning(self, key: object, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last.get(key, -self._interval) < self._interval:
-            return
-        if len(self._last) > 10_000:
-            self._last.clear()
-        self._last[key] = now
-        log.warning(message, *args)
-
-
 def _text_or_none(value: bytes | None) -> str | None:
     # RADIUS "text" should be UTF-8 (RFC 2865 §5); anything else is kept visible, not dropped.
     return None if value is None else value.decode("utf-8", "replace")
@@ -102,7 +83,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self._options = options
         self._replies = replies
         self._delayed = 0
-        self._warn = _RateLimitedLog()
+        self._warn = RateLimitedLog(log)
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
