@@ -165,9 +165,9 @@ class AccessHandler:
         refusal = mac_binding_refusal(contract, calling)
         if refusal is not None:
             return self._reject(refusal, method=method, contract=contract)
-        layout = self.index.layout(nas.manufacturer_id, purpose)
-        if purpose is LayoutPurpose.SUSPENDED and layout is None:
-            return self._reject("contract is suspended", method=method, contract=contract)
+        layout = self._layout(nas, purpose)
+        if isinstance(layout, Refusal):
+            return self._reject(layout, method=method, contract=contract)
         reply = self._reply(contract, nas, purpose, layout)
         if mschap is None:
             decision = reply.decisions.get(method)
@@ -192,6 +192,13 @@ class AccessHandler:
         return AuthDecision(
             True, _accepted(purpose, layout), attributes, hidden, method, contract.id
         )
+
+    def _layout(self, nas: NasSnapshot, purpose: LayoutPurpose) -> LayoutSnapshot | Refusal | None:
+        """The layout ``nas`` uses for ``purpose``; a suspended contract needs one to connect."""
+        layout = self.index.layout(nas.manufacturer_id, purpose)
+        if purpose is LayoutPurpose.SUSPENDED and layout is None:
+            return Refusal("contract is suspended")
+        return layout
 
     def _current_date(self) -> date:
         # date.today() costs a few µs; contract dates only need the day, so look again at
@@ -365,9 +372,9 @@ class AccessHandler:
         purpose = purpose_of(contract, self._current_date())
         if isinstance(purpose, Refusal):
             return Preview(self._reject(purpose, contract=contract), None, ())
-        layout = self.index.layout(nas.manufacturer_id, purpose)
-        if purpose is LayoutPurpose.SUSPENDED and layout is None:
-            return Preview(self._reject("contract is suspended", contract=contract), None, ())
+        layout = self._layout(nas, purpose)
+        if isinstance(layout, Refusal):
+            return Preview(self._reject(layout, contract=contract), None, ())
         reply = self._reply(contract, nas, purpose, layout)
         decision = AuthDecision(
             True, _accepted(purpose, layout), reply.attributes, reply.hidden, None, contract.id

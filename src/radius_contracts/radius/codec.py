@@ -628,6 +628,31 @@ def encode_hidden(
 # -- packets -----------------------------------------------------------------------------------
 
 
+def _framed(
+    what: str,
+    code: int,
+    identifier: int,
+    body: bytes,
+    secret: bytes,
+    authenticator: bytes,
+    *,
+    signed: bool,
+) -> tuple[bytes, bytes]:
+    """The header for ``body``, and ``body`` with its leading Message-Authenticator filled in.
+
+    ``authenticator`` is what the HMAC sees in the Authenticator field (RFC 3579 §3.2,
+    RFC 5176 §3.5); ``signed`` says ``body`` starts with the zeroed placeholder.
+    """
+    length = MIN_PACKET + len(body)
+    if length > MAX_PACKET:
+        raise ValueError(f"the {what} would be {length} octets, at most {MAX_PACKET}")
+    header = _HEADER.pack(code, identifier, length)
+    if signed:
+        mac = _hmac_md5(secret, header, authenticator, body)
+        body = _MA_PLACEHOLDER[:2] + mac + body[18:]
+    return header, body
+
+
 def encode_reply(
     code: int,
     identifier: int,
@@ -659,14 +684,10 @@ def encode_reply(
     # of the same type MUST be preserved. Last, so our own attributes never follow them.
     for state in proxy_states:
         parts.append(attribute(PROXY_STATE, state))
-    body = b"".join(parts)
-    length = MIN_PACKET + len(body)
-    if length > MAX_PACKET:
-        raise ValueError(f"the reply would be {length} octets, at most {MAX_PACKET}")
-    header = _HEADER.pack(code, identifier, length)
-    if message_authenticator:
-        mac = _hmac_md5(secret, header, request_authenticator, body)
-        body = _MA_PLACEHOLDER[:2] + mac + body[18:]
+    header, body = _framed(
+        "reply", code, identifier, b"".join(parts), secret, request_authenticator,
+        signed=message_authenticator,
+    )  # fmt: skip
     # RFC 2865 §3: ResponseAuth = MD5(Code+ID+Length+RequestAuth+Attributes+Secret).
     response = _md5(header + request_authenticator + body + secret)
     return header + response + body
@@ -703,13 +724,9 @@ def encode_request(
     else:
         raise ValueError(f"code {code} is not a request this codec builds")
     body = _MA_PLACEHOLDER + attributes if message_authenticator else attributes
-    length = MIN_PACKET + len(body)
-    if length > MAX_PACKET:
-        raise ValueError(f"the request would be {length} octets, at most {MAX_PACKET}")
-    header = _HEADER.pack(code, identifier, length)
-    if message_authenticator:
-        mac = _hmac_md5(secret, header, authenticator, body)
-        body = _MA_PLACEHOLDER[:2] + mac + body[18:]
+    header, body = _framed(
+        "request", code, identifier, body, secret, authenticator, signed=message_authenticator
+    )
     if hashed:
         authenticator = _md5(header + _ZERO16 + body + secret)
     return header + authenticator + body
