@@ -265,3 +265,28 @@ class Factory:
 @pytest.fixture
 def make(api: httpx.Client) -> Factory:
     return Factory(api)
+
+
+LO_SECRET = "loopback-nas-secret"
+
+
+def manufacturer_named(api: httpx.Client, name: str) -> dict[str, Any]:
+    items = api.get("/api/v1/manufacturers", params={"q": name}).json()["items"]
+    found: dict[str, Any] = next(m for m in items if m["name"] == name)
+    return found
+
+
+@pytest.fixture(scope="session")
+def lo_nas(daemon: RunningDaemon) -> dict[str, Any]:
+    """The NAS at 127.0.0.1 (where radclient sends from): a MikroTik, shipped layouts."""
+    api = daemon.client(daemon.admin_token)
+    body = {
+        "name": "lo-mikrotik",
+        "address": "127.0.0.1",
+        "secret": LO_SECRET,
+        "manufacturer_id": manufacturer_named(api, "MikroTik")["id"],
+    }
+    response = api.post("/api/v1/nas", json=body)
+    assert response.status_code == 201, response.text
+    nas: dict[str, Any] = response.json()
+    return nas

@@ -168,3 +168,13 @@ class RadiusClient:
 
     def status_server(self) -> bytes:
         return codec.encode_request(codec.Code.STATUS_SERVER, self.next_id(), b"", self.secret)
+
+    def accounting_request(self, *attributes: bytes, message_authenticator: bool = False) -> bytes:
+        """An Accounting-Request with the RFC 2866 §3 Request Authenticator."""
+        return codec.encode_request(
+            codec.Code.ACCOUNTING_REQUEST,
+            self.next_id(),
+            b"".join(attributes),
+            self.secret,
+            message_authenticator=message_authenticator,
+        )

@@ -22,14 +22,22 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from radius_contracts import sdnotify
+from radius_contracts.aaa.accounting import (
+    BATCH_BUCKETS,
+    AccountingHandler,
+    AccountingStore,
+    AccountingWriter,
+)
 from radius_contracts.aaa.auth_log import AuthLogWriter
 from radius_contracts.aaa.handler import AccessHandler
+from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.api.app import create_app
 from radius_contracts.db import migrate
-from radius_contracts.db.engine import create_engine, session_factory
+from radius_contracts.db.engine import create_engine, is_sqlite, session_factory
 from radius_contracts.domain import TokenRole
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex
+from radius_contracts.jobs import Scheduler, SessionJobs
 from radius_contracts.radius.dedup import ReplyCache
 from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.radius.listen import open_listeners
@@ -55,7 +63,10 @@ async def open_services(settings: Settings, *, run_migrations: bool) -> Services
     catalog = load_catalog(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
+        settings.database_url,
+        echo=settings.database.echo,
+        pool_size=settings.database.pool_size,
+        sqlite_synchronous=settings.database.sqlite_synchronous,
     )
     new_database = await migrate.upgrade(engine) if run_migrations else False
     services = Services.build(ServiceContext(sessions=session_factory(engine), catalog=catalog))
@@ -132,6 +143,11 @@ class Daemon:
         self.index: AuthIndex | None = None
         self.handler: AccessHandler | None = None
         self.auth_log: AuthLogWriter | None = None
+        self.sessions: SessionView | None = None
+        self.accounting: AccountingWriter | None = None
+        self.accounting_handler: AccountingHandler | None = None
+        self.session_jobs: SessionJobs | None = None
+        self.scheduler = Scheduler()
         self.stats = Stats()
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
         self.acct_port: int | None = None
@@ -192,11 +208,14 @@ class Daemon:
             max_pending=log_settings.max_pending,
         )
         self._spawn(self.auth_log.run(), "auth-log")
+        await self._start_accounting()
         context = services.context
         self.handler = AccessHandler(
             self.index,
             lambda: context.catalog,
             auth_log=self.auth_log,
+            sessions=self.sessions,
+            interim_interval=self.settings.accounting.interim_interval,
             reply_message=radius.reply_message,
         )
         context.access = self.handler
@@ -213,9 +232,10 @@ class Daemon:
             self._reply_caches.append(replies)
 
             def protocol(kind: Port = kind, replies: ReplyCache = replies) -> RadiusProtocol:
-                handler = self.handler if kind == "auth" else None
+                auth = self.handler if kind == "auth" else None
+                acct = self.accounting_handler if kind == "acct" else None
                 return RadiusProtocol(
-                    kind, lambda: index.clients, handler, self.stats, options, replies
+                    kind, lambda: index.clients, auth, self.stats, options, replies, acct
                 )
 
             try:
@@ -231,6 +251,33 @@ class Daemon:
                 self.auth_port = bound
             else:
                 self.acct_port = bound
+
+    async def _start_accounting(self) -> None:
+        """Session view, accounting writer and handler, and the periodic session jobs."""
+        assert self.services is not None and self.index is not None
+        sessions = self.services.context.sessions
+        settings = self.settings.accounting
+        self.sessions = SessionView(start_wait=settings.start_wait)
+        store = AccountingStore(sessions)
+        self.accounting = AccountingWriter(
+            store.write,
+            is_data_error=store.is_data_error,
+            on_applied=self.sessions.applied,
+            max_pending=settings.max_pending,
+            max_batch=settings.max_batch,
+        )
+        self._spawn(self.accounting.run(), "accounting")
+        self.accounting_handler = AccountingHandler(self.index, self.accounting)
+        jobs = self.session_jobs = SessionJobs(sessions, self.index, self.sessions, settings)
+        count = await jobs.reload_view()
+        log.info("%d sessions online", count)
+        every = settings.jobs_interval
+        self.scheduler.every("stale-sessions", every, jobs.close_stale)
+        self.scheduler.every("purge-history", max(every, 3600.0), jobs.purge_history)
+        if not is_sqlite(self.settings.database_url):
+            # Other nodes record sessions too: read them in regularly.
+            self.scheduler.every("refresh-sessions", settings.session_refresh, jobs.reload_view)
+        self.scheduler.start()
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -272,7 +319,54 @@ class Daemon:
                 "# TYPE radius_contracts_auth_log_pending gauge",
                 f"radius_contracts_auth_log_pending {log_.pending}",
             ]
+        lines += self._accounting_metrics()
         return "\n".join(lines) + "\n"
+
+    def _accounting_metrics(self) -> list[str]:
+        writer = self.accounting
+        if writer is None:
+            return []
+        lines = [
+            "# HELP radius_contracts_accounting_records_total Accounting-Requests by fate "
+            "(recorded: committed and answered; failed: the database failed, unanswered; "
+            "dropped: the queue was full; ignored: status types that describe no session).",
+            "# TYPE radius_contracts_accounting_records_total counter",
+            f'radius_contracts_accounting_records_total{{fate="recorded"}} {writer.records}',
+            f'radius_contracts_accounting_records_total{{fate="failed"}} {writer.failed}',
+            f'radius_contracts_accounting_records_total{{fate="dropped"}} {writer.dropped}',
+        ]
+        if self.accounting_handler is not None:
+            ignored = self.accounting_handler.ignored
+            lines.append(f'radius_contracts_accounting_records_total{{fate="ignored"}} {ignored}')
+        lines += [
+            "# HELP radius_contracts_accounting_pending Accounting-Requests waiting for a commit.",
+            "# TYPE radius_contracts_accounting_pending gauge",
+            f"radius_contracts_accounting_pending {writer.pending}",
+            "# HELP radius_contracts_accounting_batch_size Accounting-Requests per commit "
+            "(group commit).",
+            "# TYPE radius_contracts_accounting_batch_size histogram",
+        ]
+        cumulative = 0
+        for bound, count in zip(BATCH_BUCKETS, writer.batch_buckets, strict=True):
+            cumulative += count
+            bucket = f'radius_contracts_accounting_batch_size_bucket{{le="{bound}"}}'
+            lines.append(f"{bucket} {cumulative}")
+        lines += [
+            f'radius_contracts_accounting_batch_size_bucket{{le="+Inf"}} {writer.batches}',
+            f"radius_contracts_accounting_batch_size_sum {writer.batch_sum}",
+            f"radius_contracts_accounting_batch_size_count {writer.batches}",
+            "# HELP radius_contracts_accounting_commit_seconds_total Time spent in commits.",
+            "# TYPE radius_contracts_accounting_commit_seconds_total counter",
+            f"radius_contracts_accounting_commit_seconds_total {writer.commit_seconds:.6f}",
+        ]
+        if self.sessions is not None:
+            lines += [
+                "# HELP radius_contracts_simultaneous_use_refused_total Logins refused for "
+                "their contract's simultaneous-use limit.",
+                "# TYPE radius_contracts_simultaneous_use_refused_total counter",
+                f"radius_contracts_simultaneous_use_refused_total {self.sessions.refused}",
+            ]
+        return lines
 
     def stop(self) -> None:
         self._stop.set()
@@ -312,6 +406,11 @@ class Daemon:
         """Stop in a fixed order: RADIUS listeners, API (drains in-flight requests), auth log,
         then the database."""
         sdnotify.notify("STOPPING=1")
+        self.scheduler.shutdown()
+        if self.accounting is not None:
+            # Commit and answer what is queued while the sockets are still open; new
+            # Accounting-Requests are refused meanwhile (the NAS retransmits elsewhere).
+            await self.accounting.close(SHUTDOWN_TIMEOUT)
         for transport, _protocol in self._listeners:
             transport.close()
         self._listeners.clear()

@@ -152,6 +152,7 @@ class NasSnapshot:
     pop_name: str | None
     coa_port: int
     require_message_authenticator: bool
+    interim_interval: int | None = None  # None: the [accounting] default; 0: send none
 
 
 @dataclass(frozen=True, slots=True)

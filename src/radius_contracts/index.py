@@ -78,6 +78,10 @@ class AuthIndex:
     def pool(self, name: str) -> PoolSnapshot | None:
         return self._pools.get(name)
 
+    def all_nas(self) -> list[NasSnapshot]:
+        """Every active NAS (not for the hot path)."""
+        return list(self._nas.values())
+
     def __len__(self) -> int:
         return len(self._by_id)
 

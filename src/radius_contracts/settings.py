@@ -59,6 +59,11 @@ class DatabaseSettings(_Section):
     migrate_on_start: bool = Field(
         default=True, description="Apply pending migrations when `serve` starts."
     )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="SQLite only. FULL syncs every commit to disk, so an acknowledged "
+        "accounting record survives a power cut; NORMAL survives only a crash of the daemon.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -168,6 +173,74 @@ class AuthLogSettings(_Section):
     )
 
 
+class AccountingSettings(_Section):
+    interim_interval: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="Acct-Interim-Interval (seconds) sent in every Access-Accept unless the NAS "
+        "has its own; 0 sends none. NAS clamp it (RFC 2869 §5.16: at least 60).",
+    )
+    stale_after: float = Field(
+        default=3.0,
+        ge=1.5,
+        le=100,
+        description="An open session without an update for this many interim intervals is "
+        'closed with terminate cause "Stale" (the NAS lost it, e.g. it rebooted silently).',
+    )
+    history_days: int = Field(
+        default=400,
+        ge=1,
+        description="Closed sessions older than this many days are deleted (daily usage "
+        "totals are kept as long as usage_days).",
+    )
+    usage_days: int = Field(
+        default=1100, ge=1, description="Daily usage totals older than this many days are deleted."
+    )
+    start_wait: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Seconds an accepted login counts against its contract's simultaneous-use "
+        "limit while its Accounting-Start is on the way.",
+    )
+    max_pending: int = Field(
+        default=50_000,
+        ge=100,
+        description="Accounting-Requests waiting to be committed; beyond it new ones are "
+        "dropped and counted (the NAS retransmits).",
+    )
+    max_batch: int = Field(
+        default=2_000,
+        ge=1,
+        le=100_000,
+        description="Most Accounting-Requests written in one transaction (group commit).",
+    )
+    session_refresh: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="With PostgreSQL (several nodes), seconds between reloads of the open "
+        "sessions other nodes recorded, for the simultaneous-use check.",
+    )
+    jobs_interval: float = Field(
+        default=60.0,
+        ge=1,
+        le=3600,
+        description="Seconds between runs of the stale-session, history and lease-expiry jobs.",
+    )
+
+
+class PoolSettings(_Section):
+    offer_timeout: float = Field(
+        default=120.0,
+        ge=5,
+        le=86400,
+        description="Seconds an address leased at Access-Accept stays held for its "
+        "Accounting-Start; then it is free again (the pool's lease_time applies once bound).",
+    )
+
+
 class Settings(BaseSettings):
     """Every key is optional; see config/radius-contracts.toml for the documented defaults."""
 
@@ -184,6 +257,8 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     logging: LoggingSettings = LoggingSettings()
     auth_log: AuthLogSettings = AuthLogSettings()
+    accounting: AccountingSettings = AccountingSettings()
+    pools: PoolSettings = PoolSettings()
 
     @property
     def database_url(self) -> str:

@@ -14,36 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Factory, RunningDaemon, start_daemon, stop_daemon
+from conftest import LO_SECRET as SECRET
+from conftest import Factory, RunningDaemon, manufacturer_named, start_daemon, stop_daemon
 from radclient import radclient
 from radius_client import RadiusClient, attr
 from radius_contracts.aaa import mschap
 from radius_contracts.radius import codec
 from radius_contracts.settings import load_settings
-
-SECRET = "loopback-nas-secret"
-
-
-def _manufacturer(api: httpx.Client, name: str) -> dict[str, Any]:
-    items = api.get("/api/v1/manufacturers", params={"q": name}).json()["items"]
-    return next(m for m in items if m["name"] == name)
-
-
-@pytest.fixture(scope="session")
-def lo_nas(daemon: RunningDaemon) -> dict[str, Any]:
-    """The NAS at 127.0.0.1 (where radclient sends from): a MikroTik, shipped layouts."""
-    api = daemon.client(daemon.admin_token)
-    mikrotik = _manufacturer(api, "MikroTik")
-    body = {
-        "name": "lo-mikrotik",
-        "address": "127.0.0.1",
-        "secret": SECRET,
-        "manufacturer_id": mikrotik["id"],
-    }
-    response = api.post("/api/v1/nas", json=body)
-    assert response.status_code == 201, response.text
-    nas: dict[str, Any] = response.json()
-    return nas
 
 
 @pytest.fixture
@@ -519,7 +496,7 @@ def test_listens_on_ipv4_and_ipv6_side_by_side(tmp_path: Path) -> None:
     running, thread = start_daemon(settings)
     try:
         api = running.client(running.admin_token)
-        mikrotik = _manufacturer(api, "MikroTik")
+        mikrotik = manufacturer_named(api, "MikroTik")
         for name, address in (("v4", "127.0.0.1"), ("v6", "::1")):
             body = {"name": name, "address": address, "secret": "dual-stack",
                     "manufacturer_id": mikrotik["id"]}  # fmt: skip

@@ -19,6 +19,7 @@ from radius_contracts.aaa import authenticate
 from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
 from radius_contracts.aaa.authorize import Refusal, mac_binding_refusal, purpose_of
 from radius_contracts.aaa.render import render_rows, template_values
+from radius_contracts.aaa.sessions import OpenSession, SessionView
 from radius_contracts.domain import (
     ContractSnapshot,
     LayoutPurpose,
@@ -98,12 +99,16 @@ class AccessHandler:
         catalog: Callable[[], AttributeCatalog],
         *,
         auth_log: AuthLogWriter | None = None,
+        sessions: SessionView | None = None,
+        interim_interval: int = 0,
         reply_message: bool = True,
         today: Callable[[], date] = date.today,
     ) -> None:
         self.index = index
         self._catalog = catalog
         self._auth_log = auth_log
+        self.sessions = sessions
+        self._interim_interval = interim_interval
         self._reply_message = reply_message
         self._today = today
         self._date = today()
@@ -168,6 +173,16 @@ class AccessHandler:
         layout = self._layout(nas, purpose)
         if isinstance(layout, Refusal):
             return self._reject(layout, method=method, contract=contract)
+        limit = contract.config.simultaneous_use
+        sessions = self.sessions
+        if limit is not None and sessions is not None:
+            login = OpenSession(
+                request.nas_id, "", None, calling, request.nas_port, request.nas_port_id
+            )
+            refusal = sessions.check(contract.id, limit, login)
+            if refusal is not None:
+                return self._reject(refusal, method=method, contract=contract)
+            sessions.admit(contract.id, login)
         reply = self._reply(contract, nas, purpose, layout)
         if mschap is None:
             decision = reply.decisions.get(method)
@@ -323,6 +338,12 @@ class AccessHandler:
         for variable, attribute in _IMPLIED:
             if variable in values and attribute.casefold() not in sent:
                 rows.append((attribute, values[variable]))
+        interim = nas.interim_interval
+        if interim is None:
+            interim = self._interim_interval
+        if interim > 0 and "acct-interim-interval" not in sent:
+            # RFC 2869 §5.16: how often the NAS sends Interim-Updates for this session.
+            rows.append(("Acct-Interim-Interval", str(interim)))
         rendered: list[RenderedAttribute] = []
         encoded: list[bytes] = []
         hidden: list[HiddenAttribute] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -19,19 +20,26 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_conn.cursor()
-    # WAL lets the API read while accounting writes; foreign keys are off by default in SQLite;
-    # synchronous=NORMAL is durable under WAL across process crashes (only power loss can
-    # roll back the last commits); busy_timeout rides out a concurrent writer.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+def _sqlite_pragmas(synchronous: str) -> Callable[[DBAPIConnection, ConnectionPoolEntry], None]:
+    def on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_conn.cursor()
+        # WAL lets the API read while accounting writes; foreign keys are off by default in
+        # SQLite. Under WAL, synchronous=FULL syncs the log at every commit (an acknowledged
+        # accounting record survives a power cut; group commit makes that one sync per
+        # batch); NORMAL only survives crashes of the process. busy_timeout rides out a
+        # concurrent writer.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    return on_connect
 
 
-def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str, *, echo: bool = False, pool_size: int = 10, sqlite_synchronous: str = "FULL"
+) -> AsyncEngine:
     # hide_parameters keeps bound values (contract passwords, NAS secrets) out of SQL logs and
     # out of the text of database exceptions, which end up in the daemon's log.
     kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
@@ -39,7 +47,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
         kwargs.update(pool_size=pool_size, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if sqlite_synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"sqlite_synchronous must be FULL or NORMAL, not {sqlite_synchronous}")
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(sqlite_synchronous))
     return engine
 
 

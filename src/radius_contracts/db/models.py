@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import JSON
@@ -60,6 +61,10 @@ class Nas(Audited, Base):
     )
     coa_port: Mapped[int] = mapped_column(Integer, default=3799)
     require_message_authenticator: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Acct-Interim-Interval sent in Access-Accept; None: the [accounting] default, 0: none.
+    interim_interval: Mapped[int | None] = mapped_column(Integer)
+    # When the NAS last said Accounting-On/Off (it rebooted): its older sessions are over.
+    accounting_on_at: Mapped[datetime | None]
     description: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -196,11 +201,26 @@ class AcctSession(Base):
 
     __tablename__ = "sessions"
     __table_args__ = (
-        UniqueConstraint("nas_id", "acct_unique_id"),
+        # A session is the NAS's Acct-Session-Id (or Acct-Unique-Session-Id) while it is open.
+        # Only open ones must be unique: NAS reuse their ids after a reboot, and the closed
+        # session keeps its history. Both databases support partial unique indexes, and the
+        # accounting upsert names this one as its ON CONFLICT target.
+        Index(
+            "uq_sessions_open_key",
+            "nas_id",
+            "acct_unique_id",
+            unique=True,
+            sqlite_where=text("stopped_at IS NULL"),
+            postgresql_where=text("stopped_at IS NULL"),
+        ),
+        # Closed sessions by key: a Stop or Interim retransmitted after the session closed
+        # must not open it again.
+        Index("ix_sessions_key", "nas_id", "acct_unique_id", "started_at"),
         Index("ix_sessions_open", "stopped_at", "contract_id"),
+        Index("ix_sessions_started", "started_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     contract_id: Mapped[int | None] = mapped_column(
         ForeignKey("contracts.id", ondelete="SET NULL"), index=True
     )
@@ -214,25 +234,52 @@ class AcctSession(Base):
     updated_at: Mapped[datetime]
     stopped_at: Mapped[datetime | None]
     session_time: Mapped[int] = mapped_column(BigInteger, default=0)
+    # 64-bit: Acct-Input-Octets plus Acct-Input-Gigawords * 2^32 (RFC 2869 §5.1).
     input_octets: Mapped[int] = mapped_column(BigInteger, default=0)
     output_octets: Mapped[int] = mapped_column(BigInteger, default=0)
     input_packets: Mapped[int] = mapped_column(BigInteger, default=0)
     output_packets: Mapped[int] = mapped_column(BigInteger, default=0)
-    framed_ip: Mapped[str | None] = mapped_column(String(64))
+    framed_ip: Mapped[str | None] = mapped_column(String(64), index=True)
     framed_ipv6_prefix: Mapped[str | None] = mapped_column(String(64))
+    framed_ipv6_address: Mapped[str | None] = mapped_column(String(64))
     delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64))
     calling_station_id: Mapped[str | None] = mapped_column(String(253))
     called_station_id: Mapped[str | None] = mapped_column(String(253))
     nas_port: Mapped[int | None] = mapped_column(BigInteger)
     nas_port_id: Mapped[str | None] = mapped_column(String(253))
+    # What the NAS called itself: CoA and Disconnect-Requests must name the same (RFC 5176 §3).
+    nas_ip_address: Mapped[str | None] = mapped_column(String(64))
+    nas_identifier: Mapped[str | None] = mapped_column(String(253))
     terminate_cause: Mapped[str | None] = mapped_column(String(64))
 
 
+class UsageDaily(Base):
+    """Traffic and online time per contract and UTC day, added up from accounting deltas."""
+
+    __tablename__ = "usage_daily"
+
+    contract_id: Mapped[int] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(primary_key=True)
+    input_octets: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_octets: Mapped[int] = mapped_column(BigInteger, default=0)
+    session_time: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class Lease(Base):
-    """An address or delegated prefix of a managed pool, held by a contract."""
+    """An address or delegated prefix of a managed pool, held by a contract.
+
+    Rows are created on first use and kept: a released or expired lease remembers its last
+    contract, which gets the same address back when it returns (sticky). A lease is held
+    while ``expires_at`` is in the future, whatever its state says.
+    """
 
     __tablename__ = "leases"
-    __table_args__ = (UniqueConstraint("pool_id", "address"),)
+    __table_args__ = (
+        UniqueConstraint("pool_id", "address"),
+        Index("ix_leases_pool_expiry", "pool_id", "expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     pool_id: Mapped[int] = mapped_column(ForeignKey("pools.id", ondelete="CASCADE"))
@@ -240,7 +287,13 @@ class Lease(Base):
     contract_id: Mapped[int | None] = mapped_column(
         ForeignKey("contracts.id", ondelete="SET NULL"), index=True
     )
-    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
+    session_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("sessions.id", ondelete="SET NULL"),
+    )
+    # offered (Access-Accept sent), bound (Accounting-Start seen), released (Stop), expired.
+    state: Mapped[str] = mapped_column(String(16), default="offered")
+    leased_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
 
 

@@ -70,3 +70,45 @@ class AuthDecision:
     hidden: tuple[HiddenAttribute, ...] = ()
     method: AuthMethod | None = None
     contract_id: int | None = None
+
+
+# Acct-Status-Type values (RFC 2866 §5.1, RFC 2869 §5.4 for Interim-Update).
+ACCT_START = 1
+ACCT_STOP = 2
+ACCT_INTERIM = 3
+ACCT_ON = 7
+ACCT_OFF = 8
+
+
+@dataclass(slots=True)
+class AccountingRequest:
+    """An Accounting-Request as the accounting handler sees it.
+
+    Octet counters already combine the Gigawords attributes into 64-bit values (RFC 2869
+    §5.1-5.2). IPv6 prefixes are in ``address/length`` form (RFC 3162 §2.3, RFC 4818).
+    ``delay`` is Acct-Delay-Time (RFC 2866 §5.2): how long the NAS has been trying to send it.
+    """
+
+    nas_id: int
+    source: str
+    status_type: int
+    acct_session_id: str | None = None
+    user_name: str | None = None
+    delay: int = 0
+    event_timestamp: int | None = None  # Event-Timestamp (RFC 2869 §5.3), Unix seconds
+    session_time: int | None = None
+    input_octets: int | None = None
+    output_octets: int | None = None
+    input_packets: int | None = None
+    output_packets: int | None = None
+    framed_ip: str | None = None
+    framed_ipv6_prefix: str | None = None
+    framed_ipv6_address: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    calling_station_id: str | None = None
+    called_station_id: str | None = None
+    nas_port: int | None = None
+    nas_port_id: str | None = None
+    nas_ip_address: str | None = None
+    nas_identifier: str | None = None
+    terminate_cause: int | None = None

@@ -10,8 +10,10 @@ Anything wrong is dropped and counted, never answered: the NAS retransmits or fa
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
@@ -19,7 +21,7 @@ from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius import codec
 from radius_contracts.radius.clients import ClientTable, NasClient
 from radius_contracts.radius.dedup import IN_PROGRESS, Key, ReplyCache
-from radius_contracts.radius.messages import AccessRequest, AuthDecision
+from radius_contracts.radius.messages import AccessRequest, AccountingRequest, AuthDecision
 
 log = logging.getLogger("radius_contracts.radius")
 
@@ -27,9 +29,22 @@ Port = Literal["auth", "acct"]
 
 
 class AuthHandler(Protocol):
-    """What the auth listener calls (aaa.handler.AccessHandler)."""
+    """What the auth listener calls (aaa.handler.AccessHandler).
 
-    def handle_access(self, request: AccessRequest) -> AuthDecision: ...
+    A decision that needs the database (an address leased from a managed pool) comes back
+    as an awaitable; everything else is answered synchronously.
+    """
+
+    def handle_access(self, request: AccessRequest) -> AuthDecision | Awaitable[AuthDecision]: ...
+
+
+class AcctHandler(Protocol):
+    """What the accounting listener calls (aaa.accounting.AccountingHandler)."""
+
+    def handle_accounting(self, request: AccountingRequest, done: Callable[[bool], None]) -> bool:
+        """Take ``request``; call ``done(True)`` once it is durably recorded, ``done(False)``
+        when it could not be. Returns False when it cannot take any more right now."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +52,7 @@ class ListenerOptions:
     reject_delay: float = 1.0  # seconds an Access-Reject waits before it is sent
     duplicate_window: float = 5.0  # RFC 5080 §2.2.2 reply cache lifetime
     max_delayed_rejects: int = 10_000  # beyond this, requests that would be rejected are dropped
+    max_pending_access: int = 1_000  # Access-Requests waiting on the database (pool leases)
 
 
 class Stats:
@@ -64,6 +80,38 @@ def _integer_or_none(value: bytes | None) -> int | None:
     return int.from_bytes(value, "big") if value is not None and len(value) == 4 else None
 
 
+def _counter64(low: bytes | None, high: bytes | None) -> int | None:
+    octets, gigawords = _integer_or_none(low), _integer_or_none(high)
+    if octets is None and gigawords is None:
+        return None
+    return ((gigawords or 0) << 32) + (octets or 0)
+
+
+def _address_or_none(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) == 4:
+        return socket.inet_ntop(socket.AF_INET, value)
+    if len(value) == 16:
+        return socket.inet_ntop(socket.AF_INET6, value)
+    return None
+
+
+def _prefix_or_none(value: bytes | None) -> str | None:
+    """An IPv6 prefix attribute (RFC 3162 §2.3): reserved, length, then the prefix bits."""
+    if value is None or not 2 <= len(value) <= 18 or value[1] > 128:
+        return None
+    try:
+        network = ipaddress.IPv6Network((value[2:].ljust(16, b"\0"), value[1]), strict=False)
+    except ValueError:
+        return None
+    return str(network)
+
+
+# Status types that describe one session and so need its Acct-Session-Id.
+_SESSION_STATUS_TYPES = frozenset({1, 2, 3})
+
+
 class RadiusProtocol(asyncio.DatagramProtocol):
     """One UDP socket of the auth or accounting port."""
 
@@ -75,10 +123,14 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         stats: Stats,
         options: ListenerOptions,
         replies: ReplyCache,
+        acct_handler: AcctHandler | None = None,
     ) -> None:
         self.port = port
         self._clients = clients
         self._auth = auth_handler
+        self._acct = acct_handler
+        self._pending_access = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self.stats = stats
         self._options = options
         self._replies = replies
@@ -127,6 +179,10 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         auth = self._auth
         if code == codec.Code.ACCESS_REQUEST and auth is not None:
             self._access_request(packet, client, addr, auth)
+            return
+        acct = self._acct
+        if code == codec.Code.ACCOUNTING_REQUEST and acct is not None:
+            self._accounting_request(packet, client, addr, acct)
             return
         stats.add("drop_unexpected_code")
         self._warn.warning(
@@ -200,6 +256,60 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             stats.add("malformed_user_password")
             return
         decision = auth.handle_access(request)
+        if not isinstance(decision, AuthDecision):
+            self._access_later(packet, client, addr, key, request, decision)
+            return
+        self._answer_access(packet, client, addr, key, request, decision)
+
+    def _access_later(
+        self,
+        packet: codec.Packet,
+        client: NasClient,
+        addr: tuple[str | object, ...],
+        key: Key,
+        request: AccessRequest,
+        pending: Awaitable[AuthDecision],
+    ) -> None:
+        """Answer once the handler's database work is done; no reply if it fails."""
+        if self._pending_access >= self._options.max_pending_access:
+            self.stats.add("drop_over_capacity")
+            if asyncio.iscoroutine(pending):
+                pending.close()
+            return
+        self._pending_access += 1
+        self._replies.put(key, IN_PROGRESS)
+
+        async def finish() -> None:
+            try:
+                decision = await pending
+            except Exception as exc:
+                # e.g. the database is down: stay silent so the NAS tries its other server.
+                self.stats.add("drop_handler_failed")
+                self._replies.discard(key)
+                self._warn.warning(
+                    "access-failed", "no answer to an Access-Request from %s: %r", addr[0], exc
+                )
+                return
+            finally:
+                self._pending_access -= 1
+            self._replies.discard(key)
+            self._answer_access(packet, client, addr, key, request, decision)
+
+        task = asyncio.ensure_future(finish())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _answer_access(
+        self,
+        packet: codec.Packet,
+        client: NasClient,
+        addr: tuple[str | object, ...],
+        key: Key,
+        request: AccessRequest,
+        decision: AuthDecision,
+    ) -> None:
+        stats = self.stats
+        secret = client.secret
         code = codec.Code.ACCESS_ACCEPT if decision.accept else codec.Code.ACCESS_REJECT
         reply = codec.encode_reply(
             code,
@@ -230,6 +340,123 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self._delayed -= 1
         self._replies.put(key, reply)
         self._send(reply, addr)
+
+    # -- Accounting-Request (RFC 2866) -------------------------------------------------------
+
+    def _accounting_request(
+        self,
+        packet: codec.Packet,
+        client: NasClient,
+        addr: tuple[str | object, ...],
+        acct: AcctHandler,
+    ) -> None:
+        stats = self.stats
+        key: Key = (addr[:2], packet.identifier, packet.authenticator)
+        replies = self._replies
+        cached = replies.get(key)
+        if cached is not None:
+            # RFC 5080 §2.2.2: a retransmit gets the same answer and is never recorded twice;
+            # one that comes while the first is still being committed waits for that commit.
+            stats.add("duplicates")
+            if cached is not IN_PROGRESS:
+                self._send(cached, addr)
+            return
+        secret = client.secret
+        # RFC 2866 §3: the Request Authenticator is an MD5 over the packet and the secret; a
+        # request that fails the check is silently discarded.
+        if not codec.verify_request_authenticator(packet, secret):
+            stats.add("drop_bad_authenticator")
+            self._warn.warning(
+                (addr[0], "acct-auth"),
+                "Accounting-Request from %s with a bad authenticator (wrong secret?)",
+                addr[0],
+            )
+            return
+        if packet.has_message_authenticator and not codec.verify_message_authenticator(
+            packet, secret
+        ):
+            stats.add("drop_bad_message_authenticator")
+            return
+        request = self._accounting_fields(packet, client, str(addr[0]))
+        if request is None:
+            stats.add("drop_malformed")
+            stats.add("malformed_accounting")
+            self._warn.warning(
+                (addr[0], "acct-fields"),
+                "Accounting-Request from %s without Acct-Status-Type or Acct-Session-Id",
+                addr[0],
+            )
+            return
+        replies.put(key, IN_PROGRESS)
+        identifier, authenticator = packet.identifier, packet.authenticator
+        proxy_states = packet.get_all(codec.PROXY_STATE)
+
+        def done(recorded: bool) -> None:
+            if not recorded:
+                # RFC 2866 §2: no response unless the record was stored; the retransmit is
+                # handled afresh.
+                replies.discard(key)
+                stats.add("accounting_not_recorded")
+                return
+            reply = codec.encode_reply(
+                codec.Code.ACCOUNTING_RESPONSE, identifier, authenticator, b"", secret,
+                proxy_states=proxy_states, message_authenticator=False,
+            )  # fmt: skip
+            replies.put(key, reply)
+            stats.add("accounting_responses")
+            self._send(reply, addr)
+
+        if not acct.handle_accounting(request, done):
+            replies.discard(key)
+            stats.add("drop_over_capacity")
+
+    @staticmethod
+    def _accounting_fields(
+        packet: codec.Packet, client: NasClient, source: str
+    ) -> AccountingRequest | None:
+        """The accounting handler's view; None without a status type or a needed session id."""
+        first: dict[int, bytes] = {}
+        for kind, value in packet.attributes:
+            if kind not in first:
+                first[kind] = value
+        get = first.get
+        status = _integer_or_none(get(codec.ACCT_STATUS_TYPE))
+        session_id = _text_or_none(get(codec.ACCT_SESSION_ID))
+        if status is None:
+            return None
+        if session_id is None and status in _SESSION_STATUS_TYPES:
+            return None  # RFC 2866 §5.5: Acct-Session-Id MUST be in every Accounting-Request
+        nas_ip = get(codec.NAS_IP_ADDRESS)
+        if nas_ip is None:
+            nas_ip = get(codec.NAS_IPV6_ADDRESS)
+        return AccountingRequest(
+            nas_id=client.id,
+            source=source,
+            status_type=status,
+            acct_session_id=session_id,
+            user_name=_text_or_none(get(codec.USER_NAME)),
+            delay=_integer_or_none(get(codec.ACCT_DELAY_TIME)) or 0,
+            event_timestamp=_integer_or_none(get(codec.EVENT_TIMESTAMP)),
+            session_time=_integer_or_none(get(codec.ACCT_SESSION_TIME)),
+            # RFC 2869 §5.1-5.2: Gigawords count how often the 32-bit counter wrapped.
+            input_octets=_counter64(get(codec.ACCT_INPUT_OCTETS), get(codec.ACCT_INPUT_GIGAWORDS)),
+            output_octets=_counter64(
+                get(codec.ACCT_OUTPUT_OCTETS), get(codec.ACCT_OUTPUT_GIGAWORDS)
+            ),
+            input_packets=_integer_or_none(get(codec.ACCT_INPUT_PACKETS)),
+            output_packets=_integer_or_none(get(codec.ACCT_OUTPUT_PACKETS)),
+            framed_ip=_address_or_none(get(codec.FRAMED_IP_ADDRESS)),
+            framed_ipv6_prefix=_prefix_or_none(get(codec.FRAMED_IPV6_PREFIX)),
+            framed_ipv6_address=_address_or_none(get(codec.FRAMED_IPV6_ADDRESS)),
+            delegated_ipv6_prefix=_prefix_or_none(get(codec.DELEGATED_IPV6_PREFIX)),
+            calling_station_id=_text_or_none(get(codec.CALLING_STATION_ID)),
+            called_station_id=_text_or_none(get(codec.CALLED_STATION_ID)),
+            nas_port=_integer_or_none(get(codec.NAS_PORT)),
+            nas_port_id=_text_or_none(get(codec.NAS_PORT_ID)),
+            nas_ip_address=_address_or_none(nas_ip),
+            nas_identifier=_text_or_none(get(codec.NAS_IDENTIFIER)),
+            terminate_cause=_integer_or_none(get(codec.ACCT_TERMINATE_CAUSE)),
+        )
 
     @staticmethod
     def _access_fields(

@@ -159,6 +159,7 @@ async def nas(session: AsyncSession) -> list[NasSnapshot]:
             Pop.name,
             Nas.coa_port,
             Nas.require_message_authenticator,
+            Nas.interim_interval,
         )
         .join(Manufacturer, Manufacturer.id == Nas.manufacturer_id)
         .outerjoin(Pop, Pop.id == Nas.pop_id)
@@ -177,6 +178,7 @@ async def nas(session: AsyncSession) -> list[NasSnapshot]:
             pop_name=row[7],
             coa_port=row[8],
             require_message_authenticator=bool(row[9]),
+            interim_interval=row[10],
         )
         for row in await session.execute(stmt)
     ]

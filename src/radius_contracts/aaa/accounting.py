@@ -1,0 +1,298 @@
+"""Accounting: Accounting-Requests become session records, acknowledged only once durable.
+
+RFC 2866 §2: a server must not answer an Accounting-Request it has not recorded. The handler
+resolves each request (contract, event time, terminate cause) and queues it; the writer takes
+everything queued, writes it in one transaction (group commit, DESIGN §2) and only then lets
+the listener answer every request of the batch. When the database fails nothing is answered:
+the NAS retransmits, or fails over to its other server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from radius_contracts.domain import parse_mac
+from radius_contracts.index import AuthIndex
+from radius_contracts.logging import RateLimitedLog
+from radius_contracts.radius.messages import (
+    ACCT_INTERIM,
+    ACCT_OFF,
+    ACCT_ON,
+    ACCT_START,
+    ACCT_STOP,
+    AccountingRequest,
+)
+from radius_contracts.store import accounting as store
+from radius_contracts.store.accounting import AcctRecord, Applied
+
+log = logging.getLogger("radius_contracts.aaa.accounting")
+
+__all__ = ["AccountingHandler", "AccountingStore", "AccountingWriter", "terminate_cause"]
+
+# RFC 2866 §5.10 and RFC 3580 §3.32: Acct-Terminate-Cause values.
+_TERMINATE_CAUSES = {
+    1: "User-Request",
+    2: "Lost-Carrier",
+    3: "Lost-Service",
+    4: "Idle-Timeout",
+    5: "Session-Timeout",
+    6: "Admin-Reset",
+    7: "Admin-Reboot",
+    8: "Port-Error",
+    9: "NAS-Error",
+    10: "NAS-Request",
+    11: "NAS-Reboot",
+    12: "Port-Unneeded",
+    13: "Port-Preempted",
+    14: "Port-Suspended",
+    15: "Service-Unavailable",
+    16: "Callback",
+    17: "User-Error",
+    18: "Host-Request",
+    19: "Supplicant-Restart",
+    20: "Reauthentication-Failure",
+    21: "Port-Reinitialized",
+    22: "Port-Administratively-Disabled",
+}
+_KINDS = frozenset({ACCT_START, ACCT_STOP, ACCT_INTERIM, ACCT_ON, ACCT_OFF})
+# Event-Timestamp is trusted when it is this close to our clock; a NAS without NTP sends 1970.
+_CLOCK_SKEW = timedelta(hours=1)
+# Column widths (db.models.AcctSession): longer values are cut rather than fail the batch.
+_TEXT, _ADDRESS = 253, 64
+# Histogram buckets for batch sizes (metrics).
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+def terminate_cause(value: int | None) -> str | None:
+    if value is None:
+        return None
+    return _TERMINATE_CAUSES.get(value, str(value))
+
+
+def _cut(value: str | None, width: int) -> str | None:
+    return value if value is None or len(value) <= width else value[:width]
+
+
+Done = Callable[[bool], None]
+BatchSink = Callable[[list[AcctRecord]], Awaitable[Applied]]
+
+
+class AccountingWriter:
+    """Group commit: queue records, write all queued in one transaction, then answer them.
+
+    ``sink`` writes one batch in one transaction and raises if it could not. A batch that
+    fails on its data (not on the connection) is split in halves and retried, so one bad
+    record cannot hold the others back; that record alone goes unanswered.
+    """
+
+    def __init__(
+        self,
+        sink: BatchSink,
+        *,
+        is_data_error: Callable[[BaseException], bool] = lambda exc: False,
+        on_applied: Callable[[Applied], None] | None = None,
+        max_pending: int = 50_000,
+        max_batch: int = 2_000,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._sink = sink
+        self._is_data_error = is_data_error
+        self._on_applied = on_applied
+        self._max_pending = max_pending
+        self._max_batch = max_batch
+        self._max_backoff = max_backoff
+        self._queue: deque[tuple[AcctRecord, Done]] = deque()
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._finished = asyncio.Event()
+        self._writing = 0
+        self._warn = RateLimitedLog(log)
+        # Counters for /metrics.
+        self.records = 0  # acknowledged
+        self.batches = 0
+        self.failed = 0  # records left unanswered because the database failed
+        self.dropped = 0  # refused because the queue was full
+        self.batch_buckets = [0] * len(BATCH_BUCKETS)
+        self.batch_sum = 0
+        self.batch_max = 0
+        self.commit_seconds = 0.0
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue) + self._writing
+
+    def submit(self, record: AcctRecord, done: Done) -> bool:
+        """Queue ``record``; False when the queue is full (the caller drops the request)."""
+        if self._closing or len(self._queue) >= self._max_pending:
+            self.dropped += 1
+            return False
+        self._queue.append((record, done))
+        self._wakeup.set()
+        return True
+
+    async def run(self) -> None:
+        backoff = 0.0
+        while True:
+            if not self._queue:
+                if self._closing:
+                    self._finished.set()
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+            if await self._write(batch):
+                backoff = 0.0
+                continue
+            # The database is failing: every record of the batch went unanswered (the NAS
+            # retransmits). Wait before trying the next, so a dead database is not hammered.
+            backoff = min(self._max_backoff, max(0.1, backoff * 2))
+            await asyncio.sleep(backoff)
+
+    async def _write(self, batch: list[tuple[AcctRecord, Done]]) -> bool:
+        self._writing = len(batch)
+        started = time.perf_counter()
+        try:
+            applied = await self._sink([record for record, _ in batch])
+        except Exception as exc:
+            self._writing = 0
+            if len(batch) > 1 and self._is_data_error(exc):
+                half = len(batch) // 2
+                first = await self._write(batch[:half])
+                second = await self._write(batch[half:])
+                return first or second
+            self.failed += len(batch)
+            for _, done in batch:
+                done(False)
+            self._warn.warning(
+                "write", "accounting not recorded (%d requests unanswered): %r", len(batch), exc
+            )
+            # A record the database refuses is no sign of an outage; anything else is.
+            return self._is_data_error(exc)
+        self._writing = 0
+        self.commit_seconds += time.perf_counter() - started
+        size = len(batch)
+        self.batches += 1
+        self.records += size
+        self.batch_sum += size
+        self.batch_max = max(self.batch_max, size)
+        for index, bound in enumerate(BATCH_BUCKETS):
+            if size <= bound:
+                self.batch_buckets[index] += 1
+                break
+        for _, done in batch:
+            done(True)
+        if self._on_applied is not None:
+            try:
+                self._on_applied(applied)
+            except Exception:
+                log.exception("updating the session view after an accounting commit failed")
+        return True
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Stop taking records; write what is queued, for at most ``grace`` seconds."""
+        self._closing = True
+        self._wakeup.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), grace)
+
+
+class AccountingStore:
+    """Writes batches of accounting records, one transaction each."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        extra: Callable[[AsyncSession, Sequence[AcctRecord], Applied], Awaitable[None]]
+        | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._extra = extra
+
+    async def write(self, records: list[AcctRecord]) -> Applied:
+        async with self._sessions() as session, session.begin():
+            applied = await store.apply(session, records)
+            if self._extra is not None:
+                await self._extra(session, records, applied)
+        return applied
+
+    @staticmethod
+    def is_data_error(exc: BaseException) -> bool:
+        return store.is_data_error(exc)
+
+
+class AccountingHandler:
+    """Turns Accounting-Requests into records for the writer (the listener's AcctHandler)."""
+
+    def __init__(
+        self,
+        index: AuthIndex,
+        writer: AccountingWriter,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.index = index
+        self.writer = writer
+        self._clock = clock
+        self.ignored = 0  # status types that describe no session (tunnels, Failed)
+
+    def handle_accounting(self, request: AccountingRequest, done: Done) -> bool:
+        kind = request.status_type
+        if kind not in _KINDS:
+            # Tunnel-Start/-Stop/-Reject/-Link-* (RFC 2867) and Failed: nothing to record,
+            # acknowledged so the NAS stops retransmitting.
+            self.ignored += 1
+            done(True)
+            return True
+        return self.writer.submit(self.record(request), done)
+
+    def record(self, request: AccountingRequest) -> AcctRecord:
+        now = self._clock()
+        at = now - timedelta(seconds=request.delay) if request.delay else now
+        stamp = request.event_timestamp
+        if stamp is not None:
+            # RFC 2869 §5.3: when the event happened; exact across retransmits.
+            event = datetime.fromtimestamp(stamp, UTC)
+            if abs(event - now) <= _CLOCK_SKEW:
+                at = event
+        name = request.user_name or ""
+        contract_id = None
+        if name:
+            contract = self.index.contract_by_username(name)
+            if contract is None:
+                mac = parse_mac(name)
+                contract = self.index.contract_by_mac(mac) if mac else None
+            contract_id = contract.id if contract is not None else None
+        return AcctRecord(
+            kind=request.status_type,
+            nas_id=request.nas_id,
+            at=at,
+            key=_cut(request.acct_session_id, _TEXT) or "",
+            contract_id=contract_id,
+            username=_cut(name, _TEXT) or "",
+            session_time=request.session_time,
+            input_octets=request.input_octets,
+            output_octets=request.output_octets,
+            input_packets=request.input_packets,
+            output_packets=request.output_packets,
+            framed_ip=request.framed_ip,
+            framed_ipv6_prefix=request.framed_ipv6_prefix,
+            framed_ipv6_address=request.framed_ipv6_address,
+            delegated_ipv6_prefix=request.delegated_ipv6_prefix,
+            calling_station_id=_cut(request.calling_station_id, _TEXT),
+            called_station_id=_cut(request.called_station_id, _TEXT),
+            nas_port=request.nas_port,
+            nas_port_id=_cut(request.nas_port_id, _TEXT),
+            nas_ip_address=_cut(request.nas_ip_address, _ADDRESS),
+            nas_identifier=_cut(request.nas_identifier, _TEXT),
+            terminate_cause=terminate_cause(request.terminate_cause),
+        )

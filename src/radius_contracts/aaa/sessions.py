@@ -1,0 +1,211 @@
+"""Who is online, in memory: the simultaneous-use check at Access-Request without the database.
+
+The view holds every open session per contract, loaded at start and updated after each
+committed accounting batch (and, with several nodes on PostgreSQL, reloaded periodically to
+see the sessions other nodes recorded). Logins accepted but not yet confirmed by an
+Accounting-Start count too, for a while, so two routers dialling in at once cannot both get
+in. A re-authentication from the place a session already occupies (same Calling-Station-Id,
+or same NAS and port) replaces that session instead of counting against it: the NAS lost
+the old one (RFC 5080 §2.2.1 retransmits aside, this is the common stale case).
+
+The check never fails open: until the view is loaded, or when it could not be refreshed,
+contracts with a limit are refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from radius_contracts.aaa.authorize import Refusal
+from radius_contracts.domain import parse_mac
+from radius_contracts.store.accounting import Applied
+
+__all__ = ["OpenSession", "SessionView"]
+
+
+@dataclass(slots=True)
+class OpenSession:
+    """An open session as the check sees it (also an accepted login awaiting its Start)."""
+
+    nas_id: int
+    key: str  # Acct-Session-Id; "" for a login awaiting its Start
+    started_at: datetime | None
+    calling_station_id: str | None
+    nas_port: int | None
+    nas_port_id: str | None
+    expires: float = 0.0  # monotonic deadline of a login awaiting its Start
+
+
+def _station(value: str | None) -> str | None:
+    # NAS write the same MAC in different notations in Access- and Accounting-Requests.
+    if not value:
+        return None
+    return parse_mac(value) or value
+
+
+def same_place(a: OpenSession, b: OpenSession) -> bool:
+    """Whether two sessions come from the same subscriber device or the same NAS port."""
+    station = _station(a.calling_station_id)
+    if station is not None and station == _station(b.calling_station_id):
+        return True
+    if a.nas_id != b.nas_id:
+        return False
+    if a.nas_port_id is not None and a.nas_port_id == b.nas_port_id:
+        return True
+    if a.nas_port is not None and a.nas_port == b.nas_port:
+        return True
+    # Neither says where it comes from (a radtest-like probe): nothing tells them apart, so
+    # the newer is taken for a re-authentication rather than a second device.
+    return _anonymous(a) and _anonymous(b)
+
+
+def _anonymous(session: OpenSession) -> bool:
+    return (
+        not session.calling_station_id and session.nas_port is None and session.nas_port_id is None
+    )
+
+
+class SessionView:
+    """Open sessions and logins awaiting their Accounting-Start, per contract."""
+
+    def __init__(self, *, start_wait: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._start_wait = start_wait
+        self._clock = clock
+        self._open: dict[int, dict[tuple[int, str], OpenSession]] = {}
+        self._pending: dict[int, list[OpenSession]] = {}
+        self._replaying: list[Applied] | None = None
+        self.ready = False  # loaded at least once, and the last refresh worked
+        self.refused = 0  # logins refused for the limit (metrics)
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def check(self, contract_id: int, limit: int, login: OpenSession) -> Refusal | None:
+        """Why ``login`` would exceed the contract's simultaneous-use ``limit``, if it would."""
+        if not self.ready:
+            return Refusal("session state is not available; simultaneous use cannot be checked")
+        sessions = self._open.get(contract_id)
+        pending = self._pending.get(contract_id)
+        if not sessions and not pending:
+            return None
+        count = 0
+        others = []
+        if sessions:
+            for session in sessions.values():
+                if not same_place(session, login):
+                    count += 1
+                    others.append(session)
+        if pending:
+            now = self._clock()
+            for waiting in pending:
+                if waiting.expires <= now or same_place(waiting, login):
+                    continue
+                # A login whose Start arrived is already counted as its session.
+                if not any(same_place(waiting, session) for session in others):
+                    count += 1
+        if count >= limit:
+            self.refused += 1
+            return Refusal(f"simultaneous use limit of {limit} reached")
+        return None
+
+    def admit(self, contract_id: int, login: OpenSession) -> None:
+        """Count an accepted ``login`` until its Accounting-Start arrives (or start_wait)."""
+        if self._start_wait <= 0:
+            return
+        now = self._clock()
+        login.expires = now + self._start_wait
+        waiting = [
+            w
+            for w in self._pending.get(contract_id, ())
+            if w.expires > now and not same_place(w, login)
+        ]
+        waiting.append(login)
+        self._pending[contract_id] = waiting
+
+    def count(self, contract_id: int) -> int:
+        """Open sessions of the contract (for the API and tests)."""
+        return len(self._open.get(contract_id, ()))
+
+    # -- updates ------------------------------------------------------------------------------
+
+    def applied(self, applied: Applied) -> None:
+        """An accounting batch was committed: follow its sessions and NAS reboots."""
+        if self._replaying is not None:
+            self._replaying.append(applied)
+        self._apply(applied)
+
+    def _apply(self, applied: Applied) -> None:
+        for nas_id, at in applied.reboots:
+            self._nas_rebooted(nas_id, at)
+        for state in applied.sessions:
+            if state.contract_id is None:
+                continue
+            key = (state.nas_id, state.key)
+            if state.stopped_at is not None:
+                sessions = self._open.get(state.contract_id)
+                if sessions is not None:
+                    sessions.pop(key, None)
+                    if not sessions:
+                        del self._open[state.contract_id]
+                continue
+            session = OpenSession(
+                state.nas_id,
+                state.key,
+                state.started_at,
+                state.calling_station_id,
+                state.nas_port,
+                state.nas_port_id,
+            )
+            self._open.setdefault(state.contract_id, {})[key] = session
+            pending = self._pending.get(state.contract_id)
+            if pending:
+                # Its Start arrived: the login now counts as this session.
+                left = [w for w in pending if not same_place(w, session)]
+                if left:
+                    self._pending[state.contract_id] = left
+                else:
+                    del self._pending[state.contract_id]
+
+    def _nas_rebooted(self, nas_id: int, at: datetime) -> None:
+        for contract_id in list(self._open):
+            sessions = self._open[contract_id]
+            gone = [
+                key
+                for key, s in sessions.items()
+                if s.nas_id == nas_id and (s.started_at is None or s.started_at <= at)
+            ]
+            for key in gone:
+                del sessions[key]
+            if not sessions:
+                del self._open[contract_id]
+
+    def begin_reload(self) -> None:
+        """A reload from the database starts: remember commits made while it reads."""
+        self._replaying = []
+
+    def finish_reload(self, rows: Iterable[tuple[int, OpenSession]]) -> None:
+        """Replace the open sessions with ``rows`` (contract id, session) from the database."""
+        fresh: dict[int, dict[tuple[int, str], OpenSession]] = {}
+        for contract_id, session in rows:
+            fresh.setdefault(contract_id, {})[(session.nas_id, session.key)] = session
+        replay, self._replaying = self._replaying or [], None
+        self._open = fresh
+        for applied in replay:
+            self._apply(applied)
+        self.ready = True
+
+    def reload_failed(self) -> None:
+        """The reload could not read the database; the view stays as it was."""
+        self._replaying = None
+
+    def sweep(self) -> None:
+        """Forget logins whose Accounting-Start never came (run by the periodic jobs)."""
+        now = self._clock()
+        for contract_id in list(self._pending):
+            left = [w for w in self._pending[contract_id] if w.expires > now]
+            if left:
+                self._pending[contract_id] = left
+            else:
+                del self._pending[contract_id]

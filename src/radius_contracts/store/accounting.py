@@ -1,0 +1,551 @@
+"""Accounting writes: one batch of records applied in the caller's transaction.
+
+The accounting writer hands over everything queued (group commit, DESIGN §2). This module reads
+the sessions the batch touches in one query per NAS, decides in Python what each record does
+to its session (records of one batch apply in arrival order), then writes with a few
+driver-level ``executemany`` calls: new sessions, changed sessions, daily usage. SQLAlchemy's
+per-row parameter processing would cost more than the rest of the request, so the SQL goes to
+the driver as is, as for the auth log.
+
+Idempotence: a session is its NAS and Acct-Session-Id while it is open (a partial unique
+index); a record repeated after its session closed (a retransmit the reply cache no longer
+holds, a late Interim) is recognised by the closed session's times and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from radius_contracts.store.auth_log import existing, timestamp
+
+START, STOP, INTERIM, ACCOUNTING_ON, ACCOUNTING_OFF = 1, 2, 3, 7, 8
+
+# Two records of one session whose start times differ by less than this are the same session
+# (start times are computed from Acct-Session-Time and Acct-Delay-Time, so they wobble).
+SAME_START = timedelta(seconds=60)
+REBOOT = "NAS-Reboot"  # terminate cause of sessions closed by Accounting-On/Off
+# A record stamped at most this long after its session closed still belongs to it.
+LATE = timedelta(seconds=5)
+
+_COUNTERS = ("session_time", "input_octets", "output_octets", "input_packets", "output_packets")
+_DETAILS = (
+    "framed_ip",
+    "framed_ipv6_prefix",
+    "framed_ipv6_address",
+    "delegated_ipv6_prefix",
+    "calling_station_id",
+    "called_station_id",
+    "nas_port",
+    "nas_port_id",
+    "nas_ip_address",
+    "nas_identifier",
+)
+_COLUMNS = (
+    "contract_id",
+    "nas_id",
+    "username",
+    "acct_session_id",
+    "acct_unique_id",
+    "started_at",
+    "updated_at",
+    "stopped_at",
+    *_COUNTERS,
+    *_DETAILS,
+    "terminate_cause",
+)
+_TIMES = frozenset({"started_at", "updated_at", "stopped_at"})
+
+
+@dataclass(slots=True)
+class AcctRecord:
+    """One Accounting-Request, resolved: what the session store needs.
+
+    ``at`` is when the NAS says the event happened (Event-Timestamp, else arrival minus
+    Acct-Delay-Time); ``key`` is the session's id on its NAS (Acct-Session-Id).
+    """
+
+    kind: int
+    nas_id: int
+    at: datetime
+    key: str = ""
+    contract_id: int | None = None
+    username: str = ""
+    session_time: int | None = None
+    input_octets: int | None = None
+    output_octets: int | None = None
+    input_packets: int | None = None
+    output_packets: int | None = None
+    framed_ip: str | None = None
+    framed_ipv6_prefix: str | None = None
+    framed_ipv6_address: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    calling_station_id: str | None = None
+    called_station_id: str | None = None
+    nas_port: int | None = None
+    nas_port_id: str | None = None
+    nas_ip_address: str | None = None
+    nas_identifier: str | None = None
+    terminate_cause: str | None = None
+
+    @property
+    def started_at(self) -> datetime:
+        if self.kind == START or not self.session_time:
+            return self.at
+        return self.at - timedelta(seconds=self.session_time)
+
+
+@dataclass(slots=True)
+class SessionState:
+    """A session as the batch leaves it, for the in-memory session view."""
+
+    id: int | None
+    contract_id: int | None
+    nas_id: int
+    key: str
+    started_at: datetime
+    updated_at: datetime
+    stopped_at: datetime | None
+    calling_station_id: str | None
+    nas_port: int | None
+    nas_port_id: str | None
+    framed_ip: str | None
+    framed_ipv6_prefix: str | None
+    delegated_ipv6_prefix: str | None
+
+
+@dataclass(slots=True)
+class Applied:
+    """What one batch changed: sessions touched (last state each) and NAS that rebooted."""
+
+    sessions: list[SessionState] = field(default_factory=list)
+    reboots: list[tuple[int, datetime]] = field(default_factory=list)
+    ignored: int = 0  # records that repeated what was already stored
+
+
+@dataclass(slots=True)
+class _Row:
+    values: dict[str, Any]
+    id: int | None = None  # None: inserted by this batch
+    dirty: bool = False
+
+
+@dataclass(slots=True)
+class _Sessions:
+    """The rows of one NAS and session id that the batch may touch."""
+
+    open: _Row | None = None
+    closed: list[_Row] = field(default_factory=list)
+
+
+def _placeholders(paramstyle: str, count: int, start: int = 1) -> list[str]:
+    if paramstyle == "qmark":
+        return ["?"] * count
+    if paramstyle == "numeric_dollar":
+        return [f"${n}" for n in range(start, start + count)]
+    raise ValueError(f"no driver-level SQL for paramstyle {paramstyle}")
+
+
+class _Sql:
+    """Statements in the driver's own dialect."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        dialect = connection.dialect
+        self.dialect = dialect.name
+        self.paramstyle = dialect.paramstyle
+        greatest = "max" if self.dialect == "sqlite" else "GREATEST"
+        marks = _placeholders(self.paramstyle, len(_COLUMNS))
+        merge = [
+            "contract_id = COALESCE(excluded.contract_id, sessions.contract_id)",
+            f"updated_at = {greatest}(sessions.updated_at, excluded.updated_at)",
+            "stopped_at = excluded.stopped_at",
+            *(f"{c} = {greatest}(sessions.{c}, excluded.{c})" for c in _COUNTERS),
+            *(f"{c} = COALESCE(excluded.{c}, sessions.{c})" for c in _DETAILS),
+            "terminate_cause = COALESCE(excluded.terminate_cause, sessions.terminate_cause)",
+        ]
+        # The ON CONFLICT target is the partial unique index of open sessions: it only fires
+        # when another node opened the same session meanwhile (a NAS failing over).
+        self.insert = (
+            f"INSERT INTO sessions ({', '.join(_COLUMNS)}) VALUES ({', '.join(marks)}) "  # noqa: S608
+            "ON CONFLICT (nas_id, acct_unique_id) WHERE stopped_at IS NULL "
+            f"DO UPDATE SET {', '.join(merge)}"
+        )
+        updated = [c for c in _COLUMNS if c not in ("nas_id", "acct_unique_id")]
+        marks = _placeholders(self.paramstyle, len(updated) + 1)
+        sets = ", ".join(f"{c} = {m}" for c, m in zip(updated, marks, strict=False))
+        self.update_columns = updated
+        self.update = f"UPDATE sessions SET {sets} WHERE id = {marks[-1]}"  # noqa: S608
+        marks = _placeholders(self.paramstyle, 5)
+        self.usage = (
+            "INSERT INTO usage_daily (contract_id, day, input_octets, output_octets, "  # noqa: S608
+            f"session_time) VALUES ({', '.join(marks)}) ON CONFLICT (contract_id, day) DO UPDATE "
+            "SET input_octets = usage_daily.input_octets + excluded.input_octets, "
+            "output_octets = usage_daily.output_octets + excluded.output_octets, "
+            "session_time = usage_daily.session_time + excluded.session_time"
+        )
+
+    def marks(self, count: int, start: int = 1) -> list[str]:
+        return _placeholders(self.paramstyle, count, start)
+
+    def time(self, at: datetime) -> datetime | str:
+        return timestamp(self.dialect, at)
+
+    def day(self, day: date) -> date | str:
+        return day.isoformat() if self.dialect == "sqlite" else day
+
+    @staticmethod
+    def read_time(value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite keeps naive UTC text
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+async def apply(session: AsyncSession, records: Sequence[AcctRecord]) -> Applied:
+    """Apply ``records`` in order inside the caller's transaction (it commits)."""
+    connection = await session.connection()
+    sql = _Sql(connection)
+    applied = Applied()
+    await _drop_dangling(session, records)
+    segment: list[AcctRecord] = []
+    for record in records:
+        if record.kind in (ACCOUNTING_ON, ACCOUNTING_OFF):
+            # A reboot closes every session the NAS had open until now: what came before it
+            # in this batch is written first, what comes after applies to a clean slate.
+            await _apply_sessions(connection, sql, segment, applied)
+            segment = []
+            await _nas_rebooted(connection, sql, record.nas_id, record.at)
+            applied.reboots.append((record.nas_id, record.at))
+        else:
+            segment.append(record)
+    await _apply_sessions(connection, sql, segment, applied)
+    return applied
+
+
+async def _drop_dangling(session: AsyncSession, records: Sequence[AcctRecord]) -> None:
+    """Forget contracts and NAS deleted since the records were resolved (foreign keys)."""
+    contracts = {r.contract_id for r in records if r.contract_id is not None}
+    alive = await existing(session, "contracts", contracts)
+    nas = {r.nas_id for r in records}
+    alive_nas = await existing(session, "nas", nas)
+    for record in records:
+        if record.contract_id is not None and record.contract_id not in alive:
+            record.contract_id = None
+        if record.nas_id not in alive_nas:
+            record.kind = 0  # its NAS is gone: nothing to attach the session to
+
+
+async def _nas_rebooted(connection: AsyncConnection, sql: _Sql, nas_id: int, at: datetime) -> None:
+    a, b = sql.marks(2)
+    # RFC 2866 §5.1: Accounting-On/Off mean the NAS (re)started or stops accounting; its open
+    # sessions ended, last seen at their last update.
+    await connection.exec_driver_sql(
+        f"UPDATE sessions SET stopped_at = updated_at, terminate_cause = '{REBOOT}' "  # noqa: S608
+        f"WHERE nas_id = {a} AND stopped_at IS NULL AND started_at <= {b}",
+        (nas_id, sql.time(at)),
+    )
+    await connection.exec_driver_sql(
+        f"UPDATE nas SET accounting_on_at = {a} WHERE id = {b}",  # noqa: S608
+        (sql.time(at), nas_id),
+    )
+
+
+async def _load(
+    connection: AsyncConnection, sql: _Sql, records: Sequence[AcctRecord]
+) -> dict[tuple[int, str], _Sessions]:
+    """The open sessions of the batch's keys, and closed ones recent enough to matter."""
+    keys: dict[int, set[str]] = defaultdict(set)
+    for record in records:
+        keys[record.nas_id].add(record.key)
+    since = min(r.started_at for r in records) - SAME_START
+    found: dict[tuple[int, str], _Sessions] = {}
+    columns = ("id", *_COLUMNS)
+    for nas_id, ids in keys.items():
+        chunk_size = 500
+        values = sorted(ids)
+        for start in range(0, len(values), chunk_size):
+            chunk = values[start : start + chunk_size]
+            # Placeholders in the order they appear: qmark binds by position.
+            marks = sql.marks(len(chunk) + 2)
+            result = await connection.exec_driver_sql(
+                f"SELECT {', '.join(columns)} FROM sessions "  # noqa: S608 - our names
+                f"WHERE nas_id = {marks[0]} AND acct_unique_id IN ({', '.join(marks[1:-1])}) "
+                f"AND (stopped_at IS NULL OR started_at >= {marks[-1]})",
+                (nas_id, *chunk, sql.time(since)),
+            )
+            for row in result:
+                values_ = dict(zip(columns, row, strict=True))
+                row_id = values_.pop("id")
+                for name in _TIMES:
+                    values_[name] = sql.read_time(values_[name])
+                entry = found.setdefault((nas_id, values_["acct_unique_id"]), _Sessions())
+                loaded = _Row(values_, row_id)
+                if values_["stopped_at"] is None:
+                    entry.open = loaded
+                else:
+                    entry.closed.append(loaded)
+    return found
+
+
+def _new_row(record: AcctRecord) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "contract_id": record.contract_id,
+        "nas_id": record.nas_id,
+        "username": record.username,
+        "acct_session_id": record.key,
+        "acct_unique_id": record.key,
+        "started_at": record.started_at,
+        "updated_at": record.at,
+        "stopped_at": record.at if record.kind == STOP else None,
+        "terminate_cause": record.terminate_cause if record.kind == STOP else None,
+    }
+    for name in _COUNTERS:
+        values[name] = getattr(record, name) or 0
+    for name in _DETAILS:
+        values[name] = getattr(record, name)
+    return values
+
+
+def _merge(values: dict[str, Any], record: AcctRecord) -> tuple[int, int, int]:
+    """Fold ``record`` into a session's values; returns the usage it adds (in, out, time)."""
+    before = (values["input_octets"], values["output_octets"], values["session_time"])
+    if record.contract_id is not None:
+        values["contract_id"] = record.contract_id
+    if record.kind == START:
+        values["started_at"] = record.at  # the Start knows best when it began
+    if record.at > values["updated_at"]:
+        values["updated_at"] = record.at
+    for name in _COUNTERS:
+        value = getattr(record, name)
+        if value is not None and value > values[name]:
+            values[name] = value  # counters only grow; an older record never lowers them
+    for name in _DETAILS:
+        value = getattr(record, name)
+        if value is not None:
+            values[name] = value
+    if record.kind == STOP:
+        if values["stopped_at"] is None or record.at > values["stopped_at"]:
+            values["stopped_at"] = record.at
+        values["terminate_cause"] = record.terminate_cause or values["terminate_cause"]
+    return (
+        values["input_octets"] - before[0],
+        values["output_octets"] - before[1],
+        values["session_time"] - before[2],
+    )
+
+
+def _same_session(row: _Row, record: AcctRecord) -> bool:
+    started: datetime = row.values["started_at"]
+    return abs(started - record.started_at) <= SAME_START
+
+
+async def _apply_sessions(
+    connection: AsyncConnection, sql: _Sql, records: Sequence[AcctRecord], applied: Applied
+) -> None:
+    records = [r for r in records if r.kind in (START, STOP, INTERIM)]
+    if not records:
+        return
+    found = await _load(connection, sql, records)
+    usage: dict[tuple[int, date], list[int]] = {}
+    inserts: list[_Row] = []
+    touched: dict[int, _Row] = {}  # id(row) → row, in first-touch order
+
+    for record in records:
+        entry = found.setdefault((record.nas_id, record.key), _Sessions())
+        row, delta = _decide(entry, record, inserts, applied)
+        if row is None:
+            continue
+        touched[id(row)] = row
+        if record.contract_id is not None and any(delta):
+            totals = usage.setdefault((record.contract_id, record.at.date()), [0, 0, 0])
+            totals[0] += delta[0]
+            totals[1] += delta[1]
+            totals[2] += delta[2]
+
+    if inserts:
+        await connection.exec_driver_sql(
+            sql.insert, [tuple(_bind(sql, row.values, _COLUMNS)) for row in inserts]
+        )
+    updates = [row for row in touched.values() if row.id is not None and row.dirty]
+    if updates:
+        columns = sql.update_columns
+        await connection.exec_driver_sql(
+            sql.update, [(*_bind(sql, row.values, columns), row.id) for row in updates]
+        )
+    if usage:
+        await connection.exec_driver_sql(
+            sql.usage,
+            [(contract_id, sql.day(day), *totals) for (contract_id, day), totals in usage.items()],
+        )
+    for row in touched.values():
+        values = row.values
+        applied.sessions.append(
+            SessionState(
+                row.id,
+                values["contract_id"],
+                values["nas_id"],
+                values["acct_unique_id"],
+                values["started_at"],
+                values["updated_at"],
+                values["stopped_at"],
+                values["calling_station_id"],
+                values["nas_port"],
+                values["nas_port_id"],
+                values["framed_ip"],
+                values["framed_ipv6_prefix"],
+                values["delegated_ipv6_prefix"],
+            )
+        )
+
+
+def _decide(
+    entry: _Sessions, record: AcctRecord, inserts: list[_Row], applied: Applied
+) -> tuple[_Row | None, tuple[int, int, int]]:
+    """Which session ``record`` belongs to, changed accordingly (None: it changes nothing)."""
+    if entry.open is not None:
+        row = entry.open
+        delta = _merge(row.values, record)
+        row.dirty = True
+        if record.kind == STOP:
+            entry.open = None
+            entry.closed.append(row)
+        return row, delta
+    same = next((r for r in reversed(entry.closed) if _same_session(r, record)), None)
+    if same is not None and record.kind == START and same.values["terminate_cause"] == REBOOT:
+        same = None  # the NAS rebooted and reuses its session ids: a new session
+    if same is not None:
+        stopped = same.values["stopped_at"]
+        if record.kind == START or record.at <= stopped + LATE:
+            # A repeat of what the closed session already holds (a retransmit the reply
+            # cache no longer has, or an Interim that overtook the Stop).
+            if record.kind == STOP:
+                delta = _merge(same.values, record)
+                same.dirty = same.dirty or any(delta)
+                return same, delta
+            applied.ignored += 1
+            return None, (0, 0, 0)
+        # The session went on after it was closed (closed as stale while the NAS could not
+        # reach us): open it again rather than count its traffic twice.
+        same.values["stopped_at"] = None
+        same.values["terminate_cause"] = None
+        delta = _merge(same.values, record)
+        same.dirty = True
+        entry.closed.remove(same)
+        if record.kind == STOP:
+            entry.closed.append(same)
+        else:
+            entry.open = same
+        return same, delta
+    # A new session: a Start, or an Interim or Stop whose Start never arrived.
+    row = _Row(_new_row(record), None, True)
+    inserts.append(row)
+    if record.kind == STOP:
+        entry.closed.append(row)
+    else:
+        entry.open = row
+    return row, (
+        row.values["input_octets"],
+        row.values["output_octets"],
+        row.values["session_time"],
+    )
+
+
+def _bind(sql: _Sql, values: dict[str, Any], columns: Iterable[str]) -> list[Any]:
+    bound: list[Any] = []
+    for name in columns:
+        value = values[name]
+        if name in _TIMES and value is not None:
+            value = sql.time(value)
+        bound.append(value)
+    return bound
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """The database refused the values (a constraint, a bad value), not the connection."""
+    return bool(isinstance(exc, IntegrityError | DataError))
+
+
+OpenRow = tuple[int, int, str, datetime, str | None, int | None, str | None]
+"""(contract id, NAS id, session id, started at, calling station, NAS port, NAS port id)"""
+
+
+async def open_sessions(session: AsyncSession) -> list[OpenRow]:
+    """Open sessions of contracts, except those older than their NAS's last Accounting-On."""
+    connection = await session.connection()
+    sql = _Sql(connection)
+    result = await connection.exec_driver_sql(
+        "SELECT s.contract_id, s.nas_id, s.acct_unique_id, s.started_at, "
+        "s.calling_station_id, s.nas_port, s.nas_port_id FROM sessions s "
+        "LEFT JOIN nas n ON n.id = s.nas_id "
+        "WHERE s.stopped_at IS NULL AND s.contract_id IS NOT NULL AND s.nas_id IS NOT NULL "
+        "AND (n.accounting_on_at IS NULL OR s.started_at > n.accounting_on_at)"
+    )
+    rows: list[OpenRow] = []
+    for raw in result:
+        row: tuple[Any, ...] = tuple(raw)
+        started = sql.read_time(row[3])
+        assert started is not None
+        rows.append((row[0], row[1], row[2], started, row[4], row[5], row[6]))
+    return rows
+
+
+async def close_stale(
+    session: AsyncSession, now: datetime, limits: Mapping[int | None, float]
+) -> int:
+    """Close open sessions not updated for ``limits[nas_id]`` seconds (None: every other NAS).
+
+    They end at their last update, terminate cause "Stale": the NAS stopped reporting them
+    (it lost them, or rebooted without Accounting-On).
+    """
+    connection = await session.connection()
+    sql = _Sql(connection)
+    closed = 0
+    own = [nas_id for nas_id in limits if nas_id is not None]
+    for nas_id, seconds in limits.items():
+        cutoff = sql.time(now - timedelta(seconds=seconds))
+        a, b = sql.marks(2)
+        where = f"stopped_at IS NULL AND updated_at < {a}"
+        params: list[Any] = [cutoff]
+        if nas_id is not None:
+            where += f" AND nas_id = {b}"
+            params.append(nas_id)
+        elif own:
+            marks = sql.marks(len(own), 2)
+            where += f" AND (nas_id IS NULL OR nas_id NOT IN ({', '.join(marks)}))"
+            params.extend(own)
+        result = await connection.exec_driver_sql(
+            "UPDATE sessions SET stopped_at = updated_at, terminate_cause = 'Stale' "  # noqa: S608
+            f"WHERE {where}",
+            tuple(params),
+        )
+        closed += result.rowcount
+    return closed
+
+
+async def purge_history(
+    session: AsyncSession, sessions_before: datetime, usage_before: date, limit: int = 10_000
+) -> int:
+    """Delete up to ``limit`` sessions closed before ``sessions_before`` and old usage days."""
+    connection = await session.connection()
+    sql = _Sql(connection)
+    a, b = sql.marks(2)
+    result = await connection.exec_driver_sql(
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions "  # noqa: S608
+        f"WHERE stopped_at IS NOT NULL AND stopped_at < {a} ORDER BY stopped_at LIMIT {b})",
+        (sql.time(sessions_before), limit),
+    )
+    deleted = result.rowcount
+    (c,) = sql.marks(1)
+    await connection.exec_driver_sql(
+        f"DELETE FROM usage_daily WHERE day < {c}",  # noqa: S608
+        (sql.day(usage_before),),
+    )
+    return deleted
