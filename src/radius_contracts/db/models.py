@@ -170,7 +170,9 @@ class Contract(Audited, Base):
     ipv6: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     mac: Mapped[str | None] = mapped_column(String(17))
-    simultaneous_use: Mapped[int | None] = mapped_column(Integer, default=1)  # None: unlimited
+    # None: unlimited. No column default: the ORM would apply it to an explicit None too (the
+    # API's schema defaults to 1).
+    simultaneous_use: Mapped[int | None] = mapped_column(Integer)
 
     external_refs: Mapped[list[ExternalRef]] = relationship(
         back_populates="contract",
