@@ -136,7 +136,7 @@ def start_daemon(settings: Settings) -> tuple[RunningDaemon, threading.Thread]:
     )
     assert daemon.services is not None
     _row, running.readonly_token = running.run(
-        daemon.services.tokens.create(SYSTEM, "reader", TokenRole.READ_ONLY)
+        daemon.services.tokens.create(SYSTEM, f"reader-{secrets.token_hex(3)}", TokenRole.READ_ONLY)
     )
     return running, thread
 

@@ -7,15 +7,18 @@ through radclient, the reference NAS-side client.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import LO_SECRET as SECRET
-from conftest import Factory, RunningDaemon
+from conftest import Factory, RunningDaemon, start_daemon, stop_daemon
 from radclient import radclient
 from radius_client import RadiusClient, attr
+from radius_contracts.settings import load_settings
 
 
 @pytest.fixture
@@ -136,3 +139,42 @@ def test_refusals_are_in_the_auth_log_and_metrics(
         x for x in metrics.splitlines() if x.startswith("radius_contracts_simultaneous_use_refused")
     )
     assert float(line.split()[-1]) >= 1
+
+
+@pytest.mark.postgres
+def test_sessions_recorded_by_another_node_count(
+    postgres_url: str,
+    tmp_path: Path,
+    make: Factory,
+    daemon: RunningDaemon,
+    lo_nas: dict[str, Any],
+) -> None:
+    """Two nodes on one PostgreSQL: node B refuses a second device whose first session node A
+    recorded (node B reads other nodes' sessions every session_refresh seconds)."""
+    if "postgresql" not in daemon.settings.database_url:
+        pytest.skip("needs the PostgreSQL daemon")
+    user, first, second = new_contract(make), mac(), mac()
+    settings = load_settings(
+        None,
+        state_dir=tmp_path / "node-b",
+        database={"url": postgres_url},
+        api={"host": "127.0.0.1", "port": 0},
+        radius={"bind": "127.0.0.1", "auth_port": 0, "acct_port": 0, "reject_delay": 0},
+        accounting={"session_refresh": 0.3},
+    )
+    # The shared database has its admin token already: node B creates none.
+    (tmp_path / "node-b").mkdir()
+    (tmp_path / "node-b" / "admin-token").write_text(daemon.admin_token)
+    node_b, thread = start_daemon(settings)
+    try:
+        accounting(daemon, "Start", "MULTI-" + first, user, first)
+        assert node_b.daemon.auth_port is not None
+        with RadiusClient(node_b.daemon.auth_port, SECRET) as client:
+            deadline = time.monotonic() + 5
+            answer = login(client, user, second)
+            while answer is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                answer = login(client, user, second)
+            assert answer == "simultaneous use limit of 1 reached"
+    finally:
+        stop_daemon(node_b, thread)
