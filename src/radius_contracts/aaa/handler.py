@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Protocol
 
 from radius_contracts.aaa import authenticate
 from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
@@ -25,6 +26,9 @@ from radius_contracts.domain import (
     LayoutPurpose,
     LayoutSnapshot,
     NasSnapshot,
+    PoolFamily,
+    PoolMode,
+    PoolSnapshot,
     parse_mac,
 )
 from radius_contracts.errors import InvalidInput, NotFound
@@ -58,6 +62,27 @@ _MPPE_TYPES = codec.vendor_attribute(
     codec.VENDOR_MICROSOFT, codec.MS_MPPE_ENCRYPTION_TYPES, (6).to_bytes(4, "big")
 )
 _REPLY_CACHE_LIMIT = 500_000
+# The attribute that carries what a managed pool leased, by pool family (RFC 2865 §5.8,
+# RFC 3162 §2.3, RFC 4818).
+_LEASE_ATTRIBUTES = {
+    PoolFamily.IPV4: "Framed-IP-Address",
+    PoolFamily.IPV6: "Framed-IPv6-Prefix",
+    PoolFamily.IPV6_PD: "Delegated-IPv6-Prefix",
+}
+
+
+class PoolExhaustedError(Exception):
+    """Raised by a Leases implementation when a pool has nothing left to lease."""
+
+
+class Leases(Protocol):
+    """Leases addresses from managed pools (aaa.pools.Leaser)."""
+
+    async def lease(self, pool: PoolSnapshot, contract_id: int, *, share: bool = True) -> str: ...
+
+    def exhausted_error(self, exc: BaseException) -> str | None:
+        """The exhausted pool's name when ``exc`` means a pool is exhausted, else None."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +125,7 @@ class AccessHandler:
         *,
         auth_log: AuthLogWriter | None = None,
         sessions: SessionView | None = None,
+        leases: Leases | None = None,
         interim_interval: int = 0,
         reply_message: bool = True,
         today: Callable[[], date] = date.today,
@@ -108,6 +134,7 @@ class AccessHandler:
         self._catalog = catalog
         self._auth_log = auth_log
         self.sessions = sessions
+        self.leases = leases
         self._interim_interval = interim_interval
         self._reply_message = reply_message
         self._today = today
@@ -121,8 +148,21 @@ class AccessHandler:
 
     # -- the hot path -------------------------------------------------------------------------
 
-    def handle_access(self, request: AccessRequest) -> AuthDecision:
+    def handle_access(self, request: AccessRequest) -> AuthDecision | Awaitable[AuthDecision]:
         decision = self._decide(request)
+        if isinstance(decision, AuthDecision):
+            self._log(request, decision)
+            return decision
+        return self._log_later(request, decision)
+
+    async def _log_later(
+        self, request: AccessRequest, pending: Awaitable[AuthDecision]
+    ) -> AuthDecision:
+        decision = await pending
+        self._log(request, decision)
+        return decision
+
+    def _log(self, request: AccessRequest, decision: AuthDecision) -> None:
         if self._auth_log is not None:
             self._auth_log.record(
                 AuthEvent(
@@ -136,9 +176,8 @@ class AccessHandler:
                     method=decision.method,
                 )
             )
-        return decision
 
-    def _decide(self, request: AccessRequest) -> AuthDecision:
+    def _decide(self, request: AccessRequest) -> AuthDecision | Awaitable[AuthDecision]:
         nas = self.index.nas(request.nas_id)
         if nas is None:  # deactivated between the listener's lookup and now
             return self._reject("NAS is not active")
@@ -183,8 +222,25 @@ class AccessHandler:
             if refusal is not None:
                 return self._reject(refusal, method=method, contract=contract)
             sessions.admit(contract.id, login)
+        pools = self._managed_pools(contract)
+        if pools:
+            return self._accept_leased(
+                request, contract, nas, purpose, layout, method, mschap, pools, login
+            )
+        return self._accept(contract, nas, purpose, layout, method, mschap)
+
+    def _accept(
+        self,
+        contract: ContractSnapshot,
+        nas: NasSnapshot,
+        purpose: LayoutPurpose,
+        layout: LayoutSnapshot | None,
+        method: AuthMethod,
+        mschap: authenticate.MsChapV2Result | None,
+        leased: bytes = b"",
+    ) -> AuthDecision:
         reply = self._reply(contract, nas, purpose, layout)
-        if mschap is None:
+        if mschap is None and not leased:
             decision = reply.decisions.get(method)
             if decision is None:
                 decision = AuthDecision(
@@ -193,20 +249,80 @@ class AccessHandler:
                 )  # fmt: skip
                 reply.decisions[method] = decision
             return decision
-        attributes = (
-            reply.attributes
-            + codec.vendor_attribute(codec.VENDOR_MICROSOFT, codec.MS_CHAP2_SUCCESS, mschap.success)
-            + _MPPE_POLICY
-            + _MPPE_TYPES
-        )
-        hidden = (
-            *reply.hidden,
-            HiddenAttribute(codec.MS_MPPE_SEND_KEY, mschap.send_key, 2, codec.VENDOR_MICROSOFT),
-            HiddenAttribute(codec.MS_MPPE_RECV_KEY, mschap.recv_key, 2, codec.VENDOR_MICROSOFT),
-        )
+        attributes, hidden = reply.attributes + leased, reply.hidden
+        if mschap is not None:
+            attributes += (
+                codec.vendor_attribute(
+                    codec.VENDOR_MICROSOFT, codec.MS_CHAP2_SUCCESS, mschap.success
+                )
+                + _MPPE_POLICY
+                + _MPPE_TYPES
+            )
+            hidden = (
+                *hidden,
+                HiddenAttribute(codec.MS_MPPE_SEND_KEY, mschap.send_key, 2, codec.VENDOR_MICROSOFT),
+                HiddenAttribute(codec.MS_MPPE_RECV_KEY, mschap.recv_key, 2, codec.VENDOR_MICROSOFT),
+            )
         return AuthDecision(
             True, _accepted(purpose, layout), attributes, hidden, method, contract.id
         )
+
+    def _managed_pools(self, contract: ContractSnapshot) -> list[PoolSnapshot]:
+        """The active managed pools the contract takes its addresses from."""
+        config = contract.config
+        if config.pool_name_ipv4 is None and config.pool_name_ipv6 is None:
+            return []
+        found = []
+        for name in (config.pool_name_ipv4, config.pool_name_ipv6):
+            if name is None:
+                continue
+            pool = self.index.pool(name)
+            if pool is not None and pool.active and pool.mode is PoolMode.MANAGED:
+                found.append(pool)
+        return found
+
+    async def _accept_leased(
+        self,
+        request: AccessRequest,
+        contract: ContractSnapshot,
+        nas: NasSnapshot,
+        purpose: LayoutPurpose,
+        layout: LayoutSnapshot | None,
+        method: AuthMethod,
+        mschap: authenticate.MsChapV2Result | None,
+        pools: list[PoolSnapshot],
+        login: OpenSession,
+    ) -> AuthDecision:
+        """Accept with an address (or prefix) from each managed pool, leased in the database."""
+        leases = self.leases
+        catalog = self._catalog()
+        encoded: list[bytes] = []
+        # One session at a time may take its held lease back (a re-authentication); a contract
+        # allowed several sessions needs an address per session.
+        share = contract.config.simultaneous_use == 1
+        try:
+            for pool in pools:
+                if leases is None:
+                    raise PoolExhaustedError(pool.name)
+                try:
+                    address = await leases.lease(pool, contract.id, share=share)
+                except Exception as exc:
+                    exhausted = leases.exhausted_error(exc)
+                    if exhausted is None:
+                        raise
+                    raise PoolExhaustedError(exhausted) from exc
+                spec = catalog.get(_LEASE_ATTRIBUTES[pool.family])
+                assert spec is not None, "the RFC dictionaries are always loaded"
+                encoded.append(codec.encode_attribute(spec, encode_value(spec, address)))
+        except PoolExhaustedError as exc:
+            if self.sessions is not None:
+                self.sessions.withdraw(contract.id, login)
+            return self._reject(f"pool {exc} is exhausted", method=method, contract=contract)
+        except BaseException:
+            if self.sessions is not None:
+                self.sessions.withdraw(contract.id, login)
+            raise
+        return self._accept(contract, nas, purpose, layout, method, mschap, b"".join(encoded))
 
     def _layout(self, nas: NasSnapshot, purpose: LayoutPurpose) -> LayoutSnapshot | Refusal | None:
         """The layout ``nas`` uses for ``purpose``; a suspended contract needs one to connect."""
@@ -331,8 +447,10 @@ class AccessHandler:
             pool_name = values.get(variable)
             if pool_name is not None:
                 pool = self.index.pool(pool_name)
-                if pool is None or not pool.active:
-                    del values[variable]  # an inactive pool is never handed to a NAS
+                # An inactive pool is never handed to a NAS; a managed one neither: the
+                # address leased from it goes in the reply instead.
+                if pool is None or not pool.active or pool.mode is PoolMode.MANAGED:
+                    del values[variable]
         rows = render_rows(layout.rows, values) if layout is not None else []
         sent = {name.casefold() for name, _ in rows}
         for variable, attribute in _IMPLIED:

@@ -124,6 +124,14 @@ class SessionView:
         waiting.append(login)
         self._pending[contract_id] = waiting
 
+    def withdraw(self, contract_id: int, login: OpenSession) -> None:
+        """An admitted login was refused after all (e.g. its pool was exhausted)."""
+        pending = self._pending.get(contract_id)
+        if pending and login in pending:
+            pending.remove(login)
+            if not pending:
+                del self._pending[contract_id]
+
     def count(self, contract_id: int) -> int:
         """Open sessions of the contract (for the API and tests)."""
         return len(self._open.get(contract_id, ()))
