@@ -27,9 +27,11 @@ from radius_contracts.aaa.accounting import (
     AccountingHandler,
     AccountingStore,
     AccountingWriter,
+    LeaseTracking,
 )
 from radius_contracts.aaa.auth_log import AuthLogWriter
 from radius_contracts.aaa.handler import AccessHandler
+from radius_contracts.aaa.pools import Leaser
 from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.api.app import create_app
 from radius_contracts.db import migrate
@@ -147,6 +149,7 @@ class Daemon:
         self.accounting: AccountingWriter | None = None
         self.accounting_handler: AccountingHandler | None = None
         self.session_jobs: SessionJobs | None = None
+        self.leaser: Leaser | None = None
         self.scheduler = Scheduler()
         self.stats = Stats()
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
@@ -215,6 +218,7 @@ class Daemon:
             lambda: context.catalog,
             auth_log=self.auth_log,
             sessions=self.sessions,
+            leases=self.leaser,
             interim_interval=self.settings.accounting.interim_interval,
             reply_message=radius.reply_message,
         )
@@ -258,7 +262,10 @@ class Daemon:
         sessions = self.services.context.sessions
         settings = self.settings.accounting
         self.sessions = SessionView(start_wait=settings.start_wait)
-        store = AccountingStore(sessions)
+        self.leaser = Leaser(
+            sessions, offer_timeout=self.settings.pools.offer_timeout, is_fixed=self.index.is_fixed
+        )
+        store = AccountingStore(sessions, extra=LeaseTracking(self.index))
         self.accounting = AccountingWriter(
             store.write,
             is_data_error=store.is_data_error,
@@ -274,6 +281,7 @@ class Daemon:
         every = settings.jobs_interval
         self.scheduler.every("stale-sessions", every, jobs.close_stale)
         self.scheduler.every("purge-history", max(every, 3600.0), jobs.purge_history)
+        self.scheduler.every("expire-leases", every, self.leaser.expire)
         if not is_sqlite(self.settings.database_url):
             # Other nodes record sessions too: read them in regularly.
             self.scheduler.every("refresh-sessions", settings.session_refresh, jobs.reload_view)
@@ -359,6 +367,15 @@ class Daemon:
             "# TYPE radius_contracts_accounting_commit_seconds_total counter",
             f"radius_contracts_accounting_commit_seconds_total {writer.commit_seconds:.6f}",
         ]
+        if self.leaser is not None:
+            lines += [
+                "# HELP radius_contracts_pool_exhausted_total Access-Requests rejected because "
+                "their managed pool had no free address, by pool.",
+                "# TYPE radius_contracts_pool_exhausted_total counter",
+            ]
+            for pool, count in sorted(self.leaser.exhausted.items()):
+                name = pool.replace("\\", "\\\\").replace('"', '\\"')
+                lines.append(f'radius_contracts_pool_exhausted_total{{pool="{name}"}} {count}')
         if self.sessions is not None:
             lines += [
                 "# HELP radius_contracts_simultaneous_use_refused_total Logins refused for "

@@ -168,7 +168,17 @@ class LayoutSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class PoolSnapshot:
+    """A pool as authorization and leasing see it.
+
+    ``ranges`` are canonical CIDR networks. ``prefix_length`` is what one subscriber gets from
+    an ipv6 or ipv6-pd pool (None for ipv4: single addresses). ``lease_time`` is in seconds.
+    """
+
     name: str
     family: PoolFamily
     mode: PoolMode
     active: bool
+    id: int = 0
+    ranges: tuple[str, ...] = ()
+    prefix_length: int | None = None
+    lease_time: int = 86400

@@ -8,18 +8,22 @@ replace whole snapshots or whole tables, so a reader never sees half a change.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from types import MappingProxyType
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from radius_contracts.domain import (
+    ConnectionConfig,
     ContractSnapshot,
     LayoutPurpose,
     LayoutSnapshot,
     NasSnapshot,
+    PoolFamily,
     PoolSnapshot,
 )
 from radius_contracts.radius.clients import ClientTable, NasClient
@@ -38,6 +42,154 @@ def username_key(name: str) -> str:
     return name.lower()
 
 
+_V6_BITS = 128
+_T = TypeVar("_T")
+
+
+def _mask(length: int) -> int:
+    return ((1 << length) - 1) << (_V6_BITS - length)
+
+
+def _parse(value: str) -> tuple[str, tuple[int, int] | None]:
+    """Canonical text of an address or prefix, and (network, length) when it is IPv6."""
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return value, None
+    if network.version == 4:
+        return (str(network.network_address) if network.prefixlen == 32 else str(network)), None
+    if "/" not in value:
+        return str(network.network_address), (int(network.network_address), _V6_BITS)
+    return str(network), (int(network.network_address), network.prefixlen)
+
+
+class FixedAddresses(Set[str]):
+    """Addresses and prefixes fixed on contracts (``ipv4``, ``ipv6``, ``delegated_ipv6_prefix``).
+
+    A set of canonical strings ("10.0.0.5", "2001:db8:0:1::/64") that managed pools never
+    lease. Each value is counted rather than just present: while an address moves from one
+    contract to another, the two index updates may arrive in either order.
+
+    IPv6 prefixes of different lengths can overlap without being equal (a fixed /56 holds 256
+    of a pool's /64s; a fixed /64 sits inside one of a pool's delegated /56s), so
+    :meth:`overlaps` also looks up each candidate's covering prefixes, one per fixed length,
+    and the longer fixed prefixes it would cover, kept truncated to each pool prefix length.
+    """
+
+    def __init__(self) -> None:
+        self._count: dict[str, int] = {}
+        # IPv6 fixed prefixes: length → network (as int) → count.
+        self._v6: dict[int, dict[int, int]] = {}
+        # For each watched length L: the fixed IPv6 prefixes longer than L, cut to L.
+        self._inside: dict[int, dict[int, int]] = {}
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._count
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._count)
+
+    def __len__(self) -> int:
+        return len(self._count)
+
+    @classmethod
+    def _from_iterable(cls, values: Iterable[_T]) -> Set[_T]:
+        # What Set's operators (&, |, -) build: a plain set, not another index.
+        return frozenset(values)
+
+    def add(self, value: str) -> None:
+        text, v6 = _parse(value)
+        self._count[text] = self._count.get(text, 0) + 1
+        if v6 is not None:
+            self._bump(v6, 1)
+
+    def discard(self, value: str) -> None:
+        text, v6 = _parse(value)
+        count = self._count.get(text, 0)
+        if count == 0:
+            return
+        if count == 1:
+            del self._count[text]
+        else:
+            self._count[text] = count - 1
+        if v6 is not None:
+            self._bump(v6, -1)
+
+    def _bump(self, v6: tuple[int, int], step: int) -> None:
+        network, length = v6
+        _add(self._v6.setdefault(length, {}), network, step)
+        for watched, cut in self._inside.items():
+            if length > watched:
+                _add(cut, network & _mask(watched), step)
+
+    def watch(self, lengths: Iterable[int]) -> None:
+        """Keep the longer fixed prefixes cut to each of ``lengths`` (the pools' prefix sizes)."""
+        wanted = set(lengths)
+        if wanted == set(self._inside):
+            return
+        inside: dict[int, dict[int, int]] = {}
+        for watched in wanted:
+            cut: dict[int, int] = {}
+            mask = _mask(watched)
+            for length, networks in self._v6.items():
+                if length > watched:
+                    for network, count in networks.items():
+                        _add(cut, network & mask, count)
+            inside[watched] = cut
+        self._inside = inside
+
+    def overlaps(self, address: str) -> bool:
+        """Whether ``address`` (canonical) is, covers or lies inside a fixed address."""
+        if address in self._count:
+            return True
+        if ":" not in address or not self._v6:
+            return False
+        _text, v6 = _parse(address)
+        if v6 is None:
+            return False
+        network, length = v6
+        for fixed_length, networks in self._v6.items():
+            if fixed_length <= length and network & _mask(fixed_length) in networks:
+                return True
+        cut = self._inside.get(length)
+        if cut is not None:
+            return network in cut
+        # A prefix length no pool in the index uses: look through the longer fixed prefixes.
+        mask = _mask(length)
+        return any(
+            fixed & mask == network
+            for fixed_length, networks in self._v6.items()
+            if fixed_length > length
+            for fixed in networks
+        )
+
+    def add_config(self, config: ConnectionConfig) -> None:
+        for value in (config.ipv4, config.ipv6, config.delegated_ipv6_prefix):
+            if value:
+                self.add(value)
+
+    def discard_config(self, config: ConnectionConfig) -> None:
+        for value in (config.ipv4, config.ipv6, config.delegated_ipv6_prefix):
+            if value:
+                self.discard(value)
+
+
+def _add(counts: dict[int, int], key: int, step: int) -> None:
+    count = counts.get(key, 0) + step
+    if count > 0:
+        counts[key] = count
+    else:
+        counts.pop(key, None)
+
+
+def _pool_lengths(pools: Iterable[PoolSnapshot]) -> set[int]:
+    return {
+        pool.prefix_length
+        for pool in pools
+        if pool.family is not PoolFamily.IPV4 and pool.prefix_length is not None
+    }
+
+
 class AuthIndex:
     """Contracts by username and MAC, active NAS, layouts and pools, all in memory."""
 
@@ -51,6 +203,7 @@ class AuthIndex:
             {}
         )
         self._pools: Mapping[str, PoolSnapshot] = MappingProxyType({})
+        self._fixed = FixedAddresses()
         self.clients = ClientTable()
         # Bumped whenever NAS, layouts or pools change: cached replies built before are stale.
         self.catalogue_version = 0
@@ -78,6 +231,15 @@ class AuthIndex:
     def pool(self, name: str) -> PoolSnapshot | None:
         return self._pools.get(name)
 
+    @property
+    def fixed_addresses(self) -> FixedAddresses:
+        """Every address and prefix fixed on a contract, as canonical strings (set-like)."""
+        return self._fixed
+
+    def is_fixed(self, address: str) -> bool:
+        """Whether a pool must not lease ``address``: it overlaps one fixed on a contract."""
+        return self._fixed.overlaps(address)
+
     def all_nas(self) -> list[NasSnapshot]:
         """Every active NAS (not for the hot path)."""
         return list(self._nas.values())
@@ -97,11 +259,15 @@ class AuthIndex:
                 by_id[snapshot.id] = snapshot
         by_username: dict[str, ContractSnapshot] = {}
         by_mac: dict[str, ContractSnapshot] = {}
+        fixed = FixedAddresses()
+        fixed.watch(_pool_lengths(self._pools.values()))
         for snapshot in by_id.values():
             by_username[username_key(snapshot.config.username)] = snapshot
             if snapshot.config.mac:
                 by_mac[snapshot.config.mac] = snapshot
+            fixed.add_config(snapshot.config)
         self._by_id, self._by_username, self._by_mac = by_id, by_username, by_mac
+        self._fixed = fixed
         self.loaded_at = time.monotonic()
         log.info(
             "authorization index: %d contracts, %d NAS, %d layouts in %.1fs",
@@ -134,6 +300,7 @@ class AuthIndex:
         self._nas = MappingProxyType(nas)
         self._layouts = MappingProxyType(layouts)
         self._pools = MappingProxyType(pools)
+        self._fixed.watch(_pool_lengths(pools.values()))
         self.clients = clients
         self.catalogue_version += 1
 
@@ -145,9 +312,11 @@ class AuthIndex:
                 del self._by_username[key]
             if old.config.mac and self._by_mac.get(old.config.mac) is old:
                 del self._by_mac[old.config.mac]
+            self._fixed.discard_config(old.config)
         if snapshot is None:
             return
         self._by_id[contract_id] = snapshot
         self._by_username[username_key(snapshot.config.username)] = snapshot
         if snapshot.config.mac:
             self._by_mac[snapshot.config.mac] = snapshot
+        self._fixed.add_config(snapshot.config)

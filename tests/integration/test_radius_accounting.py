@@ -408,7 +408,8 @@ def test_accept_asks_for_interim_updates(
 def test_a_nas_of_its_own_interval(daemon: RunningDaemon, make: Factory, api: httpx.Client) -> None:
     with_interval = make.nas(address="127.0.0.31", secret="nas31-secret", interim_interval=60)
     without = make.nas(address="127.0.0.32", secret="nas32-secret", interim_interval=0)
-    contract = make.contract(config={"password": "pw31"})
+    # Two NAS, no Calling-Station-Id: without a limit, no place to tell the logins apart by.
+    contract = make.contract(config={"password": "pw31", "simultaneous_use": None})
     user = contract["config"]["username"]
     for nas, secret, expected in ((with_interval, "nas31-secret", b"\0\0\0\x3c"),
                                   (without, "nas32-secret", None)):  # fmt: skip

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from radius_contracts.domain import parse_mac
+from radius_contracts.domain import PoolFamily, PoolMode, parse_mac
 from radius_contracts.index import AuthIndex
 from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius.messages import (
@@ -31,6 +31,7 @@ from radius_contracts.radius.messages import (
     AccountingRequest,
 )
 from radius_contracts.store import accounting as store
+from radius_contracts.store import leases as lease_store
 from radius_contracts.store.accounting import AcctRecord, Applied
 
 log = logging.getLogger("radius_contracts.aaa.accounting")
@@ -296,3 +297,56 @@ class AccountingHandler:
             nas_identifier=_cut(request.nas_identifier, _TEXT),
             terminate_cause=terminate_cause(request.terminate_cause),
         )
+
+
+class LeaseTracking:
+    """Accounting confirms and releases managed-pool leases, in the same transaction.
+
+    Start and Interim-Update bind the session's address (held for the pool's lease_time from
+    now on); Stop releases it (the row remembers the contract, which gets it back next time).
+    Only contracts whose pool for that family is an active managed one are looked at.
+    """
+
+    _FIELDS = (
+        ("framed_ip", "pool_name_ipv4", (PoolFamily.IPV4,)),
+        ("framed_ipv6_prefix", "pool_name_ipv6", (PoolFamily.IPV6,)),
+        ("delegated_ipv6_prefix", "pool_name_ipv6", (PoolFamily.IPV6_PD,)),
+    )
+
+    def __init__(self, index: AuthIndex) -> None:
+        self.index = index
+
+    async def __call__(
+        self, session: AsyncSession, records: Sequence[AcctRecord], applied: Applied
+    ) -> None:
+        bound: list[tuple[int, str, int]] = []
+        released: list[tuple[int, str]] = []
+        index = self.index
+        for record in records:
+            if record.contract_id is None or record.kind not in (
+                ACCT_START, ACCT_INTERIM, ACCT_STOP,
+            ):  # fmt: skip
+                continue
+            contract = index.contract(record.contract_id)
+            if contract is None:
+                continue
+            config = contract.config
+            if config.pool_name_ipv4 is None and config.pool_name_ipv6 is None:
+                continue  # most contracts: nothing to look up
+            for field_name, pool_field, families in self._FIELDS:
+                address = getattr(record, field_name)
+                pool_name = getattr(config, pool_field)
+                if address is None or pool_name is None:
+                    continue
+                pool = index.pool(pool_name)
+                if pool is None or pool.mode is not PoolMode.MANAGED or pool.family not in families:
+                    continue
+                if record.kind == ACCT_STOP:
+                    released.append((record.contract_id, address))
+                else:
+                    bound.append((record.contract_id, address, pool.lease_time))
+        now = datetime.now(UTC)
+        if bound:
+            await lease_store.bind(session, now, bound)
+        if released:
+            await lease_store.release(session, now, released)

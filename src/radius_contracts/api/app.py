@@ -9,13 +9,22 @@ from fastapi import FastAPI
 
 from radius_contracts import __version__
 from radius_contracts.api import problems
-from radius_contracts.api.routes import audit, auth_log, catalogue, contracts, health, radius
+from radius_contracts.api.routes import (
+    audit,
+    auth_log,
+    catalogue,
+    contracts,
+    health,
+    radius,
+    sessions,
+)
 from radius_contracts.api.schemas.common import Problem
 from radius_contracts.services.registry import Services
 
 DESCRIPTION = """\
 Manage what the RADIUS daemon answers: manufacturers, POPs, NAS, the RADIUS attribute catalogue,
-layouts (per-manufacturer reply attributes with templates), IP pools and subscribers' contracts.
+layouts (per-manufacturer reply attributes with templates), IP pools and subscribers' contracts;
+read the accounting sessions and each contract's traffic usage.
 
 Every `/api/v1` call needs an API token (`Authorization: Bearer rc_…` or `X-API-Key: rc_…`);
 `read-only` tokens may only read. Errors are `application/problem+json` (RFC 9457) and name the
@@ -56,6 +65,8 @@ def create_app(services: Services, metrics: Callable[[], str] | None = None) -> 
         catalogue.pools,
         contracts.router,
         auth_log.router,
+        sessions.usage,
+        sessions.router,
         audit.router,
     ):
         app.include_router(router, prefix="/api/v1", responses=COMMON_RESPONSES)

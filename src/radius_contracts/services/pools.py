@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from radius_contracts.aaa.pools import PoolSpace
+from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import Contract, Pool
-from radius_contracts.domain import PoolFamily
+from radius_contracts.db.types import utcnow
+from radius_contracts.domain import PoolFamily, PoolMode
 from radius_contracts.errors import Conflict, InvalidInput
 from radius_contracts.services.base import CrudService
+from radius_contracts.store import common, leases
 from radius_contracts.store.common import usage
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -19,6 +24,21 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def _networks(ranges: list[str]) -> list[Network]:
     return [ipaddress.ip_network(r) for r in ranges]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """How much of a pool is leased right now."""
+
+    pool_id: int
+    name: str
+    family: PoolFamily
+    mode: PoolMode
+    size: int  # addresses (ipv4) or prefixes (ipv6, ipv6-pd) the pool can lease
+    held: int  # leases whose expiry is in the future
+    offered: int  # held, waiting for Accounting-Start
+    bound: int  # held, confirmed by accounting
+    free: int  # size - held
 
 
 class Pools(CrudService[Pool]):
@@ -100,3 +120,27 @@ class Pools(CrudService[Pool]):
     async def _users(self, session: AsyncSession, row: Pool) -> list[str]:
         phrase = await self._contracts_using(session, row.name)
         return [phrase] if phrase else []
+
+    async def usage(self, pool_id: int) -> PoolUsage:
+        """Leases held now; a ``nas`` pool is leased by the NAS itself, so it holds none here."""
+        with wrap_db_errors():
+            async with self.context.sessions() as session:
+                row = await common.get(session, Pool, pool_id, self.label)
+                mode = PoolMode(row.mode)
+                held: dict[str, int] = {}
+                if mode is PoolMode.MANAGED:
+                    held = await leases.usage(session, pool_id, utcnow())
+        family = PoolFamily(row.family)
+        size = PoolSpace.of(family, row.ranges, row.prefix_length).size
+        total = sum(held.values())
+        return PoolUsage(
+            pool_id=row.id,
+            name=row.name,
+            family=family,
+            mode=mode,
+            size=size,
+            held=total,
+            offered=held.get(leases.OFFERED, 0),
+            bound=held.get(leases.BOUND, 0),
+            free=max(size - total, 0),
+        )

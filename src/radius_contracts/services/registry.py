@@ -13,6 +13,7 @@ from radius_contracts.services.contracts import Contracts
 from radius_contracts.services.layouts import Layouts
 from radius_contracts.services.nas import NasService
 from radius_contracts.services.pools import Pools
+from radius_contracts.services.sessions import SessionsService
 from radius_contracts.services.tokens import Tokens
 
 
@@ -29,6 +30,7 @@ class Services:
     tokens: Tokens
     audit: AuditLog
     auth_log: AuthLogService
+    sessions: SessionsService
 
     @classmethod
     def build(cls, context: ServiceContext) -> Services:
@@ -44,4 +46,5 @@ class Services:
             tokens=Tokens(context),
             audit=AuditLog(context),
             auth_log=AuthLogService(context),
+            sessions=SessionsService(context),
         )

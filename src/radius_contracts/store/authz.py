@@ -218,8 +218,28 @@ async def layouts(session: AsyncSession) -> list[LayoutSnapshot]:
 
 
 async def pools(session: AsyncSession) -> list[PoolSnapshot]:
-    stmt = select(Pool.name, Pool.family, Pool.mode, Pool.active)
+    stmt = select(
+        Pool.id,
+        Pool.name,
+        Pool.family,
+        Pool.mode,
+        Pool.active,
+        Pool.ranges,
+        Pool.prefix_length,
+        Pool.lease_time,
+    ).order_by(Pool.id)
     return [
-        PoolSnapshot(name, PoolFamily(family), PoolMode(mode), bool(active))
-        for name, family, mode, active in await session.execute(stmt)
+        PoolSnapshot(
+            name=name,
+            family=PoolFamily(family),
+            mode=PoolMode(mode),
+            active=bool(active),
+            id=pool_id,
+            ranges=tuple(ranges or ()),
+            prefix_length=prefix_length,
+            lease_time=lease_time,
+        )
+        for pool_id, name, family, mode, active, ranges, prefix_length, lease_time in (
+            await session.execute(stmt)
+        )
     ]

@@ -1,8 +1,11 @@
 """Manufacturers, POPs, NAS and pools: standard resources."""
 
+from typing import Any
+
 from fastapi import APIRouter
 
-from radius_contracts.api.crud import crud_routes
+from radius_contracts.api.crud import RowId, crud_routes
+from radius_contracts.api.deps import CallerDep, ServicesDep
 from radius_contracts.api.schemas import catalogue as s
 
 manufacturers = APIRouter(prefix="/manufacturers", tags=["manufacturers"])
@@ -48,3 +51,17 @@ crud_routes(
     filters=s.PoolFilters,
     label="pool",
 )
+
+
+@pools.get(
+    "/{item_id}/usage",
+    response_model=s.PoolUsagePublic,
+    summary="Show how much of a pool is leased",
+)
+async def pool_usage(services: ServicesDep, _caller: CallerDep, item_id: RowId) -> Any:
+    """Size, leases held now (offered and bound) and free addresses or prefixes of the pool.
+
+    Any token may read it. Leasing applies to ``managed`` pools only: a ``nas`` pool reports
+    ``held`` 0, since the NAS hands out its addresses itself.
+    """
+    return s.PoolUsagePublic.model_validate(await services.pools.usage(item_id))

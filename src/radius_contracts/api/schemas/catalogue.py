@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from radius_contracts.api.schemas.common import (
     AuditedOutput,
@@ -110,6 +111,27 @@ class PopFilters(ListQuery):
 # -- NAS ----------------------------------------------------------------------------------------
 
 
+def _interim(seconds: int) -> int:
+    # RFC 2869 §5.16: intervals under 60 s should not be used, and many NAS clamp them anyway.
+    if 0 < seconds < 60:
+        raise ValueError("must be 0 (send none) or 60 to 86400 seconds")
+    return seconds
+
+
+InterimInterval = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=86400,
+        description="Acct-Interim-Interval (seconds, 60 to 86400) sent to this NAS in every "
+        "Access-Accept: how often it reports Interim-Updates of open sessions. 0: send none "
+        "(its sessions are then never closed as stale). null: the daemon's default "
+        "([accounting] interim_interval).",
+    ),
+    AfterValidator(_interim),
+]
+
+
 def _not_well_known(secret: str | None) -> str | None:
     if secret is not None and secret.lower() in WELL_KNOWN_SECRETS:
         raise ValueError("is a well-known default secret; choose a long random one")
@@ -126,6 +148,7 @@ class NasCreate(Input):
     require_message_authenticator: bool = Field(
         default=True, description="Drop Access-Requests without Message-Authenticator."
     )
+    interim_interval: InterimInterval | None = None
     description: Description | None = None
     active: bool = True
 
@@ -144,6 +167,7 @@ class NasUpdate(Patch):
     pop_id: Id | None = None
     coa_port: Port | None = None
     require_message_authenticator: bool | None = None
+    interim_interval: InterimInterval | None = None
     description: Description | None = None
     active: bool | None = None
 
@@ -158,6 +182,14 @@ class NasPublic(AuditedOutput):
     pop_id: int | None
     coa_port: int
     require_message_authenticator: bool
+    interim_interval: int | None = Field(
+        description="Acct-Interim-Interval sent to this NAS (seconds); 0: none; null: the "
+        "daemon's default."
+    )
+    accounting_on_at: datetime | None = Field(
+        description="When the NAS last sent Accounting-On or Accounting-Off (it restarted; "
+        "its sessions open before then were closed), UTC. Read-only; null if never."
+    )
     description: str | None
     active: bool
 
@@ -325,3 +357,28 @@ class PoolFilters(ListQuery):
     family: PoolFamily | None = None
     mode: PoolMode | None = None
     q: Name | None = None
+
+
+class PoolUsagePublic(Output):
+    """How much of a pool is leased right now.
+
+    A lease is held while its expiry is in the future: ``offered`` from Access-Accept until
+    Accounting-Start (or the offer timeout), then ``bound`` for the pool's lease time, renewed
+    by each Interim-Update and ended by Accounting-Stop. Pools in ``nas`` mode are leased by
+    the NAS itself: the daemon holds no lease in them, so ``held`` is 0 and ``free`` is
+    ``size``.
+    """
+
+    pool_id: int = Field(description="The pool's id.")
+    name: str = Field(description="The pool's name.")
+    family: PoolFamily
+    mode: PoolMode
+    size: int = Field(
+        description="Addresses (ipv4) or prefixes of prefix_length (ipv6, ipv6-pd) the pool "
+        "can lease. IPv4 ranges shorter than /31 leave out their network and broadcast "
+        "addresses; addresses fixed on contracts are included. May exceed 64 bits for IPv6."
+    )
+    held: int = Field(description="Leases held now (offered + bound); 0 for a nas pool.")
+    offered: int = Field(description="Held leases sent in an Access-Accept, not yet confirmed.")
+    bound: int = Field(description="Held leases confirmed by Accounting-Start or Interim-Update.")
+    free: int = Field(description="size - held.")
