@@ -418,3 +418,28 @@ def test_a_nas_of_its_own_interval(daemon: RunningDaemon, make: Factory, api: ht
         assert reply is not None and reply.accepted
         values = reply.values().get("Acct-Interim-Interval")
         assert (values[0] if values else None) == expected
+
+
+def test_accounting_off_closes_the_nas_sessions_too(daemon: RunningDaemon, make: Factory) -> None:
+    nas = make.nas(address="127.0.0.24", secret="off-nas-secret")
+    sid = new_id()
+    with RadiusClient(_acct_port(daemon), "off-nas-secret", source="127.0.0.24") as nas24:
+        start = nas24.accounting_request(
+            attr("Acct-Status-Type", "Start"), attr("Acct-Session-Id", sid),
+            attr("User-Name", "someone"),
+        )  # fmt: skip
+        assert nas24.exchange(start) is not None
+    # radclient sends from 127.0.0.1; the Accounting-Off must come from the NAS itself.
+    with RadiusClient(_acct_port(daemon), "off-nas-secret", source="127.0.0.24") as nas24:
+        off = nas24.accounting_request(attr("Acct-Status-Type", "Accounting-Off"))
+        reply = nas24.exchange(off)
+        assert reply is not None and reply.code == codec.Code.ACCOUNTING_RESPONSE
+    [row] = sessions_of(daemon, nas["id"], sid)
+    assert row.stopped_at is not None and row.terminate_cause == "NAS-Reboot"
+
+
+def test_accounting_off_with_radclient(daemon: RunningDaemon, lo_nas: dict[str, Any]) -> None:
+    off = "Acct-Status-Type = Accounting-Off\nNAS-IP-Address = 127.0.0.1\n"
+    result = radclient(_acct_port(daemon), SECRET, off, command="acct")
+    assert result.code == "Accounting-Response", result.output
+    assert nas_row(daemon, lo_nas["id"]).accounting_on_at is not None
