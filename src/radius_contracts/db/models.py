@@ -226,10 +226,10 @@ class AcctSession(Base):
     contract_id: Mapped[int | None] = mapped_column(
         ForeignKey("contracts.id", ondelete="SET NULL"), index=True
     )
-    nas_id: Mapped[int | None] = mapped_column(
-        ForeignKey("nas.id", ondelete="SET NULL"), index=True
-    )
-    username: Mapped[str] = mapped_column(String(253), index=True)
+    # No index of its own on nas_id (ix_sessions_key starts with it) nor on username (looked
+    # up case-insensitively, which no plain index serves): every index slows accounting.
+    nas_id: Mapped[int | None] = mapped_column(ForeignKey("nas.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(253))
     acct_session_id: Mapped[str] = mapped_column(String(253))
     acct_unique_id: Mapped[str] = mapped_column(String(253))
     started_at: Mapped[datetime]

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from radius_contracts.store.auth_log import existing, timestamp
+from radius_contracts.store.auth_log import timestamp
 
 START, STOP, INTERIM, ACCOUNTING_ON, ACCOUNTING_OFF = 1, 2, 3, 7, 8
 
@@ -133,7 +133,9 @@ class Applied:
 class _Row:
     values: dict[str, Any]
     id: int | None = None  # None: inserted by this batch
-    dirty: bool = False
+    # Columns this batch changed: the UPDATE sets only these. SQLite maintains an index
+    # only when its columns are in the SET list, and an Interim-Update changes none.
+    changed: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -176,11 +178,7 @@ class _Sql:
             "ON CONFLICT (nas_id, acct_unique_id) WHERE stopped_at IS NULL "
             f"DO UPDATE SET {', '.join(merge)}"
         )
-        updated = [c for c in _COLUMNS if c not in ("nas_id", "acct_unique_id")]
-        marks = _placeholders(self.paramstyle, len(updated) + 1)
-        sets = ", ".join(f"{c} = {m}" for c, m in zip(updated, marks, strict=False))
-        self.update_columns = updated
-        self.update = f"UPDATE sessions SET {sets} WHERE id = {marks[-1]}"  # noqa: S608
+        self._updates: dict[tuple[str, ...], str] = {}
         marks = _placeholders(self.paramstyle, 5)
         self.usage = (
             "INSERT INTO usage_daily (contract_id, day, input_octets, output_octets, "  # noqa: S608
@@ -189,6 +187,16 @@ class _Sql:
             "output_octets = usage_daily.output_octets + excluded.output_octets, "
             "session_time = usage_daily.session_time + excluded.session_time"
         )
+
+    def update(self, columns: tuple[str, ...]) -> str:
+        """UPDATE of ``columns`` (then the id) for one session."""
+        statement = self._updates.get(columns)
+        if statement is None:
+            marks = _placeholders(self.paramstyle, len(columns) + 1)
+            sets = ", ".join(f"{c} = {m}" for c, m in zip(columns, marks, strict=False))
+            statement = f"UPDATE sessions SET {sets} WHERE id = {marks[-1]}"  # noqa: S608
+            self._updates[columns] = statement
+        return statement
 
     def marks(self, count: int, start: int = 1) -> list[str]:
         return _placeholders(self.paramstyle, count, start)
@@ -209,12 +217,26 @@ class _Sql:
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+_STATEMENTS: dict[tuple[str, str], _Sql] = {}
+
+
+def _sql(connection: AsyncConnection) -> _Sql:
+    key = (connection.dialect.name, connection.dialect.paramstyle)
+    sql = _STATEMENTS.get(key)
+    if sql is None:
+        sql = _STATEMENTS[key] = _Sql(connection)
+    return sql
+
+
 async def apply(session: AsyncSession, records: Sequence[AcctRecord]) -> Applied:
-    """Apply ``records`` in order inside the caller's transaction (it commits)."""
+    """Apply ``records`` in order inside the caller's transaction (it commits).
+
+    Contracts and NAS are taken as they were when the records were resolved: one deleted
+    since makes the batch fail on its foreign key, and the writer retries the rest without it.
+    """
     connection = await session.connection()
-    sql = _Sql(connection)
+    sql = _sql(connection)
     applied = Applied()
-    await _drop_dangling(session, records)
     segment: list[AcctRecord] = []
     for record in records:
         if record.kind in (ACCOUNTING_ON, ACCOUNTING_OFF):
@@ -228,19 +250,6 @@ async def apply(session: AsyncSession, records: Sequence[AcctRecord]) -> Applied
             segment.append(record)
     await _apply_sessions(connection, sql, segment, applied)
     return applied
-
-
-async def _drop_dangling(session: AsyncSession, records: Sequence[AcctRecord]) -> None:
-    """Forget contracts and NAS deleted since the records were resolved (foreign keys)."""
-    contracts = {r.contract_id for r in records if r.contract_id is not None}
-    alive = await existing(session, "contracts", contracts)
-    nas = {r.nas_id for r in records}
-    alive_nas = await existing(session, "nas", nas)
-    for record in records:
-        if record.contract_id is not None and record.contract_id not in alive:
-            record.contract_id = None
-        if record.nas_id not in alive_nas:
-            record.kind = 0  # its NAS is gone: nothing to attach the session to
 
 
 async def _nas_rebooted(connection: AsyncConnection, sql: _Sql, nas_id: int, at: datetime) -> None:
@@ -314,27 +323,34 @@ def _new_row(record: AcctRecord) -> dict[str, Any]:
     return values
 
 
-def _merge(values: dict[str, Any], record: AcctRecord) -> tuple[int, int, int]:
-    """Fold ``record`` into a session's values; returns the usage it adds (in, out, time)."""
+def _merge(row: _Row, record: AcctRecord) -> tuple[int, int, int]:
+    """Fold ``record`` into a session; returns the usage it adds (in, out, time)."""
+    values, changed = row.values, row.changed
     before = (values["input_octets"], values["output_octets"], values["session_time"])
+
+    def put(name: str, value: Any) -> None:
+        if values[name] != value:
+            values[name] = value
+            changed.add(name)
+
     if record.contract_id is not None:
-        values["contract_id"] = record.contract_id
+        put("contract_id", record.contract_id)
     if record.kind == START:
-        values["started_at"] = record.at  # the Start knows best when it began
+        put("started_at", record.at)  # the Start knows best when it began
     if record.at > values["updated_at"]:
-        values["updated_at"] = record.at
+        put("updated_at", record.at)
     for name in _COUNTERS:
         value = getattr(record, name)
         if value is not None and value > values[name]:
-            values[name] = value  # counters only grow; an older record never lowers them
+            put(name, value)  # counters only grow; an older record never lowers them
     for name in _DETAILS:
         value = getattr(record, name)
         if value is not None:
-            values[name] = value
+            put(name, value)
     if record.kind == STOP:
         if values["stopped_at"] is None or record.at > values["stopped_at"]:
-            values["stopped_at"] = record.at
-        values["terminate_cause"] = record.terminate_cause or values["terminate_cause"]
+            put("stopped_at", record.at)
+        put("terminate_cause", record.terminate_cause or values["terminate_cause"])
     return (
         values["input_octets"] - before[0],
         values["output_octets"] - before[1],
@@ -374,11 +390,14 @@ async def _apply_sessions(
         await connection.exec_driver_sql(
             sql.insert, [tuple(_bind(sql, row.values, _COLUMNS)) for row in inserts]
         )
-    updates = [row for row in touched.values() if row.id is not None and row.dirty]
-    if updates:
-        columns = sql.update_columns
+    updates: dict[tuple[str, ...], list[_Row]] = {}
+    for row in touched.values():
+        if row.id is not None and row.changed:
+            columns = tuple(c for c in _COLUMNS if c in row.changed)
+            updates.setdefault(columns, []).append(row)
+    for columns, rows in updates.items():
         await connection.exec_driver_sql(
-            sql.update, [(*_bind(sql, row.values, columns), row.id) for row in updates]
+            sql.update(columns), [(*_bind(sql, row.values, columns), row.id) for row in rows]
         )
     if usage:
         await connection.exec_driver_sql(
@@ -412,8 +431,7 @@ def _decide(
     """Which session ``record`` belongs to, changed accordingly (None: it changes nothing)."""
     if entry.open is not None:
         row = entry.open
-        delta = _merge(row.values, record)
-        row.dirty = True
+        delta = _merge(row, record)
         if record.kind == STOP:
             entry.open = None
             entry.closed.append(row)
@@ -427,17 +445,15 @@ def _decide(
             # A repeat of what the closed session already holds (a retransmit the reply
             # cache no longer has, or an Interim that overtook the Stop).
             if record.kind == STOP:
-                delta = _merge(same.values, record)
-                same.dirty = same.dirty or any(delta)
-                return same, delta
+                return same, _merge(same, record)
             applied.ignored += 1
             return None, (0, 0, 0)
         # The session went on after it was closed (closed as stale while the NAS could not
         # reach us): open it again rather than count its traffic twice.
         same.values["stopped_at"] = None
         same.values["terminate_cause"] = None
-        delta = _merge(same.values, record)
-        same.dirty = True
+        same.changed.update(("stopped_at", "terminate_cause"))
+        delta = _merge(same, record)
         entry.closed.remove(same)
         if record.kind == STOP:
             entry.closed.append(same)
@@ -445,7 +461,7 @@ def _decide(
             entry.open = same
         return same, delta
     # A new session: a Start, or an Interim or Stop whose Start never arrived.
-    row = _Row(_new_row(record), None, True)
+    row = _Row(_new_row(record))
     inserts.append(row)
     if record.kind == STOP:
         entry.closed.append(row)
@@ -480,7 +496,7 @@ OpenRow = tuple[int, int, str, datetime, str | None, int | None, str | None]
 async def open_sessions(session: AsyncSession) -> list[OpenRow]:
     """Open sessions of contracts, except those older than their NAS's last Accounting-On."""
     connection = await session.connection()
-    sql = _Sql(connection)
+    sql = _sql(connection)
     result = await connection.exec_driver_sql(
         "SELECT s.contract_id, s.nas_id, s.acct_unique_id, s.started_at, "
         "s.calling_station_id, s.nas_port, s.nas_port_id FROM sessions s "
@@ -506,7 +522,7 @@ async def close_stale(
     (it lost them, or rebooted without Accounting-On).
     """
     connection = await session.connection()
-    sql = _Sql(connection)
+    sql = _sql(connection)
     closed = 0
     own = [nas_id for nas_id in limits if nas_id is not None]
     for nas_id, seconds in limits.items():
@@ -535,7 +551,7 @@ async def purge_history(
 ) -> int:
     """Delete up to ``limit`` sessions closed before ``sessions_before`` and old usage days."""
     connection = await session.connection()
-    sql = _Sql(connection)
+    sql = _sql(connection)
     a, b = sql.marks(2)
     result = await connection.exec_driver_sql(
         "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions "  # noqa: S608

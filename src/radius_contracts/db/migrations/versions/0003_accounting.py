@@ -48,6 +48,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_sessions_key", ["nas_id", "acct_unique_id", "started_at"])
         batch_op.create_index("ix_sessions_started", ["started_at"])
         batch_op.create_index(batch_op.f("ix_sessions_framed_ip"), ["framed_ip"])
+        # Covered by ix_sessions_key / never usable for case-insensitive lookups.
+        batch_op.drop_index(batch_op.f("ix_sessions_nas_id"))
+        batch_op.drop_index(batch_op.f("ix_sessions_username"))
 
     op.create_table(
         "usage_daily",
@@ -91,6 +94,8 @@ def downgrade() -> None:
     op.drop_table("usage_daily")
 
     with op.batch_alter_table("sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sessions_username"), ["username"])
+        batch_op.create_index(batch_op.f("ix_sessions_nas_id"), ["nas_id"])
         batch_op.drop_index(batch_op.f("ix_sessions_framed_ip"))
         batch_op.drop_index("ix_sessions_started")
         batch_op.drop_index("ix_sessions_key")
