@@ -35,7 +35,7 @@ from radius_contracts.aaa.pools import Leaser
 from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.api.app import create_app
 from radius_contracts.db import migrate
-from radius_contracts.db.engine import create_engine, is_sqlite, session_factory
+from radius_contracts.db.engine import create_engine, is_sqlite, session_factory, sqlite_path
 from radius_contracts.domain import TokenRole
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex
@@ -48,6 +48,7 @@ from radius_contracts.services.base import SYSTEM, ServiceContext
 from radius_contracts.services.defaults import seed_defaults
 from radius_contracts.services.registry import Services
 from radius_contracts.settings import Settings
+from radius_contracts.store.accounting import SqliteAccountingConnection
 
 log = logging.getLogger("radius_contracts.daemon")
 
@@ -150,6 +151,7 @@ class Daemon:
         self.accounting_handler: AccountingHandler | None = None
         self.session_jobs: SessionJobs | None = None
         self.leaser: Leaser | None = None
+        self.accounting_store: AccountingStore | None = None
         self.scheduler = Scheduler()
         self.stats = Stats()
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
@@ -265,7 +267,15 @@ class Daemon:
         self.leaser = Leaser(
             sessions, offer_timeout=self.settings.pools.offer_timeout, is_fixed=self.index.is_fixed
         )
-        store = AccountingStore(sessions, extra=LeaseTracking(self.index))
+        url = self.settings.database_url
+        sqlite = None
+        if is_sqlite(url):
+            sqlite = SqliteAccountingConnection(
+                sqlite_path(url), self.settings.database.sqlite_synchronous
+            )
+        store = self.accounting_store = AccountingStore(
+            sessions, sqlite=sqlite, leases=LeaseTracking(self.index)
+        )
         self.accounting = AccountingWriter(
             store.write,
             is_data_error=store.is_data_error,
@@ -428,6 +438,8 @@ class Daemon:
             # Commit and answer what is queued while the sockets are still open; new
             # Accounting-Requests are refused meanwhile (the NAS retransmits elsewhere).
             await self.accounting.close(SHUTDOWN_TIMEOUT)
+        if self.accounting_store is not None:
+            await asyncio.to_thread(self.accounting_store.close)
         for transport, _protocol in self._listeners:
             transport.close()
         self._listeners.clear()

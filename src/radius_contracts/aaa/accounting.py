@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -207,24 +208,52 @@ class AccountingWriter:
 
 
 class AccountingStore:
-    """Writes batches of accounting records, one transaction each."""
+    """Writes batches of accounting records, one transaction each.
+
+    On SQLite the batch runs on the writer's own connection and thread
+    (store.accounting.SqliteAccountingConnection); on PostgreSQL through the async engine.
+    Leases of managed pools are bound and released in the same transaction.
+    """
 
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        extra: Callable[[AsyncSession, Sequence[AcctRecord], Applied], Awaitable[None]]
-        | None = None,
+        sqlite: store.SqliteAccountingConnection | None = None,
+        leases: LeaseTracking | None = None,
     ) -> None:
         self._sessions = sessions
-        self._extra = extra
+        self._sqlite = sqlite
+        self._leases = leases
 
     async def write(self, records: list[AcctRecord]) -> Applied:
+        bound, released = self._leases.items(records) if self._leases else ([], [])
+        if self._sqlite is not None:
+
+            def work(connection: sqlite3.Connection) -> Applied:
+                applied = store.apply_sqlite(connection, records)
+                now = datetime.now(UTC)
+                for batch in (
+                    lease_store.bind_batch("sqlite", "qmark", now, bound),
+                    lease_store.release_batch("sqlite", "qmark", now, released),
+                ):
+                    if batch is not None:
+                        connection.executemany(*batch)
+                return applied
+
+            return await self._sqlite.run(work)
         async with self._sessions() as session, session.begin():
             applied = await store.apply(session, records)
-            if self._extra is not None:
-                await self._extra(session, records, applied)
+            now = datetime.now(UTC)
+            if bound:
+                await lease_store.bind(session, now, bound)
+            if released:
+                await lease_store.release(session, now, released)
         return applied
+
+    def close(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.close()
 
     @staticmethod
     def is_data_error(exc: BaseException) -> bool:
@@ -316,9 +345,10 @@ class LeaseTracking:
     def __init__(self, index: AuthIndex) -> None:
         self.index = index
 
-    async def __call__(
-        self, session: AsyncSession, records: Sequence[AcctRecord], applied: Applied
-    ) -> None:
+    def items(
+        self, records: Sequence[AcctRecord]
+    ) -> tuple[list[tuple[int, str, int]], list[tuple[int, str]]]:
+        """(contract, address, lease time) to bind and (contract, address) to release."""
         bound: list[tuple[int, str, int]] = []
         released: list[tuple[int, str]] = []
         index = self.index
@@ -345,8 +375,4 @@ class LeaseTracking:
                     released.append((record.contract_id, address))
                 else:
                     bound.append((record.contract_id, address, pool.lease_time))
-        now = datetime.now(UTC)
-        if bound:
-            await lease_store.bind(session, now, bound)
-        if released:
-            await lease_store.release(session, now, released)
+        return bound, released

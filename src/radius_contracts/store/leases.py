@@ -257,70 +257,89 @@ def _managed() -> ColumnElement[bool]:
     return _c.pool_id.in_(select(_POOLS.c.id).where(_POOLS.c.mode == "managed"))
 
 
-async def bind(session: AsyncSession, now: datetime, items: Sequence[tuple[int, str, int]]) -> None:
+def _marks(paramstyle: str, count: int) -> list[str]:
+    if paramstyle == "qmark":
+        return ["?"] * count
+    return [f"${n}" for n in range(1, count + 1)]
+
+
+_MANAGED_POOLS = "pool_id IN (SELECT id FROM pools WHERE mode = 'managed')"
+
+
+def bind_batch(
+    dialect: str, paramstyle: str, now: datetime, items: Sequence[tuple[int, str, int]]
+) -> tuple[str, list[tuple[Any, ...]]] | None:
     """Accounting-Start / Interim-Update: each (contract_id, address, lease_time seconds).
 
     The contract's lease of that address in a managed pool becomes ``bound`` until
     ``now + lease_time``: also after its offer ran out, as long as no other contract took the
-    address since. Runs in the caller's transaction; addresses that are no lease of that
-    contract (fixed addresses, NAS pools, foreign ones) change nothing.
+    address since. Addresses that are no lease of that contract (fixed addresses, NAS pools,
+    foreign ones) change nothing. Driver-level SQL and rows (executemany), for the accounting
+    writer's own transaction, whichever driver it runs on.
     """
-    params = []
+    rows = []
     for contract_id, address, lease_time in items:
         text = canonical(address)
         if text is not None:
-            params.append(
-                {
-                    "b_contract": contract_id,
-                    "b_address": text,
-                    "b_now": now,
-                    "b_until": now + timedelta(seconds=lease_time),
-                }
-            )
-    if not params:
-        return
-    held = _c.expires_at > bindparam("b_now")
-    stmt = (
-        update(LEASES)
-        .where(
-            _c.contract_id == bindparam("b_contract"),
-            _c.address == bindparam("b_address"),
-            _managed(),
-        )
-        .values(
-            state=BOUND,
-            leased_at=case((held, _c.leased_at), else_=bindparam("b_now")),
-            expires_at=bindparam("b_until"),
-        )
+            until = now + timedelta(seconds=lease_time)
+            stamp, until_stamp = _stamp(dialect, now), _stamp(dialect, until)
+            rows.append((stamp, stamp, until_stamp, contract_id, text))
+    if not rows:
+        return None
+    m_held, m_since, m_until, m_contract, m_address = _marks(paramstyle, 5)
+    sql = (
+        f"UPDATE leases SET state = '{BOUND}', "  # noqa: S608 - our names
+        f"leased_at = CASE WHEN expires_at > {m_held} THEN leased_at ELSE {m_since} END, "
+        f"expires_at = {m_until} "
+        f"WHERE contract_id = {m_contract} AND address = {m_address} AND {_MANAGED_POOLS}"
     )
-    await session.execute(stmt, params)
+    return sql, rows
 
 
-async def release(session: AsyncSession, now: datetime, items: Sequence[tuple[int, str]]) -> None:
+def release_batch(
+    dialect: str, paramstyle: str, now: datetime, items: Sequence[tuple[int, str]]
+) -> tuple[str, list[tuple[Any, ...]]] | None:
     """Accounting-Stop: each (contract_id, address) that is bound becomes ``released`` now.
 
     The row keeps its contract, which gets the address back next time (sticky). An ``offered``
     row is left alone: the contract authenticated again after this session, and the new
-    session will use the address. Runs in the caller's transaction.
+    session will use the address.
     """
-    params = []
+    rows = []
     for contract_id, address in items:
         text = canonical(address)
         if text is not None:
-            params.append({"r_contract": contract_id, "r_address": text, "r_now": now})
-    if not params:
-        return
-    stmt = (
-        update(LEASES)
-        .where(
-            _c.contract_id == bindparam("r_contract"),
-            _c.address == bindparam("r_address"),
-            _c.state == BOUND,
-            _managed(),
-        )
-        .values(state=RELEASED, session_id=None, expires_at=bindparam("r_now"))
+            rows.append((_stamp(dialect, now), contract_id, text))
+    if not rows:
+        return None
+    expires, contract, address = _marks(paramstyle, 3)
+    sql = (
+        f"UPDATE leases SET state = '{RELEASED}', session_id = NULL, "  # noqa: S608
+        f"expires_at = {expires} WHERE contract_id = {contract} AND address = {address} "
+        f"AND state = '{BOUND}' AND {_MANAGED_POOLS}"
     )
-    await session.execute(stmt, params)
+    return sql, rows
+
+
+def _stamp(dialect: str, at: datetime) -> datetime | str:
+    # SQLite keeps naive UTC text in SQLAlchemy's form (see store.auth_log.timestamp).
+    return at.isoformat(" ", "microseconds")[:26] if dialect == "sqlite" else at
+
+
+async def bind(session: AsyncSession, now: datetime, items: Sequence[tuple[int, str, int]]) -> None:
+    """:func:`bind_batch` in the caller's transaction."""
+    connection = await session.connection()
+    batch = bind_batch(connection.dialect.name, connection.dialect.paramstyle, now, items)
+    if batch is not None:
+        await connection.exec_driver_sql(*batch)
+
+
+async def release(session: AsyncSession, now: datetime, items: Sequence[tuple[int, str]]) -> None:
+    """:func:`release_batch` in the caller's transaction."""
+    connection = await session.connection()
+    batch = release_batch(connection.dialect.name, connection.dialect.paramstyle, now, items)
+    if batch is not None:
+        await connection.exec_driver_sql(*batch)
 
 
 async def usage(session: AsyncSession, pool_id: int, now: datetime) -> dict[str, int]:
