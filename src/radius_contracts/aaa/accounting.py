@@ -298,7 +298,7 @@ class AccountingHandler:
         contract_id = None
         if name:
             contract = self.index.contract_by_username(name)
-            if contract is None:
+            if contract is None and 12 <= len(name) <= 17:  # could be a MAC (MAC auth)
                 mac = parse_mac(name)
                 contract = self.index.contract_by_mac(mac) if mac else None
             contract_id = contract.id if contract is not None else None

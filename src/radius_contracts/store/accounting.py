@@ -371,30 +371,34 @@ def _merge(row: _Row, record: AcctRecord) -> tuple[int, int, int]:
     """Fold ``record`` into a session; returns the usage it adds (in, out, time)."""
     values, changed = row.values, row.changed
     before = (values["input_octets"], values["output_octets"], values["session_time"])
-
-    def put(name: str, value: Any) -> None:
-        if values[name] != value:
-            values[name] = value
-            changed.add(name)
-
-    if record.contract_id is not None:
-        put("contract_id", record.contract_id)
-    if record.kind == START:
-        put("started_at", record.at)  # the Start knows best when it began
-    if record.at > values["updated_at"]:
-        put("updated_at", record.at)
+    if record.contract_id is not None and values["contract_id"] != record.contract_id:
+        values["contract_id"] = record.contract_id
+        changed.add("contract_id")
+    at = record.at
+    if record.kind == START and values["started_at"] != at:
+        values["started_at"] = at  # the Start knows best when it began
+        changed.add("started_at")
+    if at > values["updated_at"]:
+        values["updated_at"] = at
+        changed.add("updated_at")
     for name in _COUNTERS:
         value = getattr(record, name)
         if value is not None and value > values[name]:
-            put(name, value)  # counters only grow; an older record never lowers them
+            values[name] = value  # counters only grow; an older record never lowers them
+            changed.add(name)
     for name in _DETAILS:
         value = getattr(record, name)
-        if value is not None:
-            put(name, value)
+        if value is not None and value != values[name]:
+            values[name] = value
+            changed.add(name)
     if record.kind == STOP:
-        if values["stopped_at"] is None or record.at > values["stopped_at"]:
-            put("stopped_at", record.at)
-        put("terminate_cause", record.terminate_cause or values["terminate_cause"])
+        if values["stopped_at"] is None or at > values["stopped_at"]:
+            values["stopped_at"] = at
+            changed.add("stopped_at")
+        cause = record.terminate_cause or values["terminate_cause"]
+        if cause != values["terminate_cause"]:
+            values["terminate_cause"] = cause
+            changed.add("terminate_cause")
     return (
         values["input_octets"] - before[0],
         values["output_octets"] - before[1],
