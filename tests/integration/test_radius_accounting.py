@@ -443,3 +443,27 @@ def test_accounting_off_with_radclient(daemon: RunningDaemon, lo_nas: dict[str, 
     result = radclient(_acct_port(daemon), SECRET, off, command="acct")
     assert result.code == "Accounting-Response", result.output
     assert nas_row(daemon, lo_nas["id"]).accounting_on_at is not None
+
+
+def test_a_start_arriving_after_its_stop_changes_nothing(
+    daemon: RunningDaemon, client: RadiusClient, lo_nas: dict[str, Any], make: Factory
+) -> None:
+    """The Start was lost and retransmitted; the Stop overtook it."""
+    contract = make.contract()
+    user, sid = contract["config"]["username"], new_id()
+    base = (attr("Acct-Session-Id", sid), attr("User-Name", user))
+    stop = client.accounting_request(
+        attr("Acct-Status-Type", "Stop"), *base, attr("Acct-Session-Time", "7200"),
+        attr("Acct-Input-Octets", "5000"),
+    )  # fmt: skip
+    assert client.exchange(stop) is not None
+    # Stamped a little before the Stop, though the session claims two hours.
+    start = client.accounting_request(
+        attr("Acct-Status-Type", "Start"), *base,
+        attr("Event-Timestamp", str(int(time.time()) - 1)),
+    )  # fmt: skip
+    assert client.exchange(start) is not None
+    [row] = sessions_of(daemon, lo_nas["id"], sid)
+    assert row.stopped_at is not None and row.input_octets == 5000
+    [day] = usage_of(daemon, contract["id"])
+    assert day.input_octets == 5000

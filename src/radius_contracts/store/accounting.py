@@ -315,19 +315,21 @@ def _load_statements(sql: _Sql, records: Sequence[AcctRecord]) -> list[Statement
     for record in records:
         keys[record.nas_id].add(record.key)
     since = sql.time(min(r.started_at for r in records) - SAME_START)
+    closed_since = sql.time(min(r.at for r in records) - LATE)
     statements: list[Statement] = []
     for nas_id, ids in keys.items():
         values = sorted(ids)
         for start in range(0, len(values), 500):
             chunk = values[start : start + 500]
             # Placeholders in the order they appear: qmark binds by position.
-            marks = sql.marks(len(chunk) + 2)
+            marks = sql.marks(len(chunk) + 3)
             statements.append(
                 (
                     f"SELECT {', '.join(_LOADED)} FROM sessions "  # noqa: S608 - our names
-                    f"WHERE nas_id = {marks[0]} AND acct_unique_id IN ({', '.join(marks[1:-1])}) "
-                    f"AND (stopped_at IS NULL OR started_at >= {marks[-1]})",
-                    (nas_id, *chunk, since),
+                    f"WHERE nas_id = {marks[0]} AND acct_unique_id IN ({', '.join(marks[1:-2])}) "
+                    f"AND (stopped_at IS NULL OR started_at >= {marks[-2]} "
+                    f"OR stopped_at >= {marks[-1]})",
+                    (nas_id, *chunk, since, closed_since),
                 )
             )
     return statements
@@ -406,9 +408,20 @@ def _merge(row: _Row, record: AcctRecord) -> tuple[int, int, int]:
     )
 
 
-def _same_session(row: _Row, record: AcctRecord) -> bool:
+def _belongs(row: _Row, record: AcctRecord) -> bool:
+    """Whether ``record`` is about the closed session ``row`` (same NAS and session id).
+
+    It is when their start times agree, or when it happened before the session closed (a
+    late Start or Interim: requests overtake each other on their way). After Accounting-On
+    the NAS reuses its session ids, so a Start then begins a new session.
+    """
+    if record.kind == START and row.values["terminate_cause"] == REBOOT:
+        return False
     started: datetime = row.values["started_at"]
-    return abs(started - record.started_at) <= SAME_START
+    if abs(started - record.started_at) <= SAME_START:
+        return True
+    stopped: datetime = row.values["stopped_at"]
+    return record.at <= stopped + LATE
 
 
 def _plan(
@@ -485,9 +498,7 @@ def _decide(
             entry.open = None
             entry.closed.append(row)
         return row, delta
-    same = next((r for r in reversed(entry.closed) if _same_session(r, record)), None)
-    if same is not None and record.kind == START and same.values["terminate_cause"] == REBOOT:
-        same = None  # the NAS rebooted and reuses its session ids: a new session
+    same = next((r for r in reversed(entry.closed) if _belongs(r, record)), None)
     if same is not None:
         stopped = same.values["stopped_at"]
         if record.kind == START or record.at <= stopped + LATE:
