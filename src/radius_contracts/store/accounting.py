@@ -319,6 +319,19 @@ def _load_statements(sql: _Sql, records: Sequence[AcctRecord]) -> list[Statement
     statements: list[Statement] = []
     for nas_id, ids in keys.items():
         values = sorted(ids)
+        if sql.dialect == "postgresql":
+            # One array parameter: the same prepared statement whatever the batch's size
+            # (an IN list of each length would be parsed and planned anew).
+            a, b, c, d = sql.marks(4)
+            statements.append(
+                (
+                    f"SELECT {', '.join(_LOADED)} FROM sessions "  # noqa: S608 - our names
+                    f"WHERE nas_id = {a} AND acct_unique_id = ANY({b}::varchar[]) "
+                    f"AND (stopped_at IS NULL OR started_at >= {c} OR stopped_at >= {d})",
+                    (nas_id, values, since, closed_since),
+                )
+            )
+            continue
         for start in range(0, len(values), 500):
             chunk = values[start : start + 500]
             # Placeholders in the order they appear: qmark binds by position.
