@@ -440,6 +440,9 @@ class Daemon:
             await self.accounting.close(SHUTDOWN_TIMEOUT)
         if self.accounting_store is not None:
             await asyncio.to_thread(self.accounting_store.close)
+        for _transport, protocol in self._listeners:
+            # Accepts waiting on a pool lease are answered while the sockets are still open.
+            await protocol.drain(SHUTDOWN_TIMEOUT)
         for transport, _protocol in self._listeners:
             transport.close()
         self._listeners.clear()

@@ -144,6 +144,11 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
         self._loop = asyncio.get_running_loop()
 
+    async def drain(self, grace: float) -> None:
+        """Let Access-Requests waiting on the database finish (bounded by ``grace``)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+
     def error_received(self, exc: Exception) -> None:
         # ICMP errors from earlier sends (e.g. a NAS that went away); nothing to undo.
         self.stats.add("send_errors")
