@@ -15,13 +15,13 @@ Same layout as ``bench/auth.py`` (whose helpers it imports): servers on core 0
 The request stream is realistic: each session is a Start, 0 to 2 x ``--interims`` Interim-Updates
 (``--interims`` on average) with growing counters (every sixth session moves over 4 GiB, so its
 counters carry Acct-*-Gigawords), and a Stop with its terminate cause; Acct-Session-Time grows
-by 300 s per Interim, Event-Timestamp is the time the stream was made (a NAS reporting in real
-time; ``--event-time history`` dates the events over each session's half hour instead), and
-Acct-Delay-Time is 0. Every session has its own Acct-Session-Id (fresh for every run), so
-every request is a distinct packet. Sessions are staggered: request ``j`` of session ``i``
-comes at position ~``i + j * GAP`` of the stream, so Starts, Interims and Stops of different
-sessions are mixed as from a busy BRAS, while a session's own requests are ``GAP`` positions
-apart (far more than are ever in flight).
+by ``--interval`` (60 s) per Interim and Event-Timestamp agrees with it (a Start is at most
+five minutes old), Acct-Delay-Time is 0. Every session has its own Acct-Session-Id (fresh for
+every run), so every request is a distinct packet. Sessions are staggered: request ``j`` of
+session ``i`` comes at position ~``i + j * GAP`` of the stream, so Starts, Interims and Stops
+of different sessions are mixed as from a busy BRAS, while a session's own requests are
+``GAP`` positions apart; every client sends all of a session's requests through one socket (one
+radclient stream), so none overtakes another, as from a NAS.
 The same stream (re-tagged for each run) goes to FreeRADIUS and to our daemon.
 
 Tests (``--tests``, comma separated):
@@ -121,7 +121,7 @@ TESTS = ("radclient", "python", "wide", "latency")
 FR_MODES = ("files", "sql", "sql-stock")
 FR_LABELS = {"files": "fr-detail", "sql": "fr-sql-wal", "sql-stock": "fr-sql-stock"}
 FR_ACCT_PORT = 31813
-INTERVAL = 300  # seconds between a session's Interim-Updates (Event-Timestamp steps)
+INTERVAL = 60  # seconds between a session's Interim-Updates (Acct-Interim-Interval)
 GAP = 1_000  # stream positions between consecutive requests of one session
 CHUNK = 2_500  # radclient requests per file (load.sh's CHUNK)
 WIDE = (8, 128)  # sockets x window of the "wide" test
@@ -208,31 +208,35 @@ def build_stream(
     interims: int,
     tag: str,
     *,
-    history: bool = False,
+    interval: int = INTERVAL,
     now: float | None = None,
 ) -> list[AcctReq]:
     """About ``requests`` requests: sessions of a Start, 0..2*``interims`` Interims, a Stop.
 
-    Every Event-Timestamp is ``now``, as from a NAS reporting in real time (the stream squeezes
-    a session's half hour into a fraction of a second, but its Acct-Session-Time and counters
-    grow as over the half hour). With ``history`` the Event-Timestamps follow the sessions'
-    lifetimes instead: Starts up to 25 minutes old, which the daemon's stale-session job (15
-    minutes without an update, by default) closes while their Interims are on the way.
+    A session's Interims come every ``interval`` seconds by its Acct-Session-Time, and its
+    Event-Timestamps agree (Start at now - its duration, Stop at now): the store ties late and
+    repeated records to their session by the start time they imply (within a minute). With
+    the default 60 s (RFC 2869's minimum) a Start is at most five minutes old; with 300 s it is
+    up to 25 minutes old, so the stale-session job (15 minutes without an update, by default)
+    closes sessions midway. 0 sets every Event-Timestamp to now while Acct-Session-Time still
+    grows by 300 s per Interim: records that contradict each other, for experiments.
     """
     spread = 2 * interims + 1  # Interim counts 0..2*interims, cycling: mean ``interims``
     sessions = max(1, round(requests / (2 + interims)))
     now = time.time() if now is None else now
+    step_s = interval or 300
     keyed: list[tuple[int, int, AcctReq]] = []
     for i in range(sessions):
         user = users[i % len(users)]
         count = (i * 7) % spread
-        duration = (count + 1) * INTERVAL - (i % 200)  # the Stop's Acct-Session-Time
-        started = int(now) - duration - 5 if history else int(now)
-        rate_in = 2_000 + (i * 7919) % 120_000  # bytes/s
-        # Every sixth session moves 4.5 GB per interval (6 is prime to the default spread of 5).
-        rate_out = 15_000_000 if i % 6 == 1 else 20_000 + (i * 104_729) % 2_000_000
+        duration = (count + 1) * step_s - i % (step_s * 2 // 3)  # the Stop's Acct-Session-Time
+        started = int(now) - duration - 5 if interval else int(now)
+        # Bytes per interval: every sixth session moves 4.5 GB (6 is prime to the default
+        # spread of 5), so its counters pass 4 GiB and carry Gigawords.
+        per_in = (2_000 + (i * 7919) % 120_000) * 300
+        per_out = 4_500_000_000 if i % 6 == 1 else (20_000 + (i * 104_729) % 2_000_000) * 300
         session_id = f"{tag}-{i:08d}"
-        steps = [(START, 0)] + [(INTERIM, j * INTERVAL) for j in range(1, count + 1)]
+        steps = [(START, 0)] + [(INTERIM, j * step_s) for j in range(1, count + 1)]
         steps.append((STOP, duration))
         for step, (status, elapsed) in enumerate(steps):
             req = AcctReq(
@@ -241,10 +245,10 @@ def build_stream(
                 status=status,
                 user=user,
                 session_id=session_id,
-                event_time=started + elapsed if history else started,
+                event_time=started + elapsed if interval else started,
                 session_time=None if status == START else elapsed,
-                input_octets=None if status == START else rate_in * elapsed,
-                output_octets=None if status == START else rate_out * elapsed,
+                input_octets=None if status == START else per_in * elapsed // step_s,
+                output_octets=None if status == START else per_out * elapsed // step_s,
                 terminate_cause=TERMINATE_CAUSES[i % len(TERMINATE_CAUSES)]
                 if status == STOP
                 else None,
@@ -273,9 +277,29 @@ def encode(req: AcctReq, identifier: int, secret: bytes) -> bytes:
     )
 
 
-def encode_stream(reqs: Sequence[AcctReq], sockets: int, secret: bytes) -> list[bytes]:
-    """Packet k goes out on socket k % ``sockets`` with Identifier (k // sockets) % 256."""
-    return [encode(req, (k // sockets) % 256, secret) for k, req in enumerate(reqs)]
+@dataclass
+class Packets:
+    """Encoded requests and the client socket each goes out on."""
+
+    data: list[bytes]
+    socket: list[int]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def encode_stream(reqs: Sequence[AcctReq], sockets: int, secret: bytes) -> Packets:
+    """A session's requests all go out on socket session % ``sockets``, in stream order, so
+    none overtakes another of its session (as from a NAS); Identifiers count up per socket."""
+    sent = [0] * sockets
+    data: list[bytes] = []
+    assigned: list[int] = []
+    for req in reqs:
+        s = req.session % sockets
+        data.append(encode(req, sent[s] % 256, secret))
+        assigned.append(s)
+        sent[s] += 1
+    return Packets(data, assigned)
 
 
 def radclient_text(req: AcctReq) -> str:
@@ -326,7 +350,7 @@ def _valid(reply: bytes, request: bytes, secret: bytes) -> bool:
 
 def closed_loop(
     port: int,
-    packets: Sequence[bytes],
+    stream: Packets,
     sockets: int,
     window: int,
     secret: bytes,
@@ -341,9 +365,12 @@ def closed_loop(
     Identifiers wrap around, a reply goes to the outstanding request it authenticates.
     """
     assert 0 < window < 256
+    packets = stream.data
     n = len(packets)
     result = ClientResult(n, 0.0, bytearray(n), [])
-    streams = [range(s, n, sockets) for s in range(sockets)]
+    streams: list[list[int]] = [[] for _ in range(sockets)]
+    for k, s in enumerate(stream.socket):
+        streams[s].append(k)
     clock = time.perf_counter
     with _sockets(port, sockets) as socks:
         poller = select.epoll()
@@ -362,10 +389,10 @@ def closed_loop(
                 if now - started > max_seconds:
                     break
                 for i in range(sockets):
-                    waiting, stream, p = pending[i], streams[i], position[i]
+                    waiting, mine, p = pending[i], streams[i], position[i]
                     send = socks[i].send
-                    while inflight[i] < window and p < len(stream):
-                        k = stream[p]
+                    while inflight[i] < window and p < len(mine):
+                        k = mine[p]
                         p += 1
                         packet = packets[k]
                         send(packet)
@@ -416,20 +443,21 @@ def closed_loop(
 
 def open_loop(
     port: int,
-    packets: Sequence[bytes],
+    stream: Packets,
     sockets: int,
     rate: float,
     secret: bytes,
     *,
     drain: float = 2.0,
 ) -> ClientResult:
-    """Send packet k at start + k/``rate`` on socket k % ``sockets`` whatever the replies do.
+    """Send packet k at start + k/``rate`` on its socket, whatever the replies do.
 
     Spins on its own core (as bench/auth.py's open loop); ``lag_p99_ms`` and ``achieved_rate``
     show whether it kept the schedule. Ends ``drain`` seconds after the last send at the latest.
     When replies take so long that a socket's 256 Identifiers wrap around (``overrun``), a
     reply is matched to whichever outstanding request with its Identifier it authenticates.
     """
+    packets, assigned = stream.data, stream.socket
     n = len(packets)
     result = ClientResult(n, 0.0, bytearray(n), [])
     sent_at = [0.0] * n
@@ -451,7 +479,7 @@ def open_loop(
                 if k < n:
                     due = min(n, int((now - start) * rate) + 1)
                     while k < due:
-                        s = k % sockets
+                        s = assigned[k]
                         packet = packets[k]
                         sends[s](packet)
                         sent_at[k] = clock()
@@ -1038,7 +1066,7 @@ class Options:
     tests: tuple[str, ...]
     out: Path
     pg_cpu: int | None = None  # where the PostgreSQL backends go (None: anywhere)
-    history: bool = False  # Event-Timestamps over the sessions' lifetimes, not "now"
+    interval: int = INTERVAL  # seconds between a session's Interims (build_stream)
     users: list[User] = field(default_factory=list)
 
 
@@ -1094,7 +1122,7 @@ def measured(target: Target, opts: Options, test: str, rep: int, go: Client) -> 
     count = opts.requests
     if test.startswith("open"):
         count = int(float(test[4:]) * opts.latency_seconds)
-    reqs = build_stream(opts.users, count, opts.interims, tag, history=opts.history)
+    reqs = build_stream(opts.users, count, opts.interims, tag, interval=opts.interval)
     prepared = go.prepare(reqs)
     wait_drained(target)
     if target.pg_vacuum and target.pg_url:
@@ -1212,10 +1240,10 @@ class ClosedGo:
     def __init__(self, target: Target, opts: Options, sockets: int, window: int) -> None:
         self.target, self.opts, self.sockets, self.window = target, opts, sockets, window
 
-    def prepare(self, reqs: Sequence[AcctReq]) -> list[bytes]:
+    def prepare(self, reqs: Sequence[AcctReq]) -> Packets:
         return encode_stream(reqs, self.sockets, self.opts.secret)
 
-    def __call__(self, _reqs: Sequence[AcctReq], packets: list[bytes]) -> ClientResult:
+    def __call__(self, _reqs: Sequence[AcctReq], packets: Packets) -> ClientResult:
         port = self.target.server.acct_port
         return closed_loop(port, packets, self.sockets, self.window, self.opts.secret)
 
@@ -1224,10 +1252,10 @@ class OpenGo:
     def __init__(self, target: Target, opts: Options, rate: float) -> None:
         self.target, self.opts, self.rate = target, opts, rate
 
-    def prepare(self, reqs: Sequence[AcctReq]) -> list[bytes]:
+    def prepare(self, reqs: Sequence[AcctReq]) -> Packets:
         return encode_stream(reqs, self.opts.latency_sockets, self.opts.secret)
 
-    def __call__(self, _reqs: Sequence[AcctReq], packets: list[bytes]) -> ClientResult:
+    def __call__(self, _reqs: Sequence[AcctReq], packets: Packets) -> ClientResult:
         port, opts = self.target.server.acct_port, self.opts
         return open_loop(port, packets, opts.latency_sockets, self.rate, opts.secret)
 
@@ -1236,7 +1264,7 @@ def sanity(target: Target, opts: Options) -> None:
     """A short session (Start, Stop) must be answered before anything is timed; then a
     warm-up of 2,000 requests, untimed."""
     reqs = build_stream(
-        opts.users, 2, 0, f"{target.label}-sanity-{os.getpid()}", history=opts.history
+        opts.users, 2, 0, f"{target.label}-sanity-{os.getpid()}", interval=opts.interval
     )
     result = closed_loop(target.server.acct_port, encode_stream(reqs, 1, opts.secret), 1, 4,
                          opts.secret, timeout=5)  # fmt: skip
@@ -1247,7 +1275,11 @@ def sanity(target: Target, opts: Options) -> None:
             f"{len(reqs)}, bad {result.bad})\n{log}"
         )
     warm = build_stream(
-        opts.users, 2_000, opts.interims, f"{target.label}-warm-{os.getpid()}", history=opts.history
+        opts.users,
+        2_000,
+        opts.interims,
+        f"{target.label}-warm-{os.getpid()}",
+        interval=opts.interval,
     )
     closed_loop(target.server.acct_port, encode_stream(warm, 2, opts.secret), 2, 64, opts.secret)
 
@@ -1319,12 +1351,14 @@ def profile(target: Target, opts: Options, seconds: float, load: str) -> None:
             tag = new_tag(target, "spy", 0)
             if rate:
                 count = int(rate * (deadline - time.perf_counter()))
-                reqs = build_stream(opts.users, count, opts.interims, tag, history=opts.history)
+                reqs = build_stream(opts.users, count, opts.interims, tag, interval=opts.interval)
                 packets = encode_stream(reqs, opts.latency_sockets, opts.secret)
                 result = open_loop(port, packets, opts.latency_sockets, rate, opts.secret)
                 sent += result.ok
                 break
-            reqs = build_stream(opts.users, opts.requests, opts.interims, tag, history=opts.history)
+            reqs = build_stream(
+                opts.users, opts.requests, opts.interims, tag, interval=opts.interval
+            )
             packets = encode_stream(reqs, sockets, opts.secret)
             result = closed_loop(port, packets, sockets, window, opts.secret)
             sent += result.ok
@@ -1491,11 +1525,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20_000, help="requests per closed run")
     parser.add_argument("--interims", type=int, default=2, help="Interim-Updates per session, mean")
     parser.add_argument(
-        "--event-time",
-        choices=("now", "history"),
-        default="now",
-        help="Event-Timestamps: all 'now' (a NAS reporting in real time), or 'history' over each "
-        "session's lifetime (Starts up to 25 min old: the stale-session job closes them midway)",
+        "--interval",
+        type=int,
+        default=INTERVAL,
+        help="seconds between a session's Interims, by Acct-Session-Time and Event-Timestamp "
+        "(300: Starts up to 25 min old, which the stale-session job closes midway; 0: every "
+        "Event-Timestamp now, contradicting Acct-Session-Time, for experiments)",
     )
     parser.add_argument(
         "--tests",
@@ -1595,7 +1630,7 @@ def main() -> int:
         tests=tests,
         out=args.out,
         pg_cpu=args.server_cpu if args.pin_pg else None,
-        history=args.event_time == "history",
+        interval=args.interval,
     )
     source = describe_source(args.src)
     if args.src:
@@ -1613,7 +1648,9 @@ def main() -> int:
         flush=True,
     )
     opts.users = make_data(args.anchor, args.out / "data", 2_000)
-    sample = build_stream(opts.users, args.requests, args.interims, "sample", history=opts.history)
+    sample = build_stream(
+        opts.users, args.requests, args.interims, "sample", interval=opts.interval
+    )
     kinds = {s: sum(1 for r in sample if r.status == s) for s in (START, INTERIM, STOP)}
     print(
         f"stream: {len(sample):,} requests = {kinds[START]:,} Start, {kinds[INTERIM]:,} "

@@ -145,8 +145,9 @@ class SessionView:
         self._apply(applied)
 
     def _apply(self, applied: Applied) -> None:
-        for nas_id, at in applied.reboots:
-            self._nas_rebooted(nas_id, at)
+        # Sessions first, reboots last: a session written before an Accounting-On of the same
+        # batch is reported as it was before the reboot, and the reboot (which removes only
+        # sessions started before it) must then close it here too.
         for state in applied.sessions:
             if state.contract_id is None:
                 continue
@@ -175,6 +176,8 @@ class SessionView:
                     self._pending[state.contract_id] = left
                 else:
                     del self._pending[state.contract_id]
+        for nas_id, at in applied.reboots:
+            self._nas_rebooted(nas_id, at)
 
     def _nas_rebooted(self, nas_id: int, at: datetime) -> None:
         for contract_id in list(self._open):
