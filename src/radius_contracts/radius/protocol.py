@@ -80,6 +80,16 @@ def _integer_or_none(value: bytes | None) -> int | None:
     return int.from_bytes(value, "big") if value is not None and len(value) == 4 else None
 
 
+def _first_values(packet: codec.Packet) -> dict[int, bytes]:
+    """The first value of each attribute type, in one pass: every field the handlers read is
+    then a dict read (this runs for every request, so it is written for speed)."""
+    first: dict[int, bytes] = {}
+    for kind, value in packet.attributes:
+        if kind not in first:
+            first[kind] = value
+    return first
+
+
 def _counter64(low: bytes | None, high: bytes | None) -> int | None:
     octets, gigawords = _integer_or_none(low), _integer_or_none(high)
     if octets is None and gigawords is None:
@@ -420,10 +430,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         packet: codec.Packet, client: NasClient, source: str
     ) -> AccountingRequest | None:
         """The accounting handler's view; None without a status type or a needed session id."""
-        first: dict[int, bytes] = {}
-        for kind, value in packet.attributes:
-            if kind not in first:
-                first[kind] = value
+        first = _first_values(packet)
         get = first.get
         status = _integer_or_none(get(codec.ACCT_STATUS_TYPE))
         session_id = _text_or_none(get(codec.ACCT_SESSION_ID))
@@ -468,12 +475,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         packet: codec.Packet, client: NasClient, source: str
     ) -> AccessRequest | None:
         """The handler's view of the packet; None when User-Password cannot be decrypted."""
-        # The first value of each attribute type, in one pass: every field below is then a
-        # dict read (this runs for every request, so it is written for speed).
-        first: dict[int, bytes] = {}
-        for kind, value in packet.attributes:
-            if kind not in first:
-                first[kind] = value
+        first = _first_values(packet)
         get = first.get
         password = get(codec.USER_PASSWORD)
         if password is not None:

@@ -13,6 +13,7 @@ from radius_contracts.services.base import ServiceContext
 from radius_contracts.store import auth_log as store
 from radius_contracts.store import common
 from radius_contracts.store.common import Page
+from radius_contracts.store.driver import timestamp
 
 AuthResult = Literal["accept", "reject"]
 
@@ -41,7 +42,7 @@ def _row(dialect: str, event: AuthEvent, contracts: set[int], nas: set[int]) -> 
     if at.tzinfo is not UTC:  # the handler's are; other callers may pass naive or local times
         at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     return (  # in store.COLUMNS order
-        store.timestamp(dialect, at),
+        timestamp(dialect, at),
         # A contract or NAS deleted since the request keeps its entry, without the reference.
         event.contract_id if event.contract_id in contracts else None,
         _text(event.username, 253),

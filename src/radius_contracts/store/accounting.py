@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from radius_contracts.store.auth_log import timestamp
+from radius_contracts.store.driver import placeholders, timestamp
 
 START, STOP, INTERIM, ACCOUNTING_ON, ACCOUNTING_OFF = 1, 2, 3, 7, 8
 
@@ -149,14 +149,6 @@ class _Sessions:
     closed: list[_Row] = field(default_factory=list)
 
 
-def _placeholders(paramstyle: str, count: int, start: int = 1) -> list[str]:
-    if paramstyle == "qmark":
-        return ["?"] * count
-    if paramstyle == "numeric_dollar":
-        return [f"${n}" for n in range(start, start + count)]
-    raise ValueError(f"no driver-level SQL for paramstyle {paramstyle}")
-
-
 class _Sql:
     """Statements in the driver's own dialect."""
 
@@ -164,7 +156,7 @@ class _Sql:
         self.dialect = dialect
         self.paramstyle = paramstyle
         greatest = "max" if self.dialect == "sqlite" else "GREATEST"
-        marks = _placeholders(self.paramstyle, len(_COLUMNS))
+        marks = placeholders(self.paramstyle, len(_COLUMNS))
         merge = [
             "contract_id = COALESCE(excluded.contract_id, sessions.contract_id)",
             f"updated_at = {greatest}(sessions.updated_at, excluded.updated_at)",
@@ -181,7 +173,7 @@ class _Sql:
             f"DO UPDATE SET {', '.join(merge)}"
         )
         self._updates: dict[tuple[str, ...], str] = {}
-        marks = _placeholders(self.paramstyle, 5)
+        marks = placeholders(self.paramstyle, 5)
         self.usage = (
             "INSERT INTO usage_daily (contract_id, day, input_octets, output_octets, "  # noqa: S608
             f"session_time) VALUES ({', '.join(marks)}) ON CONFLICT (contract_id, day) DO UPDATE "
@@ -194,14 +186,14 @@ class _Sql:
         """UPDATE of ``columns`` (then the id) for one session."""
         statement = self._updates.get(columns)
         if statement is None:
-            marks = _placeholders(self.paramstyle, len(columns) + 1)
+            marks = placeholders(self.paramstyle, len(columns) + 1)
             sets = ", ".join(f"{c} = {m}" for c, m in zip(columns, marks, strict=False))
             statement = f"UPDATE sessions SET {sets} WHERE id = {marks[-1]}"  # noqa: S608
             self._updates[columns] = statement
         return statement
 
     def marks(self, count: int, start: int = 1) -> list[str]:
-        return _placeholders(self.paramstyle, count, start)
+        return placeholders(self.paramstyle, count, start)
 
     def time(self, at: datetime) -> datetime | str:
         return timestamp(self.dialect, at)

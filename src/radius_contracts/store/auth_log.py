@@ -10,6 +10,7 @@ from sqlalchemy import CursorResult, Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.db.models import AuthLogEntry
+from radius_contracts.store.driver import placeholders
 
 __all__ = [
     "COLUMNS",
@@ -19,7 +20,6 @@ __all__ = [
     "existing",
     "insert_rows",
     "page_stmt",
-    "timestamp",
 ]
 
 
@@ -36,14 +36,6 @@ COLUMNS = (
 """Order of the values in each row passed to insert_rows."""
 
 
-def _placeholders(paramstyle: str, count: int) -> str:
-    if paramstyle == "qmark":
-        return ", ".join("?" * count)
-    if paramstyle == "numeric_dollar":
-        return ", ".join(f"${n}" for n in range(1, count + 1))
-    raise ValueError(f"no driver-level SQL for paramstyle {paramstyle}")
-
-
 async def insert_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert ``rows`` (values in COLUMNS order) with one driver-level executemany.
 
@@ -56,21 +48,9 @@ async def insert_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) ->
     connection = await session.connection()
     sql = (
         f"INSERT INTO auth_log ({', '.join(COLUMNS)}) "  # noqa: S608 - our names
-        f"VALUES ({_placeholders(connection.dialect.paramstyle, len(COLUMNS))})"
+        f"VALUES ({', '.join(placeholders(connection.dialect.paramstyle, len(COLUMNS)))})"
     )
     await connection.exec_driver_sql(sql, list(rows))
-
-
-def timestamp(dialect: str, at: datetime) -> datetime | str:
-    """``at`` (aware, UTC) as the driver takes it for a DateTimeUTC column.
-
-    SQLite has no datetime type: SQLAlchemy stores the naive UTC time as text in this form,
-    and reads it back the same way. asyncpg takes the aware datetime.
-    """
-    if dialect == "sqlite":
-        # "YYYY-MM-DD HH:MM:SS.ffffff" without the "+00:00" that follows in ``at``'s form.
-        return at.isoformat(" ", "microseconds")[:26]
-    return at
 
 
 async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> set[int]:
@@ -79,7 +59,7 @@ async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> s
         return set()
     connection = await session.connection()
     values = list(ids)
-    marks = _placeholders(connection.dialect.paramstyle, len(values))
+    marks = ", ".join(placeholders(connection.dialect.paramstyle, len(values)))
     result = await connection.exec_driver_sql(
         f"SELECT id FROM {table} WHERE id IN ({marks})",  # noqa: S608 - table is ours
         tuple(values),

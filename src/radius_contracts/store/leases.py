@@ -41,6 +41,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.db.models import Lease, Pool
+from radius_contracts.store.driver import placeholders, timestamp
 
 __all__ = [
     "BOUND",
@@ -257,12 +258,6 @@ def _managed() -> ColumnElement[bool]:
     return _c.pool_id.in_(select(_POOLS.c.id).where(_POOLS.c.mode == "managed"))
 
 
-def _marks(paramstyle: str, count: int) -> list[str]:
-    if paramstyle == "qmark":
-        return ["?"] * count
-    return [f"${n}" for n in range(1, count + 1)]
-
-
 _MANAGED_POOLS = "pool_id IN (SELECT id FROM pools WHERE mode = 'managed')"
 
 
@@ -282,11 +277,11 @@ def bind_batch(
         text = canonical(address)
         if text is not None:
             until = now + timedelta(seconds=lease_time)
-            stamp, until_stamp = _stamp(dialect, now), _stamp(dialect, until)
+            stamp, until_stamp = timestamp(dialect, now), timestamp(dialect, until)
             rows.append((stamp, stamp, until_stamp, contract_id, text))
     if not rows:
         return None
-    m_held, m_since, m_until, m_contract, m_address = _marks(paramstyle, 5)
+    m_held, m_since, m_until, m_contract, m_address = placeholders(paramstyle, 5)
     sql = (
         f"UPDATE leases SET state = '{BOUND}', "  # noqa: S608 - our names
         f"leased_at = CASE WHEN expires_at > {m_held} THEN leased_at ELSE {m_since} END, "
@@ -309,21 +304,16 @@ def release_batch(
     for contract_id, address in items:
         text = canonical(address)
         if text is not None:
-            rows.append((_stamp(dialect, now), contract_id, text))
+            rows.append((timestamp(dialect, now), contract_id, text))
     if not rows:
         return None
-    expires, contract, address = _marks(paramstyle, 3)
+    expires, contract, address = placeholders(paramstyle, 3)
     sql = (
         f"UPDATE leases SET state = '{RELEASED}', session_id = NULL, "  # noqa: S608
         f"expires_at = {expires} WHERE contract_id = {contract} AND address = {address} "
         f"AND state = '{BOUND}' AND {_MANAGED_POOLS}"
     )
     return sql, rows
-
-
-def _stamp(dialect: str, at: datetime) -> datetime | str:
-    # SQLite keeps naive UTC text in SQLAlchemy's form (see store.auth_log.timestamp).
-    return at.isoformat(" ", "microseconds")[:26] if dialect == "sqlite" else at
 
 
 async def bind(session: AsyncSession, now: datetime, items: Sequence[tuple[int, str, int]]) -> None:
