@@ -33,6 +33,14 @@ class Manufacturer(Audited, Base):
     dictionary_vendor: Mapped[str | None] = mapped_column(String(100))
     description: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # How this manufacturer's NAS take CoA and Disconnect-Requests (RFC 5176): the session
+    # identification attributes they match on, the reply attributes a CoA may change, for
+    # service attributes the one that deactivates the old value first (Juniper), and whether
+    # a refused or unanswered CoA falls back to a Disconnect.
+    coa_identifiers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    coa_attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    coa_deactivate: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    coa_disconnect_fallback: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Pop(Audited, Base):
@@ -60,6 +68,8 @@ class Nas(Audited, Base):
         ForeignKey("pops.id", ondelete="RESTRICT"), index=True
     )
     coa_port: Mapped[int] = mapped_column(Integer, default=3799)
+    # Where CoA goes when not to ``address`` (a NAS known by a CIDR, or behind NAT).
+    coa_address: Mapped[str | None] = mapped_column(String(64))
     require_message_authenticator: Mapped[bool] = mapped_column(Boolean, default=True)
     # Acct-Interim-Interval sent in Access-Accept; None: the [accounting] default, 0: none.
     interim_interval: Mapped[int | None] = mapped_column(Integer)
@@ -253,6 +263,56 @@ class AcctSession(Base):
     nas_ip_address: Mapped[str | None] = mapped_column(String(64))
     nas_identifier: Mapped[str | None] = mapped_column(String(253))
     terminate_cause: Mapped[str | None] = mapped_column(String(64))
+
+
+class CoaLogEntry(Base):
+    """One CoA or Disconnect-Request sent for a session, and how the NAS answered."""
+
+    __tablename__ = "coa_log"
+    # A session's entries, newest first; also what ON DELETE CASCADE looks up.
+    __table_args__ = (Index("ix_coa_log_session", "session_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+    )
+    contract_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contracts.id", ondelete="SET NULL"), index=True
+    )
+    nas_id: Mapped[int | None] = mapped_column(ForeignKey("nas.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(16))  # "coa" or "disconnect"
+    reason: Mapped[str] = mapped_column(String(255))  # why it was sent
+    # The attributes sent, as [name, value] pairs (CoA carries no secrets).
+    attributes: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
+    requested_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))  # ack, nak, timeout, error
+    error_cause: Mapped[int | None] = mapped_column(Integer)  # a NAK's Error-Cause
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str | None] = mapped_column(String(255))  # why it could not be sent
+
+
+class JobState(Base):
+    """A scheduled job shared by every node: when it runs next, who runs it, how it went.
+
+    Several daemons on one database fire the same jobs; the one that claims the row (an
+    atomic UPDATE on ``locked_until``) runs it. The row outlives restarts, so a job missed
+    while every node was down runs as soon as one starts.
+    """
+
+    __tablename__ = "jobs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_run_at: Mapped[datetime | None]
+    locked_by: Mapped[str | None] = mapped_column(String(255))
+    locked_until: Mapped[datetime | None]
+    runs: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_started_at: Mapped[datetime | None]
+    last_finished_at: Mapped[datetime | None]
+    last_node: Mapped[str | None] = mapped_column(String(255))
+    last_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class UsageDaily(Base):
