@@ -29,10 +29,14 @@ class CoaServer:
     ignore_first: int = 0  # answer only from this many + 1 copies of a request on
     reply_secret: bytes | None = None  # sign replies with another secret (a forgery)
     received: list[bytes] = field(default_factory=list)
+    host: str = "127.0.0.1"  # any 127.0.0.0/8 address: the NAS's own
+    # Per request kind, overriding ``mode`` (e.g. NAK CoA-Requests but ACK Disconnects).
+    coa_mode: Mode | None = None
+    disconnect_mode: Mode | None = None
 
     def __post_init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((self.host, 0))
         self.sock.settimeout(0.1)
         self.port: int = self.sock.getsockname()[1]
         self._stop = threading.Event()
@@ -63,9 +67,11 @@ class CoaServer:
             self.received.append(data)
             packet = codec.decode(data)
             copies = self._seen[data] = self._seen.get(data, 0) + 1
-            if self.mode == "silent" or copies <= self.ignore_first:
+            mode = self.coa_mode if packet.code == codec.Code.COA_REQUEST else self.disconnect_mode
+            mode = mode or self.mode
+            if mode == "silent" or copies <= self.ignore_first:
                 continue
-            if self.mode == "ack":
+            if mode == "ack":
                 code, attributes = _ACK[codec.Code(packet.code)], b""
             else:
                 code = _NAK[codec.Code(packet.code)]

@@ -30,16 +30,20 @@ from radius_contracts.aaa.accounting import (
     LeaseTracking,
 )
 from radius_contracts.aaa.auth_log import AuthLogWriter
+from radius_contracts.aaa.batch_log import BatchLog
+from radius_contracts.aaa.coa_dispatch import CoaDispatcher
 from radius_contracts.aaa.handler import AccessHandler
+from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.aaa.pools import Leaser
 from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.api.app import create_app
 from radius_contracts.db import migrate
 from radius_contracts.db.engine import create_engine, is_sqlite, session_factory, sqlite_path
-from radius_contracts.domain import TokenRole
+from radius_contracts.domain import CoaRecord, TokenRole
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex
 from radius_contracts.jobs import Scheduler, SessionJobs
+from radius_contracts.radius.coa import CoaSender
 from radius_contracts.radius.dedup import ReplyCache
 from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.radius.listen import open_listeners
@@ -153,6 +157,9 @@ class Daemon:
         self.leaser: Leaser | None = None
         self.accounting_store: AccountingStore | None = None
         self.scheduler = Scheduler()
+        self.coa_sender: CoaSender | None = None
+        self.coa_log: BatchLog[CoaRecord] | None = None
+        self.live: LiveSessions | None = None
         self.stats = Stats()
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
         self.acct_port: int | None = None
@@ -225,6 +232,7 @@ class Daemon:
             reply_message=radius.reply_message,
         )
         context.access = self.handler
+        self._start_coa()
         options = ListenerOptions(
             reject_delay=radius.reject_delay,
             duplicate_window=radius.duplicate_window,
@@ -297,6 +305,31 @@ class Daemon:
             self.scheduler.every("refresh-sessions", settings.session_refresh, jobs.reload_view)
         self.scheduler.start()
 
+    def _start_coa(self) -> None:
+        """The CoA sender, its log and the live-session updates the services call after commits."""
+        assert self.services is not None and self.index is not None and self.handler is not None
+        services, settings = self.services, self.settings.coa
+        context = services.context
+        self.coa_sender = CoaSender(
+            timeout=settings.timeout,
+            tries=settings.tries,
+            backoff=settings.backoff,
+            max_in_flight=settings.max_in_flight,
+        )
+        self.coa_log = BatchLog(services.sessions.write_coa_log, what="CoA log", flush_interval=0.2)
+        self._spawn(self.coa_log.run(), "coa-log")
+        dispatcher = CoaDispatcher(
+            self.coa_sender, lambda name: context.catalog.get(name), self.coa_log.record
+        )
+        self.live = LiveSessions(
+            self.index,
+            self.handler,
+            context.sessions,
+            dispatcher,
+            layout_rate=settings.layout_rate,
+        )
+        context.live = self.live
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
@@ -338,7 +371,28 @@ class Daemon:
                 f"radius_contracts_auth_log_pending {log_.pending}",
             ]
         lines += self._accounting_metrics()
+        lines += self._coa_metrics()
         return "\n".join(lines) + "\n"
+
+    def _coa_metrics(self) -> list[str]:
+        if self.live is None:
+            return []
+        dispatcher = self.live.dispatcher
+        lines = [
+            "# HELP radius_contracts_coa_requests_total CoA and Disconnect-Requests by kind and "
+            "outcome (ack, nak, timeout, error: not sent).",
+            "# TYPE radius_contracts_coa_requests_total counter",
+        ]
+        for (kind, outcome), count in sorted(dispatcher.outcomes.items()):
+            labels = f'kind="{kind}",outcome="{outcome}"'
+            lines.append(f"radius_contracts_coa_requests_total{{{labels}}} {count}")
+        lines += [
+            "# HELP radius_contracts_coa_pending Sessions with a CoA or Disconnect-Request in "
+            "flight or waiting.",
+            "# TYPE radius_contracts_coa_pending gauge",
+            f"radius_contracts_coa_pending {dispatcher.pending}",
+        ]
+        return lines
 
     def _accounting_metrics(self) -> list[str]:
         writer = self.accounting
@@ -440,6 +494,13 @@ class Daemon:
             await self.accounting.close(SHUTDOWN_TIMEOUT)
         if self.accounting_store is not None:
             await asyncio.to_thread(self.accounting_store.close)
+        if self.live is not None:
+            # Requests in flight get their answer (or time out) and are logged.
+            await self.live.close(SHUTDOWN_TIMEOUT)
+        if self.coa_sender is not None:
+            self.coa_sender.close()
+        if self.coa_log is not None:
+            await self.coa_log.close()
         for _transport, protocol in self._listeners:
             # Accepts waiting on a pool lease are answered while the sockets are still open.
             await protocol.drain(SHUTDOWN_TIMEOUT)

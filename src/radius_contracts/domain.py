@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -138,6 +138,76 @@ def parse_mac(text: str) -> str | None:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
+# Attributes a CoA or Disconnect-Request may identify a session by (RFC 5176 §3), each as
+# recorded from the session's accounting. NAS-IP-Address and NAS-Identifier name the NAS itself.
+COA_IDENTIFIERS = (
+    "User-Name",
+    "Acct-Session-Id",
+    "Framed-IP-Address",
+    "Framed-IPv6-Prefix",
+    "NAS-IP-Address",
+    "NAS-Identifier",
+    "Calling-Station-Id",
+    "NAS-Port",
+    "NAS-Port-Id",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CoaPolicy:
+    """How a manufacturer's NAS take CoA and Disconnect-Requests.
+
+    ``identifiers``: the session identification attributes to send (those recorded for the
+    session; see COA_IDENTIFIERS). ``attributes``: reply attributes a CoA may change live
+    (names as in the dictionaries); a change to any other needs a new session, so it is made
+    by Disconnect. ``deactivate``: for a service attribute, the attribute that switches its
+    old value off first (Juniper: ERX-Service-Activate → ERX-Service-Deactivate).
+    ``disconnect_fallback``: a CoA the NAS refuses or never answers is followed by a
+    Disconnect, so the subscriber reconnects with the new settings.
+    """
+
+    identifiers: tuple[str, ...] = ("User-Name", "Acct-Session-Id")
+    attributes: tuple[str, ...] = ()
+    deactivate: Mapping[str, str] = field(default_factory=dict)
+    disconnect_fallback: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTarget:
+    """An open session as a CoA or Disconnect-Request names it (from its accounting)."""
+
+    id: int
+    contract_id: int | None
+    nas_id: int | None
+    username: str
+    acct_session_id: str
+    framed_ip: str | None = None
+    framed_ipv6_prefix: str | None = None
+    nas_ip_address: str | None = None
+    nas_identifier: str | None = None
+    calling_station_id: str | None = None
+    nas_port: int | None = None
+    nas_port_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CoaRecord:
+    """One CoA or Disconnect-Request sent for a session and how it ended (the CoA log)."""
+
+    session_id: int
+    contract_id: int | None
+    nas_id: int | None
+    kind: str  # "coa" or "disconnect"
+    reason: str
+    attributes: tuple[tuple[str, str], ...]  # what was sent, as (name, value) text
+    requested_at: datetime
+    finished_at: datetime
+    outcome: str  # "ack", "nak", "timeout" or "error" (could not be sent: see detail)
+    error_cause: int | None = None
+    attempts: int = 0
+    detail: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class NasSnapshot:
     """An active NAS as authorization sees it (inactive ones are never loaded)."""
@@ -153,6 +223,8 @@ class NasSnapshot:
     coa_port: int
     require_message_authenticator: bool
     interim_interval: int | None = None  # None: the [accounting] default; 0: send none
+    coa_address: str | None = None  # where CoA goes when not to ``address``
+    coa: CoaPolicy = field(default_factory=CoaPolicy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,16 @@ def username_key(name: str) -> str:
     return name.lower()
 
 
+Layouts = Mapping[tuple[int | None, LayoutPurpose], LayoutSnapshot]
+
+
+def resolve_layout(
+    layouts: Layouts, manufacturer_id: int, purpose: LayoutPurpose
+) -> LayoutSnapshot | None:
+    """The manufacturer's layout for ``purpose`` in ``layouts``, else the any-manufacturer one."""
+    return layouts.get((manufacturer_id, purpose)) or layouts.get((None, purpose))
+
+
 _V6_BITS = 128
 _T = TypeVar("_T")
 
@@ -199,9 +209,7 @@ class AuthIndex:
         self._by_username: dict[str, ContractSnapshot] = {}
         self._by_mac: dict[str, ContractSnapshot] = {}
         self._nas: Mapping[int, NasSnapshot] = MappingProxyType({})
-        self._layouts: Mapping[tuple[int | None, LayoutPurpose], LayoutSnapshot] = MappingProxyType(
-            {}
-        )
+        self._layouts: Layouts = MappingProxyType({})
         self._pools: Mapping[str, PoolSnapshot] = MappingProxyType({})
         self._fixed = FixedAddresses()
         self.clients = ClientTable()
@@ -226,7 +234,13 @@ class AuthIndex:
 
     def layout(self, manufacturer_id: int, purpose: LayoutPurpose) -> LayoutSnapshot | None:
         """The manufacturer's active layout for ``purpose``, else the any-manufacturer one."""
-        return self._layouts.get((manufacturer_id, purpose)) or self._layouts.get((None, purpose))
+        return resolve_layout(self._layouts, manufacturer_id, purpose)
+
+    @property
+    def layouts(self) -> Layouts:
+        """Every active layout by (manufacturer id or None, purpose): replaced whole on reload,
+        so a reference taken before a change still shows the layouts as they were."""
+        return self._layouts
 
     def pool(self, name: str) -> PoolSnapshot | None:
         return self._pools.get(name)

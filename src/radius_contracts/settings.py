@@ -231,6 +231,33 @@ class AccountingSettings(_Section):
     )
 
 
+class CoaSettings(_Section):
+    timeout: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds to wait for a NAS's answer to a CoA or Disconnect-Request before "
+        "sending it again; each further wait is `backoff` times longer.",
+    )
+    tries: int = Field(
+        default=3, ge=1, le=10, description="Times a request is sent before it counts as timed out."
+    )
+    backoff: float = Field(default=2.0, ge=1, le=10, description="Growth of the wait per try.")
+    max_in_flight: int = Field(
+        default=1024,
+        ge=1,
+        le=65536,
+        description="Requests outstanding at once over all NAS (at most 256 per NAS).",
+    )
+    layout_rate: float = Field(
+        default=200.0,
+        gt=0,
+        le=100_000,
+        description="CoA-Requests per second sent after a layout edit, which touches every "
+        "online session of the manufacturer.",
+    )
+
+
 class PoolSettings(_Section):
     offer_timeout: float = Field(
         default=120.0,
@@ -258,6 +285,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     auth_log: AuthLogSettings = AuthLogSettings()
     accounting: AccountingSettings = AccountingSettings()
+    coa: CoaSettings = CoaSettings()
     pools: PoolSettings = PoolSettings()
 
     @property

@@ -32,7 +32,7 @@ from radius_contracts.domain import (
     parse_mac,
 )
 from radius_contracts.errors import InvalidInput, NotFound
-from radius_contracts.index import AuthIndex
+from radius_contracts.index import AuthIndex, Layouts, resolve_layout
 from radius_contracts.radius import codec
 from radius_contracts.radius.dictionary import AttributeCatalog, encode_value
 from radius_contracts.radius.messages import (
@@ -494,6 +494,30 @@ class AccessHandler:
             b"".join(encoded),
             tuple(hidden),
         )
+
+    def rendered_reply(
+        self,
+        contract: ContractSnapshot,
+        nas: NasSnapshot,
+        layouts: Layouts | None = None,
+    ) -> tuple[RenderedAttribute, ...] | Refusal:
+        """The reply attributes ``contract`` gets at ``nas`` today, or why it is refused.
+
+        Credentials and MAC binding are not evaluated. ``layouts`` (an index's layouts as they
+        were) renders with other layouts than the current ones: what a CoA compares against.
+        """
+        purpose = purpose_of(contract, self._current_date())
+        if isinstance(purpose, Refusal):
+            return purpose
+        if layouts is None:
+            layout = self._layout(nas, purpose)
+        else:
+            layout = resolve_layout(layouts, nas.manufacturer_id, purpose)
+            if layout is None and purpose is LayoutPurpose.SUSPENDED:
+                layout = Refusal("contract is suspended")
+        if isinstance(layout, Refusal):
+            return layout
+        return self.render(contract, nas, layout).rendered
 
     # -- previews (management API) ------------------------------------------------------------
 

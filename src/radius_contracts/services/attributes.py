@@ -13,7 +13,7 @@ from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import Layout, LayoutAttribute, RadiusAttribute
 from radius_contracts.errors import Conflict, InvalidInput
 from radius_contracts.radius.dictionary import AttributeCatalog, AttributeSpec
-from radius_contracts.services.base import CrudService
+from radius_contracts.services.base import ChangesLayouts, CrudService
 from radius_contracts.store.common import usage
 
 log = logging.getLogger("radius_contracts.services")
@@ -49,7 +49,8 @@ def checked_vendor_id(vendor: tuple[str, int], vendor_id: int | None) -> int:
     return number
 
 
-class Attributes(CrudService[RadiusAttribute]):
+class Attributes(ChangesLayouts, CrudService[RadiusAttribute]):
+    # An attribute switched off (or renamed) leaves the layout rows that use it: CoA follows.
     model = RadiusAttribute
     label = "attribute"
     entity = "radius_attributes"

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from radius_contracts.aaa.handler import AccessHandler
+from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import AuditEntry
 from radius_contracts.db.types import utcnow
@@ -74,6 +75,8 @@ class ServiceContext:
     listeners: list[ChangeListener] = field(default_factory=list)
     # The running daemon's Access-Request handler, for previews; None in CLI commands.
     access: AccessHandler | None = None
+    # Brings live sessions in step with committed changes (CoA/Disconnect); None in CLI commands.
+    live: LiveSessions | None = None
     dialect: str = field(default="", init=False)  # "sqlite", "postgresql"
     _writer: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
@@ -209,6 +212,13 @@ class CrudService(Generic[RowT]):
         for key, value in data.items():
             setattr(row, key, value)
 
+    async def _before(self, row_id: int | None) -> Any:
+        """What :meth:`_after` needs to know of the state before a change (None: a create)."""
+        return None
+
+    def _after(self, row_id: int, before: Any) -> None:
+        """After the commit, once the index holds the change: side effects on live sessions."""
+
     # -- writing ------------------------------------------------------------------------------
 
     async def _check_unique(
@@ -227,6 +237,7 @@ class CrudService(Generic[RowT]):
 
     async def create(self, actor: Actor, data: Mapping[str, Any]) -> RowT:
         values, given = dict(data), dict(data)
+        before = await self._before(None)
         with wrap_db_errors():
             async with self.context.transaction() as session:
                 await self._check_unique(session, None, values)
@@ -237,10 +248,11 @@ class CrudService(Generic[RowT]):
                 session.add(row)
                 await session.flush()
                 audit(session, actor, "create", self.entity, row.id, given)  # type: ignore[attr-defined]
-        return await self._committed(row)
+        return await self._committed(row, before)
 
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> RowT:
         values, given = dict(changes), dict(changes)
+        before = await self._before(row_id)
         with wrap_db_errors():
             async with self.context.transaction() as session:
                 row: RowT = await common.get(session, self.model, row_id, self.label)
@@ -250,9 +262,10 @@ class CrudService(Generic[RowT]):
                 stamp(row, actor, created=False)
                 await session.flush()
                 audit(session, actor, "update", self.entity, row_id, given)
-        return await self._committed(row)
+        return await self._committed(row, before)
 
     async def set_active(self, actor: Actor, row_id: int, active: bool) -> RowT:
+        before = await self._before(row_id)
         with wrap_db_errors():
             async with self.context.transaction() as session:
                 row: RowT = await common.get(session, self.model, row_id, self.label)
@@ -261,9 +274,10 @@ class CrudService(Generic[RowT]):
                 stamp(row, actor, created=False)
                 action = "activate" if active else "deactivate"
                 audit(session, actor, action, self.entity, row_id, {"active": active})
-        return await self._committed(row)
+        return await self._committed(row, before)
 
     async def delete(self, actor: Actor, row_id: int) -> None:
+        before = await self._before(row_id)
         with wrap_db_errors():
             async with self.context.transaction() as session:
                 row: RowT = await common.get(session, self.model, row_id, self.label)
@@ -275,7 +289,24 @@ class CrudService(Generic[RowT]):
                 await session.delete(row)
                 audit(session, actor, "delete", self.entity, row_id)
         await self.context.committed(self.entity, row_id)
+        self._after(row_id, before)
 
-    async def _committed(self, row: RowT) -> RowT:
-        await self.context.committed(self.entity, row.id)  # type: ignore[attr-defined]
+    async def _committed(self, row: RowT, before: Any) -> RowT:
+        row_id: int = row.id  # type: ignore[attr-defined]
+        await self.context.committed(self.entity, row_id)
+        self._after(row_id, before)
         return row
+
+
+class ChangesLayouts:
+    """Mixin for services whose changes alter layouts' rows: CoA for the sessions they touch."""
+
+    context: ServiceContext
+
+    async def _before(self, row_id: int | None) -> Any:
+        live = self.context.live
+        return None if live is None else live.layouts()
+
+    def _after(self, row_id: int, before: Any) -> None:
+        if self.context.live is not None and before is not None:
+            self.context.live.layouts_changed(before)

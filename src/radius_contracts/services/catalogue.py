@@ -23,6 +23,7 @@ class Manufacturers(CrudService[Manufacturer]):
     async def _check(
         self, session: AsyncSession, row: Manufacturer | None, data: dict[str, Any]
     ) -> None:
+        self._check_coa(data)
         name = data.get("dictionary_vendor")
         if not name:
             return
@@ -35,6 +36,31 @@ class Manufacturers(CrudService[Manufacturer]):
         data["vendor_id"] = checked_vendor_id(
             known, data.get("vendor_id", row.vendor_id if row else None)
         )
+
+    def _check_coa(self, data: dict[str, Any]) -> None:
+        """CoA attribute names must be in the loaded dictionaries; stored as spelt there."""
+        catalog = self.context.catalog
+
+        def known(name: str, field: str) -> str:
+            spec = catalog.get(name)
+            if spec is None:
+                raise InvalidInput(f"no attribute {name!r} in the loaded dictionaries", field=field)
+            return spec.name
+
+        if data.get("coa_attributes") is not None:
+            data["coa_attributes"] = list(
+                dict.fromkeys(
+                    known(name, f"coa_attributes[{i}]")
+                    for i, name in enumerate(data["coa_attributes"])
+                )
+            )
+        if data.get("coa_deactivate") is not None:
+            data["coa_deactivate"] = {
+                known(on, f"coa_deactivate.{on}"): known(off, f"coa_deactivate.{on}")
+                for on, off in data["coa_deactivate"].items()
+            }
+        if data.get("coa_identifiers") is not None:
+            data["coa_identifiers"] = list(dict.fromkeys(data["coa_identifiers"]))
 
     async def _users(self, session: AsyncSession, row: Manufacturer) -> list[str]:
         found = [

@@ -10,9 +10,16 @@ from sqlalchemy import Select, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.aaa.handler import Preview
+from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas, Pool
-from radius_contracts.domain import TRANSITIONS, ContractStatus, PoolFamily, allowed_transitions
+from radius_contracts.domain import (
+    TRANSITIONS,
+    ContractSnapshot,
+    ContractStatus,
+    PoolFamily,
+    allowed_transitions,
+)
 from radius_contracts.errors import (
     Conflict,
     InvalidInput,
@@ -262,17 +269,18 @@ class Contracts(CrudService[Contract]):
 
     async def transition(self, actor: Actor, contract_id: int, action: str) -> Contract:
         _sources, target = TRANSITIONS[action]
+        before = await self._before(contract_id)
         with wrap_db_errors():
             async with self.context.transaction() as session:
                 row = await common.get(session, Contract, contract_id, self.label)
                 self._check_transition(row, target)
-                before = row.status
+                status = row.status
                 row.status = target
                 stamp(row, actor, created=False)
                 audit(
-                    session, actor, action, self.entity, contract_id, {"status": [before, target]}
+                    session, actor, action, self.entity, contract_id, {"status": [status, target]}
                 )
-        return await self._committed(row)
+        return await self._committed(row, before)
 
     async def upsert_external(
         self, actor: Actor, app: str, external_id: str, data: Mapping[str, Any]
@@ -299,6 +307,43 @@ class Contracts(CrudService[Contract]):
             # The reference in the path always stays attached to the contract.
             values["external_refs"] = refs
         return await self.update(actor, existing.id, values), False
+
+    # -- live sessions (CoA and Disconnect after the commit) --------------------------------------
+
+    async def _before(self, row_id: int | None) -> ContractSnapshot | None:
+        live = self.context.live
+        return None if live is None or row_id is None else live.contract(row_id)
+
+    def _after(self, row_id: int, before: Any) -> None:
+        live = self.context.live
+        # A new contract has no sessions; a deleted one's are found by delete() beforehand.
+        if live is not None and before is not None and live.contract(row_id) is not None:
+            live.contracts_changed({row_id: before})
+
+    async def delete(self, actor: Actor, row_id: int) -> None:
+        live = self.context.live
+        # Its sessions lose their contract_id with the row (ON DELETE SET NULL): find them first.
+        targets = await live.open_sessions_of([row_id]) if live is not None else []
+        await super().delete(actor, row_id)
+        if live is not None:
+            live.disconnect(targets, "contract deleted")
+
+    async def disconnect(self, actor: Actor, contract_id: int) -> list[int]:
+        """Disconnect every open session of the contract; returns their ids (sent after)."""
+        live = self._live()
+        with wrap_db_errors():
+            async with self.context.transaction() as session:
+                await common.get(session, Contract, contract_id, self.label)
+                targets = await live.open_sessions_of([contract_id])
+                ids = [target.id for target in targets]
+                audit(session, actor, "disconnect", self.entity, contract_id, {"sessions": ids})
+        live.disconnect(targets, f"disconnect requested by {actor.name or 'API'}")
+        return ids
+
+    def _live(self) -> LiveSessions:
+        if self.context.live is None:
+            raise StorageUnavailable("RADIUS is not running in this process")
+        return self.context.live
 
     def preview(self, contract_id: int, nas_id: int) -> Preview:
         """What NAS ``nas_id`` would answer for the contract now (see AccessHandler.preview)."""

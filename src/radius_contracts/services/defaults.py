@@ -32,11 +32,21 @@ class DefaultLayout:
 
 
 @dataclass(frozen=True, slots=True)
+class DefaultCoa:
+    """The manufacturer's CoA policy (see domain.CoaPolicy)."""
+
+    identifiers: tuple[str, ...]
+    attributes: tuple[str, ...]
+    deactivate: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class DefaultManufacturer:
     name: str
     dictionary_vendor: str  # as VENDOR in dictionaries/: fills in the IANA vendor id
     description: str
     layouts: tuple[DefaultLayout, ...]
+    coa: DefaultCoa
 
 
 _IPV4_POOL = ("Framed-Pool", "{pool_name_ipv4}")
@@ -81,6 +91,12 @@ MIKROTIK = DefaultManufacturer(
             ),
         ),
     ),
+    # RouterOS matches CoA on User-Name/Acct-Session-Id and changes the rate limit and
+    # session timeout live; an address list or pool change takes a reconnect (Disconnect).
+    DefaultCoa(
+        ("User-Name", "Acct-Session-Id", "NAS-IP-Address"),
+        ("Mikrotik-Rate-Limit", "Session-Timeout"),
+    ),
 )
 
 ACCEL_PPP = DefaultManufacturer(
@@ -102,6 +118,8 @@ ACCEL_PPP = DefaultManufacturer(
             ),
         ),
     ),
+    # accel-ppp's shaper takes a new Filter-Id rate by CoA.
+    DefaultCoa(("User-Name", "Acct-Session-Id"), ("Filter-Id", "Session-Timeout")),
 )
 
 CISCO = DefaultManufacturer(
@@ -130,6 +148,8 @@ CISCO = DefaultManufacturer(
             ),
         ),
     ),
+    # ISG identifies a session by its Acct-Session-Id alone.
+    DefaultCoa(("Acct-Session-Id",), ("Cisco-AVPair",)),
 )
 
 HUAWEI = DefaultManufacturer(
@@ -150,6 +170,10 @@ HUAWEI = DefaultManufacturer(
                 _IPV4_POOL,
             ),
         ),
+    ),
+    DefaultCoa(
+        ("User-Name", "Acct-Session-Id"),
+        ("Huawei-Input-Average-Rate", "Huawei-Output-Average-Rate", "Session-Timeout"),
     ),
 )
 
@@ -174,6 +198,13 @@ JUNIPER_ERX = DefaultManufacturer(
             ),
         ),
     ),
+    # A changed service is switched off by name (Service-Deactivate) before the new one is
+    # activated, in one CoA-Request.
+    DefaultCoa(
+        ("Acct-Session-Id",),
+        ("ERX-Service-Activate",),
+        (("ERX-Service-Activate", "ERX-Service-Deactivate"),),
+    ),
 )
 
 WISPR = DefaultManufacturer(
@@ -190,6 +221,10 @@ WISPR = DefaultManufacturer(
                 ("WISPr-Bandwidth-Max-Down", "{max_download_bps}"),
             ),
         ),
+    ),
+    DefaultCoa(
+        ("User-Name", "Acct-Session-Id"),
+        ("WISPr-Bandwidth-Max-Up", "WISPr-Bandwidth-Max-Down", "Session-Timeout"),
     ),
 )
 
@@ -218,6 +253,9 @@ async def seed_defaults(services: Services) -> None:
                     "name": default.name,
                     "dictionary_vendor": default.dictionary_vendor,
                     "description": default.description,
+                    "coa_identifiers": list(default.coa.identifiers),
+                    "coa_attributes": list(default.coa.attributes),
+                    "coa_deactivate": dict(default.coa.deactivate),
                 },
             )
         except RadiusContractsError as exc:

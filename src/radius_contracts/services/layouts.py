@@ -14,7 +14,7 @@ from radius_contracts.db.models import Layout, LayoutAttribute, Manufacturer, Ra
 from radius_contracts.errors import Conflict, InvalidInput
 from radius_contracts.radius.dictionary import AttributeSpec
 from radius_contracts.services.attributes import Attributes, spec_of
-from radius_contracts.services.base import Actor, CrudService, audit, stamp
+from radius_contracts.services.base import Actor, ChangesLayouts, CrudService, audit, stamp
 from radius_contracts.store import common
 
 
@@ -28,7 +28,7 @@ class _Specs:
         return self._specs.get(name.lower())
 
 
-class Layouts(CrudService[Layout]):
+class Layouts(ChangesLayouts, CrudService[Layout]):
     model = Layout
     label = "layout"
     entity = "layouts"
@@ -96,6 +96,7 @@ class Layouts(CrudService[Layout]):
     async def replace_rows(
         self, actor: Actor, layout_id: int, rows: Sequence[Mapping[str, str]]
     ) -> Layout:
+        before = await self._before(layout_id)
         with wrap_db_errors():
             async with self.context.transaction() as session:
                 layout = await common.get(session, Layout, layout_id, self.label)
@@ -103,4 +104,4 @@ class Layouts(CrudService[Layout]):
                 self._apply(layout, {"attributes": resolved})
                 stamp(layout, actor, created=False)
                 audit(session, actor, "update", self.entity, layout_id, {"attributes": list(rows)})
-        return await self._committed(layout)
+        return await self._committed(layout, before)

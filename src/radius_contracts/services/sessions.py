@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Literal
 
+from sqlalchemy.exc import IntegrityError
+
 from radius_contracts.db.errors import wrap_db_errors
-from radius_contracts.db.models import AcctSession, Contract, UsageDaily
-from radius_contracts.errors import InvalidInput
-from radius_contracts.services.base import ServiceContext
+from radius_contracts.db.models import AcctSession, CoaLogEntry, Contract, UsageDaily
+from radius_contracts.domain import CoaRecord
+from radius_contracts.errors import InvalidInput, StorageUnavailable
+from radius_contracts.services.base import Actor, ServiceContext, audit
+from radius_contracts.store import coa as coa_store
 from radius_contracts.store import common
 from radius_contracts.store import sessions as store
 from radius_contracts.store.common import Page
@@ -190,6 +195,51 @@ class SessionsService:
         with wrap_db_errors():
             async with self.context.sessions() as session:
                 return await common.get(session, AcctSession, session_id, "session")
+
+    async def disconnect(self, actor: Actor, session_id: int, *, wait: bool) -> CoaRecord | None:
+        """Send the session's NAS a Disconnect-Request; with ``wait``, how the NAS answered.
+
+        NotFound for an unknown session, Conflict when it is no longer online.
+        """
+        live = self.context.live
+        if live is None:
+            raise StorageUnavailable("RADIUS is not running in this process")
+        reason = f"disconnect requested by {actor.name or 'API'}"
+        with wrap_db_errors():
+            outcome = await live.disconnect_session(session_id, reason)
+            async with self.context.transaction() as session:
+                audit(session, actor, "disconnect", "sessions", session_id)
+        return await outcome if wait else None
+
+    async def write_coa_log(self, records: Sequence[CoaRecord]) -> None:
+        """Append CoA outcomes (the CoA log's sink).
+
+        A record may point at a contract or NAS deleted meanwhile, or a session purged: such
+        a batch is written row by row, without the vanished references, so one row never
+        holds the log up (the log writer retries a failed batch forever).
+        """
+        try:
+            async with self.context.transaction() as session:
+                await coa_store.write_log(session, records)
+            return
+        except IntegrityError:
+            pass
+        for record in records:
+            for attempt in (record, replace(record, contract_id=None, nas_id=None)):
+                try:
+                    async with self.context.transaction() as session:
+                        await coa_store.write_log(session, [attempt])
+                    break
+                except IntegrityError:
+                    continue
+
+    async def coa_log(self, session_id: int, *, limit: int, offset: int) -> Page[CoaLogEntry]:
+        """The CoA and Disconnect-Requests sent for the session, newest first."""
+        with wrap_db_errors():
+            async with self.context.sessions() as session:
+                await common.get(session, AcctSession, session_id, "session")
+                stmt = coa_store.coa_log_stmt(session_id=session_id)
+                return await common.page(session, stmt, limit=limit, offset=offset)
 
     async def usage(
         self,

@@ -25,6 +25,7 @@ from radius_contracts.db.models import (
     RadiusAttribute,
 )
 from radius_contracts.domain import (
+    CoaPolicy,
     ConnectionConfig,
     ContractSnapshot,
     ContractStatus,
@@ -160,6 +161,11 @@ async def nas(session: AsyncSession) -> list[NasSnapshot]:
             Nas.coa_port,
             Nas.require_message_authenticator,
             Nas.interim_interval,
+            Nas.coa_address,
+            Manufacturer.coa_identifiers,
+            Manufacturer.coa_attributes,
+            Manufacturer.coa_deactivate,
+            Manufacturer.coa_disconnect_fallback,
         )
         .join(Manufacturer, Manufacturer.id == Nas.manufacturer_id)
         .outerjoin(Pop, Pop.id == Nas.pop_id)
@@ -179,6 +185,13 @@ async def nas(session: AsyncSession) -> list[NasSnapshot]:
             coa_port=row[8],
             require_message_authenticator=bool(row[9]),
             interim_interval=row[10],
+            coa_address=row[11],
+            coa=CoaPolicy(
+                identifiers=tuple(row[12] or ()),
+                attributes=tuple(row[13] or ()),
+                deactivate=MappingProxyType(dict(row[14] or {})),
+                disconnect_fallback=bool(row[15]),
+            ),
         )
         for row in await session.execute(stmt)
     ]

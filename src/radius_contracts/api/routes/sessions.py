@@ -2,10 +2,15 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from radius_contracts.api.crud import RowId
-from radius_contracts.api.deps import CallerDep, ServicesDep
+from radius_contracts.api.deps import ActorDep, CallerDep, ServicesDep
+from radius_contracts.api.schemas.coa import (
+    CoaLogPublic,
+    ContractDisconnectPublic,
+    SessionDisconnectPublic,
+)
 from radius_contracts.api.schemas.common import Page
 from radius_contracts.api.schemas.sessions import (
     SessionFilters,
@@ -47,6 +52,75 @@ async def list_sessions(
 async def get_session(services: ServicesDep, _caller: CallerDep, session_id: SessionId) -> Any:
     """One session, open or closed; 404 when there is none with this id."""
     return SessionPublic.of(await services.sessions.get(session_id))
+
+
+@router.get(
+    "/{session_id}/coa-log",
+    response_model=Page[CoaLogPublic],
+    summary="CoA and Disconnect-Requests sent for a session",
+)
+async def session_coa_log(
+    services: ServicesDep,
+    _caller: CallerDep,
+    session_id: SessionId,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> Any:
+    """Every CoA-Request and Disconnect-Request sent to the session's NAS, newest first, with
+    the attributes sent and the NAS's answer (ACK, NAK with its Error-Cause, or none). An
+    entry appears once the request is answered or has timed out (after the `[coa]` timeout and
+    its backed-off retries: 7 s with the defaults)."""
+    page = await services.sessions.coa_log(session_id, limit=limit, offset=offset)
+    return {
+        "items": [CoaLogPublic.of(row) for row in page.items],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+    }
+
+
+@router.post(
+    "/{session_id}/disconnect",
+    response_model=SessionDisconnectPublic | CoaLogPublic,
+    status_code=202,
+    responses={200: {"model": CoaLogPublic, "description": "With wait=true: the NAS's answer"}},
+    summary="Disconnect a session",
+)
+async def disconnect_session(
+    services: ServicesDep,
+    actor: ActorDep,
+    session_id: SessionId,
+    response: Response,
+    wait: Annotated[
+        bool,
+        Query(
+            description="Wait for the NAS's answer (up to the [coa] timeout with retries, "
+            "7 s by default) and return it."
+        ),
+    ] = False,
+) -> Any:
+    """Send the session's NAS a Disconnect-Request (RFC 5176), identifying the session as its
+    manufacturer's CoA policy says. 202 once it is sent; the outcome is added to the
+    session's coa-log. 409 when the session is no longer online or its NAS is not active."""
+    record = await services.sessions.disconnect(actor, session_id, wait=wait)
+    if record is None:
+        return SessionDisconnectPublic(session_id=session_id, status="sent")
+    response.status_code = 200
+    return CoaLogPublic.of(record)
+
+
+@usage.post(
+    "/{item_id}/disconnect",
+    response_model=ContractDisconnectPublic,
+    status_code=202,
+    summary="Disconnect a contract's sessions",
+)
+async def disconnect_contract(services: ServicesDep, actor: ActorDep, item_id: RowId) -> Any:
+    """Send a Disconnect-Request for every online session of the contract. 202 with the
+    sessions' ids; each outcome is added to that session's coa-log. The contract itself is
+    unchanged: it may connect again (suspend or deactivate it to prevent that)."""
+    sessions = await services.contracts.disconnect(actor, item_id)
+    return ContractDisconnectPublic(contract_id=item_id, sessions=sessions)
 
 
 @usage.get("/{item_id}/usage", response_model=UsagePublic, summary="A contract's traffic usage")

@@ -12,6 +12,7 @@ from radius_contracts.api.schemas.common import (
     Description,
     Id,
     Input,
+    IpAddress,
     IpOrNetwork,
     ListQuery,
     Name,
@@ -22,7 +23,7 @@ from radius_contracts.api.schemas.common import (
     Printable,
     VendorId,
 )
-from radius_contracts.domain import LayoutPurpose, PoolFamily, PoolMode
+from radius_contracts.domain import COA_IDENTIFIERS, LayoutPurpose, PoolFamily, PoolMode
 
 # Shared secrets every RADIUS tutorial uses; a NAS configured with one is an open door.
 WELL_KNOWN_SECRETS = frozenset({"testing123", "secret", "radius", "changeme", "password", "cisco"})
@@ -42,6 +43,37 @@ Template = Annotated[str, StringConstraints(min_length=1, max_length=1000), Prin
 
 # -- manufacturers ------------------------------------------------------------------------------
 
+CoaIdentifier = Literal[COA_IDENTIFIERS]  # type: ignore[valid-type]
+COA_IDENTIFIERS_TEXT = (
+    "Attributes a CoA or Disconnect-Request names the session by (RFC 5176 §3), each sent "
+    "when the session's accounting recorded it: " + ", ".join(COA_IDENTIFIERS) + "."
+)
+COA_ATTRIBUTES_TEXT = (
+    "Reply attributes this manufacturer's NAS change on a live session by CoA-Request, e.g. "
+    "Mikrotik-Rate-Limit. When a contract change alters only these, a CoA carries their new "
+    "values; when it alters any other reply attribute (an address, a pool), or a status makes "
+    "the contract refused, the session is disconnected instead. Empty: every change "
+    "disconnects."
+)
+COA_DEACTIVATE_TEXT = (
+    "For service attributes: the attribute that switches the old service off, sent with the "
+    'old service\'s name before the new value, e.g. {"ERX-Service-Activate": '
+    '"ERX-Service-Deactivate"} (Juniper).'
+)
+COA_FALLBACK_TEXT = (
+    "When the NAS refuses a CoA (NAK) or never answers it, send a Disconnect-Request, so the "
+    "subscriber reconnects with the new settings."
+)
+CoaIdentifiers = Annotated[
+    list[CoaIdentifier], Field(max_length=len(COA_IDENTIFIERS), description=COA_IDENTIFIERS_TEXT)
+]
+CoaAttributes = Annotated[
+    list[AttributeName], Field(max_length=64, description=COA_ATTRIBUTES_TEXT)
+]
+CoaDeactivate = Annotated[
+    dict[AttributeName, AttributeName], Field(max_length=16, description=COA_DEACTIVATE_TEXT)
+]
+
 
 class ManufacturerCreate(Input):
     name: Name
@@ -51,15 +83,26 @@ class ManufacturerCreate(Input):
     )
     description: Description | None = None
     active: bool = True
+    coa_identifiers: CoaIdentifiers = ["User-Name", "Acct-Session-Id"]
+    coa_attributes: CoaAttributes = []
+    coa_deactivate: CoaDeactivate = {}
+    coa_disconnect_fallback: bool = Field(default=True, description=COA_FALLBACK_TEXT)
 
 
 class ManufacturerUpdate(Patch):
-    not_null = frozenset({"name", "active"})
+    not_null = frozenset(
+        {"name", "active", "coa_identifiers", "coa_attributes", "coa_deactivate",
+         "coa_disconnect_fallback"}
+    )  # fmt: skip
     name: Name | None = None
     vendor_id: VendorId | None = None
     dictionary_vendor: Name | None = None
     description: Description | None = None
     active: bool | None = None
+    coa_identifiers: CoaIdentifiers | None = None
+    coa_attributes: CoaAttributes | None = None
+    coa_deactivate: CoaDeactivate | None = None
+    coa_disconnect_fallback: bool | None = Field(default=None, description=COA_FALLBACK_TEXT)
 
 
 class ManufacturerPublic(AuditedOutput):
@@ -69,6 +112,10 @@ class ManufacturerPublic(AuditedOutput):
     dictionary_vendor: str | None
     description: str | None
     active: bool
+    coa_identifiers: list[str] = Field(description=COA_IDENTIFIERS_TEXT)
+    coa_attributes: list[str] = Field(description=COA_ATTRIBUTES_TEXT)
+    coa_deactivate: dict[str, str] = Field(description=COA_DEACTIVATE_TEXT)
+    coa_disconnect_fallback: bool = Field(description=COA_FALLBACK_TEXT)
 
 
 class ManufacturerFilters(ListQuery):
@@ -144,7 +191,13 @@ class NasCreate(Input):
     secret: Secret
     manufacturer_id: Id
     pop_id: Id | None = None
-    coa_port: Port = 3799
+    coa_port: Port = Field(default=3799, description="UDP port of the NAS's CoA server.")
+    coa_address: IpAddress | None = Field(
+        default=None,
+        description="Where CoA and Disconnect-Requests go, when not to `address` (a NAS "
+        "known by a network, or one that takes CoA on another address). null: `address`, or "
+        "for a network the NAS-IP-Address the session's accounting reported.",
+    )
     require_message_authenticator: bool = Field(
         default=True, description="Drop Access-Requests without Message-Authenticator."
     )
@@ -166,6 +219,12 @@ class NasUpdate(Patch):
     manufacturer_id: Id | None = None
     pop_id: Id | None = None
     coa_port: Port | None = None
+    coa_address: IpAddress | None = Field(
+        default=None,
+        description="Where CoA and Disconnect-Requests go, when not to `address` (a NAS "
+        "known by a network, or one that takes CoA on another address). null: `address`, or "
+        "for a network the NAS-IP-Address the session's accounting reported.",
+    )
     require_message_authenticator: bool | None = None
     interim_interval: InterimInterval | None = None
     description: Description | None = None
@@ -181,6 +240,7 @@ class NasPublic(AuditedOutput):
     manufacturer_id: int
     pop_id: int | None
     coa_port: int
+    coa_address: str | None
     require_message_authenticator: bool
     interim_interval: int | None = Field(
         description="Acct-Interim-Interval sent to this NAS (seconds); 0: none; null: the "

@@ -1,0 +1,621 @@
+"""CoA and Disconnect-Requests (RFC 5176) after committed changes, against a NAS simulator.
+
+The daemon records sessions from real Accounting-Starts sent from the NAS's own loopback
+address; the NAS's Dynamic Authorization server is tests/coa_server.py, really listening on
+UDP at that address. Every test checks the exact attributes the NAS received and the outcome
+the API's coa-log shows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from coa_server import CoaServer
+from conftest import RunningDaemon, make_settings, start_daemon, stop_daemon
+from radius_client import RadiusClient, attr
+from radius_contracts.radius import codec
+from radius_contracts.radius.dictionary import AttributeCatalog
+
+SECRET = "coa-nas-secret-0123"
+# Fast CoA settings: 0.3 + 0.6 + 1.2 s of waiting before a silent NAS counts as timed out.
+COA_TIMEOUT, COA_TRIES = 0.3, 3
+GIVE_UP = COA_TIMEOUT * (1 + 2 + 4)
+
+ACTIVE_ROWS = [{"attribute": "Mikrotik-Rate-Limit", "template": "{max_upload}/{max_download}"}]
+SUSPENDED_ROWS = [
+    {"attribute": "Mikrotik-Rate-Limit", "template": "256k/256k"},
+    {"attribute": "Mikrotik-Address-List", "template": "suspended"},
+]
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def coa_daemon(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningDaemon]:
+    """A daemon of its own: short CoA timeouts, so the fallback tests take seconds."""
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url").replace(
+            "postgresql://", "postgresql+asyncpg://"
+        )
+    state: Path = tmp_path_factory.mktemp(f"coa-{request.param}")
+    settings = make_settings(state, url)
+    settings = settings.model_copy(
+        update={
+            "coa": settings.coa.model_copy(
+                update={"timeout": COA_TIMEOUT, "tries": COA_TRIES, "layout_rate": 1000.0}
+            )
+        }
+    )
+    running, thread = start_daemon(settings)
+    yield running
+    stop_daemon(running, thread)
+
+
+@pytest.fixture(scope="module")
+def admin(coa_daemon: RunningDaemon) -> httpx.Client:
+    return coa_daemon.client(coa_daemon.admin_token)
+
+
+_hosts = iter(range(60, 250))
+
+
+@dataclass
+class Nas:
+    """A simulated NAS: its API record, its CoA server and its accounting client."""
+
+    record: dict[str, Any]
+    server: CoaServer
+    address: str
+    manufacturer: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def mikrotik(coa_daemon: RunningDaemon, admin: httpx.Client) -> Iterator[Nas]:
+    """A MikroTik-like NAS whose CoA policy may change the rate limit and the address list."""
+    manufacturer = _post(
+        admin,
+        "/api/v1/manufacturers",
+        {
+            "name": f"coa-mt-{secrets.token_hex(3)}",
+            "dictionary_vendor": "Mikrotik",
+            "coa_identifiers": ["User-Name", "Acct-Session-Id", "NAS-IP-Address"],
+            "coa_attributes": ["mikrotik-rate-limit", "Mikrotik-Address-List"],
+        },
+    )
+    assert manufacturer["coa_attributes"] == ["Mikrotik-Rate-Limit", "Mikrotik-Address-List"]
+    for purpose, rows in (("active", ACTIVE_ROWS), ("suspended", SUSPENDED_ROWS)):
+        _post(
+            admin,
+            "/api/v1/radius/layouts",
+            {
+                "name": f"coa-{purpose}-{secrets.token_hex(3)}",
+                "manufacturer_id": manufacturer["id"],
+                "purpose": purpose,
+                "attributes": rows,
+            },
+        )
+    with _nas(admin, manufacturer) as nas:
+        yield nas
+
+
+class _nas:
+    def __init__(self, admin: httpx.Client, manufacturer: dict[str, Any]) -> None:
+        self.address = f"127.0.0.{next(_hosts)}"
+        self.server = CoaServer(SECRET.encode(), host=self.address)
+        record = _post(
+            admin,
+            "/api/v1/nas",
+            {
+                "name": f"coa-nas-{secrets.token_hex(3)}",
+                "address": self.address,
+                "secret": SECRET,
+                "manufacturer_id": manufacturer["id"],
+                "coa_port": self.server.port,
+            },
+        )
+        self.nas = Nas(record, self.server, self.address, manufacturer)
+
+    def __enter__(self) -> Nas:
+        return self.nas
+
+    def __exit__(self, *_exc: object) -> None:
+        self.server.close()
+
+
+def _post(api: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = api.post(path, json=body)
+    assert response.status_code == 201, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+@dataclass
+class Online:
+    """A contract with one session online at a NAS."""
+
+    contract: dict[str, Any]
+    session_id: int
+    acct_session_id: str
+    username: str
+
+
+def go_online(daemon: RunningDaemon, api: httpx.Client, nas: Nas, **config: Any) -> Online:
+    username = f"coa-{secrets.token_hex(4)}"
+    body = {
+        "number": f"C-{secrets.token_hex(4)}",
+        "config": {
+            "username": username,
+            "password": "pw-" + secrets.token_hex(4),
+            "max_upload": "10M",
+            "max_download": "50M",
+            **config,
+        },
+    }
+    contract = _post(api, "/api/v1/contracts", body)
+    acct_id = secrets.token_hex(6)
+    assert daemon.daemon.acct_port is not None
+    with RadiusClient(daemon.daemon.acct_port, SECRET, source=nas.address) as radius:
+        start = radius.accounting_request(
+            attr("Acct-Status-Type", (1).to_bytes(4, "big")),
+            attr("Acct-Session-Id", acct_id),
+            attr("User-Name", username),
+            attr("NAS-IP-Address", ipaddress.ip_address(nas.address).packed),
+            attr("Framed-IP-Address", bytes([100, 64, 1, secrets.randbelow(250) + 1])),
+        )
+        assert radius.exchange(start) is not None
+    sessions = api.get(
+        "/api/v1/sessions", params={"contract_id": contract["id"], "online": True}
+    ).json()["items"]
+    assert len(sessions) == 1
+    return Online(contract, sessions[0]["id"], acct_id, username)
+
+
+def decoded(catalog: AttributeCatalog, data: bytes) -> list[tuple[str, str]]:
+    """The request's attributes as (name, text), in wire order, without Message-Authenticator."""
+    pairs: list[tuple[str, str]] = []
+    for kind, value in codec.decode(data).attributes:
+        if kind == codec.MESSAGE_AUTHENTICATOR:
+            continue
+        if kind == 26:
+            split = codec.split_vendor_specific(value)
+            assert split is not None
+            vendor, subs = split
+            pairs += [_text(catalog, sub, inner, vendor) for sub, inner in subs]
+        else:
+            pairs.append(_text(catalog, kind, value, None))
+    return pairs
+
+
+def _text(
+    catalog: AttributeCatalog, code: int, value: bytes, vendor: int | None
+) -> tuple[str, str]:
+    spec = catalog.by_code(code, vendor)
+    assert spec is not None, (code, vendor)
+    if spec.type == "integer":
+        return spec.name, str(int.from_bytes(value, "big"))
+    if spec.type == "ipaddr":
+        return spec.name, str(ipaddress.ip_address(value))
+    if spec.has_tag and value and value[0] < 0x20:
+        value = value[1:]
+    return spec.name, value.decode()
+
+
+def requests_for(
+    daemon: RunningDaemon, nas: Nas, online: Online, count: int, timeout: float = 10.0
+) -> list[tuple[int, list[tuple[str, str]]]]:
+    """The first ``count`` distinct requests the NAS got for the session: (code, attributes)."""
+    catalog = daemon.daemon.services.context.catalog  # type: ignore[union-attr]
+    deadline = time.monotonic() + timeout
+    while True:
+        found: list[tuple[int, list[tuple[str, str]]]] = []
+        seen: set[bytes] = set()
+        for data in list(nas.server.received):
+            if data in seen:
+                continue  # a retransmission
+            seen.add(data)
+            pairs = decoded(catalog, data)
+            if ("Acct-Session-Id", online.acct_session_id) in pairs:
+                found.append((data[0], pairs))
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+def coa_log(api: httpx.Client, online: Online, count: int, timeout: float = 10.0) -> list[Any]:
+    """The session's coa-log, oldest first, once it has ``count`` entries."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = api.get(f"/api/v1/sessions/{online.session_id}/coa-log")
+        assert response.status_code == 200, response.text
+        items: list[Any] = response.json()["items"]
+        if len(items) >= count or time.monotonic() > deadline:
+            return list(reversed(items))
+        time.sleep(0.05)
+
+
+def identification(nas: Nas, online: Online) -> list[tuple[str, str]]:
+    return [
+        ("User-Name", online.username),
+        ("Acct-Session-Id", online.acct_session_id),
+        ("NAS-IP-Address", nas.address),
+    ]
+
+
+COA, DISCONNECT = codec.Code.COA_REQUEST, codec.Code.DISCONNECT_REQUEST
+
+
+def test_speed_change_sends_coa_with_the_new_rate_limit(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    response = admin.patch(
+        f"/api/v1/contracts/{online.contract['id']}", json={"config": {"max_download": "100M"}}
+    )
+    assert response.status_code == 200, response.text
+    [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 1)
+    assert code == COA
+    assert pairs == [*identification(mikrotik, online), ("Mikrotik-Rate-Limit", "10M/100M")]
+    [entry] = coa_log(admin, online, 1)
+    assert entry["kind"] == "coa" and entry["outcome"] == "ack" and entry["attempts"] == 1
+    assert entry["reason"] == "contract changed"
+    assert [(a["name"], a["value"]) for a in entry["attributes"]] == pairs
+    # Every request carries a Message-Authenticator (RFC 5176 §3.5 via RFC 3579).
+    assert all(codec.decode(data).has_message_authenticator for data in mikrotik.server.received)
+
+
+def test_change_that_leaves_the_reply_alone_sends_nothing(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    response = admin.patch(
+        f"/api/v1/contracts/{online.contract['id']}", json={"customer": {"name": "New Name"}}
+    )
+    assert response.status_code == 200
+    # A later change does go out: the first sent nothing.
+    admin.patch(
+        f"/api/v1/contracts/{online.contract['id']}", json={"config": {"max_upload": "20M"}}
+    )
+    [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 2, timeout=1.5)
+    assert code == COA and ("Mikrotik-Rate-Limit", "20M/50M") in pairs
+
+
+def test_suspension_sends_the_suspended_layout_and_activation_disconnects(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    contract_id = online.contract["id"]
+    assert admin.post(f"/api/v1/contracts/{contract_id}/suspend").status_code == 200
+    [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 1)
+    assert code == COA
+    assert pairs == [
+        *identification(mikrotik, online),
+        ("Mikrotik-Rate-Limit", "256k/256k"),
+        ("Mikrotik-Address-List", "suspended"),
+    ]
+    # Back to active: the address list cannot be taken away by CoA, so the session is ended
+    # and reconnects with the active reply.
+    assert admin.post(f"/api/v1/contracts/{contract_id}/activate").status_code == 200
+    requests = requests_for(coa_daemon, mikrotik, online, 2)
+    assert [code for code, _ in requests] == [COA, DISCONNECT]
+    assert requests[1][1] == identification(mikrotik, online)
+    entries = coa_log(admin, online, 2)
+    assert entries[0]["reason"] == "contract suspended"
+    assert entries[1]["kind"] == "disconnect"
+    assert entries[1]["reason"] == "contract active (Mikrotik-Address-List cannot change by CoA)"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"action": "deactivate"}, "contract is inactive"),
+        ({"action": "cancel"}, "contract is cancelled"),
+        ({"config": {"password": "another-pw-1"}}, "password changed"),
+        ({"config": {"mac": "00:11:22:33:44:55"}}, "MAC binding changed"),
+        ({"end_date": "2020-01-31", "start_date": "2020-01-01"}, "contract ended on 2020-01-31"),
+        (
+            {"config": {"ipv4": "100.65.0.9"}},
+            "contract changed (Framed-IP-Address cannot change by CoA)",
+        ),
+        ({"delete": True}, "contract deleted"),
+    ],
+)
+def test_changes_that_end_the_session_disconnect(
+    coa_daemon: RunningDaemon,
+    admin: httpx.Client,
+    mikrotik: Nas,
+    change: dict[str, Any],
+    reason: str,
+) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    path = f"/api/v1/contracts/{online.contract['id']}"
+    if "action" in change:
+        response = admin.post(f"{path}/{change['action']}")
+    elif "delete" in change:
+        response = admin.delete(path)
+    else:
+        response = admin.patch(path, json=change)
+    assert response.status_code in (200, 204), response.text
+    [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 1)
+    assert code == DISCONNECT
+    assert pairs == identification(mikrotik, online)
+    [entry] = coa_log(admin, online, 1)
+    assert (entry["kind"], entry["outcome"], entry["reason"]) == ("disconnect", "ack", reason)
+
+
+def test_username_change_disconnects(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    response = admin.patch(
+        f"/api/v1/contracts/{online.contract['id']}",
+        json={"config": {"username": online.username + "-renamed"}},
+    )
+    assert response.status_code == 200
+    [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 1)
+    # The session is named as the NAS knows it: by the old User-Name.
+    assert code == DISCONNECT and pairs == identification(mikrotik, online)
+    assert coa_log(admin, online, 1)[0]["reason"] == "username changed"
+
+
+def test_nak_falls_back_to_disconnect(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    mikrotik.server.coa_mode = "nak"
+    try:
+        admin.patch(
+            f"/api/v1/contracts/{online.contract['id']}", json={"config": {"max_upload": "1M"}}
+        )
+        requests = requests_for(coa_daemon, mikrotik, online, 2)
+    finally:
+        mikrotik.server.coa_mode = None
+    assert [code for code, _ in requests] == [COA, DISCONNECT]
+    coa, disconnect = coa_log(admin, online, 2)
+    assert (coa["kind"], coa["outcome"], coa["error_cause"]) == ("coa", "nak", 503)
+    assert disconnect["kind"] == "disconnect" and disconnect["outcome"] == "ack"
+    assert disconnect["reason"] == "contract changed; CoA nak (Error-Cause 503)"
+
+
+def test_silent_nas_times_out_after_the_api_answered_then_falls_back(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    mikrotik.server.coa_mode = "silent"
+    try:
+        started = time.monotonic()
+        response = admin.patch(
+            f"/api/v1/contracts/{online.contract['id']}", json={"config": {"max_upload": "2M"}}
+        )
+        answered = time.monotonic() - started
+        assert response.status_code == 200
+        # The API answered long before the NAS could be given up on.
+        assert answered < GIVE_UP / 2, answered
+        coa, disconnect = coa_log(admin, online, 2, timeout=GIVE_UP * 3)
+    finally:
+        mikrotik.server.coa_mode = None
+    assert (coa["outcome"], coa["attempts"]) == ("timeout", COA_TRIES)
+    seconds = _when(coa["finished_at"]) - _when(coa["requested_at"])
+    assert seconds >= GIVE_UP * 0.9
+    # The CoA was sent three times, unchanged (RFC 5080 §2.2.1 retransmission).
+    copies = [
+        d for d in mikrotik.server.received if d[0] == COA and online.acct_session_id.encode() in d
+    ]
+    assert len(copies) == COA_TRIES and len(set(copies)) == 1
+    assert disconnect["kind"] == "disconnect" and disconnect["outcome"] == "ack"
+    assert disconnect["reason"] == "contract changed; CoA timeout"
+
+
+def _when(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_no_fallback_when_the_manufacturer_says_so(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    manufacturer = mikrotik.manufacturer["id"]
+    assert (
+        admin.patch(
+            f"/api/v1/manufacturers/{manufacturer}", json={"coa_disconnect_fallback": False}
+        ).status_code
+        == 200
+    )
+    online = go_online(coa_daemon, admin, mikrotik)
+    mikrotik.server.coa_mode = "nak"
+    try:
+        admin.patch(
+            f"/api/v1/contracts/{online.contract['id']}", json={"config": {"max_upload": "3M"}}
+        )
+        requests = requests_for(coa_daemon, mikrotik, online, 2, timeout=1.5)
+    finally:
+        mikrotik.server.coa_mode = None
+        admin.patch(f"/api/v1/manufacturers/{manufacturer}", json={"coa_disconnect_fallback": True})
+    assert [code for code, _ in requests] == [COA]
+    assert [e["outcome"] for e in coa_log(admin, online, 1)] == ["nak"]
+
+
+def test_disconnect_session_and_contract_through_the_api(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    response = admin.post(f"/api/v1/sessions/{online.session_id}/disconnect", params={"wait": True})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["kind"], body["outcome"], body["session_id"]) == (
+        "disconnect",
+        "ack",
+        online.session_id,
+    )
+    assert body["reason"].startswith("disconnect requested by ")
+    [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 1)
+    assert code == DISCONNECT and pairs == identification(mikrotik, online)
+
+    second = go_online(coa_daemon, admin, mikrotik)
+    response = admin.post(f"/api/v1/contracts/{second.contract['id']}/disconnect")
+    assert response.status_code == 202, response.text
+    assert response.json() == {
+        "contract_id": second.contract["id"],
+        "sessions": [second.session_id],
+    }
+    [(code, _pairs)] = requests_for(coa_daemon, mikrotik, second, 1)
+    assert code == DISCONNECT
+    response = admin.post(f"/api/v1/sessions/{second.session_id}/disconnect")
+    assert response.status_code == 202
+    assert response.json() == {"session_id": second.session_id, "status": "sent"}
+    # Read-only tokens may not disconnect; unknown and closed sessions are told apart.
+    reader = coa_daemon.client(coa_daemon.readonly_token)
+    assert reader.post(f"/api/v1/sessions/{second.session_id}/disconnect").status_code == 403
+    missing = admin.post("/api/v1/sessions/999999999/disconnect")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_disconnecting_a_closed_session_is_a_conflict(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    assert coa_daemon.daemon.acct_port is not None
+    with RadiusClient(coa_daemon.daemon.acct_port, SECRET, source=mikrotik.address) as radius:
+        stop = radius.accounting_request(
+            attr("Acct-Status-Type", (2).to_bytes(4, "big")),
+            attr("Acct-Session-Id", online.acct_session_id),
+            attr("User-Name", online.username),
+        )
+        assert radius.exchange(stop) is not None
+    response = admin.post(f"/api/v1/sessions/{online.session_id}/disconnect")
+    assert response.status_code == 409
+    assert response.json()["field"] == "id"
+
+
+def test_layout_edit_sends_coa_to_every_session_it_renders_for(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    with _nas(
+        admin,
+        _post(
+            admin,
+            "/api/v1/manufacturers",
+            {
+                "name": f"mf-{secrets.token_hex(3)}",
+                "dictionary_vendor": "Mikrotik",
+                "coa_attributes": ["Mikrotik-Rate-Limit"],
+            },
+        ),
+    ) as other:
+        first = go_online(coa_daemon, admin, mikrotik, max_download="20M")
+        second = go_online(coa_daemon, admin, mikrotik, max_download="30M")
+        elsewhere = go_online(coa_daemon, admin, other)
+        suspended = go_online(coa_daemon, admin, mikrotik)
+        admin.post(f"/api/v1/contracts/{suspended.contract['id']}/suspend")
+        assert len(requests_for(coa_daemon, mikrotik, suspended, 1)) == 1
+        layouts = admin.get(
+            "/api/v1/radius/layouts",
+            params={"manufacturer_id": mikrotik.manufacturer["id"], "purpose": "active"},
+        ).json()["items"]
+        [layout] = layouts
+        rows = [
+            {
+                "attribute": "Mikrotik-Rate-Limit",
+                "template": "{max_upload}/{max_download} 0/0 0/0 0/0 8",
+            }
+        ]
+        response = admin.patch(f"/api/v1/radius/layouts/{layout['id']}", json={"attributes": rows})
+        assert response.status_code == 200, response.text
+        for online, speed in ((first, "20M"), (second, "30M")):
+            [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 1)
+            assert code == COA
+            assert pairs == [
+                *identification(mikrotik, online),
+                ("Mikrotik-Rate-Limit", f"10M/{speed} 0/0 0/0 0/0 8"),
+            ]
+            [entry] = coa_log(admin, online, 1)
+            assert entry["reason"] == f"layout {layout['name']} changed"
+        # Neither the suspended session (another layout) nor another manufacturer's NAS.
+        assert len(requests_for(coa_daemon, mikrotik, suspended, 2, timeout=0.5)) == 1
+        assert other.server.received == []
+        assert elsewhere.session_id
+
+
+def test_juniper_deactivates_the_old_service_first(
+    coa_daemon: RunningDaemon, admin: httpx.Client
+) -> None:
+    manufacturer = _post(
+        admin,
+        "/api/v1/manufacturers",
+        {
+            "name": f"junos-{secrets.token_hex(3)}",
+            "dictionary_vendor": "ERX",
+            "coa_identifiers": ["Acct-Session-Id"],
+            "coa_attributes": ["ERX-Service-Activate"],
+            "coa_deactivate": {"ERX-Service-Activate": "ERX-Service-Deactivate"},
+        },
+    )
+    _post(
+        admin,
+        "/api/v1/radius/layouts",
+        {
+            "name": f"junos-active-{secrets.token_hex(3)}",
+            "manufacturer_id": manufacturer["id"],
+            "attributes": [
+                {
+                    "attribute": "ERX-Service-Activate",
+                    "template": "internet({max_upload_bps},{max_download_bps})",
+                }
+            ],
+        },
+    )
+    with _nas(admin, manufacturer) as juniper:
+        online = go_online(coa_daemon, admin, juniper)
+        admin.patch(
+            f"/api/v1/contracts/{online.contract['id']}", json={"config": {"max_download": "80M"}}
+        )
+        [(code, pairs)] = requests_for(coa_daemon, juniper, online, 1)
+    assert code == COA
+    assert pairs == [
+        ("Acct-Session-Id", online.acct_session_id),
+        ("ERX-Service-Deactivate", "internet"),
+        ("ERX-Service-Activate", "internet(10000000,80000000)"),
+    ]
+
+
+def test_manufacturer_coa_policy_is_validated(admin: httpx.Client) -> None:
+    response = admin.post(
+        "/api/v1/manufacturers",
+        json={"name": f"bad-{secrets.token_hex(3)}", "coa_attributes": ["No-Such-Attribute"]},
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "coa_attributes[0]"
+    response = admin.post(
+        "/api/v1/manufacturers",
+        json={"name": f"bad-{secrets.token_hex(3)}", "coa_identifiers": ["Class"]},
+    )
+    assert response.status_code == 422
+    assert "coa_identifiers" in response.json()["field"]
+
+
+def test_coa_metrics(coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    admin.post(f"/api/v1/sessions/{online.session_id}/disconnect", params={"wait": True})
+    text = httpx.get(f"{coa_daemon.base_url}/metrics").text
+    line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('radius_contracts_coa_requests_total{kind="disconnect",outcome="ack"}')
+    )
+    assert int(line.split()[-1]) >= 1
+
+
+Check = Callable[[], bool]
