@@ -209,7 +209,7 @@ class Daemon:
         self.index = AuthIndex(services.context.sessions)
         await self.index.load()
         _settle_heap()
-        services.context.listeners.append(self.index.changed)
+        services.context.listeners.append(self.index.changed_many)
         log_settings = self.settings.auth_log
         self.auth_log = AuthLogWriter(
             services.auth_log.write,

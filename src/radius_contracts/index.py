@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -293,9 +293,15 @@ class AuthIndex:
 
     async def changed(self, entity: str, row_id: int) -> None:
         """A committed change (a services listener): refresh what it touched."""
+        await self.changed_many(entity, [row_id])
+
+    async def changed_many(self, entity: str, ids: Sequence[int]) -> None:
+        """Committed changes to rows ``ids`` of ``entity``: refresh what they touched."""
         if entity == "contracts":
             async with self._sessions() as session:
-                self._put_contract(row_id, await authz.contract(session, row_id))
+                found = await authz.contracts_by_id(session, ids)
+            for contract_id in ids:
+                self._put_contract(contract_id, found.get(contract_id))
         elif entity in _CATALOGUE_ENTITIES:
             async with self._sessions() as session:
                 await self._load_catalogue(session)

@@ -619,3 +619,27 @@ def test_coa_metrics(coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: N
 
 
 Check = Callable[[], bool]
+
+
+def test_bulk_suspend_changes_many_and_sends_their_coa(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    first = go_online(coa_daemon, admin, mikrotik)
+    second = go_online(coa_daemon, admin, mikrotik)
+    cancelled = go_online(coa_daemon, admin, mikrotik)
+    admin.post(f"/api/v1/contracts/{cancelled.contract['id']}/cancel")
+    ids = [first.contract["id"], second.contract["id"], cancelled.contract["id"], 999_999_999]
+    response = admin.post("/api/v1/contracts/bulk/suspend", json={"ids": ids})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["changed"] == ids[:2]
+    assert [r["id"] for r in body["refused"]] == ids[2:]
+    assert "cannot go from cancelled to suspended" in body["refused"][0]["detail"]
+    for online in (first, second):
+        contract = admin.get(f"/api/v1/contracts/{online.contract['id']}").json()
+        assert contract["status"] == "suspended"
+        [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 1)
+        assert code == COA and ("Mikrotik-Address-List", "suspended") in pairs
+    assert admin.post("/api/v1/contracts/bulk/suspend", json={"ids": []}).status_code == 422
+    reader = coa_daemon.client(coa_daemon.readonly_token)
+    assert reader.post("/api/v1/contracts/bulk/suspend", json={"ids": ids}).status_code == 403

@@ -43,6 +43,8 @@ __all__ = ["LiveSessions", "Pacer"]
 
 log = logging.getLogger("radius_contracts.aaa.live")
 
+_SLICE = 200  # contracts whose sessions are read and planned at a time
+
 
 class Pacer:
     """Spaces calls to ``tick`` at most ``rate`` per second (bursts of up to one second's worth
@@ -200,20 +202,23 @@ class LiveSessions:
         return nas
 
     async def _contracts_changed(self, before: dict[int, ContractSnapshot | None]) -> None:
-        targets = await self.open_sessions_of(before)
-        for target in targets:
-            assert target.contract_id is not None
-            nas = self._nas_of(target)
-            if nas is None:
-                continue
-            old = before[target.contract_id]
-            change = self._plan_contract(old, self._index.contract(target.contract_id), nas)
-            if isinstance(change, DisconnectChange):
-                self.dispatcher.submit(CoaJob(target, nas, "disconnect", change.reason))
-            elif isinstance(change, CoaChange):
-                fallback = nas.coa.disconnect_fallback
-                job = CoaJob(target, nas, "coa", change.reason, change.attributes, fallback)
-                self.dispatcher.submit(job)
+        ids = list(before)
+        # A bulk change touches thousands of contracts: read and plan them a slice at a time,
+        # so the first requests are on their way while the rest is still being read.
+        for start in range(0, len(ids), _SLICE):
+            for target in await self.open_sessions_of(ids[start : start + _SLICE]):
+                assert target.contract_id is not None
+                nas = self._nas_of(target)
+                if nas is None:
+                    continue
+                old = before[target.contract_id]
+                change = self._plan_contract(old, self._index.contract(target.contract_id), nas)
+                if isinstance(change, DisconnectChange):
+                    self.dispatcher.submit(CoaJob(target, nas, "disconnect", change.reason))
+                elif isinstance(change, CoaChange):
+                    fallback = nas.coa.disconnect_fallback
+                    job = CoaJob(target, nas, "coa", change.reason, change.attributes, fallback)
+                    self.dispatcher.submit(job)
 
     def _plan_contract(
         self, before: ContractSnapshot | None, after: ContractSnapshot | None, nas: NasSnapshot

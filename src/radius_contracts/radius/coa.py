@@ -40,10 +40,12 @@ class CoaResult:
 
 @dataclass(slots=True)
 class _Pending:
-    future: asyncio.Future[codec.Packet]
+    future: asyncio.Future[codec.Packet | None]  # None: every try timed out
     authenticator: bytes
     secret: bytes
     code: int
+    attempts: int = 1
+    timer: asyncio.TimerHandle | None = None
 
 
 class _Endpoint(asyncio.DatagramProtocol):
@@ -74,7 +76,7 @@ class CoaSender:
         self._transports: dict[int, asyncio.DatagramTransport] = {}
         self._pending: dict[tuple[Destination, int], _Pending] = {}
         self._next_id: dict[Destination, int] = {}
-        self._freed: dict[Destination, asyncio.Event] = {}
+        self._per_nas: dict[Destination, asyncio.Semaphore] = {}
         self.ignored = 0  # replies that matched nothing or failed their authenticator
 
     async def _transport(self, family: int) -> asyncio.DatagramTransport:
@@ -106,47 +108,71 @@ class CoaSender:
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
         destination = (host, port)
         started = time.monotonic()
-        async with self._slots:
+        per_nas = self._per_nas.get(destination)
+        if per_nas is None:
+            # The Identifier space: requests beyond 256 to one NAS queue here, in order.
+            per_nas = self._per_nas[destination] = asyncio.Semaphore(256)
+        async with per_nas, self._slots:
             transport = await self._transport(family)
-            identifier = await self._identifier(destination)
+            identifier = self._identifier(destination)
             key = (destination, identifier)
             # RFC 5176 §3.5 and BlastRADIUS: a Message-Authenticator on every request.
             packet = codec.encode_request(code, identifier, attributes, secret)
             loop = asyncio.get_running_loop()
             pending = _Pending(loop.create_future(), packet[4:20], secret, code)
             self._pending[key] = pending
+            transport.sendto(packet, destination)
+            # Retransmissions run on timers rather than a wait_for per try: a bulk change
+            # has thousands of requests outstanding, and timers cost far less than tasks.
+            pending.timer = loop.call_later(
+                self._timeout, self._retransmit, pending, transport, packet, destination,
+                self._timeout,
+            )  # fmt: skip
             try:
-                wait = self._timeout
-                for attempt in range(1, self._tries + 1):
-                    transport.sendto(packet, destination)
-                    try:
-                        reply = await asyncio.wait_for(asyncio.shield(pending.future), wait)
-                    except TimeoutError:
-                        wait *= self._backoff
-                        continue
-                    ack, _nak = _ANSWERS[code]
-                    if reply.code == ack:
-                        return CoaResult("ack", None, attempt, time.monotonic() - started)
-                    cause = reply.get(codec.ERROR_CAUSE)
-                    error = int.from_bytes(cause, "big") if cause and len(cause) == 4 else None
-                    return CoaResult("nak", error, attempt, time.monotonic() - started)
-                return CoaResult("timeout", None, self._tries, time.monotonic() - started)
+                reply = await pending.future
             finally:
+                pending.timer.cancel()
                 del self._pending[key]
-                self._freed.setdefault(destination, asyncio.Event()).set()
+            seconds = time.monotonic() - started
+            if reply is None:
+                return CoaResult("timeout", None, pending.attempts, seconds)
+            ack, _nak = _ANSWERS[code]
+            if reply.code == ack:
+                return CoaResult("ack", None, pending.attempts, seconds)
+            cause = reply.get(codec.ERROR_CAUSE)
+            error = int.from_bytes(cause, "big") if cause and len(cause) == 4 else None
+            return CoaResult("nak", error, pending.attempts, seconds)
 
-    async def _identifier(self, destination: Destination) -> int:
-        """A free Identifier for ``destination``; waits while all 256 are outstanding."""
-        while True:
-            start = self._next_id.get(destination, 0)
-            for step in range(256):
-                identifier = (start + step) % 256
-                if (destination, identifier) not in self._pending:
-                    self._next_id[destination] = (identifier + 1) % 256
-                    return identifier
-            freed = self._freed.setdefault(destination, asyncio.Event())
-            freed.clear()
-            await freed.wait()
+    def _retransmit(
+        self,
+        pending: _Pending,
+        transport: asyncio.DatagramTransport,
+        packet: bytes,
+        destination: Destination,
+        waited: float,
+    ) -> None:
+        if pending.future.done():
+            return
+        if pending.attempts >= self._tries:
+            pending.future.set_result(None)  # timed out
+            return
+        pending.attempts += 1
+        transport.sendto(packet, destination)  # the same bytes (RFC 5080 §2.2.1)
+        wait = waited * self._backoff
+        loop = asyncio.get_running_loop()
+        pending.timer = loop.call_later(
+            wait, self._retransmit, pending, transport, packet, destination, wait
+        )
+
+    def _identifier(self, destination: Destination) -> int:
+        """A free Identifier for ``destination`` (the per-NAS semaphore guarantees one)."""
+        start = self._next_id.get(destination, 0)
+        for step in range(256):
+            identifier = (start + step) % 256
+            if (destination, identifier) not in self._pending:
+                self._next_id[destination] = (identifier + 1) % 256
+                return identifier
+        raise AssertionError("more than 256 requests outstanding to one NAS")
 
     def _received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         try:

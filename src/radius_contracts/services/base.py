@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic
@@ -25,8 +25,8 @@ from radius_contracts.store.common import Page, RowT
 SECRET_KEYS = frozenset({"password", "secret", "token"})
 REDACTED = "***"
 
-ChangeListener = Callable[[str, int], Awaitable[None]]
-"""Awaited after a commit with (entity, id): keeps in-memory indexes in step with the database.
+ChangeListener = Callable[[str, Sequence[int]], Awaitable[None]]
+"""Awaited after a commit with (entity, ids): keeps in-memory indexes in step with the database.
 
 Awaited before the API answers, so a client that saw its change acknowledged finds it in use
 by the very next Access-Request on this node.
@@ -100,8 +100,11 @@ class ServiceContext:
             yield session
 
     async def committed(self, entity: str, row_id: int) -> None:
+        await self.committed_many(entity, [row_id])
+
+    async def committed_many(self, entity: str, ids: Sequence[int]) -> None:
         for listener in self.listeners:
-            await listener(entity, row_id)
+            await listener(entity, ids)
 
 
 def audit(

@@ -7,7 +7,7 @@ stay well under a minute, and the index keeps frozen snapshots, never rows.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -144,6 +144,20 @@ async def contract(session: AsyncSession, contract_id: int) -> ContractSnapshot 
         await session.execute(select(*_CONTRACT_COLUMNS).where(Contract.id == contract_id))
     ).first()
     return None if row is None else _snapshot(row)
+
+
+async def contracts_by_id(
+    session: AsyncSession, ids: Sequence[int], chunk: int = 1000
+) -> dict[int, ContractSnapshot]:
+    """The contracts among ``ids`` that exist, by id."""
+    found: dict[int, ContractSnapshot] = {}
+    unique = sorted(set(ids))
+    for start in range(0, len(unique), chunk):
+        stmt = select(*_CONTRACT_COLUMNS).where(Contract.id.in_(unique[start : start + chunk]))
+        for row in await session.execute(stmt):
+            snapshot = _snapshot(row)
+            found[snapshot.id] = snapshot
+    return found
 
 
 async def nas(session: AsyncSession) -> list[NasSnapshot]:

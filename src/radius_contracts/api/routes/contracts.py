@@ -105,9 +105,36 @@ def _transition_route(action: str) -> None:
         response_model=s.ContractPublic,
         summary=f"{action.capitalize()} a contract",
         description=f"Allowed from {', '.join(sorted(sources))}; the contract becomes {target}. "
-        "409 from any other status.",
+        "409 from any other status. Online sessions follow after the commit: a CoA-Request "
+        "with the new reply attributes where the NAS's manufacturer can change them live, "
+        "else a Disconnect-Request (see each session's coa-log).",
     )
 
 
+def _bulk_route(action: str) -> None:
+    async def change_many(services: ServicesDep, actor: ActorDep, body: s.BulkIds) -> Any:
+        changed, refused = await services.contracts.bulk_transition(actor, body.ids, action)
+        return s.BulkResultPublic(
+            changed=changed,
+            refused=[
+                s.BulkRefusal(id=contract_id, detail=detail) for contract_id, detail in refused
+            ],
+        )
+
+    sources, target = TRANSITIONS[action]
+    router.add_api_route(
+        f"/bulk/{action}",
+        change_many,
+        methods=["POST"],
+        response_model=s.BulkResultPublic,
+        summary=f"{action.capitalize()} many contracts",
+        description=f"One transaction for up to {s.BULK_LIMIT:,} contracts: those in "
+        f"{', '.join(sorted(sources))} become {target}; the others are listed in `refused` "
+        "and left alone. Online sessions follow each change as for the single action.",
+    )
+
+
+# Bulk routes first: /bulk/suspend would otherwise match /{item_id}/suspend (and fail as 422).
 for _action in TRANSITIONS:
+    _bulk_route(_action)
     _transition_route(_action)

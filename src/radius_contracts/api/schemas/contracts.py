@@ -252,6 +252,30 @@ class TransitionsPublic(Output):
         return cls(status=status, allowed=allowed_transitions(status))
 
 
+BULK_LIMIT = 10_000
+
+
+class BulkIds(Input):
+    ids: list[Id] = Field(
+        min_length=1,
+        max_length=BULK_LIMIT,
+        description=f"Contract ids, at most {BULK_LIMIT:,} (repeats count once).",
+    )
+
+
+class BulkRefusal(Output):
+    id: int
+    detail: str = Field(description="Why this contract was left as it was.")
+
+
+class BulkResultPublic(Output):
+    changed: list[int] = Field(description="Contracts that now have the new status.")
+    refused: list[BulkRefusal] = Field(
+        description="Contracts left unchanged: unknown ids, or a status the action is not "
+        "allowed from (see /transitions)."
+    )
+
+
 class ContractFilters(ListQuery):
     status: Status | None = None
     username: Text253 | None = Field(default=None, description="Exact, case-insensitive.")
