@@ -34,6 +34,7 @@ from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.pools import Leaser
 from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.api.app import create_app
+from radius_contracts.contract_dates import CONTRACT_DATES_AT, ContractDates, Disconnect
 from radius_contracts.db import migrate
 from radius_contracts.db.engine import create_engine, is_sqlite, session_factory, sqlite_path
 from radius_contracts.domain import TokenRole
@@ -135,7 +136,7 @@ class _EmbeddedServer(uvicorn.Server):
 class Daemon:
     """The running process: start(), then wait for stop() or a signal."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, disconnect: Disconnect | None = None) -> None:
         self.settings = settings
         self.services: Services | None = None
         self.api_port: int | None = None
@@ -153,6 +154,9 @@ class Daemon:
         self.leaser: Leaser | None = None
         self.accounting_store: AccountingStore | None = None
         self.scheduler = Scheduler(settings.scheduler.node_name)
+        # Ends the sessions of contracts that have ended (CoA); None: contract-dates only counts.
+        self.disconnect = disconnect
+        self.contract_dates: ContractDates | None = None
         self.stats = Stats()
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
         self.acct_port: int | None = None
@@ -314,6 +318,15 @@ class Daemon:
             shared=True,
             description="Free pool addresses whose lease ran out (offered and never confirmed "
             "by an Accounting-Start, or no longer renewed).",
+        )
+        dates = self.contract_dates = ContractDates(sessions, disconnect=self.disconnect)
+        scheduler.daily(
+            "contract-dates",
+            CONTRACT_DATES_AT,
+            dates.run,
+            shared=True,
+            description="Disconnect the sessions of contracts past their end date; count the "
+            "contracts that start today.",
         )
         scheduler.every(
             "forget-logins",
