@@ -171,7 +171,7 @@ class Daemon:
         await ensure_admin_token(self.services, settings.state_dir)
         await self._start_radius()
         config = uvicorn.Config(
-            create_app(self.services, metrics=self.metrics_text),
+            create_app(self.services, metrics=self.metrics_text, jobs=self.scheduler),
             host=settings.api.host,
             port=settings.api.port,
             log_config=None,
