@@ -37,6 +37,7 @@ from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.aaa.pools import Leaser
 from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.api.app import create_app
+from radius_contracts.contract_dates import CONTRACT_DATES_AT, ContractDates
 from radius_contracts.db import migrate
 from radius_contracts.db.engine import create_engine, is_sqlite, session_factory, sqlite_path
 from radius_contracts.domain import CoaRecord, TokenRole
@@ -156,10 +157,11 @@ class Daemon:
         self.session_jobs: SessionJobs | None = None
         self.leaser: Leaser | None = None
         self.accounting_store: AccountingStore | None = None
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(settings.scheduler.node_name)
         self.coa_sender: CoaSender | None = None
         self.coa_log: BatchLog[CoaRecord] | None = None
         self.live: LiveSessions | None = None
+        self.contract_dates: ContractDates | None = None
         self.stats = Stats()
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
         self.acct_port: int | None = None
@@ -174,7 +176,7 @@ class Daemon:
         await ensure_admin_token(self.services, settings.state_dir)
         await self._start_radius()
         config = uvicorn.Config(
-            create_app(self.services, metrics=self.metrics_text),
+            create_app(self.services, metrics=self.metrics_text, jobs=self.scheduler),
             host=settings.api.host,
             port=settings.api.port,
             log_config=None,
@@ -296,14 +298,60 @@ class Daemon:
         jobs = self.session_jobs = SessionJobs(sessions, self.index, self.sessions, settings)
         count = await jobs.reload_view()
         log.info("%d sessions online", count)
-        every = settings.jobs_interval
-        self.scheduler.every("stale-sessions", every, jobs.close_stale)
-        self.scheduler.every("purge-history", max(every, 3600.0), jobs.purge_history)
-        self.scheduler.every("expire-leases", every, self.leaser.expire)
+        # Shared jobs act on the database: one node runs each turn. Local ones keep this
+        # node's memory true.
+        every, scheduler = settings.jobs_interval, self.scheduler
+        scheduler.every(
+            "stale-sessions",
+            every,
+            jobs.close_stale,
+            shared=True,
+            description="Close sessions without an update for stale_after interim intervals "
+            "(terminate cause Stale).",
+        )
+        scheduler.every(
+            "purge-history",
+            max(every, 3600.0),
+            jobs.purge_history,
+            shared=True,
+            description="Delete sessions closed more than history_days ago and daily usage "
+            "totals older than usage_days.",
+        )
+        scheduler.every(
+            "expire-leases",
+            every,
+            self.leaser.expire,
+            shared=True,
+            description="Free pool addresses whose lease ran out (offered and never confirmed "
+            "by an Accounting-Start, or no longer renewed).",
+        )
+        # Its disconnect is the CoA sender's, set up with the handler (see _start_coa).
+        dates = self.contract_dates = ContractDates(sessions)
+        scheduler.daily(
+            "contract-dates",
+            CONTRACT_DATES_AT,
+            dates.run,
+            shared=True,
+            description="Disconnect the sessions of contracts past their end date; count the "
+            "contracts that start today.",
+        )
+        scheduler.every(
+            "forget-logins",
+            every,
+            jobs.forget_logins,
+            description="Forget logins accepted by this node whose Accounting-Start never came "
+            "(they count against simultaneous use for start_wait seconds).",
+        )
         if not is_sqlite(self.settings.database_url):
             # Other nodes record sessions too: read them in regularly.
-            self.scheduler.every("refresh-sessions", settings.session_refresh, jobs.reload_view)
-        self.scheduler.start()
+            scheduler.every(
+                "refresh-sessions",
+                settings.session_refresh,
+                jobs.reload_view,
+                description="Read the open sessions every node recorded into this node's view "
+                "(for the simultaneous-use check).",
+            )
+        await scheduler.start(sessions)
 
     def _start_coa(self) -> None:
         """The CoA sender, its log and the live-session updates the services call after commits."""
@@ -329,6 +377,8 @@ class Daemon:
             layout_rate=settings.layout_rate,
         )
         context.live = self.live
+        if self.contract_dates is not None:
+            self.contract_dates.disconnect = self.live.disconnect_contracts
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -487,7 +537,7 @@ class Daemon:
         """Stop in a fixed order: RADIUS listeners, API (drains in-flight requests), auth log,
         then the database."""
         sdnotify.notify("STOPPING=1")
-        self.scheduler.shutdown()
+        await self.scheduler.shutdown(SHUTDOWN_TIMEOUT)
         if self.accounting is not None:
             # Commit and answer what is queued while the sockets are still open; new
             # Accounting-Requests are refused meanwhile (the NAS retransmits elsewhere).

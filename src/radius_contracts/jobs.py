@@ -2,41 +2,63 @@
 
 Each job is a coroutine over the database and the in-memory views; the scheduler runs them on
 the daemon's event loop. A job that fails logs why and runs again at its next turn.
+
+Jobs are shared or local. A shared job's work is the cluster's (the database's): every node
+fires it, and only the node that claims its row in the ``jobs`` table runs that turn. The row
+also keeps its next turn across restarts, so a turn missed while every node was down runs as
+soon as one starts (catch-up). A local job (e.g. reading other nodes' sessions into this
+node's view) runs on every node, kept in memory only.
+
+Why not APScheduler's SQLAlchemyJobStore for this: it is synchronous (it would need a sync
+driver beside our async ones), and APScheduler 3 does not support several schedulers sharing
+one job store (each node would run every job). So each node keeps its triggers in memory and
+the ``jobs`` row decides who runs each turn.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from radius_contracts.aaa.sessions import OpenSession, SessionView
+from radius_contracts.db.errors import wrap_db_errors
+from radius_contracts.db.models import JobState
+from radius_contracts.errors import NotFound
 from radius_contracts.index import AuthIndex
+from radius_contracts.services.jobs import JobStatus, JobValue
 from radius_contracts.settings import AccountingSettings
 from radius_contracts.store import accounting as store
+from radius_contracts.store import jobs as job_rows
 
 log = logging.getLogger("radius_contracts.jobs")
 
 _NEVER = 100 * 365 * 86400.0
+FIRST_RUN_WITHIN = 5.0  # an interval job's first turn after start comes this soon (seconds)
+LEASE = 600.0  # seconds a claim holds; renewed while the job runs, so it only ends a dead node's
+# A node may claim a turn this early: its clock may run a little behind the one that set it.
+SLACK = timedelta(seconds=2)
 
-__all__ = ["JobResult", "Scheduler", "SessionJobs"]
+__all__ = ["Job", "Scheduler", "SessionJobs", "node_name"]
+
+Job = Callable[[], Awaitable[JobValue]]
 
 
-class JobResult:
-    """The outcome of a job's last run, for /metrics and the logs."""
-
-    __slots__ = ("error", "finished_at", "runs", "value")
-
-    def __init__(self) -> None:
-        self.runs = 0
-        self.finished_at: datetime | None = None
-        self.value: int | None = None
-        self.error: str | None = None
+def node_name(configured: str = "") -> str:
+    """This daemon's name in the jobs table: the configured one, or <hostname>:<pid>."""
+    return configured or f"{socket.gethostname()}:{os.getpid()}"
 
 
 class SessionJobs:
@@ -87,6 +109,7 @@ class SessionJobs:
         return limits
 
     async def close_stale(self) -> int:
+        """Close the sessions without an update for too long (cluster-wide: a shared job)."""
         limits = self.stale_limits()
         if not limits:
             return 0
@@ -94,9 +117,13 @@ class SessionJobs:
             closed = await store.close_stale(session, self._clock(), limits)
         if closed:
             log.info("closed %d stale sessions", closed)
+            # Other nodes see the closed sessions at their next refresh-sessions.
             await self.reload_view()
-        self._view.sweep()
         return closed
+
+    async def forget_logins(self) -> int:
+        """Forget this node's accepted logins whose Accounting-Start never came (local job)."""
+        return self._view.sweep()
 
     async def purge_history(self) -> int:
         now = self._clock()
@@ -114,42 +141,323 @@ class SessionJobs:
         return total
 
 
+class _Every:
+    """Every ``seconds``; for a shared job, in step with the turn the cluster stored."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.text = f"every {seconds:g} s"
+
+    def initial(self, now: datetime) -> datetime:
+        """The first turn of a job the database has no row for yet."""
+        return now + timedelta(seconds=min(self.seconds, FIRST_RUN_WITHIN))
+
+    def first(self, stored: datetime | None, now: datetime) -> datetime:
+        if stored is None:
+            return self.initial(now)
+        if stored <= now:
+            return now  # catch-up: the turn was due while no node ran it
+        # Not later than one interval, should the interval have shrunk since the row was set.
+        return min(stored, now + timedelta(seconds=self.seconds))
+
+    def trigger(self, first: datetime) -> Any:
+        return IntervalTrigger(seconds=self.seconds, start_date=first, timezone=UTC)
+
+
+class _Daily:
+    """Every day at a wall-clock time of the host's time zone: the zone date.today() uses,
+    in which contract dates are read."""
+
+    def __init__(self, at: clock_time) -> None:
+        self.text = f"daily at {at:%H:%M:%S}"
+        # Without a timezone CronTrigger takes the host's (tzlocal), DST changes included.
+        self._cron = CronTrigger(hour=at.hour, minute=at.minute, second=at.second)
+
+    def initial(self, now: datetime) -> datetime:
+        # A daily job that never ran anywhere is due: what it enforces may be stale already.
+        return now
+
+    def first(self, stored: datetime | None, now: datetime) -> datetime:
+        if stored is not None and stored <= now:
+            return now  # catch-up
+        fire: datetime = self._cron.get_next_fire_time(None, now)
+        return fire
+
+    def trigger(self, first: datetime) -> Any:
+        return self._cron
+
+
+class _Entry:
+    """A registered job, and its record on this node (the whole record, for a local job)."""
+
+    def __init__(
+        self, name: str, schedule: _Every | _Daily, job: Job, shared: bool, description: str
+    ) -> None:
+        self.name = name
+        self.schedule = schedule
+        self.job = job
+        self.shared = shared
+        self.description = description
+        self.trigger: Any = None  # set at start
+        self.running = False
+        self.runs = 0
+        self.started_at: datetime | None = None
+        self.finished_at: datetime | None = None
+        self.result: JobValue | None = None
+        self.error: str | None = None
+
+    def next_turn(self, now: datetime) -> datetime | None:
+        """This node's next turn after ``now``, as its trigger has it."""
+        if self.trigger is None:
+            return None
+        fire: datetime | None = self.trigger.get_next_fire_time(None, now)
+        return fire.astimezone(UTC) if fire is not None else None
+
+
 class Scheduler:
-    """APScheduler on the daemon's loop, with each job's last result kept for /metrics."""
+    """APScheduler on the daemon's loop; shared jobs run once per turn across the nodes.
 
-    def __init__(self) -> None:
+    Register jobs with every() and daily(), then start(). fire() is what each trigger calls:
+    a local job runs; a shared one runs when this node claims its ``jobs`` row (one atomic
+    UPDATE: unclaimed, or the claim lapsed, and its turn has come), and the row then records
+    the run, the next turn and lets go.
+    """
+
+    def __init__(
+        self,
+        node: str = "",
+        *,
+        lease: float = LEASE,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.node = node_name(node)
+        self.lease = lease
+        self._clock = clock
         self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self.results: dict[str, JobResult] = {}
+        self._jobs: dict[str, _Entry] = {}
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._firing: set[asyncio.Task[Any]] = set()
 
-    def every(self, name: str, seconds: float, job: Callable[[], Awaitable[int]]) -> None:
-        result = self.results.setdefault(name, JobResult())
+    def every(
+        self, name: str, seconds: float, job: Job, *, shared: bool = False, description: str = ""
+    ) -> None:
+        """Run ``job`` every ``seconds``, the first time soon after start."""
+        self._add(_Entry(name, _Every(seconds), job, shared, description))
 
-        async def run() -> None:
-            try:
-                value = await job()
-            except Exception as exc:
-                result.error = repr(exc)
-                log.warning("job %s failed: %r", name, exc)
-            else:
-                result.value, result.error = value, None
-            result.runs += 1
-            result.finished_at = datetime.now(UTC)
+    def daily(
+        self, name: str, at: clock_time, job: Job, *, shared: bool = False, description: str = ""
+    ) -> None:
+        """Run ``job`` every day at ``at``, the host's local time."""
+        self._add(_Entry(name, _Daily(at), job, shared, description))
 
-        kwargs: dict[str, Any] = {"seconds": seconds}
-        self._scheduler.add_job(
-            run,
-            "interval",
-            id=name,
-            name=name,
-            max_instances=1,
-            coalesce=True,
-            next_run_time=datetime.now(UTC) + timedelta(seconds=min(seconds, 5.0)),
-            **kwargs,
-        )
+    def _add(self, entry: _Entry) -> None:
+        if self._scheduler.running:
+            raise RuntimeError("jobs are registered before the scheduler starts")
+        if entry.name in self._jobs:
+            raise ValueError(f"job {entry.name} is registered already")
+        self._jobs[entry.name] = entry
 
-    def start(self) -> None:
+    async def start(self, sessions: async_sessionmaker[AsyncSession] | None = None) -> None:
+        """Create the rows of shared jobs that have none, then start the triggers.
+
+        A shared job fires first at the turn its row holds; right away when that turn passed
+        while no node ran it (catch-up).
+        """
+        now = self._clock()
+        stored: dict[str, datetime | None] = {}
+        shared = {name: e.schedule.initial(now) for name, e in self._jobs.items() if e.shared}
+        if shared:
+            if sessions is None:
+                raise ValueError("shared jobs need the database")
+            self._sessions = sessions
+            async with sessions() as session, session.begin():
+                stored = await job_rows.ensure(session, shared)
+        for entry in self._jobs.values():
+            turn = stored.get(entry.name)
+            first = entry.schedule.first(turn, now)
+            if turn is not None and turn <= now:
+                since = turn.isoformat(timespec="seconds")
+                log.info("job %s is due since %s: running it now", entry.name, since)
+            entry.trigger = entry.schedule.trigger(first)
+            self._scheduler.add_job(
+                self._fired,
+                entry.trigger,
+                args=[entry.name],
+                id=entry.name,
+                name=entry.name,
+                next_run_time=first,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,  # a late turn still runs (once: coalesce)
+            )
         self._scheduler.start()
 
-    def shutdown(self) -> None:
-        if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+    async def _fired(self, name: str) -> None:
+        # Tracked so that shutdown can wait for the jobs that are running.
+        task = asyncio.current_task()
+        assert task is not None
+        self._firing.add(task)
+        try:
+            await self.fire(name)
+        finally:
+            self._firing.discard(task)
+
+    async def fire(self, name: str) -> bool:
+        """Run the job now if it is this node's turn; True when it ran here.
+
+        A local job runs unless it is running already; a shared one when this node claims it.
+        """
+        entry = self._jobs[name]
+        if not entry.shared:
+            if entry.running:
+                return False
+            await self._call(entry)
+            return True
+        return await self._run_shared(entry)
+
+    async def _call(self, entry: _Entry) -> None:
+        """Run the job, keeping its outcome; a job that fails is logged, never raised."""
+        entry.running, entry.started_at = True, self._clock()
+        try:
+            value = await entry.job()
+        except Exception as exc:
+            log.warning("job %s failed: %r", entry.name, exc)
+            entry.result, entry.error = None, repr(exc)
+        else:
+            entry.result, entry.error = value, None
+        finally:
+            entry.running = False
+        entry.runs += 1
+        entry.finished_at = self._clock()
+
+    async def _run_shared(self, entry: _Entry) -> bool:
+        assert self._sessions is not None
+        now = self._clock()
+        try:
+            async with self._sessions() as session, session.begin():
+                mine = await job_rows.claim(
+                    session, entry.name, self.node, now, now + self._lease(), now + SLACK
+                )
+        except Exception as exc:  # the database is down: a later turn (here or elsewhere) runs
+            log.warning("job %s: could not claim its turn: %r", entry.name, exc)
+            return False
+        if not mine:
+            return False
+        holding = asyncio.create_task(self._hold(entry.name), name=f"hold-{entry.name}")
+        try:
+            await self._call(entry)
+        finally:
+            holding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holding
+        assert entry.finished_at is not None
+        try:
+            async with self._sessions() as session, session.begin():
+                kept = await job_rows.finish(
+                    session,
+                    entry.name,
+                    self.node,
+                    next_run_at=entry.next_turn(entry.finished_at),
+                    finished_at=entry.finished_at,
+                    result=entry.result,
+                    error=entry.error,
+                )
+        except Exception as exc:
+            # The claim lapses by itself; the turn runs again then (the jobs are idempotent).
+            log.warning("job %s ran, but its record could not be written: %r", entry.name, exc)
+        else:
+            if not kept:
+                log.warning("job %s outlasted its claim: another node took it over", entry.name)
+        return True
+
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.lease)
+
+    async def _hold(self, name: str) -> None:
+        """Renew this node's claim while the job runs: only a dead node's claim runs out."""
+        assert self._sessions is not None
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                async with self._sessions() as session, session.begin():
+                    held = await job_rows.extend(
+                        session, name, self.node, self._clock() + self._lease()
+                    )
+            except Exception as exc:
+                log.warning("job %s: could not renew its claim: %r", name, exc)
+                continue
+            if not held:
+                log.warning("job %s: another node took it over while it ran here", name)
+                return
+
+    async def statuses(self) -> list[JobStatus]:
+        """Every job; shared ones as the ``jobs`` table has them (the whole cluster's record)."""
+        rows: dict[str, JobState] = {}
+        shared = [name for name, entry in self._jobs.items() if entry.shared]
+        if shared and self._sessions is not None:
+            with wrap_db_errors():
+                async with self._sessions() as session:
+                    rows = {row.name: row for row in await job_rows.rows(session, shared)}
+        now = self._clock()
+        return [self._status(entry, rows.get(entry.name), now) for entry in self._jobs.values()]
+
+    async def status(self, name: str) -> JobStatus:
+        if name not in self._jobs:
+            raise NotFound(f"there is no job {name!r}", field="name")
+        return next(status for status in await self.statuses() if status.name == name)
+
+    def _status(self, entry: _Entry, row: JobState | None, now: datetime) -> JobStatus:
+        if row is not None:
+            until = row.locked_until
+            return JobStatus(
+                name=entry.name,
+                description=entry.description,
+                schedule=entry.schedule.text,
+                shared=entry.shared,
+                next_run_at=row.next_run_at,
+                running=row.locked_by is not None and until is not None and until > now,
+                runs=row.runs,
+                last_started_at=row.last_started_at,
+                last_finished_at=row.last_finished_at,
+                last_node=row.last_node,
+                last_result=row.last_result,
+                last_error=row.last_error,
+            )
+        job = self._scheduler.get_job(entry.name)
+        upcoming: datetime | None = job.next_run_time if job is not None else None
+        return JobStatus(
+            name=entry.name,
+            description=entry.description,
+            schedule=entry.schedule.text,
+            shared=entry.shared,
+            next_run_at=upcoming.astimezone(UTC) if upcoming is not None else None,
+            running=entry.running,
+            runs=entry.runs,
+            last_started_at=entry.started_at,
+            last_finished_at=entry.finished_at,
+            last_node=self.node if entry.started_at is not None else None,
+            last_result=entry.result,
+            last_error=entry.error,
+        )
+
+    async def shutdown(self, grace: float = 10.0) -> None:
+        """Stop firing, let running jobs finish within ``grace`` seconds, cancel the rest.
+
+        A shared job cancelled mid-run is let go, unrecorded, so another node can run its
+        turn now instead of after the claim lapses.
+        """
+        if not self._scheduler.running:
+            return
+        self._scheduler.pause()
+        running = set(self._firing)
+        if running:
+            _done, running = await asyncio.wait(running, timeout=grace)
+        self._scheduler.shutdown(wait=False)  # cancels the jobs still running
+        if running:
+            await asyncio.wait(running, timeout=1.0)
+            if self._sessions is not None:
+                try:
+                    async with self._sessions() as session, session.begin():
+                        await job_rows.release(session, self.node)
+                except Exception as exc:
+                    log.warning("could not let go of the jobs cancelled here: %r", exc)

@@ -268,6 +268,16 @@ class PoolSettings(_Section):
     )
 
 
+class SchedulerSettings(_Section):
+    node_name: str = Field(
+        default="",
+        max_length=255,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="This daemon's name in the shared job table (who runs a job, who holds "
+        "its lock); unique per daemon. Empty: <hostname>:<pid>.",
+    )
+
+
 class Settings(BaseSettings):
     """Every key is optional; see config/radius-contracts.toml for the documented defaults."""
 
@@ -287,6 +297,7 @@ class Settings(BaseSettings):
     accounting: AccountingSettings = AccountingSettings()
     coa: CoaSettings = CoaSettings()
     pools: PoolSettings = PoolSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
 
     @property
     def database_url(self) -> str:

@@ -8,6 +8,7 @@ the API's coa-log shows.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import secrets
 import time
@@ -20,7 +21,13 @@ import httpx
 import pytest
 
 from coa_server import CoaServer
-from conftest import RunningDaemon, make_settings, start_daemon, stop_daemon
+from conftest import (
+    RunningDaemon,
+    admin_sql,
+    make_settings,
+    start_daemon,
+    stop_daemon,
+)
 from radius_client import RadiusClient, attr
 from radius_contracts.radius import codec
 from radius_contracts.radius.dictionary import AttributeCatalog
@@ -44,9 +51,13 @@ def coa_daemon(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningDaemon]:
     """A daemon of its own: short CoA timeouts, so the fallback tests take seconds."""
-    url = None
+    url = base = database = None
     if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url").replace(
+        # A database of its own: the session's daemon owns the shared one's admin token.
+        base = request.getfixturevalue("postgres_url")
+        database = f"{base.rpartition('/')[2]}_coa"
+        asyncio.run(admin_sql(base, f'CREATE DATABASE "{database}"'))
+        url = f"{base.rpartition('/')[0]}/{database}".replace(
             "postgresql://", "postgresql+asyncpg://"
         )
     state: Path = tmp_path_factory.mktemp(f"coa-{request.param}")
@@ -61,6 +72,8 @@ def coa_daemon(
     running, thread = start_daemon(settings)
     yield running
     stop_daemon(running, thread)
+    if base is not None:
+        asyncio.run(admin_sql(base, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")
@@ -643,3 +656,37 @@ def test_bulk_suspend_changes_many_and_sends_their_coa(
     assert admin.post("/api/v1/contracts/bulk/suspend", json={"ids": []}).status_code == 422
     reader = coa_daemon.client(coa_daemon.readonly_token)
     assert reader.post("/api/v1/contracts/bulk/suspend", json={"ids": ids}).status_code == 403
+
+
+def test_contract_dates_job_disconnects_contracts_that_ended(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    from datetime import date, timedelta
+
+    from radius_contracts.contract_dates import ContractDates
+
+    today = date.today()
+    ending = go_online(coa_daemon, admin, mikrotik)
+    extended = go_online(coa_daemon, admin, mikrotik)
+    for online, auto_extend in ((ending, False), (extended, True)):
+        response = admin.patch(
+            f"/api/v1/contracts/{online.contract['id']}",
+            json={"end_date": today.isoformat(), "auto_extend": auto_extend},
+        )
+        assert response.status_code == 200
+    # Ending today is still fine: nothing was sent for the change.
+    assert requests_for(coa_daemon, mikrotik, ending, 1, timeout=0.5) == []
+    daemon = coa_daemon.daemon
+    assert daemon.live is not None and daemon.services is not None
+    job = ContractDates(
+        daemon.services.context.sessions,
+        disconnect=daemon.live.disconnect_contracts,
+        today=lambda: today + timedelta(days=1),
+    )
+    result = coa_daemon.run(job.run())
+    assert result["ended"] >= 1 and result["disconnected"] >= 1
+    [(code, pairs)] = requests_for(coa_daemon, mikrotik, ending, 1)
+    assert code == DISCONNECT and pairs == identification(mikrotik, ending)
+    [entry] = coa_log(admin, ending, 1)
+    assert entry["reason"] == f"contract ended on {today.isoformat()}"
+    assert requests_for(coa_daemon, mikrotik, extended, 1, timeout=0.3) == []

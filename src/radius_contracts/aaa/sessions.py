@@ -211,12 +211,17 @@ class SessionView:
         """The reload could not read the database; the view stays as it was."""
         self._replaying = None
 
-    def sweep(self) -> None:
-        """Forget logins whose Accounting-Start never came (run by the periodic jobs)."""
+    def sweep(self) -> int:
+        """Forget logins whose Accounting-Start never came (run by the periodic jobs); returns
+        how many."""
         now = self._clock()
+        forgotten = 0
         for contract_id in list(self._pending):
-            left = [w for w in self._pending[contract_id] if w.expires > now]
+            waiting = self._pending[contract_id]
+            left = [w for w in waiting if w.expires > now]
+            forgotten += len(waiting) - len(left)
             if left:
                 self._pending[contract_id] = left
             else:
                 del self._pending[contract_id]
+        return forgotten

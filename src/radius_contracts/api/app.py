@@ -18,7 +18,9 @@ from radius_contracts.api.routes import (
     radius,
     sessions,
 )
+from radius_contracts.api.routes import jobs as job_routes
 from radius_contracts.api.schemas.common import Problem
+from radius_contracts.services.jobs import JobBoard
 from radius_contracts.services.registry import Services
 
 DESCRIPTION = """\
@@ -43,8 +45,13 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def create_app(services: Services, metrics: Callable[[], str] | None = None) -> FastAPI:
-    """The API over ``services``; ``metrics`` renders the text ``/metrics`` serves."""
+def create_app(
+    services: Services,
+    metrics: Callable[[], str] | None = None,
+    jobs: JobBoard | None = None,
+) -> FastAPI:
+    """The API over ``services``; ``metrics`` renders the text ``/metrics`` serves, ``jobs``
+    tells about the scheduler's jobs."""
     app = FastAPI(
         title="radius-contracts management API",
         version=__version__,
@@ -54,6 +61,7 @@ def create_app(services: Services, metrics: Callable[[], str] | None = None) -> 
     )
     app.state.services = services
     app.state.metrics = metrics
+    app.state.jobs = jobs
     problems.install(app)
     app.include_router(health.router)
     for router in (
@@ -68,6 +76,7 @@ def create_app(services: Services, metrics: Callable[[], str] | None = None) -> 
         sessions.usage,
         sessions.router,
         audit.router,
+        job_routes.router,
     ):
         app.include_router(router, prefix="/api/v1", responses=COMMON_RESPONSES)
     return app
