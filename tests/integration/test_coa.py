@@ -97,28 +97,14 @@ class Nas:
 @pytest.fixture(scope="module")
 def mikrotik(coa_daemon: RunningDaemon, admin: httpx.Client) -> Iterator[Nas]:
     """A MikroTik-like NAS whose CoA policy may change the rate limit and the address list."""
-    manufacturer = _post(
+    manufacturer = manufacturer_with(
         admin,
-        "/api/v1/manufacturers",
-        {
-            "name": f"coa-mt-{secrets.token_hex(3)}",
-            "dictionary_vendor": "Mikrotik",
-            "coa_identifiers": ["User-Name", "Acct-Session-Id", "NAS-IP-Address"],
-            "coa_attributes": ["mikrotik-rate-limit", "Mikrotik-Address-List"],
-        },
+        "Mikrotik",
+        {"active": ACTIVE_ROWS, "suspended": SUSPENDED_ROWS},
+        coa_identifiers=["User-Name", "Acct-Session-Id", "NAS-IP-Address"],
+        coa_attributes=["mikrotik-rate-limit", "Mikrotik-Address-List"],
     )
     assert manufacturer["coa_attributes"] == ["Mikrotik-Rate-Limit", "Mikrotik-Address-List"]
-    for purpose, rows in (("active", ACTIVE_ROWS), ("suspended", SUSPENDED_ROWS)):
-        _post(
-            admin,
-            "/api/v1/radius/layouts",
-            {
-                "name": f"coa-{purpose}-{secrets.token_hex(3)}",
-                "manufacturer_id": manufacturer["id"],
-                "purpose": purpose,
-                "attributes": rows,
-            },
-        )
     with _nas(admin, manufacturer) as nas:
         yield nas
 
@@ -145,6 +131,24 @@ class _nas:
 
     def __exit__(self, *_exc: object) -> None:
         self.server.close()
+
+
+def manufacturer_with(
+    admin: httpx.Client,
+    vendor: str,
+    layouts: dict[str, list[dict[str, str]]],
+    **coa: Any,
+) -> dict[str, Any]:
+    """A manufacturer with this CoA policy and these layouts (by purpose)."""
+    name = f"{vendor.lower()}-{secrets.token_hex(3)}"
+    manufacturer = _post(
+        admin, "/api/v1/manufacturers", {"name": name, "dictionary_vendor": vendor, **coa}
+    )
+    for purpose, rows in layouts.items():
+        body = {"name": f"{name}-{purpose}", "manufacturer_id": manufacturer["id"],
+                "purpose": purpose, "attributes": rows}  # fmt: skip
+        _post(admin, "/api/v1/radius/layouts", body)
+    return manufacturer
 
 
 def _post(api: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -516,18 +520,10 @@ def test_disconnecting_a_closed_session_is_a_conflict(
 def test_layout_edit_sends_coa_to_every_session_it_renders_for(
     coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
 ) -> None:
-    with _nas(
-        admin,
-        _post(
-            admin,
-            "/api/v1/manufacturers",
-            {
-                "name": f"mf-{secrets.token_hex(3)}",
-                "dictionary_vendor": "Mikrotik",
-                "coa_attributes": ["Mikrotik-Rate-Limit"],
-            },
-        ),
-    ) as other:
+    other_vendor = manufacturer_with(
+        admin, "Mikrotik", {"active": ACTIVE_ROWS}, coa_attributes=["Mikrotik-Rate-Limit"]
+    )
+    with _nas(admin, other_vendor) as other:
         first = go_online(coa_daemon, admin, mikrotik, max_download="20M")
         second = go_online(coa_daemon, admin, mikrotik, max_download="30M")
         elsewhere = go_online(coa_daemon, admin, other)
@@ -565,30 +561,15 @@ def test_layout_edit_sends_coa_to_every_session_it_renders_for(
 def test_juniper_deactivates_the_old_service_first(
     coa_daemon: RunningDaemon, admin: httpx.Client
 ) -> None:
-    manufacturer = _post(
+    rows = [{"attribute": "ERX-Service-Activate",
+             "template": "internet({max_upload_bps},{max_download_bps})"}]  # fmt: skip
+    manufacturer = manufacturer_with(
         admin,
-        "/api/v1/manufacturers",
-        {
-            "name": f"junos-{secrets.token_hex(3)}",
-            "dictionary_vendor": "ERX",
-            "coa_identifiers": ["Acct-Session-Id"],
-            "coa_attributes": ["ERX-Service-Activate"],
-            "coa_deactivate": {"ERX-Service-Activate": "ERX-Service-Deactivate"},
-        },
-    )
-    _post(
-        admin,
-        "/api/v1/radius/layouts",
-        {
-            "name": f"junos-active-{secrets.token_hex(3)}",
-            "manufacturer_id": manufacturer["id"],
-            "attributes": [
-                {
-                    "attribute": "ERX-Service-Activate",
-                    "template": "internet({max_upload_bps},{max_download_bps})",
-                }
-            ],
-        },
+        "ERX",
+        {"active": rows},
+        coa_identifiers=["Acct-Session-Id"],
+        coa_attributes=["ERX-Service-Activate"],
+        coa_deactivate={"ERX-Service-Activate": "ERX-Service-Deactivate"},
     )
     with _nas(admin, manufacturer) as juniper:
         online = go_online(coa_daemon, admin, juniper)
@@ -690,3 +671,21 @@ def test_contract_dates_job_disconnects_contracts_that_ended(
     [entry] = coa_log(admin, ending, 1)
     assert entry["reason"] == f"contract ended on {today.isoformat()}"
     assert requests_for(coa_daemon, mikrotik, extended, 1, timeout=0.3) == []
+
+
+def test_suspension_without_a_suspended_layout_disconnects(
+    coa_daemon: RunningDaemon, admin: httpx.Client
+) -> None:
+    manufacturer = manufacturer_with(
+        admin,
+        "Mikrotik",
+        {"active": ACTIVE_ROWS},
+        coa_identifiers=["User-Name", "Acct-Session-Id", "NAS-IP-Address"],
+        coa_attributes=["Mikrotik-Rate-Limit"],
+    )
+    with _nas(admin, manufacturer) as nas:
+        online = go_online(coa_daemon, admin, nas)
+        assert admin.post(f"/api/v1/contracts/{online.contract['id']}/suspend").status_code == 200
+        [(code, pairs)] = requests_for(coa_daemon, nas, online, 1)
+    assert code == DISCONNECT and pairs == identification(nas, online)
+    assert coa_log(admin, online, 1)[0]["reason"] == "contract is suspended"

@@ -9,11 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from radius_contracts.db.models import Layout, Manufacturer, Nas, Pop
 from radius_contracts.errors import InvalidInput
 from radius_contracts.services.attributes import checked_vendor_id
-from radius_contracts.services.base import CrudService
+from radius_contracts.services.base import ChangesLayouts, CrudService
 from radius_contracts.store.common import usage
 
 
-class Manufacturers(CrudService[Manufacturer]):
+class Manufacturers(ChangesLayouts, CrudService[Manufacturer]):
+    # Deactivating one takes its layouts out of use: their sessions get what can change live.
     model = Manufacturer
     label = "manufacturer"
     entity = "manufacturers"
