@@ -166,6 +166,9 @@ def daemon(state: Path, cpu: int, database_url: str | None) -> Iterator[Daemon]:
             time.sleep(0.05)
         token = (state / "admin-token").read_text().strip()
         yield Daemon(f"http://127.0.0.1:{api_port}", acct_port, token, process, log)
+        for line in log.read_text().splitlines():
+            if "changed in one commit" in line:
+                print("daemon:", json.loads(line)["msg"])
     finally:
         process.terminate()
         try:

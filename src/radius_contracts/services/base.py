@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -124,6 +124,34 @@ def audit(
             entity_id=entity_id,
             changes=_jsonable(redact(dict(changes or {}))),
         )
+    )
+
+
+async def audit_many(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    entity: str,
+    entries: Sequence[tuple[int, Mapping[str, Any]]],
+) -> None:
+    """One audit entry per (entity id, changes), inserted in one statement (bulk changes)."""
+    if not entries:
+        return
+    now = utcnow()
+    await session.execute(
+        insert(AuditEntry),
+        [
+            {
+                "at": now,
+                "actor": actor.name,
+                "via": actor.via,
+                "action": action,
+                "entity": entity,
+                "entity_id": entity_id,
+                "changes": _jsonable(redact(dict(changes))),
+            }
+            for entity_id, changes in entries
+        ],
     )
 
 
