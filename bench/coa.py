@@ -38,6 +38,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -328,8 +329,22 @@ async def suspend(client: httpx.AsyncClient, mode: str, ids: list[int], concurre
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+def profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the daemon from now until stopped (raw folded stacks in ``out``)."""
+    command = ["py-spy", "record", "-p", str(pid), "-f", "raw", "-o", str(out), "-r", "500",
+               "--nonblocking", "-d", "600"]  # fmt: skip
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    return spy
+
+
 def timed_run(
-    server: Daemon, stats: SimulatorStats, mode: str, count: int, concurrency: int
+    server: Daemon,
+    stats: SimulatorStats,
+    mode: str,
+    count: int,
+    concurrency: int,
+    py_spy: Path | None = None,
 ) -> Result:
     async def run() -> Result:
         headers = {"Authorization": f"Bearer {server.token}"}
@@ -342,6 +357,7 @@ def timed_run(
             start_sessions(server.acct_port, users)
             acked_before = coa_acks(server.api)
             reset(stats)
+            spy = profile(server.process.pid, py_spy) if py_spy else None
             started_wall, started = time.time(), time.perf_counter()
             await suspend(client, mode, [i for i, _ in users], concurrency)
             api_s = time.perf_counter() - started
@@ -352,6 +368,9 @@ def timed_run(
                 raise SystemExit(f"only {coa_acks(server.api) - acked_before} of {count} ACKed")
             await asyncio.sleep(0.01)
         all_acked = time.perf_counter() - started
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+            spy.wait(30)
         first_rx = stats.first_rx.value or float("nan")
         return Result(
             mode, count, api_s, first_rx - started_wall, first_rx - last_commit, all_acked
@@ -394,6 +413,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="API requests in flight")
     parser.add_argument("--database-url", default=None, help="postgresql+asyncpg://… (else SQLite)")
     parser.add_argument("--anchor", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--py-spy", type=Path, default=None, help="profile the daemon during the last run"
+    )
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     opts = parser.parse_args()
@@ -413,9 +435,17 @@ def main() -> int:
                     await setup_catalogue(client, port)
 
             asyncio.run(prepare())
+            modes = opts.modes.split(",")
             results = [
-                timed_run(server, stats, mode, opts.contracts, opts.concurrency)
-                for mode in opts.modes.split(",")
+                timed_run(
+                    server,
+                    stats,
+                    mode,
+                    opts.contracts,
+                    opts.concurrency,
+                    opts.py_spy if i == len(modes) - 1 else None,
+                )
+                for i, mode in enumerate(modes)
             ]
             if opts.anchor:
                 anchor(port, stats, opts.contracts)

@@ -517,6 +517,9 @@ class AccessHandler:
                 layout = Refusal("contract is suspended")
         if isinstance(layout, Refusal):
             return layout
+        if layouts is None:
+            # The reply cache: what the next Access-Request of this contract will use anyway.
+            return self._reply(contract, nas, purpose, layout).rendered
         return self.render(contract, nas, layout).rendered
 
     # -- previews (management API) ------------------------------------------------------------

@@ -43,7 +43,7 @@ __all__ = ["LiveSessions", "Pacer"]
 
 log = logging.getLogger("radius_contracts.aaa.live")
 
-_SLICE = 200  # contracts whose sessions are read and planned at a time
+_FIRST_SLICE, _SLICE = 100, 1000  # contracts whose sessions are read and planned at a time
 
 
 class Pacer:
@@ -204,9 +204,11 @@ class LiveSessions:
     async def _contracts_changed(self, before: dict[int, ContractSnapshot | None]) -> None:
         ids = list(before)
         # A bulk change touches thousands of contracts: read and plan them a slice at a time,
-        # so the first requests are on their way while the rest is still being read.
-        for start in range(0, len(ids), _SLICE):
-            for target in await self.open_sessions_of(ids[start : start + _SLICE]):
+        # a small one first, so the first requests are on their way while the rest is read.
+        start, size = 0, _FIRST_SLICE
+        while start < len(ids):
+            part, start, size = ids[start : start + size], start + size, _SLICE
+            for target in await self.open_sessions_of(part):
                 assert target.contract_id is not None
                 nas = self._nas_of(target)
                 if nas is None:

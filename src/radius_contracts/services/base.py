@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic
+from typing import Any, ClassVar, Generic, cast
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -139,7 +139,7 @@ async def audit_many(
         return
     now = utcnow()
     await session.execute(
-        insert(AuditEntry),
+        insert(cast(Table, AuditEntry.__table__)),  # the table: the ORM bulk path costs more
         [
             {
                 "at": now,
