@@ -10,7 +10,8 @@ import asyncio
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pytest
 from radius_contracts.daemon import BOOTSTRAP_TOKEN_FILE, Daemon
 from radius_contracts.domain import TokenRole
 from radius_contracts.services.base import SYSTEM
-from radius_contracts.settings import Settings, load_settings
+from radius_contracts.settings import SchedulerSettings, Settings, load_settings
 
 # CI provides PostgreSQL here (trust auth); override to point the suite elsewhere.
 PG_ENV = "RADIUS_CONTRACTS_TEST_PG"
@@ -159,6 +160,45 @@ def make_settings(state_dir: Path, database_url: str | None) -> Settings:
     if database_url:
         overrides["database"] = {"url": database_url}
     return load_settings(None, **overrides)
+
+
+@contextmanager
+def pg_cluster(
+    postgres_url: str,
+    tmp_path: Path,
+    count: int,
+    before_next: Callable[[RunningDaemon], None] | None = None,
+) -> Iterator[list[RunningDaemon]]:
+    """``count`` daemons, node-1 … node-N, on a PostgreSQL database of their own.
+
+    ``before_next`` runs with node-1 once it is up, before the others start.
+    """
+    name = f"rc_cluster_{secrets.token_hex(4)}"
+    asyncio.run(admin_sql(postgres_url, f'CREATE DATABASE "{name}"'))
+    url = f"{postgres_url.rpartition('/')[0]}/{name}"
+
+    def settings(n: int) -> Settings:
+        named = {"scheduler": SchedulerSettings(node_name=f"node-{n}")}
+        return make_settings(tmp_path / f"node-{n}", url).model_copy(update=named)
+
+    started: list[tuple[RunningDaemon, threading.Thread]] = []
+    try:
+        started.append(start_daemon(settings(1)))
+        first = started[0][0]
+        if before_next is not None:
+            before_next(first)
+        token = (first.settings.state_dir / BOOTSTRAP_TOKEN_FILE).read_text()
+        for n in range(2, count + 1):
+            later = settings(n)
+            # The database has its admin token already: the one node-1 wrote down.
+            later.state_dir.mkdir()
+            (later.state_dir / BOOTSTRAP_TOKEN_FILE).write_text(token)
+            started.append(start_daemon(later))
+        yield [running for running, _thread in started]
+    finally:
+        for running, thread in started:
+            stop_daemon(running, thread)
+        asyncio.run(admin_sql(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(

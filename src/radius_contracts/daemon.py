@@ -37,13 +37,14 @@ from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.aaa.pools import Leaser
 from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.api.app import create_app
+from radius_contracts.change_feed import ChangeFeed
 from radius_contracts.contract_dates import CONTRACT_DATES_AT, ContractDates
 from radius_contracts.db import migrate
 from radius_contracts.db.engine import create_engine, is_sqlite, session_factory, sqlite_path
 from radius_contracts.domain import CoaRecord, TokenRole
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex
-from radius_contracts.jobs import Scheduler, SessionJobs
+from radius_contracts.jobs import Scheduler, SessionJobs, node_name
 from radius_contracts.radius.coa import CoaSender
 from radius_contracts.radius.dedup import ReplyCache
 from radius_contracts.radius.dictionary import AttributeCatalog
@@ -162,6 +163,7 @@ class Daemon:
         self.coa_log: BatchLog[CoaRecord] | None = None
         self.live: LiveSessions | None = None
         self.contract_dates: ContractDates | None = None
+        self.change_feed: ChangeFeed | None = None
         self.stats = Stats()
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
         self.acct_port: int | None = None
@@ -212,6 +214,16 @@ class Daemon:
         await self.index.load()
         _settle_heap()
         services.context.listeners.append(self.index.changed_many)
+        if not is_sqlite(self.settings.database_url):
+            # Other nodes on this database: their commits reach this index, ours theirs.
+            self.change_feed = ChangeFeed(
+                self.settings.database_url,
+                node_name(self.settings.scheduler.node_name),
+                self.index.changed_many,
+                self.index.load,
+            )
+            await self.change_feed.start()
+            services.context.listeners.append(self.change_feed.publish)
         log_settings = self.settings.auth_log
         self.auth_log = AuthLogWriter(
             services.auth_log.write,
@@ -570,6 +582,8 @@ class Daemon:
             except TimeoutError:
                 log.warning("API did not stop within %ss; cancelling", SHUTDOWN_TIMEOUT)
                 self._api_task.cancel()
+        if self.change_feed is not None:
+            await self.change_feed.close()
         if self.services is not None:
             await engine_of(self.services).dispose()
         log.info("radius-contracts stopped")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -14,9 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import RunningDaemon, admin_sql, make_settings, start_daemon, stop_daemon
-from radius_contracts.daemon import BOOTSTRAP_TOKEN_FILE
-from radius_contracts.settings import SchedulerSettings, Settings
+from conftest import RunningDaemon, pg_cluster
 
 SHARED = {
     "stale-sessions": "every 60 s",
@@ -87,33 +82,14 @@ def test_jobs_need_a_token(daemon: RunningDaemon) -> None:
 @pytest.fixture
 def cluster(postgres_url: str, tmp_path: Path) -> Iterator[list[RunningDaemon]]:
     """Two daemons, node-1 and node-2, on a PostgreSQL database of their own."""
-    name = f"rc_cluster_{secrets.token_hex(4)}"
-    asyncio.run(admin_sql(postgres_url, f'CREATE DATABASE "{name}"'))
-    url = f"{postgres_url.rpartition('/')[0]}/{name}"
 
-    def settings(n: int) -> Settings:
-        state_dir = tmp_path / f"node-{n}"
-        named = {"scheduler": SchedulerSettings(node_name=f"node-{n}")}
-        return make_settings(state_dir, url).model_copy(update=named)
-
-    started: list[tuple[RunningDaemon, threading.Thread]] = []
-    try:
-        started.append(start_daemon(settings(1)))
-        first = started[0][0]
+    def first_turn(first: RunningDaemon) -> None:
         # contract-dates never ran on this database: node-1 runs it as it starts.
         api = first.client(first.readonly_token)
         wait_for(lambda: job(api, "contract-dates")["runs"] == 1)
-        second = settings(2)
-        # The database has its admin token already: the one node-1 wrote down.
-        second.state_dir.mkdir()
-        token = (first.settings.state_dir / BOOTSTRAP_TOKEN_FILE).read_text()
-        (second.state_dir / BOOTSTRAP_TOKEN_FILE).write_text(token)
-        started.append(start_daemon(second))
-        yield [running for running, _thread in started]
-    finally:
-        for running, thread in started:
-            stop_daemon(running, thread)
-        asyncio.run(admin_sql(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    with pg_cluster(postgres_url, tmp_path, 2, first_turn) as nodes:
+        yield nodes
 
 
 @pytest.mark.postgres
