@@ -1,4 +1,4 @@
-"""Command line: serve, migrate, check-config, token create|list|revoke."""
+"""Command line: serve, migrate, check-config, token create|list|revoke, import-freeradius."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from radius_contracts import __version__
@@ -14,11 +14,13 @@ from radius_contracts import logging as daemon_logging
 from radius_contracts.daemon import engine_of, load_catalog, open_services, serve
 from radius_contracts.domain import TokenRole
 from radius_contracts.errors import RadiusContractsError
-from radius_contracts.services.base import Actor
+from radius_contracts.services import import_freeradius as fr
+from radius_contracts.services.base import REDACTED, SECRET_KEYS, Actor
 from radius_contracts.services.registry import Services
 from radius_contracts.settings import Settings, load_settings
 
 CLI_ACTOR = Actor(name="cli", via="cli")
+IMPORT_ACTOR = Actor(name="import-freeradius", via="cli")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     token_commands.add_parser("list", parents=[config], help="list tokens (never the secrets)")
     revoke = token_commands.add_parser("revoke", parents=[config], help="revoke a token")
     revoke.add_argument("name")
+    importer = commands.add_parser(
+        "import-freeradius",
+        parents=[config],
+        help="create NAS and contracts from a FreeRADIUS rlm_sql database",
+    )
+    importer.add_argument(
+        "--url", required=True, help="SQLAlchemy URL: sqlite:///PATH or postgresql://..."
+    )
+    importer.add_argument(
+        "--dry-run", action="store_true", help="report what would be created; change nothing"
+    )
     return parser
 
 
@@ -88,6 +101,43 @@ def _token_command(args: argparse.Namespace) -> Callable[[Services], Awaitable[i
     return commands[args.token_command]
 
 
+def _shown(config: Mapping[str, object]) -> str:
+    """A contract's mapped fields for the report; secrets never reach a terminal or a log."""
+    return ", ".join(
+        f"{key} {REDACTED if key in SECRET_KEYS else value}" for key, value in config.items()
+    )
+
+
+def _import_command(args: argparse.Namespace) -> Callable[[Services], Awaitable[int]]:
+    async def run(services: Services) -> int:
+        plan = fr.plan_import(await fr.read_freeradius(args.url))
+        result = await fr.apply_plan(services, plan, IMPORT_ACTOR, dry_run=args.dry_run)
+        verb = "would create" if args.dry_run else "created"
+        for name in result.created_manufacturers:
+            print(f"{verb} manufacturer {name}")
+        for nas in result.created_nas:
+            print(
+                f"{verb} NAS {nas.name}: address {nas.address}, manufacturer {nas.manufacturer},"
+                f" secret {REDACTED}"
+            )
+        for contract in result.created_contracts:
+            print(
+                f"{verb} contract {contract.number} ({contract.status}): {_shown(contract.config)}"
+            )
+        for issue in result.issues:
+            print(f"cannot map: {issue}")
+        for issue in result.skipped:
+            print(f"skipped: {issue}")
+        print(
+            f"{'dry run: ' if args.dry_run else ''}{verb} {len(result.created_nas)} NAS and"
+            f" {len(result.created_contracts)} contracts; skipped {len(result.skipped)};"
+            f" {len(result.issues)} attributes not mapped"
+        )
+        return 0
+
+    return run
+
+
 def _check_config(settings: Settings) -> int:
     catalog = load_catalog(settings)
     print(f"config ok; {len(catalog)} attributes from {settings.radius.dictionary}")
@@ -121,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(settings)
         if args.command == "migrate":
             return asyncio.run(_with_services(settings, _migrate))
+        if args.command == "import-freeradius":
+            # A dry run changes nothing, not even the schema.
+            work = _import_command(args)
+            return asyncio.run(_with_services(settings, work, migrate=not args.dry_run))
         return asyncio.run(_with_services(settings, _token_command(args)))
     except RadiusContractsError as exc:
         print(f"radius-contracts: error: {exc.detail}", file=sys.stderr)
