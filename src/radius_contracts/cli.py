@@ -1,15 +1,17 @@
-"""Command line: serve, migrate, check-config, token create|list|revoke, import-freeradius."""
+"""Command line: serve, migrate, check-config, token create|list|revoke, import-freeradius,
+test-auth."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from radius_contracts import __version__
+from radius_contracts import __version__, testauth
 from radius_contracts import logging as daemon_logging
 from radius_contracts.daemon import engine_of, load_catalog, open_services, serve
 from radius_contracts.domain import TokenRole
@@ -21,6 +23,8 @@ from radius_contracts.settings import Settings, load_settings
 
 CLI_ACTOR = Actor(name="cli", via="cli")
 IMPORT_ACTOR = Actor(name="import-freeradius", via="cli")
+# test-auth takes its secret from here when --secret is not given: argv is visible in ps.
+TEST_SECRET_ENV = "RADIUS_CONTRACTS_TEST_SECRET"  # noqa: S105  (a variable name)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +65,43 @@ def _parser() -> argparse.ArgumentParser:
     importer.add_argument(
         "--dry-run", action="store_true", help="report what would be created; change nothing"
     )
+    _add_test_auth(commands, config)
     return parser
+
+
+def _add_test_auth(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], config: argparse.ArgumentParser
+) -> None:
+    test = commands.add_parser(
+        "test-auth",
+        parents=[config],
+        help="send an Access-Request like a NAS and print the reply (like radtest)",
+        description="Exit status: 0 Access-Accept, 1 Access-Reject or -Challenge, "
+        "2 no answer, a bad reply or a usage error.",
+    )
+    test.add_argument("user")
+    test.add_argument("password")
+    test.add_argument("--server", default="127.0.0.1", help="default: 127.0.0.1")
+    test.add_argument(
+        "--port", type=int, help="default: the config's [radius] auth_port, else 1812"
+    )
+    test.add_argument(
+        "--secret", help=f"the NAS's shared secret (default: ${TEST_SECRET_ENV}); never printed"
+    )
+    test.add_argument(
+        "--nas-ip", default="127.0.0.1", help="NAS-IP-Address to send (default: 127.0.0.1)"
+    )
+    test.add_argument(
+        "--source", help="local address to send from, e.g. the NAS's address (default: any)"
+    )
+    method = test.add_mutually_exclusive_group()
+    method.add_argument("--chap", action="store_true", help="CHAP instead of PAP")
+    method.add_argument("--mschapv2", action="store_true", help="MS-CHAPv2 instead of PAP")
+    test.add_argument("--calling-station-id", help="e.g. the subscriber's MAC address")
+    test.add_argument("--timeout", type=float, default=3.0, help="seconds per try (default: 3)")
+    test.add_argument(
+        "--retries", type=int, default=2, help="retransmits of the same packet (default: 2)"
+    )
 
 
 async def _with_services(
@@ -145,6 +185,45 @@ def _check_config(settings: Settings) -> int:
     return 0
 
 
+def _test_auth(args: argparse.Namespace, settings: Settings) -> int:
+    secret = args.secret if args.secret is not None else os.environ.get(TEST_SECRET_ENV)
+    if not secret:
+        print(
+            f"radius-contracts: error: test-auth needs --secret or ${TEST_SECRET_ENV}",
+            file=sys.stderr,
+        )
+        return testauth.EXIT_TROUBLE
+    if args.timeout <= 0 or args.retries < 0:
+        print("radius-contracts: error: --timeout must be > 0, --retries >= 0", file=sys.stderr)
+        return testauth.EXIT_TROUBLE
+    try:
+        testauth.nas_address_attribute(args.nas_ip)
+    except ValueError:
+        print(f"radius-contracts: error: --nas-ip {args.nas_ip!r} is no address", file=sys.stderr)
+        return testauth.EXIT_TROUBLE
+    options = testauth.Options(
+        user=args.user,
+        password=args.password,
+        secret=secret.encode(),
+        server=args.server,
+        # auth_port 0 (an ephemeral port, tests only) cannot be sent to.
+        port=args.port or settings.radius.auth_port or 1812,
+        method="chap" if args.chap else "mschapv2" if args.mschapv2 else "pap",
+        nas_ip=args.nas_ip,
+        source=args.source,
+        calling_station_id=args.calling_station_id,
+        timeout=args.timeout,
+        retries=args.retries,
+    )
+    catalog = load_catalog(settings)
+    try:
+        return testauth.run(options, catalog, functools.partial(print, flush=True))
+    except OSError as exc:
+        # e.g. an unknown host name, or a --source address this host does not have
+        print(f"radius-contracts: error: {exc.strerror or exc}", file=sys.stderr)
+        return testauth.EXIT_TROUBLE
+
+
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop when installed (DESIGN §1): its datagram transport costs a fraction of
     asyncio's per packet. RADIUS_CONTRACTS_LOOP=asyncio forces the standard loop."""
@@ -167,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
                 runner.run(serve(settings))
             return 0
+        if args.command == "test-auth":
+            return _test_auth(args, settings)
         if args.command == "check-config":
             return _check_config(settings)
         if args.command == "migrate":
