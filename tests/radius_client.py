@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from radius_contracts.aaa import mschap
+from radius_contracts import testauth
 from radius_contracts.radius import codec
 from radius_contracts.radius.dictionary import AttributeCatalog, encode_value
 from radius_contracts.settings import default_dictionary
@@ -126,17 +126,28 @@ class RadiusClient:
         chap: bool = False,
         message_authenticator: bool = True,
     ) -> bytes:
-        """An Access-Request packet with PAP (or CHAP) credentials and ``extra`` attributes."""
+        """An Access-Request packet with PAP (or CHAP) credentials and ``extra`` attributes.
+
+        CHAP here uses the Request Authenticator as its challenge (RFC 2865 §5.3, no
+        CHAP-Challenge), the form test-auth's builder does not send.
+        """
+        if password is None or not chap:
+            return testauth.access_request(
+                self.next_id(),
+                self.secret,
+                user,
+                password,
+                *extra,
+                message_authenticator=message_authenticator,
+            ).data
         authenticator = codec.new_authenticator()
-        body = [codec.attribute(codec.USER_NAME, user.encode())]
-        if password is not None and not chap:
-            hidden = codec.hide_user_password(password.encode(), self.secret, authenticator)
-            body.append(codec.attribute(codec.USER_PASSWORD, hidden))
-        elif password is not None:
-            ident = os.urandom(1)
-            response = hashlib.md5(ident + password.encode() + authenticator).digest()
-            body.append(codec.attribute(codec.CHAP_PASSWORD, ident + response))
-        body.extend(extra)
+        ident = os.urandom(1)
+        response = hashlib.md5(ident + password.encode() + authenticator).digest()
+        body = [
+            codec.attribute(codec.USER_NAME, user.encode()),
+            codec.attribute(codec.CHAP_PASSWORD, ident + response),
+            *extra,
+        ]
         return codec.encode_request(
             codec.Code.ACCESS_REQUEST,
             self.next_id(),
@@ -150,21 +161,10 @@ class RadiusClient:
         self, user: str, password: str, *extra: bytes
     ) -> tuple[bytes, bytes, bytes, bytes]:
         """(packet, authenticator challenge, peer challenge, NT-Response) for MS-CHAPv2."""
-        auth_challenge, peer_challenge = os.urandom(16), os.urandom(16)
-        name = user.rsplit("\\", 1)[-1].encode()
-        nt_response = mschap.generate_nt_response(auth_challenge, peer_challenge, name, password)
-        ident = os.urandom(1)
-        response = ident + b"\0" + peer_challenge + bytes(8) + nt_response
-        body = [
-            codec.attribute(codec.USER_NAME, user.encode()),
-            codec.vendor_attribute(codec.VENDOR_MICROSOFT, codec.MS_CHAP_CHALLENGE, auth_challenge),
-            codec.vendor_attribute(codec.VENDOR_MICROSOFT, codec.MS_CHAP2_RESPONSE, response),
-            *extra,
-        ]
-        packet = codec.encode_request(
-            codec.Code.ACCESS_REQUEST, self.next_id(), b"".join(body), self.secret
+        request = testauth.access_request(
+            self.next_id(), self.secret, user, password, *extra, method="mschapv2"
         )
-        return packet, auth_challenge, peer_challenge, nt_response
+        return request.data, request.auth_challenge, request.peer_challenge, request.nt_response
 
     def status_server(self) -> bytes:
         return codec.encode_request(codec.Code.STATUS_SERVER, self.next_id(), b"", self.secret)
