@@ -21,6 +21,8 @@ import httpx
 import pytest
 
 from radius_contracts.daemon import BOOTSTRAP_TOKEN_FILE, Daemon
+from radius_contracts.db import migrate
+from radius_contracts.db.engine import create_engine
 from radius_contracts.domain import TokenRole
 from radius_contracts.services.base import SYSTEM
 from radius_contracts.settings import SchedulerSettings, Settings, load_settings
@@ -160,6 +162,33 @@ def make_settings(state_dir: Path, database_url: str | None) -> Settings:
     if database_url:
         overrides["database"] = {"url": database_url}
     return load_settings(None, **overrides)
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def migrated_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, label: str
+) -> Iterator[str]:
+    """For a fixture parametrised "sqlite"/"postgres": the URL of a new, migrated database
+    (a PostgreSQL one is dropped afterwards). Use as ``yield from migrated_database(...)``."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp(label) / f'{label}.db'}"
+        asyncio.run(_migrate(url))
+        yield url
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"rc_{label}_{secrets.token_hex(4)}"
+    asyncio.run(admin_sql(server, f'CREATE DATABASE "{name}"'))
+    url = f"{server.rpartition('/')[0]}/{name}".replace("postgresql://", "postgresql+asyncpg://")
+    asyncio.run(_migrate(url))
+    yield url
+    asyncio.run(admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextmanager

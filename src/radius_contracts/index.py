@@ -232,10 +232,6 @@ class AuthIndex:
     def nas(self, nas_id: int) -> NasSnapshot | None:
         return self._nas.get(nas_id)
 
-    def layout(self, manufacturer_id: int, purpose: LayoutPurpose) -> LayoutSnapshot | None:
-        """The manufacturer's active layout for ``purpose``, else the any-manufacturer one."""
-        return resolve_layout(self._layouts, manufacturer_id, purpose)
-
     @property
     def layouts(self) -> Layouts:
         """Every active layout by (manufacturer id or None, purpose): replaced whole on reload,

@@ -49,6 +49,17 @@ def nas(nodes: list[RunningDaemon]) -> dict[str, object]:
     return created
 
 
+def _new_contract(api: httpx.Client, password: str) -> tuple[int, str]:
+    """A contract created through ``api``: (id, username)."""
+    user = f"cl-{secrets.token_hex(4)}"
+    body = {"number": f"CL-{secrets.token_hex(4)}",
+            "config": {"username": user, "password": password}}  # fmt: skip
+    created = api.post("/api/v1/contracts", json=body)
+    assert created.status_code == 201
+    contract_id: int = created.json()["id"]
+    return contract_id, user
+
+
 def _accepts(node: RunningDaemon, user: str, password: str) -> bool:
     assert node.daemon.auth_port is not None
     with RadiusClient(node.daemon.auth_port, SECRET, source="127.0.0.41", timeout=1.0) as radius:
@@ -71,12 +82,7 @@ def test_a_change_through_any_node_reaches_every_node(
     nodes: list[RunningDaemon], nas: dict[str, object]
 ) -> None:
     apis = [node.client(node.admin_token) for node in nodes]
-    user = f"cl-{secrets.token_hex(4)}"
-    body = {"number": f"CL-{secrets.token_hex(4)}",
-            "config": {"username": user, "password": "first-pw-1"}}  # fmt: skip
-    created = apis[1].post("/api/v1/contracts", json=body)
-    assert created.status_code == 201
-    contract_id = created.json()["id"]
+    contract_id, user = _new_contract(apis[1], "first-pw-1")
     delays: list[float] = []
     for node in nodes:
         delays.append(_seconds_until(lambda node=node: _accepts(node, user, "first-pw-1")))
@@ -98,15 +104,12 @@ def test_suspension_through_one_node_is_refused_by_the_others(
     nodes: list[RunningDaemon], nas: dict[str, object]
 ) -> None:
     apis = [node.client(node.admin_token) for node in nodes]
-    user = f"cs-{secrets.token_hex(4)}"
-    body = {"number": f"CS-{secrets.token_hex(4)}",
-            "config": {"username": user, "password": "susp-pw-1"}}  # fmt: skip
-    contract = apis[2].post("/api/v1/contracts", json=body).json()
+    contract_id, user = _new_contract(apis[2], "susp-pw-1")
     for node in nodes:
         _seconds_until(lambda node=node: _accepts(node, user, "susp-pw-1"))
     # The shipped MikroTik suspended layout lets suspended contracts in (at 256k); cancel
     # refuses them everywhere.
-    assert apis[0].post(f"/api/v1/contracts/{contract['id']}/cancel").status_code == 200
+    assert apis[0].post(f"/api/v1/contracts/{contract_id}/cancel").status_code == 200
     for node in nodes:
         assert _seconds_until(lambda node=node: not _accepts(node, user, "susp-pw-1")) < LIMIT
     assert httpx.get(f"{nodes[1].base_url}/readyz").status_code == 200
@@ -116,10 +119,7 @@ def test_a_node_that_lost_its_feed_reloads_and_follows_again(
     nodes: list[RunningDaemon], nas: dict[str, object], postgres_url: str
 ) -> None:
     apis = [node.client(node.admin_token) for node in nodes]
-    user = f"cr-{secrets.token_hex(4)}"
-    body = {"number": f"CR-{secrets.token_hex(4)}",
-            "config": {"username": user, "password": "before-pw-1"}}  # fmt: skip
-    contract = apis[0].post("/api/v1/contracts", json=body).json()
+    contract_id, user = _new_contract(apis[0], "before-pw-1")
     _seconds_until(lambda: _accepts(nodes[1], user, "before-pw-1"))
     feed = nodes[1].daemon.change_feed
     assert feed is not None
@@ -134,10 +134,10 @@ def test_a_node_that_lost_its_feed_reloads_and_follows_again(
         )
     )
     change = {"config": {"password": "after-pw-2"}}
-    assert apis[0].patch(f"/api/v1/contracts/{contract['id']}", json=change).status_code == 200
+    assert apis[0].patch(f"/api/v1/contracts/{contract_id}", json=change).status_code == 200
     _seconds_until(lambda: _accepts(nodes[1], user, "after-pw-2"))
     _seconds_until(lambda: feed.reloads > reloads)
     # And it listens again: the next change arrives by notification.
     change = {"config": {"password": "later-pw-3"}}
-    assert apis[2].patch(f"/api/v1/contracts/{contract['id']}", json=change).status_code == 200
+    assert apis[2].patch(f"/api/v1/contracts/{contract_id}", json=change).status_code == 200
     assert _seconds_until(lambda: _accepts(nodes[1], user, "later-pw-3")) < LIMIT

@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from conftest import (
     stop_daemon,
 )
 from radius_client import RadiusClient, attr
+from radius_contracts.contract_dates import ContractDates
 from radius_contracts.radius import codec
 from radius_contracts.radius.dictionary import AttributeCatalog
 
@@ -435,8 +437,6 @@ def test_silent_nas_times_out_after_the_api_answered_then_falls_back(
 
 
 def _when(text: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
@@ -642,10 +642,6 @@ def test_bulk_suspend_changes_many_and_sends_their_coa(
 def test_contract_dates_job_disconnects_contracts_that_ended(
     coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
 ) -> None:
-    from datetime import date, timedelta
-
-    from radius_contracts.contract_dates import ContractDates
-
     today = date.today()
     ending = go_online(coa_daemon, admin, mikrotik)
     extended = go_online(coa_daemon, admin, mikrotik)

@@ -19,11 +19,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conftest import Factory, RunningDaemon, admin_sql
+from conftest import Factory, RunningDaemon, migrated_database
 from radius_contracts.aaa import pools
 from radius_contracts.aaa.handler import Leases
 from radius_contracts.aaa.pools import Leaser, PoolExhausted, bind, release
-from radius_contracts.db import migrate
 from radius_contracts.db.engine import create_engine, session_factory
 from radius_contracts.db.models import Contract, Lease, Pool
 from radius_contracts.domain import PoolSnapshot
@@ -34,36 +33,13 @@ from radius_contracts.store.leases import LEASES
 Sessions = async_sessionmaker[AsyncSession]
 
 
-def _async_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+asyncpg://", 1)
-
-
-async def _migrate(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('leases') / 'leases.db'}"
-        asyncio.run(_migrate(url))
-        yield url
-        return
-    server: str = request.getfixturevalue("postgres_url")
-    name = f"rc_leases_{secrets.token_hex(4)}"
-    asyncio.run(admin_sql(server, f'CREATE DATABASE "{name}"'))
-    url = _async_url(f"{server.rpartition('/')[0]}/{name}")
-    asyncio.run(_migrate(url))
-    yield url
-    asyncio.run(admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from migrated_database(request, tmp_path_factory, "leases")
 
 
 @pytest.fixture

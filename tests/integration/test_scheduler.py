@@ -18,8 +18,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from conftest import admin_sql
-from radius_contracts.db import migrate
+from conftest import migrated_database
 from radius_contracts.db.engine import create_engine, session_factory
 from radius_contracts.db.models import JobState
 from radius_contracts.errors import NotFound
@@ -30,32 +29,13 @@ Sessions = async_sessionmaker[AsyncSession]
 HOUR = 3600.0
 
 
-async def _migrate(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        await migrate.upgrade(engine)
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('jobs') / 'jobs.db'}"
-        asyncio.run(_migrate(url))
-        yield url
-        return
-    server: str = request.getfixturevalue("postgres_url")
-    name = f"rc_jobs_{secrets.token_hex(4)}"
-    asyncio.run(admin_sql(server, f'CREATE DATABASE "{name}"'))
-    url = f"{server.rpartition('/')[0]}/{name}".replace("postgresql://", "postgresql+asyncpg://")
-    asyncio.run(_migrate(url))
-    yield url
-    asyncio.run(admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    yield from migrated_database(request, tmp_path_factory, "jobs")
 
 
 @pytest.fixture

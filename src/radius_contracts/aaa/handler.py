@@ -324,9 +324,14 @@ class AccessHandler:
             raise
         return self._accept(contract, nas, purpose, layout, method, mschap, b"".join(encoded))
 
-    def _layout(self, nas: NasSnapshot, purpose: LayoutPurpose) -> LayoutSnapshot | Refusal | None:
-        """The layout ``nas`` uses for ``purpose``; a suspended contract needs one to connect."""
-        layout = self.index.layout(nas.manufacturer_id, purpose)
+    def _layout(
+        self, nas: NasSnapshot, purpose: LayoutPurpose, layouts: Layouts | None = None
+    ) -> LayoutSnapshot | Refusal | None:
+        """The layout ``nas`` uses for ``purpose`` (among ``layouts``, else the index's); a
+        suspended contract needs one to connect."""
+        layout = resolve_layout(
+            self.index.layouts if layouts is None else layouts, nas.manufacturer_id, purpose
+        )
         if purpose is LayoutPurpose.SUSPENDED and layout is None:
             return Refusal("contract is suspended")
         return layout
@@ -509,12 +514,7 @@ class AccessHandler:
         purpose = purpose_of(contract, self._current_date())
         if isinstance(purpose, Refusal):
             return purpose
-        if layouts is None:
-            layout = self._layout(nas, purpose)
-        else:
-            layout = resolve_layout(layouts, nas.manufacturer_id, purpose)
-            if layout is None and purpose is LayoutPurpose.SUSPENDED:
-                layout = Refusal("contract is suspended")
+        layout = self._layout(nas, purpose, layouts)
         if isinstance(layout, Refusal):
             return layout
         if layouts is None:

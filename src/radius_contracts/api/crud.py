@@ -17,8 +17,19 @@ from radius_contracts.api.deps import ActorDep, CallerDep, ServicesDep
 from radius_contracts.api.schemas.common import MAX_INT32, Page, Patch
 from radius_contracts.services.base import CrudService
 from radius_contracts.services.registry import Services
+from radius_contracts.store.common import Page as StorePage
 
 RowId = Annotated[int, Path(ge=1, le=MAX_INT32, description="The object's id.")]
+
+
+def page_of(page: StorePage[Any], present: Callable[[Any], Any]) -> dict[str, Any]:
+    """A store page as the API's ``{items, total, limit, offset}`` body."""
+    return {
+        "items": [present(row) for row in page.items],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+    }
 
 
 def list_route(
@@ -43,12 +54,7 @@ def list_route(
         order = values.pop("sort", default_sort)
         limit, offset = values.pop("limit"), values.pop("offset")
         result = await service(services).page(values, sort=order, limit=limit, offset=offset)
-        return {
-            "items": [present(row) for row in result.items],
-            "total": result.total,
-            "limit": result.limit,
-            "offset": result.offset,
-        }
+        return page_of(result, present)
 
     router.add_api_route(
         "", list_items, methods=["GET"], response_model=Page[public], summary=f"List {label}s"

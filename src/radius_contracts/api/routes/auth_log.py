@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from radius_contracts.api.crud import RowId
+from radius_contracts.api.crud import RowId, page_of
 from radius_contracts.api.deps import CallerDep, ServicesDep
 from radius_contracts.api.schemas.common import MAX_INT32, Input, Output, Page
 
@@ -60,9 +60,4 @@ async def auth_log(
     page = await services.auth_log.page_for_contract(
         item_id, result=query.result, limit=query.limit, offset=query.offset
     )
-    return {
-        "items": [AuthLogEntryPublic.model_validate(row) for row in page.items],
-        "total": page.total,
-        "limit": page.limit,
-        "offset": page.offset,
-    }
+    return page_of(page, AuthLogEntryPublic.model_validate)

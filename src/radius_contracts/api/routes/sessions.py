@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from radius_contracts.api.crud import RowId
+from radius_contracts.api.crud import RowId, page_of
 from radius_contracts.api.deps import ActorDep, CallerDep, ServicesDep
 from radius_contracts.api.schemas.coa import (
     CoaLogPublic,
@@ -40,12 +40,7 @@ async def list_sessions(
     uploaded. Sessions are recorded as soon as the NAS's Accounting-Request is acknowledged.
     """
     page = await services.sessions.page(**query.model_dump(exclude_none=True))
-    return {
-        "items": [SessionPublic.of(row) for row in page.items],
-        "total": page.total,
-        "limit": page.limit,
-        "offset": page.offset,
-    }
+    return page_of(page, SessionPublic.of)
 
 
 @router.get("/{session_id}", response_model=SessionPublic, summary="Get an accounting session")
@@ -71,12 +66,7 @@ async def session_coa_log(
     entry appears once the request is answered or has timed out (after the `[coa]` timeout and
     its backed-off retries: 7 s with the defaults)."""
     page = await services.sessions.coa_log(session_id, limit=limit, offset=offset)
-    return {
-        "items": [CoaLogPublic.of(row) for row in page.items],
-        "total": page.total,
-        "limit": page.limit,
-        "offset": page.offset,
-    }
+    return page_of(page, CoaLogPublic.of)
 
 
 @router.post(
