@@ -240,11 +240,14 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(getattr(args, "config", None))
+        config_file = getattr(args, "config", None)
+        settings = load_settings(config_file)
         daemon_logging.configure(settings.logging)
         if args.command == "serve":
+            # SIGHUP reads the same file (or $RADIUS_CONTRACTS_CONFIG) and environment again.
+            reread = functools.partial(load_settings, config_file)
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-                runner.run(serve(settings))
+                runner.run(serve(settings, reread))
             return 0
         if args.command == "test-auth":
             return _test_auth(args, settings)

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Coroutine, Iterator
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from radius_contracts import logging as daemon_logging
 from radius_contracts import sdnotify
 from radius_contracts.aaa.accounting import (
     BATCH_BUCKETS,
@@ -43,13 +46,14 @@ from radius_contracts.db import migrate
 from radius_contracts.db.engine import create_engine, is_sqlite, session_factory, sqlite_path
 from radius_contracts.domain import CoaRecord, TokenRole
 from radius_contracts.errors import RadiusContractsError
-from radius_contracts.index import AuthIndex
+from radius_contracts.index import AuthIndex, Catalogue
 from radius_contracts.jobs import Scheduler, SessionJobs, node_name
 from radius_contracts.radius.coa import CoaSender
 from radius_contracts.radius.dedup import ReplyCache
 from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.radius.listen import open_listeners
 from radius_contracts.radius.protocol import ListenerOptions, Port, RadiusProtocol, Stats
+from radius_contracts.reload import RUNTIME_KEYS, changed_keys, merge
 from radius_contracts.services.base import SYSTEM, ServiceContext
 from radius_contracts.services.defaults import seed_defaults
 from radius_contracts.services.registry import Services
@@ -60,7 +64,11 @@ log = logging.getLogger("radius_contracts.daemon")
 
 BOOTSTRAP_TOKEN_NAME = "admin"  # noqa: S105  (names, not secrets)
 BOOTSTRAP_TOKEN_FILE = "admin-token"  # noqa: S105
-SHUTDOWN_TIMEOUT = 10.0
+SHUTDOWN_BUDGET = 20.0
+"""Seconds SIGTERM may take in all, every phase included. Below the unit's TimeoutStopSec=30,
+so systemd never has to SIGKILL a daemon that is finishing its accounting commits."""
+RELOAD_DATABASE_TIMEOUT = 10.0
+"""Seconds a reload waits for the database to read NAS, layouts and pools; then it fails."""
 
 
 def load_catalog(settings: Settings) -> AttributeCatalog:
@@ -141,8 +149,19 @@ class _EmbeddedServer(uvicorn.Server):
 class Daemon:
     """The running process: start(), then wait for stop() or a signal."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, reread: Callable[[], Settings] | None = None) -> None:
+        """``reread`` builds the settings afresh for SIGHUP (the CLI re-reads its config file
+        and the environment); without it a reload keeps ``settings``."""
         self.settings = settings
+        self._reread = reread or (lambda: self.settings)
+        self._reloading: asyncio.Task[None] | None = None
+        self._reload_again = False
+        # For /metrics: reloads that were applied, reloads that kept the old set, and when
+        # the last one was applied (Unix time).
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+        self.last_reload_at: float | None = None
+        self._accounting_task: asyncio.Task[None] | None = None
         self.services: Services | None = None
         self.api_port: int | None = None
         self._api: _EmbeddedServer | None = None
@@ -305,7 +324,7 @@ class Daemon:
             max_pending=settings.max_pending,
             max_batch=settings.max_batch,
         )
-        self._spawn(self.accounting.run(), "accounting")
+        self._accounting_task = self._spawn(self.accounting.run(), "accounting")
         self.accounting_handler = AccountingHandler(self.index, self.accounting)
         jobs = self.session_jobs = SessionJobs(sessions, self.index, self.sessions, settings)
         count = await jobs.reload_view()
@@ -392,10 +411,11 @@ class Daemon:
         if self.contract_dates is not None:
             self.contract_dates.disconnect = self.live.disconnect_contracts
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     @property
     def radius_sockets(self) -> list[tuple[str, str, int]]:
@@ -518,22 +538,125 @@ class Daemon:
         await self._stop.wait()
         await self.shutdown()
 
+    # -- SIGHUP: reload -----------------------------------------------------------------------
+
     def reload(self) -> None:
-        """SIGHUP: reload the dictionaries; a broken file keeps the loaded set and says why."""
-        if self.services is None:
+        """SIGHUP: re-read config and dictionaries, rebuild NAS, layouts and pools, swap them in.
+
+        One reload runs at a time; a SIGHUP during a reload queues exactly one more, which
+        then sees every file as it is by then.
+        """
+        if self.services is None or self.index is None or self._stop.is_set():
             return
+        self._reload_again = True
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.get_running_loop().create_task(
+                self._reload_while_asked(), name="reload"
+            )
+
+    async def _reload_while_asked(self) -> None:
+        while self._reload_again and not self._stop.is_set():
+            self._reload_again = False
+            # Type=notify-reload (systemd ≥ 253) wants the monotonic time with RELOADING=1.
+            usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            sdnotify.notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
+            try:
+                await self._reload_once()
+            finally:
+                # Sent after a failed reload too: the old set is still serving.
+                sdnotify.notify("READY=1")
+
+    async def _reload_once(self) -> None:
         try:
-            catalog = load_catalog(self.settings)
-        except RadiusContractsError as exc:
-            log.error("reload failed, keeping the loaded dictionaries: %s", exc.detail)
+            staged = await self._stage()
+        except _ReloadFailed as exc:
+            self.reloads_failed += 1
+            log.error("reload failed, keeping the running configuration: %s", exc)
             return
-        self.services.context.catalog = catalog
-        log.info("reloaded %d dictionary attributes", len(catalog))
-        # New dictionary attributes join the catalogue table in the background.
-        self._spawn(self._sync_attributes(catalog), "sync-attributes")
-        if self.index is not None:
-            # Rebuild the NAS table, layouts and pools too (another node may have changed them).
-            self._spawn(self.index.changed("nas", 0), "reload-index")
+        changed = self._apply(staged)
+        self.reloads_ok += 1
+        self.last_reload_at = time.time()
+        catalogue = staged.catalogue
+        log.info(
+            "reloaded: %d dictionary attributes, %d NAS, %d layouts, %d pools; settings "
+            "changed: %s",
+            len(staged.catalog),
+            len(catalogue.nas),
+            len(catalogue.layouts),
+            len(catalogue.pools),
+            ", ".join(changed) or "none",
+        )
+        # New dictionary attributes join the catalogue table, for layouts saved from now on.
+        await self._sync_attributes(staged.catalog)
+
+    async def _stage(self) -> _Staged:
+        """Everything a reload swaps in, built aside; raises _ReloadFailed saying what is wrong."""
+        assert self.index is not None
+        try:
+            settings = self._reread()
+        except RadiusContractsError as exc:
+            raise _ReloadFailed(exc.detail) from None
+        except OSError as exc:
+            raise _ReloadFailed(f"config file {exc.filename}: {exc.strerror}") from None
+        try:
+            # Off the event loop: a large dictionary set takes a while to parse.
+            catalog = await asyncio.to_thread(load_catalog, merge(self.settings, settings))
+        except RadiusContractsError as exc:
+            raise _ReloadFailed(exc.detail) from None
+        except OSError as exc:
+            raise _ReloadFailed(f"dictionary {exc.filename}: {exc.strerror}") from None
+        try:
+            catalogue = await asyncio.wait_for(self.index.read_catalogue(), RELOAD_DATABASE_TIMEOUT)
+        except TimeoutError:
+            raise _ReloadFailed(
+                f"database: no answer within {RELOAD_DATABASE_TIMEOUT:g}s reading NAS, "
+                "layouts and pools"
+            ) from None
+        except Exception as exc:
+            raise _ReloadFailed(f"database: {_first_line(exc)}") from None
+        return _Staged(settings, catalog, catalogue)
+
+    def _apply(self, staged: _Staged) -> list[str]:
+        """Swap the staged set in. Synchronous: no packet is handled half way through it."""
+        assert self.services is not None and self.index is not None
+        old, new = self.settings, staged.settings
+        changed = changed_keys(old, new)
+        settings = self.settings = merge(old, new)
+        self.services.context.catalog = staged.catalog
+        self.index.install_catalogue(staged.catalogue)
+        radius = settings.radius
+        if self.handler is not None:
+            self.handler.configure(
+                interim_interval=settings.accounting.interim_interval,
+                reply_message=radius.reply_message,
+            )
+        for _transport, protocol in self._listeners:
+            protocol.options = dataclasses.replace(
+                protocol.options,
+                reject_delay=radius.reject_delay,
+                duplicate_window=radius.duplicate_window,
+                max_delayed_rejects=radius.max_delayed_rejects,
+            )
+        for replies in self._reply_caches:
+            replies.window = radius.duplicate_window  # from its next rotation on
+        if self.coa_sender is not None:
+            coa = settings.coa
+            self.coa_sender.configure(timeout=coa.timeout, tries=coa.tries, backoff=coa.backoff)
+        if self.auth_log is not None:
+            auth_log = settings.auth_log
+            self.auth_log.retention_days = auth_log.retention_days
+            self.auth_log.max_rows = auth_log.max_rows
+            self.auth_log.flush_interval = auth_log.flush_interval
+            self.auth_log.max_pending = auth_log.max_pending
+        if settings.logging != old.logging:
+            daemon_logging.configure(settings.logging)
+        restart = [key for key in changed if key not in RUNTIME_KEYS]
+        if restart:
+            log.warning(
+                "reload: %s changed but take effect only at a restart; keeping the running values",
+                ", ".join(restart),
+            )
+        return [key for key in changed if key in RUNTIME_KEYS]
 
     async def _sync_attributes(self, catalog: AttributeCatalog) -> None:
         assert self.services is not None
@@ -542,55 +665,108 @@ class Daemon:
         except RadiusContractsError as exc:
             log.error("could not add new dictionary attributes to the catalogue: %s", exc.detail)
             return
+        except Exception as exc:
+            log.error("could not add new dictionary attributes to the catalogue: %s",
+                      _first_line(exc))  # fmt: skip
+            return
         if added:
             log.info("added %d dictionary attributes to the catalogue", added)
 
+    # -- SIGTERM: stop ------------------------------------------------------------------------
+
     async def shutdown(self) -> None:
-        """Stop in a fixed order: RADIUS listeners, API (drains in-flight requests), auth log,
-        then the database."""
+        """Stop taking work, finish what was taken, then close; within SHUTDOWN_BUDGET in all.
+
+        Accounting-Requests already queued are committed and answered while the sockets are
+        still open; what cannot be committed in time stays unanswered (never acknowledged),
+        and the NAS sends it to its other server.
+        """
         sdnotify.notify("STOPPING=1")
-        await self.scheduler.shutdown(SHUTDOWN_TIMEOUT)
+        deadline = time.monotonic() + SHUTDOWN_BUDGET
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        if self._reloading is not None and not self._reloading.done():
+            self._reloading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloading
+        # 1. No new work: RADIUS drops new datagrams (the sockets stay open for the replies
+        # still owed), the API closes its listening socket, the scheduler fires no more jobs.
+        for _transport, protocol in self._listeners:
+            protocol.stop_accepting()
+        if self._api is not None:
+            self._api.should_exit = True
+        await self.scheduler.shutdown(left())
+        if self._api is not None and self._api_task is not None:
+            # In-flight API requests finish; their CoA go to the live-session machinery below.
+            await self._bounded(self._api_task, left(), "management API")
+        # 2. Finish what was taken.
         if self.accounting is not None:
-            # Commit and answer what is queued while the sockets are still open; new
-            # Accounting-Requests are refused meanwhile (the NAS retransmits elsewhere).
-            await self.accounting.close(SHUTDOWN_TIMEOUT)
-        if self.accounting_store is not None:
-            await asyncio.to_thread(self.accounting_store.close)
-        if self.live is not None:
-            # Requests in flight get their answer (or time out) and are logged.
-            await self.live.close(SHUTDOWN_TIMEOUT)
-        if self.coa_sender is not None:
-            self.coa_sender.close()
-        if self.coa_log is not None:
-            await self.coa_log.close()
+            await self.accounting.close(left())
+            if self._accounting_task is not None:
+                # A batch in the middle of its commit is let finish and answered.
+                await asyncio.wait({self._accounting_task}, timeout=left())
         for _transport, protocol in self._listeners:
             # Accepts waiting on a pool lease are answered while the sockets are still open.
-            await protocol.drain(SHUTDOWN_TIMEOUT)
+            await protocol.drain(left())
+        if self.live is not None:
+            # CoA and Disconnect-Requests in flight get their answer or time out, and are logged.
+            await self.live.close(left())
+        # 3. Close.
+        if self.coa_sender is not None:
+            self.coa_sender.close()
         for transport, _protocol in self._listeners:
             transport.close()
         self._listeners.clear()
         for replies in self._reply_caches:
             replies.stop()
-        if self.auth_log is not None:
-            await self.auth_log.close()
+        if self.accounting_store is not None:
+            # The writer's own connection: its thread finishes a commit in progress first.
+            await asyncio.to_thread(self.accounting_store.close)
+        for batch_log in (self.coa_log, self.auth_log):
+            if batch_log is not None:
+                await self._bounded(batch_log.close(), left(), "log writer")
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=SHUTDOWN_TIMEOUT)
-        if self._api is not None and self._api_task is not None:
-            self._api.should_exit = True
-            try:
-                await asyncio.wait_for(self._api_task, SHUTDOWN_TIMEOUT)
-            except TimeoutError:
-                log.warning("API did not stop within %ss; cancelling", SHUTDOWN_TIMEOUT)
-                self._api_task.cancel()
+            _done, pending = await asyncio.wait(self._tasks, timeout=left())
+            for task in pending:
+                task.cancel()
         if self.change_feed is not None:
             await self.change_feed.close()
         if self.services is not None:
             await engine_of(self.services).dispose()
         log.info("radius-contracts stopped")
 
+    @staticmethod
+    async def _bounded(work: Awaitable[None], grace: float, what: str) -> None:
+        """Await ``work`` for at most ``grace`` seconds, then cancel it and say so."""
+        try:
+            await asyncio.wait_for(work, max(grace, 0.01))
+        except TimeoutError:
+            log.warning("%s did not stop within the shutdown budget; cancelled", what)
 
-async def serve(settings: Settings) -> None:
-    daemon = Daemon(settings)
+
+class _ReloadFailed(Exception):
+    """A reload that keeps the running set; the message says which file or key, and why."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Staged:
+    settings: Settings
+    catalog: AttributeCatalog
+    catalogue: Catalogue
+
+
+def _first_line(exc: BaseException) -> str:
+    # SQLAlchemy errors carry the statement after the first line; the driver's own error
+    # (e.g. "connection refused") is what an operator needs.
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {lines[0]}" if lines else type(orig).__name__
+
+
+async def serve(settings: Settings, reread: Callable[[], Settings] | None = None) -> None:
+    daemon = Daemon(settings, reread)
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):

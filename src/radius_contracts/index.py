@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -200,6 +201,29 @@ def _pool_lengths(pools: Iterable[PoolSnapshot]) -> set[int]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    """The small tables, read together: active NAS (and their client table), layouts, pools."""
+
+    nas: Mapping[int, NasSnapshot]
+    clients: ClientTable
+    layouts: Layouts
+    pools: Mapping[str, PoolSnapshot]
+
+
+async def read_catalogue(session: AsyncSession) -> Catalogue:
+    nas = {row.id: row for row in await authz.nas(session)}
+    layouts = {(row.manufacturer_id, row.purpose): row for row in await authz.layouts(session)}
+    pools = {row.name: row for row in await authz.pools(session)}
+    clients = ClientTable(
+        (row.address, NasClient(row.id, row.secret.encode(), row.require_message_authenticator))
+        for row in nas.values()
+    )
+    return Catalogue(
+        MappingProxyType(nas), clients, MappingProxyType(layouts), MappingProxyType(pools)
+    )
+
+
 class AuthIndex:
     """Contracts by username and MAC, active NAS, layouts and pools, all in memory."""
 
@@ -303,21 +327,21 @@ class AuthIndex:
                 await self._load_catalogue(session)
 
     async def _load_catalogue(self, session: AsyncSession) -> None:
-        nas = {row.id: row for row in await authz.nas(session)}
-        layouts = {(row.manufacturer_id, row.purpose): row for row in await authz.layouts(session)}
-        pools = {row.name: row for row in await authz.pools(session)}
-        clients = ClientTable(
-            (
-                row.address,
-                NasClient(row.id, row.secret.encode(), row.require_message_authenticator),
-            )
-            for row in nas.values()
-        )
-        self._nas = MappingProxyType(nas)
-        self._layouts = MappingProxyType(layouts)
-        self._pools = MappingProxyType(pools)
-        self._fixed.watch(_pool_lengths(pools.values()))
-        self.clients = clients
+        self.install_catalogue(await read_catalogue(session))
+
+    async def read_catalogue(self) -> Catalogue:
+        """NAS, layouts and pools as the database has them now, not installed (a reload builds
+        them aside, then swaps them in with :meth:`install_catalogue`)."""
+        async with self._sessions() as session:
+            return await read_catalogue(session)
+
+    def install_catalogue(self, catalogue: Catalogue) -> None:
+        """Replace NAS, client table, layouts and pools; synchronous, so no packet sees a mix."""
+        self._nas = catalogue.nas
+        self._layouts = catalogue.layouts
+        self._pools = catalogue.pools
+        self._fixed.watch(_pool_lengths(catalogue.pools.values()))
+        self.clients = catalogue.clients
         self.catalogue_version += 1
 
     def _put_contract(self, contract_id: int, snapshot: ContractSnapshot | None) -> None:

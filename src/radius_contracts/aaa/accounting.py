@@ -199,12 +199,30 @@ class AccountingWriter:
                 log.exception("updating the session view after an accounting commit failed")
         return True
 
-    async def close(self, grace: float = 10.0) -> None:
-        """Stop taking records; write what is queued, for at most ``grace`` seconds."""
+    async def close(self, grace: float = 10.0) -> bool:
+        """Stop taking records; write what is queued, for at most ``grace`` seconds.
+
+        Returns whether everything queued was written. Records still queued when ``grace``
+        runs out are given up, unanswered (RFC 2866 §2: no response unless recorded), so the
+        NAS sends them to its other server; a batch in the middle of its commit still finishes.
+        """
         self._closing = True
         self._wakeup.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._finished.wait(), grace)
+        if self._finished.is_set():
+            return True
+        abandoned = len(self._queue)
+        while self._queue:
+            _record, done = self._queue.popleft()
+            done(False)
+        self.failed += abandoned
+        if abandoned:
+            log.warning(
+                "stopping: %d Accounting-Requests not committed in time, left unanswered",
+                abandoned,
+            )
+        return False
 
 
 class AccountingStore:

@@ -146,6 +146,12 @@ class AccessHandler:
             tuple[ContractSnapshot, int, AttributeCatalog, Reply],
         ] = {}
 
+    def configure(self, *, interim_interval: int, reply_message: bool) -> None:
+        """New settings from a reload; replies rendered with the old ones are dropped."""
+        self._interim_interval = interim_interval
+        self._reply_message = reply_message
+        self._replies.clear()
+
     # -- the hot path -------------------------------------------------------------------------
 
     def handle_access(self, request: AccessRequest) -> AuthDecision | Awaitable[AuthDecision]:

@@ -79,6 +79,12 @@ class CoaSender:
         self._per_nas: dict[Destination, asyncio.Semaphore] = {}
         self.ignored = 0  # replies that matched nothing or failed their authenticator
 
+    def configure(self, *, timeout: float, tries: int, backoff: float) -> None:
+        """New settings from a reload: they apply to the next wait, even of requests in flight."""
+        if tries < 1 or timeout <= 0:
+            raise ValueError("tries must be at least 1 and timeout positive")
+        self._timeout, self._tries, self._backoff = timeout, tries, backoff
+
     async def _transport(self, family: int) -> asyncio.DatagramTransport:
         transport = self._transports.get(family)
         if transport is None:

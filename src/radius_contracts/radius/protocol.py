@@ -148,11 +148,25 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self._warn = RateLimitedLog(log)
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._accepting = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's selector datagram transport does not inherit DatagramTransport.
         self.transport = cast(asyncio.DatagramTransport, transport)
         self._loop = asyncio.get_running_loop()
+
+    @property
+    def options(self) -> ListenerOptions:
+        return self._options
+
+    @options.setter
+    def options(self, options: ListenerOptions) -> None:
+        # One frozen object replaced whole (a reload): a packet reads either set, never a mix.
+        self._options = options
+
+    def stop_accepting(self) -> None:
+        """Shutdown: drop new datagrams; replies to requests taken already still go out."""
+        self._accepting = False
 
     async def drain(self, grace: float) -> None:
         """Let Access-Requests waiting on the database finish (bounded by ``grace``)."""
@@ -174,6 +188,11 @@ class RadiusProtocol(asyncio.DatagramProtocol):
     def _received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         stats = self.stats
         stats.add("received")
+        if not self._accepting:
+            # Stopping: the NAS retransmits to its other server; anything taken now might be
+            # left half done when the process exits.
+            stats.add("drop_stopping")
+            return
         source = str(addr[0])
         client = self._clients().lookup(source)
         if client is None:
@@ -206,8 +225,11 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         )  # fmt: skip
 
     def _send(self, reply: bytes, addr: tuple[str | object, ...]) -> None:
-        if self.transport is not None:
-            self.transport.sendto(reply, addr)
+        transport = self.transport
+        # A reply finished after the socket was closed at shutdown (e.g. a late accounting
+        # commit) cannot go out; sendto on a closing transport would only log noise.
+        if transport is not None and not transport.is_closing():
+            transport.sendto(reply, addr)
 
     # -- Status-Server (RFC 5997) -------------------------------------------------------------
 
