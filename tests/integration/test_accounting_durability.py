@@ -94,14 +94,16 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 class Served:
     """`radius-contracts serve` as a child process."""
 
-    def __init__(self, config: Path, api_port: int) -> None:
+    def __init__(self, config: Path, api_port: int, log: Path | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RADIUS_CONTRACTS_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "radius_contracts", "serve", "--config", str(config)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.log = log
+        with log.open("a") if log else open(os.devnull, "w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "radius_contracts", "serve", "--config", str(config)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         self.base_url = f"http://127.0.0.1:{api_port}"
         deadline = time.monotonic() + 60
         while True:

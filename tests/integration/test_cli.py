@@ -116,6 +116,10 @@ def test_serve_answers_reloads_and_stops_on_sigterm(config: Path, tmp_path: Path
                 assert time.monotonic() < deadline and process.poll() is None, log.read_text()
                 time.sleep(0.1)
             assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+            # systemd's reload protocol: RELOADING=1 with the monotonic clock, then READY=1.
+            reloading = notify.recv(1024).split(b"\n")
+            assert reloading[0] == b"RELOADING=1" and reloading[1].startswith(b"MONOTONIC_USEC=")
+            assert notify.recv(1024) == b"READY=1"
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=20) == 0
             assert notify.recv(1024) == b"STOPPING=1"
