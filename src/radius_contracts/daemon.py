@@ -712,7 +712,8 @@ class Daemon:
             await protocol.drain(left())
         if self.live is not None:
             # CoA and Disconnect-Requests in flight get their answer or time out, and are logged.
-            await self.live.close(left())
+            # (A moment at least, so an idle dispatcher is not reported as cut off.)
+            await self.live.close(max(left(), 0.05))
         # 3. Close.
         if self.coa_sender is not None:
             self.coa_sender.close()

@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import signal
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,87 @@ def _online_session(api: httpx.Client, acct_port: int, address: str, coa_port: i
     sessions = api.get("/api/v1/sessions", params={"online": True}).json()["items"]
     [session] = [s for s in sessions if s["acct_session_id"] == "SLOW-1"]
     return int(session["id"])
+
+
+class DatabaseLock:
+    """Another client holding the sessions table locked, so no accounting commit can finish."""
+
+    def __init__(self, url: str | None, state: Path) -> None:
+        self._url, self._state = url, state
+        self._release = threading.Event()
+        self._held = threading.Event()
+        self._thread = threading.Thread(target=self._hold, daemon=True)
+
+    def __enter__(self) -> DatabaseLock:
+        self._thread.start()
+        assert self._held.wait(10), "could not take the lock"
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._release.set()
+        self._thread.join(10)
+
+    def _hold(self) -> None:
+        if self._url is None:
+            db = sqlite3.connect(self._state / "radius-contracts.db", isolation_level=None)
+            db.execute("BEGIN EXCLUSIVE")
+            self._held.set()
+            self._release.wait(120)
+            db.execute("ROLLBACK")
+            db.close()
+            return
+        asyncio.run(self._hold_pg(self._url))
+
+    async def _hold_pg(self, url: str) -> None:
+        connection = await asyncpg.connect(url)
+        try:
+            async with connection.transaction():
+                await connection.execute("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+                self._held.set()
+                await asyncio.to_thread(self._release.wait, 120)
+        finally:
+            await connection.close()
+
+
+def test_sigterm_with_a_backlog_that_cannot_commit_acknowledges_none_of_it(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    base, ports = base_config(tmp_path, database_url)
+    config = tmp_path / "rc.toml"
+    config.write_text(base + radius_section(ports))
+    log = tmp_path / "serve.log"
+    served = Served(config, ports["api"], log)
+    token = (tmp_path / "state" / "admin-token").read_text().strip()
+    add_loopback_nas(served.base_url, token)
+    load = AccountingLoad(ports["acct"])
+    try:
+        load.start()
+        time.sleep(1.0)
+        with DatabaseLock(database_url, tmp_path / "state"):
+            time.sleep(0.5)  # a backlog builds behind the lock
+            answered_before = len(load.answered)
+            # The lock outlives the budget: the queued records can never be committed.
+            code, took = terminate(served)
+    finally:
+        load.finish()
+        if served.process.poll() is None:
+            served.process.kill()
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert took < EXIT_WITHIN, took
+    assert "Traceback" not in text
+    # SQLite gives up on the lock after its busy timeout (the batch fails, unanswered);
+    # PostgreSQL waits on it, so the budget runs out and the queue is given up unanswered.
+    assert "unanswered" in text, text[-3000:]
+    assert answered_before > 50, "the load never got going"
+    stored = {
+        sid
+        for (sid,) in query(
+            database_url,
+            tmp_path / "state",
+            "SELECT acct_session_id FROM sessions WHERE acct_session_id LIKE 'CRASH-%'",
+        )
+    }
+    unstored = [session for session in load.answered if session not in stored]
+    assert unstored == [], unstored[:10]
+    print(f"{len(load.answered)} acknowledged, all stored; stopped in {took:.2f}s")
