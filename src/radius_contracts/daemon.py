@@ -69,6 +69,7 @@ SHUTDOWN_BUDGET = 20.0
 so systemd never has to SIGKILL a daemon that is finishing its accounting commits."""
 RELOAD_DATABASE_TIMEOUT = 10.0
 """Seconds a reload waits for the database to read NAS, layouts and pools; then it fails."""
+_RELOAD_ATTEMPTS = 3  # reads of the catalogue while API changes keep replacing it
 
 
 def load_catalog(settings: Settings) -> AttributeCatalog:
@@ -562,13 +563,23 @@ class Daemon:
             sdnotify.notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
             try:
                 await self._reload_once()
+            except Exception:
+                # A bug, not a bad file: say so loudly, and keep serving with what is installed.
+                self.reloads_failed += 1
+                log.exception("reload failed unexpectedly")
             finally:
                 # Sent after a failed reload too: the old set is still serving.
                 sdnotify.notify("READY=1")
 
     async def _reload_once(self) -> None:
+        assert self.index is not None
         try:
-            staged = await self._stage()
+            for _attempt in range(_RELOAD_ATTEMPTS):
+                staged = await self._stage()
+                # A change committed through the API while we read has installed a catalogue
+                # of its own, maybe newer than ours: read again rather than put ours over it.
+                if staged.catalogue_version == self.index.catalogue_version:
+                    break
         except _ReloadFailed as exc:
             self.reloads_failed += 1
             log.error("reload failed, keeping the running configuration: %s", exc)
@@ -592,6 +603,7 @@ class Daemon:
     async def _stage(self) -> _Staged:
         """Everything a reload swaps in, built aside; raises _ReloadFailed saying what is wrong."""
         assert self.index is not None
+        version = self.index.catalogue_version
         try:
             settings = self._reread()
         except RadiusContractsError as exc:
@@ -614,7 +626,7 @@ class Daemon:
             ) from None
         except Exception as exc:
             raise _ReloadFailed(f"database: {_first_line(exc)}") from None
-        return _Staged(settings, catalog, catalogue)
+        return _Staged(settings, catalog, catalogue, version)
 
     def _apply(self, staged: _Staged) -> list[str]:
         """Swap the staged set in. Synchronous: no packet is handled half way through it."""
@@ -623,7 +635,9 @@ class Daemon:
         changed = changed_keys(old, new)
         settings = self.settings = merge(old, new)
         self.services.context.catalog = staged.catalog
-        self.index.install_catalogue(staged.catalogue)
+        # Else API changes kept replacing the catalogue while we read: theirs is as new as ours.
+        if staged.catalogue_version == self.index.catalogue_version:
+            self.index.install_catalogue(staged.catalogue)
         radius = settings.radius
         if self.handler is not None:
             self.handler.configure(
@@ -756,6 +770,7 @@ class _Staged:
     settings: Settings
     catalog: AttributeCatalog
     catalogue: Catalogue
+    catalogue_version: int  # the index's, when reading began
 
 
 def _first_line(exc: BaseException) -> str:
