@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Coroutine, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.aaa.pools import Leaser
 from radius_contracts.aaa.sessions import SessionView
+from radius_contracts.aaa.spool import AccountingSpool
 from radius_contracts.api.app import create_app
 from radius_contracts.change_feed import ChangeFeed
 from radius_contracts.contract_dates import CONTRACT_DATES_AT, ContractDates
@@ -61,6 +63,7 @@ log = logging.getLogger("radius_contracts.daemon")
 BOOTSTRAP_TOKEN_NAME = "admin"  # noqa: S105  (names, not secrets)
 BOOTSTRAP_TOKEN_FILE = "admin-token"  # noqa: S105
 SHUTDOWN_TIMEOUT = 10.0
+SPOOL_DIRECTORY = "accounting-spool"
 
 
 def load_catalog(settings: Settings) -> AttributeCatalog:
@@ -76,6 +79,7 @@ async def open_services(settings: Settings, *, run_migrations: bool) -> Services
         echo=settings.database.echo,
         pool_size=settings.database.pool_size,
         sqlite_synchronous=settings.database.sqlite_synchronous,
+        connect_timeout=settings.database.connect_timeout,
     )
     new_database = await migrate.upgrade(engine) if run_migrations else False
     services = Services.build(ServiceContext(sessions=session_factory(engine), catalog=catalog))
@@ -158,6 +162,7 @@ class Daemon:
         self.session_jobs: SessionJobs | None = None
         self.leaser: Leaser | None = None
         self.accounting_store: AccountingStore | None = None
+        self.accounting_spool: AccountingSpool | None = None
         self.scheduler = Scheduler(settings.scheduler.node_name)
         self.coa_sender: CoaSender | None = None
         self.coa_log: BatchLog[CoaRecord] | None = None
@@ -178,7 +183,12 @@ class Daemon:
         await ensure_admin_token(self.services, settings.state_dir)
         await self._start_radius()
         config = uvicorn.Config(
-            create_app(self.services, metrics=self.metrics_text, jobs=self.scheduler),
+            create_app(
+                self.services,
+                metrics=self.metrics_text,
+                jobs=self.scheduler,
+                readiness=self.readiness,
+            ),
             host=settings.api.host,
             port=settings.api.port,
             log_config=None,
@@ -298,12 +308,18 @@ class Daemon:
         store = self.accounting_store = AccountingStore(
             sessions, sqlite=sqlite, leases=LeaseTracking(self.index)
         )
+        if settings.spool:
+            spool = self.accounting_spool = AccountingSpool(
+                self.settings.state_dir / SPOOL_DIRECTORY, max_bytes=settings.spool_max_mb << 20
+            )
+            await asyncio.to_thread(spool.open)
         self.accounting = AccountingWriter(
             store.write,
             is_data_error=store.is_data_error,
             on_applied=self.sessions.applied,
             max_pending=settings.max_pending,
             max_batch=settings.max_batch,
+            spool=self.accounting_spool,
         )
         self._spawn(self.accounting.run(), "accounting")
         self.accounting_handler = AccountingHandler(self.index, self.accounting)
@@ -404,6 +420,23 @@ class Daemon:
             (protocol.port, *transport.get_extra_info("sockname")[:2])
             for transport, protocol in self._listeners
         ]
+
+    def readiness(self) -> dict[str, Any]:
+        """What RADIUS is doing, for /readyz: it keeps serving while the database is away."""
+        state: dict[str, Any] = {}
+        if self.index is not None:
+            state["authentication"] = {"contracts_in_index": len(self.index)}
+        writer = self.accounting
+        if writer is not None:
+            accounting: dict[str, Any] = {
+                "mode": "spooling" if writer.spooling else "database",
+                "spooled": writer.spool_pending,
+            }
+            if writer.outage_since is not None:
+                since = datetime.fromtimestamp(writer.outage_since, UTC)
+                accounting["spooling_since"] = since.isoformat(timespec="seconds")
+            state["accounting"] = accounting
+        return state
 
     def metrics_text(self) -> str:
         """Prometheus text exposition of the daemon's counters (served at /metrics)."""
@@ -556,6 +589,8 @@ class Daemon:
             await self.accounting.close(SHUTDOWN_TIMEOUT)
         if self.accounting_store is not None:
             await asyncio.to_thread(self.accounting_store.close)
+        if self.accounting_spool is not None:
+            self.accounting_spool.close()
         if self.live is not None:
             # Requests in flight get their answer (or time out) and are logged.
             await self.live.close(SHUTDOWN_TIMEOUT)
