@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ async def stored_sessions(url: str) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def check_stored(nas: Nas, url: str) -> None:
+def check_stored(nas: Nas | WindowedNas, url: str) -> None:
     """Every acknowledged record is in the database, once: 0 lost, 0 duplicated."""
     stored = asyncio.run(stored_sessions(url))
     assert sorted(stored) == sorted(nas.acked), "sessions acknowledged ≠ sessions stored"
@@ -257,4 +258,127 @@ def test_spool_outlives_the_daemon(outage: Outage) -> None:
         assert writer.replayed == 100
         check_stored(nas, outage.direct_url)
     finally:
+        stop_daemon(running, thread)
+
+
+class WindowedNas:
+    """Accounting at full speed from a NAS with ``window`` requests in flight: each session a
+    Start, then (once answered) a Stop. Unanswered requests are retransmitted (same bytes)
+    every second, five times at most; answers are verified against their request."""
+
+    def __init__(self, port: int, window: int = 32) -> None:
+        self.client = RadiusClient(port, SECRET, timeout=0.02)
+        self.secret = SECRET.encode()
+        self.window = window
+        self.phase = "before"
+        self.acked: dict[str, dict[str, int]] = {}
+        self.acked_by_phase: dict[str, int] = {}
+        self.unanswered = 0
+        self._in_flight: dict[int, tuple[bytes, str, str, int, float, int]] = {}
+        self._stops: list[str] = []
+        self._next = 0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def finish(self) -> None:
+        """Stop sending new requests; wait for the ones in flight (answered or given up)."""
+        self._stop.set()
+        self.thread.join(30)
+        self.client.close()
+
+    def _packet(self, session: str, kind: str, octets: int) -> bytes:
+        attributes = [
+            attr("Acct-Status-Type", "Start" if kind == "start" else "Stop"),
+            attr("Acct-Session-Id", session),
+            attr("User-Name", "outage-user"),
+        ]
+        if kind == "stop":
+            attributes += [attr("Acct-Session-Time", "30"), attr("Acct-Input-Octets", str(octets))]
+        while True:  # an Identifier not in flight
+            packet = self.client.accounting_request(*attributes)
+            if packet[1] not in self._in_flight:
+                return packet
+
+    def _send_new(self) -> None:
+        if self._stops:
+            session, kind = self._stops.pop(0), "stop"
+            octets = int(session.split("-")[1]) * 7 + 1
+        else:
+            self._next += 1
+            session, kind, octets = f"L-{self._next}", "start", 0
+        packet = self._packet(session, kind, octets)
+        self._in_flight[packet[1]] = (packet, session, kind, octets, time.monotonic(), 1)
+        self.client.send_raw(packet)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 60  # bounded whatever happens
+        while time.monotonic() < deadline and (self._in_flight or not self._stop.is_set()):
+            while not self._stop.is_set() and len(self._in_flight) < self.window:
+                self._send_new()
+            data = self.client.receive(0.02)
+            if data is not None:
+                self._answered(data)
+            now = time.monotonic()
+            for identifier, (packet, session, kind, octets, sent, tries) in list(
+                self._in_flight.items()
+            ):
+                if now - sent < 1.0:
+                    continue
+                if tries >= 5:
+                    del self._in_flight[identifier]
+                    self.unanswered += 1
+                    continue
+                self._in_flight[identifier] = (packet, session, kind, octets, now, tries + 1)
+                self.client.send_raw(packet)
+
+    def _answered(self, data: bytes) -> None:
+        entry = self._in_flight.get(data[1])
+        if entry is None:
+            return
+        packet, session, kind, octets, _sent, _tries = entry
+        reply = codec.decode(data)
+        if not codec.verify_response_authenticator(reply, self.secret, packet[4:20]):
+            return  # an answer to an earlier request that had this Identifier
+        del self._in_flight[data[1]]
+        assert reply.code == codec.Code.ACCOUNTING_RESPONSE
+        self.acked.setdefault(session, {})[kind] = octets
+        self.acked_by_phase[self.phase] = self.acked_by_phase.get(self.phase, 0) + 1
+        if kind == "start":
+            self._stops.append(session)
+
+
+def test_database_stopped_and_restarted_under_load(outage: Outage) -> None:
+    """Accounting flows without pause across the outage, and every answer is kept."""
+    running, thread = start_daemon(outage.settings())
+    load: WindowedNas | None = None
+    try:
+        add_nas(running.client(running.admin_token))
+        daemon = running.daemon
+        assert daemon.acct_port is not None and daemon.accounting is not None
+        load = WindowedNas(daemon.acct_port)
+        load.start()
+        time.sleep(1.5)
+        load.phase = "during"
+        outage.proxy.cut()
+        time.sleep(3.0)
+        load.phase = "after"
+        outage.proxy.restore()
+        time.sleep(2.0)
+        load.finish()
+        writer = daemon.accounting
+        wait_for(lambda: not writer.spooling, 60, "the spool replayed")
+        counts = load.acked_by_phase
+        print(f"acknowledged: {counts}, unanswered: {load.unanswered}, "
+              f"spooled {writer.spooled}, replayed {writer.replayed}")  # fmt: skip
+        assert counts.get("before", 0) > 50 and counts.get("during", 0) > 50, counts
+        assert counts.get("after", 0) > 50, counts
+        assert load.unanswered == 0
+        check_stored(load, outage.direct_url)
+    finally:
+        if load is not None and load.thread.is_alive():
+            load.finish()
+        outage.proxy.restore()
         stop_daemon(running, thread)
