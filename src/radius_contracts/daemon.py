@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from radius_contracts import sdnotify
 from radius_contracts.aaa.accounting import (
-    BATCH_BUCKETS,
     AccountingHandler,
     AccountingStore,
     AccountingWriter,
@@ -47,11 +46,18 @@ from radius_contracts.domain import CoaRecord, TokenRole
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex
 from radius_contracts.jobs import Scheduler, SessionJobs, node_name
+from radius_contracts.metrics import DaemonMetrics, PoolUse
 from radius_contracts.radius.coa import CoaSender
 from radius_contracts.radius.dedup import ReplyCache
 from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.radius.listen import open_listeners
-from radius_contracts.radius.protocol import ListenerOptions, Port, RadiusProtocol, Stats
+from radius_contracts.radius.protocol import (
+    ListenerOptions,
+    Port,
+    RadiusProtocol,
+    Stats,
+    StatsTotal,
+)
 from radius_contracts.services.base import SYSTEM, ServiceContext
 from radius_contracts.services.defaults import seed_defaults
 from radius_contracts.services.registry import Services
@@ -169,7 +175,9 @@ class Daemon:
         self.live: LiveSessions | None = None
         self.contract_dates: ContractDates | None = None
         self.change_feed: ChangeFeed | None = None
-        self.stats = Stats()
+        self.port_stats: dict[Port, Stats] = {"auth": Stats(), "acct": Stats()}
+        self.stats = StatsTotal(self.port_stats.values())  # both ports' outcomes summed
+        self.metrics = DaemonMetrics(self)
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
         self.acct_port: int | None = None
         self._listeners: list[tuple[asyncio.DatagramTransport, RadiusProtocol]] = []
@@ -185,7 +193,7 @@ class Daemon:
         config = uvicorn.Config(
             create_app(
                 self.services,
-                metrics=self.metrics_text,
+                metrics=self.metrics.exposition,
                 jobs=self.scheduler,
                 readiness=self.readiness,
             ),
@@ -257,6 +265,7 @@ class Daemon:
         )
         context.access = self.handler
         self._start_coa()
+        self.metrics.watch_pools(PoolUse(self.index, services.pools.held_by_pool))
         options = ListenerOptions(
             reject_delay=radius.reject_delay,
             duplicate_window=radius.duplicate_window,
@@ -272,8 +281,9 @@ class Daemon:
             def protocol(kind: Port = kind, replies: ReplyCache = replies) -> RadiusProtocol:
                 auth = self.handler if kind == "auth" else None
                 acct = self.accounting_handler if kind == "acct" else None
+                stats = self.port_stats[kind]
                 return RadiusProtocol(
-                    kind, lambda: index.clients, auth, self.stats, options, replies, acct
+                    kind, lambda: index.clients, auth, stats, options, replies, acct
                 )
 
             try:
@@ -437,112 +447,6 @@ class Daemon:
                 accounting["spooling_since"] = since.isoformat(timespec="seconds")
             state["accounting"] = accounting
         return state
-
-    def metrics_text(self) -> str:
-        """Prometheus text exposition of the daemon's counters (served at /metrics)."""
-        lines = [
-            "# HELP radius_contracts_radius_packets_total RADIUS datagrams by outcome "
-            "(received, accepts, rejects, duplicates, status_server, drop_<reason>, "
-            "malformed_<reason>).",
-            "# TYPE radius_contracts_radius_packets_total counter",
-        ]
-        for outcome, count in sorted(self.stats.counts.items()):
-            lines.append(f'radius_contracts_radius_packets_total{{outcome="{outcome}"}} {count}')
-        if self.index is not None:
-            lines += [
-                "# HELP radius_contracts_index_contracts Contracts in the authorization index.",
-                "# TYPE radius_contracts_index_contracts gauge",
-                f"radius_contracts_index_contracts {len(self.index)}",
-            ]
-        if self.auth_log is not None:
-            log_ = self.auth_log
-            lines += [
-                "# HELP radius_contracts_auth_log_events_total Auth log events by fate.",
-                "# TYPE radius_contracts_auth_log_events_total counter",
-                f'radius_contracts_auth_log_events_total{{fate="written"}} {log_.written}',
-                f'radius_contracts_auth_log_events_total{{fate="dropped"}} {log_.dropped}',
-                "# HELP radius_contracts_auth_log_pending Auth log events waiting to be written.",
-                "# TYPE radius_contracts_auth_log_pending gauge",
-                f"radius_contracts_auth_log_pending {log_.pending}",
-            ]
-        lines += self._accounting_metrics()
-        lines += self._coa_metrics()
-        return "\n".join(lines) + "\n"
-
-    def _coa_metrics(self) -> list[str]:
-        if self.live is None:
-            return []
-        dispatcher = self.live.dispatcher
-        lines = [
-            "# HELP radius_contracts_coa_requests_total CoA and Disconnect-Requests by kind and "
-            "outcome (ack, nak, timeout, error: not sent).",
-            "# TYPE radius_contracts_coa_requests_total counter",
-        ]
-        for (kind, outcome), count in sorted(dispatcher.outcomes.items()):
-            labels = f'kind="{kind}",outcome="{outcome}"'
-            lines.append(f"radius_contracts_coa_requests_total{{{labels}}} {count}")
-        lines += [
-            "# HELP radius_contracts_coa_pending Sessions with a CoA or Disconnect-Request in "
-            "flight or waiting.",
-            "# TYPE radius_contracts_coa_pending gauge",
-            f"radius_contracts_coa_pending {dispatcher.pending}",
-        ]
-        return lines
-
-    def _accounting_metrics(self) -> list[str]:
-        writer = self.accounting
-        if writer is None:
-            return []
-        lines = [
-            "# HELP radius_contracts_accounting_records_total Accounting-Requests by fate "
-            "(recorded: committed and answered; failed: the database failed, unanswered; "
-            "dropped: the queue was full; ignored: status types that describe no session).",
-            "# TYPE radius_contracts_accounting_records_total counter",
-            f'radius_contracts_accounting_records_total{{fate="recorded"}} {writer.records}',
-            f'radius_contracts_accounting_records_total{{fate="failed"}} {writer.failed}',
-            f'radius_contracts_accounting_records_total{{fate="dropped"}} {writer.dropped}',
-        ]
-        if self.accounting_handler is not None:
-            ignored = self.accounting_handler.ignored
-            lines.append(f'radius_contracts_accounting_records_total{{fate="ignored"}} {ignored}')
-        lines += [
-            "# HELP radius_contracts_accounting_pending Accounting-Requests waiting for a commit.",
-            "# TYPE radius_contracts_accounting_pending gauge",
-            f"radius_contracts_accounting_pending {writer.pending}",
-            "# HELP radius_contracts_accounting_batch_size Accounting-Requests per commit "
-            "(group commit).",
-            "# TYPE radius_contracts_accounting_batch_size histogram",
-        ]
-        cumulative = 0
-        for bound, count in zip(BATCH_BUCKETS, writer.batch_buckets, strict=True):
-            cumulative += count
-            bucket = f'radius_contracts_accounting_batch_size_bucket{{le="{bound}"}}'
-            lines.append(f"{bucket} {cumulative}")
-        lines += [
-            f'radius_contracts_accounting_batch_size_bucket{{le="+Inf"}} {writer.batches}',
-            f"radius_contracts_accounting_batch_size_sum {writer.batch_sum}",
-            f"radius_contracts_accounting_batch_size_count {writer.batches}",
-            "# HELP radius_contracts_accounting_commit_seconds_total Time spent in commits.",
-            "# TYPE radius_contracts_accounting_commit_seconds_total counter",
-            f"radius_contracts_accounting_commit_seconds_total {writer.commit_seconds:.6f}",
-        ]
-        if self.leaser is not None:
-            lines += [
-                "# HELP radius_contracts_pool_exhausted_total Access-Requests rejected because "
-                "their managed pool had no free address, by pool.",
-                "# TYPE radius_contracts_pool_exhausted_total counter",
-            ]
-            for pool, count in sorted(self.leaser.exhausted.items()):
-                name = pool.replace("\\", "\\\\").replace('"', '\\"')
-                lines.append(f'radius_contracts_pool_exhausted_total{{pool="{name}"}} {count}')
-        if self.sessions is not None:
-            lines += [
-                "# HELP radius_contracts_simultaneous_use_refused_total Logins refused for "
-                "their contract's simultaneous-use limit.",
-                "# TYPE radius_contracts_simultaneous_use_refused_total counter",
-                f"radius_contracts_simultaneous_use_refused_total {self.sessions.refused}",
-            ]
-        return lines
 
     def stop(self) -> None:
         self._stop.set()

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
 from conftest import (
@@ -221,6 +222,21 @@ def test_outage_mid_load_loses_no_acknowledged_record(outage: Outage) -> None:
         assert api.get("/api/v1/contracts").status_code == 200
         spool = outage.tmp_path / "state" / "accounting-spool"
         assert not list(spool.glob("*.jsonl")), "replayed segments are deleted"
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(
+                httpx.get(f"{running.base_url}/metrics").text
+            )
+            for sample in family.samples
+        }
+        prefix = "radius_contracts_accounting_"
+        spooled = daemon.accounting.spooled  # 180, and what came while the spool was replayed
+        assert spooled >= 180
+        assert samples[(prefix + "records_total", (("fate", "spooled"),))] == spooled
+        assert samples[(prefix + "spool_replay_total", (("result", "written"),))] == spooled
+        assert samples[(prefix + "spool_replay_total", (("result", "discarded"),))] == 0
+        assert samples[(prefix + "spool_records", ())] == 0
+        assert samples[(prefix + "spooling", ())] == 0
     finally:
         if nas is not None:
             nas.close()

@@ -4,7 +4,8 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from sqlalchemy import text
 
 from radius_contracts.api.deps import ServicesDep
@@ -51,10 +52,22 @@ def _describe(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> PlainTextResponse:
-    """Counters in the Prometheus text format: RADIUS packets by outcome, drops by reason,
-    the authorization index and the auth log writer."""
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus text exposition format.",
+            "content": {CONTENT_TYPE_PLAIN_0_0_4: {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def metrics(request: Request) -> Response:
+    """The daemon's metrics for Prometheus: RADIUS requests by port, code and result, drops
+    by reason, Access-Rejects by reason, auth and accounting latency histograms, accounting
+    batch sizes, CoA outcomes, pool size and use (read from the database at most every few
+    seconds), and the authorization index's size and age. The series are listed in the
+    README (Metrics)."""
     render = getattr(request.app.state, "metrics", None)
-    text = render() if render is not None else ""
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+    body = await render() if render is not None else b""
+    return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
