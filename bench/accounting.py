@@ -839,6 +839,12 @@ def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, 
         previous = cumulative
     records = "radius_contracts_accounting_records_total"
     packets = "radius_contracts_radius_packets_total"
+    by_outcome: dict[str, int] = {}
+    for name in after:
+        if name.startswith(packets) and delta(name):
+            # {port="…",outcome="…"}: both ports summed
+            outcome = name.split('outcome="', 1)[1].split('"', 1)[0]
+            by_outcome[outcome] = by_outcome.get(outcome, 0) + int(delta(name))
     return {
         "batches": int(count),
         "mean": delta(f"{BATCH}_sum") / count if count else None,
@@ -851,11 +857,7 @@ def batch_stats(before: dict[str, float], after: dict[str, float]) -> dict[str, 
         "recorded": int(delta(f'{records}{{fate="recorded"}}')),
         "failed": int(delta(f'{records}{{fate="failed"}}')),
         "dropped": int(delta(f'{records}{{fate="dropped"}}')),
-        "packets": {
-            name.split('"')[1]: int(delta(name))
-            for name in after
-            if name.startswith(packets) and delta(name)
-        },
+        "packets": by_outcome,
     }
 
 

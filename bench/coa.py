@@ -190,9 +190,9 @@ def coa_acks(api: str) -> int:
     with urllib.request.urlopen(f"{api}/metrics", timeout=5) as response:
         text = response.read().decode()
     match = re.search(
-        r'^radius_contracts_coa_requests_total\{kind="coa",outcome="ack"\} (\d+)$', text, re.M
+        r'^radius_contracts_coa_requests_total\{kind="coa",outcome="ack"\} (\S+)$', text, re.M
     )
-    return int(match.group(1)) if match else 0
+    return int(float(match.group(1))) if match else 0
 
 
 # -- setup ----------------------------------------------------------------------------------------

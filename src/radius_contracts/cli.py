@@ -13,9 +13,12 @@ from pathlib import Path
 
 from radius_contracts import __version__, testauth
 from radius_contracts import logging as daemon_logging
+from radius_contracts.change_feed import ChangeFeed
 from radius_contracts.daemon import engine_of, load_catalog, open_services, serve
+from radius_contracts.db.engine import is_sqlite
 from radius_contracts.domain import TokenRole
 from radius_contracts.errors import RadiusContractsError
+from radius_contracts.jobs import node_name
 from radius_contracts.services import import_freeradius as fr
 from radius_contracts.services.base import REDACTED, SECRET_KEYS, Actor
 from radius_contracts.services.registry import Services
@@ -108,10 +111,27 @@ async def _with_services(
     settings: Settings, work: Callable[[Services], Awaitable[int]], *, migrate: bool = True
 ) -> int:
     services = await open_services(settings, run_migrations=migrate)
+    feed = None
     try:
+        if not is_sqlite(settings.database_url):
+            # Daemons on this database learn of what the command commits (e.g. an import)
+            # through the change feed, as they learn of each other's API changes.
+            feed = ChangeFeed(settings.database_url, f"cli:{node_name('')}", _ignore, _nothing)
+            await feed.start()
+            services.context.listeners.append(feed.publish)
         return await work(services)
     finally:
+        if feed is not None:
+            await feed.close()
         await engine_of(services).dispose()
+
+
+async def _ignore(_entity: str, _ids: Sequence[int]) -> None:
+    """A command applies no other node's changes: it has no index."""
+
+
+async def _nothing() -> None:
+    pass
 
 
 async def _migrate(services: Services) -> int:

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from radius_contracts import logging as daemon_logging
 from radius_contracts import sdnotify
 from radius_contracts.aaa.accounting import (
-    BATCH_BUCKETS,
     AccountingHandler,
     AccountingStore,
     AccountingWriter,
@@ -39,6 +39,7 @@ from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.aaa.pools import Leaser
 from radius_contracts.aaa.sessions import SessionView
+from radius_contracts.aaa.spool import AccountingSpool
 from radius_contracts.api.app import create_app
 from radius_contracts.change_feed import ChangeFeed
 from radius_contracts.contract_dates import CONTRACT_DATES_AT, ContractDates
@@ -48,11 +49,18 @@ from radius_contracts.domain import CoaRecord, TokenRole
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex, Catalogue
 from radius_contracts.jobs import Scheduler, SessionJobs, node_name
+from radius_contracts.metrics import DaemonMetrics, PoolUse
 from radius_contracts.radius.coa import CoaSender
 from radius_contracts.radius.dedup import ReplyCache
 from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.radius.listen import open_listeners
-from radius_contracts.radius.protocol import ListenerOptions, Port, RadiusProtocol, Stats
+from radius_contracts.radius.protocol import (
+    ListenerOptions,
+    Port,
+    RadiusProtocol,
+    Stats,
+    StatsTotal,
+)
 from radius_contracts.reload import RUNTIME_KEYS, changed_keys, merge
 from radius_contracts.services.base import SYSTEM, ServiceContext
 from radius_contracts.services.defaults import seed_defaults
@@ -70,6 +78,7 @@ so systemd never has to SIGKILL a daemon that is finishing its accounting commit
 RELOAD_DATABASE_TIMEOUT = 10.0
 """Seconds a reload waits for the database to read NAS, layouts and pools; then it fails."""
 _RELOAD_ATTEMPTS = 3  # reads of the catalogue while API changes keep replacing it
+SPOOL_DIRECTORY = "accounting-spool"
 
 
 def load_catalog(settings: Settings) -> AttributeCatalog:
@@ -85,6 +94,7 @@ async def open_services(settings: Settings, *, run_migrations: bool) -> Services
         echo=settings.database.echo,
         pool_size=settings.database.pool_size,
         sqlite_synchronous=settings.database.sqlite_synchronous,
+        connect_timeout=settings.database.connect_timeout,
     )
     new_database = await migrate.upgrade(engine) if run_migrations else False
     services = Services.build(ServiceContext(sessions=session_factory(engine), catalog=catalog))
@@ -178,13 +188,16 @@ class Daemon:
         self.session_jobs: SessionJobs | None = None
         self.leaser: Leaser | None = None
         self.accounting_store: AccountingStore | None = None
+        self.accounting_spool: AccountingSpool | None = None
         self.scheduler = Scheduler(settings.scheduler.node_name)
         self.coa_sender: CoaSender | None = None
         self.coa_log: BatchLog[CoaRecord] | None = None
         self.live: LiveSessions | None = None
         self.contract_dates: ContractDates | None = None
         self.change_feed: ChangeFeed | None = None
-        self.stats = Stats()
+        self.port_stats: dict[Port, Stats] = {"auth": Stats(), "acct": Stats()}
+        self.stats = StatsTotal(self.port_stats.values())  # both ports' outcomes summed
+        self.metrics = DaemonMetrics(self)
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
         self.acct_port: int | None = None
         self._listeners: list[tuple[asyncio.DatagramTransport, RadiusProtocol]] = []
@@ -198,7 +211,12 @@ class Daemon:
         await ensure_admin_token(self.services, settings.state_dir)
         await self._start_radius()
         config = uvicorn.Config(
-            create_app(self.services, metrics=self.metrics_text, jobs=self.scheduler),
+            create_app(
+                self.services,
+                metrics=self.metrics.exposition,
+                jobs=self.scheduler,
+                readiness=self.readiness,
+            ),
             host=settings.api.host,
             port=settings.api.port,
             log_config=None,
@@ -267,6 +285,7 @@ class Daemon:
         )
         context.access = self.handler
         self._start_coa()
+        self.metrics.watch_pools(PoolUse(self.index, services.pools.held_by_pool))
         options = ListenerOptions(
             reject_delay=radius.reject_delay,
             duplicate_window=radius.duplicate_window,
@@ -282,8 +301,9 @@ class Daemon:
             def protocol(kind: Port = kind, replies: ReplyCache = replies) -> RadiusProtocol:
                 auth = self.handler if kind == "auth" else None
                 acct = self.accounting_handler if kind == "acct" else None
+                stats = self.port_stats[kind]
                 return RadiusProtocol(
-                    kind, lambda: index.clients, auth, self.stats, options, replies, acct
+                    kind, lambda: index.clients, auth, stats, options, replies, acct
                 )
 
             try:
@@ -318,12 +338,18 @@ class Daemon:
         store = self.accounting_store = AccountingStore(
             sessions, sqlite=sqlite, leases=LeaseTracking(self.index)
         )
+        if settings.spool:
+            spool = self.accounting_spool = AccountingSpool(
+                self.settings.state_dir / SPOOL_DIRECTORY, max_bytes=settings.spool_max_mb << 20
+            )
+            await asyncio.to_thread(spool.open)
         self.accounting = AccountingWriter(
             store.write,
             is_data_error=store.is_data_error,
             on_applied=self.sessions.applied,
             max_pending=settings.max_pending,
             max_batch=settings.max_batch,
+            spool=self.accounting_spool,
         )
         self._accounting_task = self._spawn(self.accounting.run(), "accounting")
         self.accounting_handler = AccountingHandler(self.index, self.accounting)
@@ -426,111 +452,22 @@ class Daemon:
             for transport, protocol in self._listeners
         ]
 
-    def metrics_text(self) -> str:
-        """Prometheus text exposition of the daemon's counters (served at /metrics)."""
-        lines = [
-            "# HELP radius_contracts_radius_packets_total RADIUS datagrams by outcome "
-            "(received, accepts, rejects, duplicates, status_server, drop_<reason>, "
-            "malformed_<reason>).",
-            "# TYPE radius_contracts_radius_packets_total counter",
-        ]
-        for outcome, count in sorted(self.stats.counts.items()):
-            lines.append(f'radius_contracts_radius_packets_total{{outcome="{outcome}"}} {count}')
+    def readiness(self) -> dict[str, Any]:
+        """What RADIUS is doing, for /readyz: it keeps serving while the database is away."""
+        state: dict[str, Any] = {}
         if self.index is not None:
-            lines += [
-                "# HELP radius_contracts_index_contracts Contracts in the authorization index.",
-                "# TYPE radius_contracts_index_contracts gauge",
-                f"radius_contracts_index_contracts {len(self.index)}",
-            ]
-        if self.auth_log is not None:
-            log_ = self.auth_log
-            lines += [
-                "# HELP radius_contracts_auth_log_events_total Auth log events by fate.",
-                "# TYPE radius_contracts_auth_log_events_total counter",
-                f'radius_contracts_auth_log_events_total{{fate="written"}} {log_.written}',
-                f'radius_contracts_auth_log_events_total{{fate="dropped"}} {log_.dropped}',
-                "# HELP radius_contracts_auth_log_pending Auth log events waiting to be written.",
-                "# TYPE radius_contracts_auth_log_pending gauge",
-                f"radius_contracts_auth_log_pending {log_.pending}",
-            ]
-        lines += self._accounting_metrics()
-        lines += self._coa_metrics()
-        return "\n".join(lines) + "\n"
-
-    def _coa_metrics(self) -> list[str]:
-        if self.live is None:
-            return []
-        dispatcher = self.live.dispatcher
-        lines = [
-            "# HELP radius_contracts_coa_requests_total CoA and Disconnect-Requests by kind and "
-            "outcome (ack, nak, timeout, error: not sent).",
-            "# TYPE radius_contracts_coa_requests_total counter",
-        ]
-        for (kind, outcome), count in sorted(dispatcher.outcomes.items()):
-            labels = f'kind="{kind}",outcome="{outcome}"'
-            lines.append(f"radius_contracts_coa_requests_total{{{labels}}} {count}")
-        lines += [
-            "# HELP radius_contracts_coa_pending Sessions with a CoA or Disconnect-Request in "
-            "flight or waiting.",
-            "# TYPE radius_contracts_coa_pending gauge",
-            f"radius_contracts_coa_pending {dispatcher.pending}",
-        ]
-        return lines
-
-    def _accounting_metrics(self) -> list[str]:
+            state["authentication"] = {"contracts_in_index": len(self.index)}
         writer = self.accounting
-        if writer is None:
-            return []
-        lines = [
-            "# HELP radius_contracts_accounting_records_total Accounting-Requests by fate "
-            "(recorded: committed and answered; failed: the database failed, unanswered; "
-            "dropped: the queue was full; ignored: status types that describe no session).",
-            "# TYPE radius_contracts_accounting_records_total counter",
-            f'radius_contracts_accounting_records_total{{fate="recorded"}} {writer.records}',
-            f'radius_contracts_accounting_records_total{{fate="failed"}} {writer.failed}',
-            f'radius_contracts_accounting_records_total{{fate="dropped"}} {writer.dropped}',
-        ]
-        if self.accounting_handler is not None:
-            ignored = self.accounting_handler.ignored
-            lines.append(f'radius_contracts_accounting_records_total{{fate="ignored"}} {ignored}')
-        lines += [
-            "# HELP radius_contracts_accounting_pending Accounting-Requests waiting for a commit.",
-            "# TYPE radius_contracts_accounting_pending gauge",
-            f"radius_contracts_accounting_pending {writer.pending}",
-            "# HELP radius_contracts_accounting_batch_size Accounting-Requests per commit "
-            "(group commit).",
-            "# TYPE radius_contracts_accounting_batch_size histogram",
-        ]
-        cumulative = 0
-        for bound, count in zip(BATCH_BUCKETS, writer.batch_buckets, strict=True):
-            cumulative += count
-            bucket = f'radius_contracts_accounting_batch_size_bucket{{le="{bound}"}}'
-            lines.append(f"{bucket} {cumulative}")
-        lines += [
-            f'radius_contracts_accounting_batch_size_bucket{{le="+Inf"}} {writer.batches}',
-            f"radius_contracts_accounting_batch_size_sum {writer.batch_sum}",
-            f"radius_contracts_accounting_batch_size_count {writer.batches}",
-            "# HELP radius_contracts_accounting_commit_seconds_total Time spent in commits.",
-            "# TYPE radius_contracts_accounting_commit_seconds_total counter",
-            f"radius_contracts_accounting_commit_seconds_total {writer.commit_seconds:.6f}",
-        ]
-        if self.leaser is not None:
-            lines += [
-                "# HELP radius_contracts_pool_exhausted_total Access-Requests rejected because "
-                "their managed pool had no free address, by pool.",
-                "# TYPE radius_contracts_pool_exhausted_total counter",
-            ]
-            for pool, count in sorted(self.leaser.exhausted.items()):
-                name = pool.replace("\\", "\\\\").replace('"', '\\"')
-                lines.append(f'radius_contracts_pool_exhausted_total{{pool="{name}"}} {count}')
-        if self.sessions is not None:
-            lines += [
-                "# HELP radius_contracts_simultaneous_use_refused_total Logins refused for "
-                "their contract's simultaneous-use limit.",
-                "# TYPE radius_contracts_simultaneous_use_refused_total counter",
-                f"radius_contracts_simultaneous_use_refused_total {self.sessions.refused}",
-            ]
-        return lines
+        if writer is not None:
+            accounting: dict[str, Any] = {
+                "mode": "spooling" if writer.spooling else "database",
+                "spooled": writer.spool_pending,
+            }
+            if writer.outage_since is not None:
+                since = datetime.fromtimestamp(writer.outage_since, UTC)
+                accounting["spooling_since"] = since.isoformat(timespec="seconds")
+            state["accounting"] = accounting
+        return state
 
     def stop(self) -> None:
         self._stop.set()
@@ -540,6 +477,11 @@ class Daemon:
         await self.shutdown()
 
     # -- SIGHUP: reload -----------------------------------------------------------------------
+
+    @property
+    def reloads(self) -> dict[str, int]:
+        """Reloads by result, as /metrics counts them."""
+        return {"ok": self.reloads_ok, "failed": self.reloads_failed}
 
     def reload(self) -> None:
         """SIGHUP: re-read config and dictionaries, rebuild NAS, layouts and pools, swap them in.
@@ -736,9 +678,6 @@ class Daemon:
         self._listeners.clear()
         for replies in self._reply_caches:
             replies.stop()
-        if self.accounting_store is not None:
-            # The writer's own connection: its thread finishes a commit in progress first.
-            await asyncio.to_thread(self.accounting_store.close)
         for batch_log in (self.coa_log, self.auth_log):
             if batch_log is not None:
                 await self._bounded(batch_log.close(), left(), "log writer")
@@ -746,6 +685,15 @@ class Daemon:
             _done, pending = await asyncio.wait(self._tasks, timeout=left())
             for task in pending:
                 task.cancel()
+            if pending:
+                # Let the cancelled (e.g. a writer stuck on a lock) unwind before their
+                # connection and spool are closed under them.
+                await asyncio.wait(pending, timeout=1.0)
+        if self.accounting_store is not None:
+            # The writer's own connection: its thread finishes a commit in progress first.
+            await asyncio.to_thread(self.accounting_store.close)
+        if self.accounting_spool is not None:
+            self.accounting_spool.close()
         if self.change_feed is not None:
             await self.change_feed.close()
         if self.services is not None:

@@ -240,6 +240,7 @@ class AuthIndex:
         # Bumped whenever NAS, layouts or pools change: cached replies built before are stale.
         self.catalogue_version = 0
         self.loaded_at = 0.0  # monotonic time of the last full load
+        self.changed_at = 0.0  # monotonic time a load or a committed change last applied
 
     # -- lookups (hot path) -------------------------------------------------------------------
 
@@ -278,6 +279,10 @@ class AuthIndex:
         """Every active NAS (not for the hot path)."""
         return list(self._nas.values())
 
+    def all_pools(self) -> list[PoolSnapshot]:
+        """Every pool (not for the hot path)."""
+        return list(self._pools.values())
+
     def __len__(self) -> int:
         return len(self._by_id)
 
@@ -302,7 +307,7 @@ class AuthIndex:
             fixed.add_config(snapshot.config)
         self._by_id, self._by_username, self._by_mac = by_id, by_username, by_mac
         self._fixed = fixed
-        self.loaded_at = time.monotonic()
+        self.loaded_at = self.changed_at = time.monotonic()
         log.info(
             "authorization index: %d contracts, %d NAS, %d layouts in %.1fs",
             len(by_id),
@@ -325,6 +330,9 @@ class AuthIndex:
         elif entity in _CATALOGUE_ENTITIES:
             async with self._sessions() as session:
                 await self._load_catalogue(session)
+        else:
+            return
+        self.changed_at = time.monotonic()
 
     async def _load_catalogue(self, session: AsyncSession) -> None:
         self.install_catalogue(await read_catalogue(session))

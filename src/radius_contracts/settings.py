@@ -64,6 +64,14 @@ class DatabaseSettings(_Section):
         description="SQLite only. FULL syncs every commit to disk, so an acknowledged "
         "accounting record survives a power cut; NORMAL survives only a crash of the daemon.",
     )
+    connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="PostgreSQL only: seconds to wait for a new connection. While the database "
+        "is unreachable this bounds how long the API takes to answer 503 and how long "
+        "accounting waits before it goes to the spool.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -228,6 +236,18 @@ class AccountingSettings(_Section):
         ge=1,
         le=3600,
         description="Seconds between runs of the stale-session, history and lease-expiry jobs.",
+    )
+    spool: bool = Field(
+        default=True,
+        description="While the database cannot take accounting, write it to a local spool "
+        "(state_dir/accounting-spool, fsync'd before the Accounting-Response) and replay it "
+        "in order when the database is back. false: leave such requests unanswered.",
+    )
+    spool_max_mb: int = Field(
+        default=1024,
+        ge=1,
+        description="Most megabytes the spool may hold (about 2,000 records per MB); beyond "
+        "it requests go unanswered until the replay frees room.",
     )
 
 

@@ -42,17 +42,22 @@ def add_loopback_nas(base_url: str, token: str) -> None:
 # -- the database refuses writes -------------------------------------------------------------
 
 
-@pytest.fixture
-def own_daemon(tmp_path: Path) -> Iterator[RunningDaemon]:
-    running, thread = start_daemon(make_settings(tmp_path / "state", None))
+@pytest.fixture(params=[False, True], ids=["no-spool", "spool"])
+def own_daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningDaemon]:
+    settings = make_settings(tmp_path / "state", None)
+    accounting = settings.accounting.model_copy(update={"spool": request.param})
+    running, thread = start_daemon(settings.model_copy(update={"accounting": accounting}))
     add_loopback_nas(running.base_url, running.admin_token)
     yield running
     stop_daemon(running, thread)
 
 
-def test_no_answer_while_the_database_refuses_writes(own_daemon: RunningDaemon) -> None:
+def test_database_refusing_writes(own_daemon: RunningDaemon) -> None:
+    """Without a spool: no answer until stored. With one: answered once spooled, then stored
+    when the database takes writes again."""
     daemon = own_daemon.daemon
     assert daemon.acct_port is not None and daemon.accounting is not None
+    spool = own_daemon.settings.accounting.spool
     database = own_daemon.settings.state_dir / "radius-contracts.db"
     with RadiusClient(daemon.acct_port, SECRET) as client:
         start = client.accounting_request(
@@ -65,17 +70,28 @@ def test_no_answer_while_the_database_refuses_writes(own_daemon: RunningDaemon) 
         blocker.execute("BEGIN EXCLUSIVE")
         try:
             client.send_raw(start)
-            deadline = time.monotonic() + 15
-            while daemon.accounting.failed == 0 and time.monotonic() < deadline:
-                assert client.receive(0.2) is None  # never acknowledged while not stored
-            assert daemon.accounting.failed == 1
+            if spool:
+                reply = client.receive(15)
+                assert reply is not None and reply[0] == codec.Code.ACCOUNTING_RESPONSE
+                assert daemon.accounting.spooled == 1 and daemon.accounting.failed == 0
+            else:
+                deadline = time.monotonic() + 15
+                while daemon.accounting.failed == 0 and time.monotonic() < deadline:
+                    assert client.receive(0.2) is None  # never acknowledged while not stored
+                assert daemon.accounting.failed == 1
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
-        # The NAS retransmits: now it is stored and answered.
-        client.send_raw(start)
-        reply = client.receive(5)
-        assert reply is not None and reply[0] == codec.Code.ACCOUNTING_RESPONSE
+        if spool:
+            deadline = time.monotonic() + 15
+            while daemon.accounting.spooling and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert daemon.accounting.replayed == 1
+        else:
+            # The NAS retransmits: now it is stored and answered.
+            client.send_raw(start)
+            reply = client.receive(5)
+            assert reply is not None and reply[0] == codec.Code.ACCOUNTING_RESPONSE
     rows = sqlite3.connect(database).execute(
         "SELECT count(*) FROM sessions WHERE acct_session_id = 'LOCKED-1'"
     )

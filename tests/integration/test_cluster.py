@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from coa_server import CoaServer
 from conftest import RunningDaemon, admin_sql, pg_cluster
-from radius_client import RadiusClient
+from radius_client import RadiusClient, attr
+from radius_contracts.radius import codec
 
 pytestmark = pytest.mark.postgres
 
@@ -141,3 +143,47 @@ def test_a_node_that_lost_its_feed_reloads_and_follows_again(
     change = {"config": {"password": "later-pw-3"}}
     assert apis[2].patch(f"/api/v1/contracts/{contract_id}", json=change).status_code == 200
     assert _seconds_until(lambda: _accepts(nodes[1], user, "later-pw-3")) < LIMIT
+
+
+def test_a_change_sends_one_coa_from_the_node_that_made_it(
+    nodes: list[RunningDaemon], nas: dict[str, object]
+) -> None:
+    """The session is recorded through node-1 and the speed changed through node-3: node-3
+    alone sends the CoA-Request; the others only refresh their index."""
+    apis = [node.client(node.admin_token) for node in nodes]
+    with CoaServer(SECRET.encode(), host="127.0.0.41") as bras:
+        patched = apis[0].patch(f"/api/v1/nas/{nas['id']}", json={"coa_port": bras.port})
+        assert patched.status_code == 200, patched.text
+        contract_id, user = _new_contract(apis[0], "coa-pw-1")
+        for node in nodes:  # the NAS's new CoA port and the contract are everywhere
+            _seconds_until(lambda node=node: _accepts(node, user, "coa-pw-1"))
+        acct_port = nodes[0].daemon.acct_port
+        assert acct_port is not None
+        acct_id = f"CL-{secrets.token_hex(4)}"
+        with RadiusClient(acct_port, SECRET, source="127.0.0.41") as radius:
+            start = radius.accounting_request(
+                attr("Acct-Status-Type", "Start"),
+                attr("Acct-Session-Id", acct_id),
+                attr("User-Name", user),
+            )
+            assert radius.exchange(start) is not None
+        sent = [node.daemon.live.dispatcher.outcomes.total() for node in nodes]  # type: ignore[union-attr]
+        change = {"config": {"max_upload": "7M", "max_download": "70M"}}  # a rate limit now
+        assert apis[2].patch(f"/api/v1/contracts/{contract_id}", json=change).status_code == 200
+        _seconds_until(lambda: any(d[0] == codec.Code.COA_REQUEST for d in bras.received))
+        time.sleep(LIMIT)  # long enough for any other node to have sent one too
+        requests = {d for d in bras.received if d[0] == codec.Code.COA_REQUEST}
+        assert len(requests) == 1, "one CoA-Request (retransmits are the same bytes)"
+        assert acct_id.encode() in next(iter(requests))
+        after = [node.daemon.live.dispatcher.outcomes.total() for node in nodes]  # type: ignore[union-attr]
+        assert [b - a for a, b in zip(sent, after, strict=True)] == [0, 0, 1]
+
+
+def test_shared_jobs_run_once_for_the_cluster(nodes: list[RunningDaemon]) -> None:
+    """contract-dates was due when node-1 started: it ran it, and nodes 2 and 3 found it done."""
+    seen = []
+    for node in nodes:
+        api = node.client(node.readonly_token)
+        job = api.get("/api/v1/jobs/contract-dates").json()
+        seen.append((job["runs"], job["last_node"], job["next_run_at"]))
+    assert seen == [(1, "node-1", seen[0][2])] * 3

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import admin_sql, make_settings, start_daemon, stop_daemon
+from radius_client import RadiusClient
 from radius_contracts.daemon import engine_of, open_services
 from radius_contracts.services import import_freeradius as fr
 from radius_contracts.settings import load_settings
@@ -216,3 +220,40 @@ def test_framed_pool_and_reject_mapping() -> None:
     assert contract.status == "inactive" and contract.config["pool_name_ipv4"] == "cgnat"
     assert "ipv4" not in contract.config
     assert {issue.attribute for issue in plan.issues} == {"Auth-Type", "Framed-IP-Address"}
+
+
+@pytest.mark.postgres
+def test_a_running_daemon_uses_imported_contracts_at_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """On PostgreSQL the import announces what it created on the change feed: a daemon running
+    on the same database authenticates the imported users without a restart or reload."""
+    name = f"rc_import_{secrets.token_hex(4)}"
+    asyncio.run(admin_sql(postgres_url, f'CREATE DATABASE "{name}"'))
+    url = f"{postgres_url.rpartition('/')[0]}/{name}"
+    try:
+        running, thread = start_daemon(make_settings(tmp_path / "state", url))
+        try:
+            config = tmp_path / "rc.toml"
+            config.write_text(f'state_dir = "{tmp_path / "cli"}"\n[database]\nurl = "{url}"\n')
+            source = freeradius_db(tmp_path / "fr.db")
+            with sqlite3.connect(source) as db:  # a NAS the test can send from
+                db.execute(
+                    "INSERT INTO nas (nasname, shortname, type, secret) "
+                    "VALUES ('127.0.0.61', 'lo-import', 'mikrotik', 'import-lo-secret')"
+                )
+            db.close()
+            port = running.daemon.auth_port
+            assert port is not None
+            with RadiusClient(port, "import-lo-secret", source="127.0.0.61", timeout=1) as nas:
+                assert nas.exchange(nas.access_request("alice", "alice-pass-1")) is None
+                result = run("import-freeradius", "--url", f"sqlite:///{source}", config=config)
+                assert result.returncode == 0, result.stderr
+                deadline = time.monotonic() + 2  # the limit for changes made on another node
+                while (reply := nas.exchange(nas.access_request("alice", "alice-pass-1"))) is None:
+                    assert time.monotonic() < deadline, "the import did not reach the daemon"
+            assert reply.accepted
+        finally:
+            stop_daemon(running, thread)
+    finally:
+        asyncio.run(admin_sql(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -97,6 +97,12 @@ def metric(daemon: RunningDaemon, name: str) -> float:
     return 0.0
 
 
+DUPLICATES = (
+    "radius_contracts_radius_requests_total"
+    '{code="Accounting-Request",port="acct",result="duplicate"}'
+)
+
+
 def new_id() -> str:
     return secrets.token_hex(6).upper()
 
@@ -280,7 +286,7 @@ def test_a_retransmit_gets_the_same_answer_and_counts_once(
         attr("Acct-Input-Octets", "1000"),
         attr("Acct-Delay-Time", "0"),
     )
-    duplicates = metric(daemon, 'radius_contracts_radius_packets_total{outcome="duplicates"}')
+    duplicates = metric(daemon, DUPLICATES)
     # The NAS gives up waiting and sends it again (same id and authenticator) while the first
     # copy is being committed: that copy is answered once it is, the retransmit not at all.
     client.send_raw(stop)
@@ -290,9 +296,7 @@ def test_a_retransmit_gets_the_same_answer_and_counts_once(
     # Its answer was lost on the way: the next retransmit gets the same answer again.
     client.send_raw(stop)
     assert client.receive(3) == first
-    assert metric(daemon, 'radius_contracts_radius_packets_total{outcome="duplicates"}') > (
-        duplicates
-    )
+    assert metric(daemon, DUPLICATES) > duplicates
     [row] = sessions_of(daemon, lo_nas["id"], sid)
     assert row.input_octets == 1000
     [day] = usage_of(daemon, contract["id"])
@@ -352,18 +356,14 @@ def test_a_wrong_secret_gets_no_answer_and_is_counted(
 ) -> None:
     contract = make.contract()
     user, sid = contract["config"]["username"], new_id()
-    before = metric(
-        daemon, 'radius_contracts_radius_packets_total{outcome="drop_bad_authenticator"}'
-    )
+    bad = 'radius_contracts_radius_drops_total{port="acct",reason="bad_authenticator"}'
+    before = metric(daemon, bad)
     result = radclient(
         _acct_port(daemon), "not-the-secret", acct("Start", sid, user), command="acct",
         timeout=0.5,
     )  # fmt: skip
     assert result.code is None, result.output
-    after = metric(
-        daemon, 'radius_contracts_radius_packets_total{outcome="drop_bad_authenticator"}'
-    )
-    assert after >= before + 1
+    assert metric(daemon, bad) >= before + 1
     assert sessions_of(daemon, lo_nas["id"], sid) == []
 
 

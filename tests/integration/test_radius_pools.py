@@ -111,7 +111,7 @@ def test_an_exhausted_pool_rejects_and_is_counted(
     assert not refused.accepted
     assert refused.text("Reply-Message") == f"pool {pool['name']} is exhausted"
     metrics = daemon.client().get("/metrics").text
-    assert f'radius_contracts_pool_exhausted_total{{pool="{pool["name"]}"}} 1' in metrics
+    assert f'radius_contracts_pool_exhausted_total{{pool="{pool["name"]}"}} 1.0' in metrics
 
 
 def test_an_address_fixed_on_another_contract_is_skipped(

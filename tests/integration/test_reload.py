@@ -323,6 +323,9 @@ def test_broken_files_keep_the_running_set_and_fixed_ones_apply(tmp_path: Path) 
             text = wait_for_log(log, "take effect only at a restart")
             assert "api.port" in text
             assert api.get("/healthz").status_code == 200
+            metrics = api.get("/metrics").text
+            assert 'radius_contracts_reloads_total{result="failed"} 3.0' in metrics, metrics
+            assert 'radius_contracts_reloads_total{result="ok"} 2.0' in metrics, metrics
         assert text.count("ERROR") == 3, text  # one line per failed reload
     finally:
         assert stop(served) == 0

@@ -3,8 +3,11 @@
 RFC 2866 §2: a server must not answer an Accounting-Request it has not recorded. The handler
 resolves each request (contract, event time, terminate cause) and queues it; the writer takes
 everything queued, writes it in one transaction (group commit, DESIGN §2) and only then lets
-the listener answer every request of the batch. When the database fails nothing is answered:
-the NAS retransmits, or fails over to its other server.
+the listener answer every request of the batch. When the database is unreachable the batch
+goes to the local spool (aaa.spool) instead, answered once it is fsync'd there, and so does
+everything after it until the spool has been replayed into the database, in arrival order.
+Without a spool, or with the spool full, nothing is answered: the NAS retransmits, or fails
+over to its other server.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from radius_contracts.aaa.spool import AccountingSpool, SpoolFull
 from radius_contracts.domain import PoolFamily, PoolMode, parse_mac
 from radius_contracts.index import AuthIndex
 from radius_contracts.logging import RateLimitedLog
@@ -93,6 +98,10 @@ class AccountingWriter:
     ``sink`` writes one batch in one transaction and raises if it could not. A batch that
     fails on its data (not on the connection) is split in halves and retried, so one bad
     record cannot hold the others back; that record alone goes unanswered.
+
+    With a ``spool``, a batch that fails on the connection is spooled and answered, and the
+    writer keeps spooling (order!) while it replays the spool into the database; once the
+    spool is empty it writes to the database again.
     """
 
     def __init__(
@@ -104,8 +113,13 @@ class AccountingWriter:
         max_pending: int = 50_000,
         max_batch: int = 2_000,
         max_backoff: float = 5.0,
+        spool: AccountingSpool | None = None,
     ) -> None:
         self._sink = sink
+        self._spool = spool
+        # Spooling: every record goes to the spool until the spool has been replayed.
+        self.spooling = spool is not None and spool.pending > 0
+        self.outage_since: float | None = time.time() if self.spooling else None
         self._is_data_error = is_data_error
         self._on_applied = on_applied
         self._max_pending = max_pending
@@ -126,10 +140,17 @@ class AccountingWriter:
         self.batch_sum = 0
         self.batch_max = 0
         self.commit_seconds = 0.0
+        self.spooled = 0  # acknowledged once in the spool
+        self.replayed = 0  # spooled records since written to the database
+        self.discarded = 0  # spooled records the database refused on their data
 
     @property
     def pending(self) -> int:
         return len(self._queue) + self._writing
+
+    @property
+    def spool_pending(self) -> int:
+        return self._spool.pending if self._spool is not None else 0
 
     def submit(self, record: AcctRecord, done: Done) -> bool:
         """Queue ``record``; False when the queue is full (the caller drops the request)."""
@@ -143,6 +164,12 @@ class AccountingWriter:
     async def run(self) -> None:
         backoff = 0.0
         while True:
+            if self.spooling:
+                await self._run_spooling()
+                if self.spooling:  # closing: the rest stays in the spool for the next start
+                    self._finished.set()
+                    return
+                continue
             if not self._queue:
                 if self._closing:
                     self._finished.set()
@@ -171,6 +198,8 @@ class AccountingWriter:
                 first = await self._write(batch[:half])
                 second = await self._write(batch[half:])
                 return first or second
+            if not self._is_data_error(exc) and await self._spool_batch(batch, exc):
+                return True
             self.failed += len(batch)
             for _, done in batch:
                 done(False)
@@ -181,26 +210,148 @@ class AccountingWriter:
             return self._is_data_error(exc)
         self._writing = 0
         self.commit_seconds += time.perf_counter() - started
-        size = len(batch)
+        self._count_batch(len(batch))
+        self.records += len(batch)
+        for _, done in batch:
+            done(True)
+        self._applied(applied)
+        return True
+
+    def _count_batch(self, size: int) -> None:
         self.batches += 1
-        self.records += size
         self.batch_sum += size
         self.batch_max = max(self.batch_max, size)
         for index, bound in enumerate(BATCH_BUCKETS):
             if size <= bound:
                 self.batch_buckets[index] += 1
                 break
-        for _, done in batch:
-            done(True)
+
+    def _applied(self, applied: Applied) -> None:
         if self._on_applied is not None:
             try:
                 self._on_applied(applied)
             except Exception:
                 log.exception("updating the session view after an accounting commit failed")
+
+    # -- the spool: while the database is unreachable ---------------------------------------
+
+    async def _spool_batch(
+        self, batch: list[tuple[AcctRecord, Done]], cause: BaseException | None = None
+    ) -> bool:
+        """Append ``batch`` to the spool and answer it; False when there is no room for it."""
+        if self._spool is None:
+            return False
+        self._writing = len(batch)
+        try:
+            await self._spool.append([record for record, _ in batch])
+        except (OSError, SpoolFull) as exc:
+            self._warn.warning("spool", "could not spool accounting: %s", exc)
+            return False
+        finally:
+            self._writing = 0
+        if not self.spooling:
+            self.spooling = True
+            self.outage_since = time.time()
+            log.error(
+                "the database cannot take accounting (%r); spooling it to %s until it can",
+                cause,
+                self._spool.directory,
+            )
+        self.spooled += len(batch)
+        for _, done in batch:
+            done(True)
         return True
 
+    async def _run_spooling(self) -> None:
+        """Spool what arrives, replay the spool meanwhile; return once it is empty (or closing).
+
+        New records are answered as soon as they are on disk; the replay runs beside that as
+        its own task, so a database that takes seconds to refuse delays no answer.
+        """
+        spool = self._spool
+        assert spool is not None
+        loop = asyncio.get_running_loop()
+        replay: asyncio.Task[bool] | None = None
+        backoff, next_try = 0.0, loop.time()
+        while True:
+            if self._queue:
+                batch = [
+                    self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
+                ]
+                if not await self._spool_batch(batch):
+                    self.failed += len(batch)
+                    for _, done in batch:
+                        done(False)
+                continue
+            if replay is None:
+                if spool.pending == 0:
+                    self.spooling = False
+                    self.outage_since = None
+                    log.warning("the accounting spool has been written to the database")
+                    return
+                if self._closing:
+                    return
+                if loop.time() >= next_try:
+                    replay = asyncio.create_task(self._replay_chunk(), name="accounting-replay")
+            self._wakeup.clear()
+            waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wakeup.wait())]
+            if replay is not None:
+                waits.append(replay)
+            timeout = None if replay is not None else max(0.0, next_try - loop.time())
+            done_, _ = await asyncio.wait(
+                waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if waits[0] not in done_:
+                waits[0].cancel()
+            if replay is not None and replay.done():
+                if replay.result():
+                    backoff, next_try = 0.0, loop.time()
+                else:
+                    backoff = min(self._max_backoff, max(0.5, backoff * 2))
+                    next_try = loop.time() + backoff
+                replay = None
+
+    async def _replay_chunk(self) -> bool:
+        """Write the spool's oldest records to the database; False while it is unreachable."""
+        spool = self._spool
+        assert spool is not None
+        try:
+            chunk = await spool.read(self._max_batch)
+            if chunk is None:
+                return True
+            await self._replay(chunk.records)
+        except Exception as exc:
+            self._warn.warning("replay", "the database still cannot take accounting: %r", exc)
+            return False
+        await spool.done(chunk)
+        self.replayed += len(chunk.records)
+        return True
+
+    async def _replay(self, records: list[AcctRecord]) -> None:
+        """Write ``records``, leaving out any the database refuses on their data."""
+        if not records:
+            return
+        started = time.perf_counter()
+        try:
+            applied = await self._sink(records)
+        except Exception as exc:
+            if not self._is_data_error(exc):
+                raise
+            if len(records) == 1:
+                # Its NAS was deleted meanwhile, say: keeping it would block the spool for good.
+                self.discarded += 1
+                log.error("a spooled accounting record was refused by the database: %r", exc)
+                return
+            half = len(records) // 2
+            await self._replay(records[:half])
+            await self._replay(records[half:])
+            return
+        self.commit_seconds += time.perf_counter() - started
+        self._count_batch(len(records))
+        self._applied(applied)
+
     async def close(self, grace: float = 10.0) -> bool:
-        """Stop taking records; write what is queued, for at most ``grace`` seconds.
+        """Stop taking records; write (or spool) what is queued, for at most ``grace`` seconds.
 
         Returns whether everything queued was written. Records still queued when ``grace``
         runs out are given up, unanswered (RFC 2866 §2: no response unless recorded), so the

@@ -19,6 +19,7 @@ from typing import Protocol
 from radius_contracts.aaa import authenticate
 from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
 from radius_contracts.aaa.authorize import Refusal, mac_binding_refusal, purpose_of
+from radius_contracts.aaa.reject_reasons import reject_label
 from radius_contracts.aaa.render import render_rows, template_values
 from radius_contracts.aaa.sessions import OpenSession, SessionView
 from radius_contracts.domain import (
@@ -140,6 +141,7 @@ class AccessHandler:
         self._today = today
         self._date = today()
         self._date_checked = time.monotonic()
+        self.rejects: dict[str, int] = {}  # Access-Rejects by reject_reasons label (metrics)
         # (contract id, NAS id, purpose) → (snapshot, catalogue version, catalog, Reply)
         self._replies: dict[
             tuple[int, int, LayoutPurpose],
@@ -169,6 +171,9 @@ class AccessHandler:
         return decision
 
     def _log(self, request: AccessRequest, decision: AuthDecision) -> None:
+        if not decision.accept:
+            label = reject_label(decision.reason)
+            self.rejects[label] = self.rejects.get(label, 0) + 1
         if self._auth_log is not None:
             self._auth_log.record(
                 AuthEvent(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -47,11 +47,12 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def create_app(
     services: Services,
-    metrics: Callable[[], str] | None = None,
+    metrics: Callable[[], Awaitable[bytes]] | None = None,
     jobs: JobBoard | None = None,
+    readiness: Callable[[], dict[str, Any]] | None = None,
 ) -> FastAPI:
-    """The API over ``services``; ``metrics`` renders the text ``/metrics`` serves, ``jobs``
-    tells about the scheduler's jobs."""
+    """The API over ``services``; ``metrics`` renders what ``/metrics`` serves, ``jobs``
+    tells about the scheduler's jobs, ``readiness`` adds the daemon's state to ``/readyz``."""
     app = FastAPI(
         title="radius-contracts management API",
         version=__version__,
@@ -62,6 +63,7 @@ def create_app(
     app.state.services = services
     app.state.metrics = metrics
     app.state.jobs = jobs
+    app.state.readiness = readiness
     problems.install(app)
     app.include_router(health.router)
     for router in (

@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
+from radius_contracts.db.errors import UNAVAILABLE, is_unavailable
 from radius_contracts.errors import (
     Conflict,
     InvalidInput,
@@ -94,6 +96,16 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
 
 
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if not is_unavailable(exc):
+        return await _unexpected(request, exc)
+    log.warning(
+        "%s %s: the database is unreachable (%s)", request.method, request.url.path,
+        type(exc).__name__,
+    )  # fmt: skip
+    return problem(503, "the database is unreachable", headers={"Retry-After": "5"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal error; see the daemon log")
@@ -103,4 +115,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(RadiusContractsError, _domain)
     app.add_exception_handler(HTTPException, _http)
+    # A database outage answers 503 (with Retry-After), not 500: the caller should retry.
+    for kind in (*UNAVAILABLE, DBAPIError):
+        app.add_exception_handler(kind, _unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -43,13 +43,26 @@ def _sqlite_pragmas(synchronous: str) -> Callable[[DBAPIConnection, ConnectionPo
 
 
 def create_engine(
-    url: str, *, echo: bool = False, pool_size: int = 10, sqlite_synchronous: str = "FULL"
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    sqlite_synchronous: str = "FULL",
+    connect_timeout: float = 5.0,
 ) -> AsyncEngine:
     # hide_parameters keeps bound values (contract passwords, NAS secrets) out of SQL logs and
     # out of the text of database exceptions, which end up in the daemon's log.
     kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if not is_sqlite(url):
-        kwargs.update(pool_size=pool_size, pool_pre_ping=True)
+        # asyncpg waits 60 s for a connection by default: an unreachable database would hold
+        # every API request and accounting batch that long. pool_timeout bounds the wait for
+        # a pooled connection when all are stuck.
+        kwargs.update(
+            pool_size=pool_size,
+            pool_pre_ping=True,
+            pool_timeout=connect_timeout * 2,
+            connect_args={"timeout": connect_timeout},
+        )
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
         if sqlite_synchronous not in ("FULL", "NORMAL"):

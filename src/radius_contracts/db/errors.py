@@ -6,7 +6,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from radius_contracts.errors import Conflict, StorageUnavailable
 
@@ -47,3 +49,25 @@ def wrap_db_errors() -> Iterator[None]:
         raise
     except OSError as exc:  # asyncpg raises plain OSErrors when the server is gone
         raise StorageUnavailable("the database is unreachable") from exc
+
+
+# What a database that is down, restarting or unreachable raises on its way up: SQLAlchemy's
+# wrappers, a pool with no connection to give, asyncpg's own connection errors (raised as they
+# are while connecting) and the socket's (refused, reset, timed out).
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached (rather than refused the data)."""
+    if isinstance(exc, DBAPIError) and not isinstance(exc, OperationalError | InterfaceError):
+        return exc.connection_invalidated
+    return isinstance(exc, UNAVAILABLE)

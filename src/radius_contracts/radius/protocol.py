@@ -13,7 +13,8 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
@@ -21,6 +22,7 @@ from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius import codec
 from radius_contracts.radius.clients import ClientTable, NasClient
 from radius_contracts.radius.dedup import IN_PROGRESS, Key, ReplyCache
+from radius_contracts.radius.histogram import Histogram
 from radius_contracts.radius.messages import AccessRequest, AccountingRequest, AuthDecision
 
 log = logging.getLogger("radius_contracts.radius")
@@ -56,19 +58,52 @@ class ListenerOptions:
 
 
 class Stats:
-    """Plain counters, cheap enough for every packet; exported by the metrics endpoint."""
+    """Plain counters of one port, cheap enough for every packet; the metrics collector reads
+    them when ``/metrics`` is scraped.
 
-    __slots__ = ("counts",)
+    ``counts``: outcomes by name (``received``, ``accepts``, ``drop_<reason>``,
+    ``malformed_<reason>``, ...). ``requests``: (RADIUS code, result) of every datagram that
+    decoded, from an active NAS. ``latency``: seconds from arrival to the reply of answered
+    Access- and Accounting-Requests.
+    """
+
+    __slots__ = ("counts", "latency", "requests")
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
+        self.requests: dict[tuple[int, str], int] = {}
+        self.latency = Histogram()
 
     def add(self, name: str) -> None:
         counts = self.counts
         counts[name] = counts.get(name, 0) + 1
 
+    def request(self, code: int, result: str) -> None:
+        requests, key = self.requests, (code, result)
+        requests[key] = requests.get(key, 0) + 1
+
+    def drop(self, code: int, reason: str) -> None:
+        """A decoded request dropped unanswered; ``reason`` is its ``drop_<reason>`` outcome."""
+        self.add(reason)
+        self.request(code, DROPPED)
+
     def __getitem__(self, name: str) -> int:
         return self.counts.get(name, 0)
+
+
+class StatsTotal:
+    """The outcome counters of several ports summed, read live."""
+
+    def __init__(self, parts: Iterable[Stats]) -> None:
+        self._parts = tuple(parts)
+
+    def __getitem__(self, name: str) -> int:
+        return sum(part[name] for part in self._parts)
+
+
+# Request results (Stats.requests).
+ACCEPT, REJECT, RESPONSE = "accept", "reject", "response"
+DUPLICATE, DROPPED, NOT_RECORDED = "duplicate", "dropped", "not_recorded"
 
 
 def _text_or_none(value: bytes | None) -> str | None:
@@ -186,6 +221,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             log.exception("internal error handling a datagram from %s", addr[0])
 
     def _received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        started = time.perf_counter()  # the latency histograms measure from here
         stats = self.stats
         stats.add("received")
         if not self._accepting:
@@ -212,13 +248,13 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             return
         auth = self._auth
         if code == codec.Code.ACCESS_REQUEST and auth is not None:
-            self._access_request(packet, client, addr, auth)
+            self._access_request(packet, client, addr, auth, started)
             return
         acct = self._acct
         if code == codec.Code.ACCOUNTING_REQUEST and acct is not None:
-            self._accounting_request(packet, client, addr, acct)
+            self._accounting_request(packet, client, addr, acct, started)
             return
-        stats.add("drop_unexpected_code")
+        stats.drop(code, "drop_unexpected_code")
         self._warn.warning(
             (source, "code"), "dropping RADIUS code %d from %s on the %s port", code, source,
             self.port,
@@ -241,12 +277,13 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if not packet.has_message_authenticator or not codec.verify_message_authenticator(
             packet, client.secret
         ):
-            self.stats.add("drop_bad_message_authenticator")
+            self.stats.drop(packet.code, "drop_bad_message_authenticator")
             return
         # RFC 5997 §3: Access-Accept on the authentication port, Accounting-Response on the
         # accounting port.
         code = codec.Code.ACCESS_ACCEPT if self.port == "auth" else codec.Code.ACCOUNTING_RESPONSE
         self.stats.add("status_server")
+        self.stats.request(packet.code, RESPONSE)
         self._send(
             codec.encode_reply(code, packet.identifier, packet.authenticator, b"", client.secret),
             addr,
@@ -260,12 +297,14 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         client: NasClient,
         addr: tuple[str | object, ...],
         auth: AuthHandler,
+        started: float,
     ) -> None:
         stats = self.stats
         key: Key = (addr[:2], packet.identifier, packet.authenticator)
         cached = self._replies.get(key)
         if cached is not None:
             stats.add("duplicates")
+            stats.request(packet.code, DUPLICATE)
             if cached is not IN_PROGRESS:
                 self._send(cached, addr)
             return
@@ -273,14 +312,14 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if packet.has_message_authenticator:
             # RFC 3579 §3.2: a wrong Message-Authenticator means a silent discard.
             if not codec.verify_message_authenticator(packet, secret):
-                stats.add("drop_bad_message_authenticator")
+                stats.drop(packet.code, "drop_bad_message_authenticator")
                 self._warn.warning(
                     (addr[0], "ma"), "bad Message-Authenticator from %s (wrong secret?)", addr[0]
                 )
                 return
         elif client.require_message_authenticator:
             # BlastRADIUS (CVE-2024-3596): without it an attacker on path can forge replies.
-            stats.add("drop_missing_message_authenticator")
+            stats.drop(packet.code, "drop_missing_message_authenticator")
             self._warn.warning(
                 (addr[0], "no-ma"),
                 "Access-Request from %s without Message-Authenticator; the NAS requires one",
@@ -289,14 +328,14 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             return
         request = self._access_fields(packet, client, str(addr[0]))
         if request is None:
-            stats.add("drop_malformed")
+            stats.drop(packet.code, "drop_malformed")
             stats.add("malformed_user_password")
             return
         decision = auth.handle_access(request)
         if not isinstance(decision, AuthDecision):
-            self._access_later(packet, client, addr, key, request, decision)
+            self._access_later(packet, client, addr, key, request, decision, started)
             return
-        self._answer_access(packet, client, addr, key, request, decision)
+        self._answer_access(packet, client, addr, key, request, decision, started)
 
     def _access_later(
         self,
@@ -306,10 +345,11 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         key: Key,
         request: AccessRequest,
         pending: Awaitable[AuthDecision],
+        started: float,
     ) -> None:
         """Answer once the handler's database work is done; no reply if it fails."""
         if self._pending_access >= self._options.max_pending_access:
-            self.stats.add("drop_over_capacity")
+            self.stats.drop(packet.code, "drop_over_capacity")
             if asyncio.iscoroutine(pending):
                 pending.close()
             return
@@ -321,7 +361,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                 decision = await pending
             except Exception as exc:
                 # e.g. the database is down: stay silent so the NAS tries its other server.
-                self.stats.add("drop_handler_failed")
+                self.stats.drop(packet.code, "drop_handler_failed")
                 self._replies.discard(key)
                 self._warn.warning(
                     "access-failed", "no answer to an Access-Request from %s: %r", addr[0], exc
@@ -330,7 +370,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             finally:
                 self._pending_access -= 1
             self._replies.discard(key)
-            self._answer_access(packet, client, addr, key, request, decision)
+            self._answer_access(packet, client, addr, key, request, decision, started)
 
         task = asyncio.ensure_future(finish())
         self._tasks.add(task)
@@ -344,6 +384,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         key: Key,
         request: AccessRequest,
         decision: AuthDecision,
+        started: float,
     ) -> None:
         stats = self.stats
         secret = client.secret
@@ -359,19 +400,29 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         )
         delay = self._options.reject_delay
         if decision.accept or delay <= 0:
-            stats.add("accepts" if decision.accept else "rejects")
+            if decision.accept:
+                stats.add("accepts")
+                stats.request(packet.code, ACCEPT)
+            else:
+                stats.add("rejects")
+                stats.request(packet.code, REJECT)
             self._replies.put(key, reply)
             self._send(reply, addr)
+            stats.latency.observe(time.perf_counter() - started)
             return
         if self._delayed >= self._options.max_delayed_rejects:
             # A flood of failing logins: holding more replies would only grow memory.
-            stats.add("drop_over_capacity")
+            stats.drop(packet.code, "drop_over_capacity")
             return
         stats.add("rejects")
+        stats.request(packet.code, REJECT)
         self._delayed += 1
         self._replies.put(key, IN_PROGRESS)
         assert self._loop is not None
         self._loop.call_later(delay, self._send_delayed, key, reply, addr)
+        # The reject delay is deliberate (it slows password guessing): the latency counts the
+        # work up to here, not the wait.
+        stats.latency.observe(time.perf_counter() - started)
 
     def _send_delayed(self, key: Key, reply: bytes, addr: tuple[str | object, ...]) -> None:
         self._delayed -= 1
@@ -386,8 +437,10 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         client: NasClient,
         addr: tuple[str | object, ...],
         acct: AcctHandler,
+        started: float,
     ) -> None:
         stats = self.stats
+        code = packet.code
         key: Key = (addr[:2], packet.identifier, packet.authenticator)
         replies = self._replies
         cached = replies.get(key)
@@ -395,6 +448,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             # RFC 5080 §2.2.2: a retransmit gets the same answer and is never recorded twice;
             # one that comes while the first is still being committed waits for that commit.
             stats.add("duplicates")
+            stats.request(code, DUPLICATE)
             if cached is not IN_PROGRESS:
                 self._send(cached, addr)
             return
@@ -402,7 +456,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         # RFC 2866 §3: the Request Authenticator is an MD5 over the packet and the secret; a
         # request that fails the check is silently discarded.
         if not codec.verify_request_authenticator(packet, secret):
-            stats.add("drop_bad_authenticator")
+            stats.drop(code, "drop_bad_authenticator")
             self._warn.warning(
                 (addr[0], "acct-auth"),
                 "Accounting-Request from %s with a bad authenticator (wrong secret?)",
@@ -412,11 +466,11 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if packet.has_message_authenticator and not codec.verify_message_authenticator(
             packet, secret
         ):
-            stats.add("drop_bad_message_authenticator")
+            stats.drop(code, "drop_bad_message_authenticator")
             return
         request = self._accounting_fields(packet, client, str(addr[0]))
         if request is None:
-            stats.add("drop_malformed")
+            stats.drop(code, "drop_malformed")
             stats.add("malformed_accounting")
             self._warn.warning(
                 (addr[0], "acct-fields"),
@@ -434,6 +488,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                 # handled afresh.
                 replies.discard(key)
                 stats.add("accounting_not_recorded")
+                stats.request(code, NOT_RECORDED)
                 return
             reply = codec.encode_reply(
                 codec.Code.ACCOUNTING_RESPONSE, identifier, authenticator, b"", secret,
@@ -441,11 +496,14 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             )  # fmt: skip
             replies.put(key, reply)
             stats.add("accounting_responses")
+            stats.request(code, RESPONSE)
             self._send(reply, addr)
+            # Includes the wait for the group commit (RFC 2866 §2: no answer before that).
+            stats.latency.observe(time.perf_counter() - started)
 
         if not acct.handle_accounting(request, done):
             replies.discard(key)
-            stats.add("drop_over_capacity")
+            stats.drop(code, "drop_over_capacity")
 
     @staticmethod
     def _accounting_fields(

@@ -52,6 +52,7 @@ __all__ = [
     "canonical",
     "existing",
     "expire",
+    "held_by_pool",
     "insert",
     "own",
     "reclaimable",
@@ -330,6 +331,12 @@ async def release(session: AsyncSession, now: datetime, items: Sequence[tuple[in
     batch = release_batch(connection.dialect.name, connection.dialect.paramstyle, now, items)
     if batch is not None:
         await connection.exec_driver_sql(*batch)
+
+
+async def held_by_pool(session: AsyncSession, now: datetime) -> dict[int, int]:
+    """Held leases (offered or bound) of every pool that holds any, by pool id."""
+    stmt = select(_c.pool_id, func.count()).where(_held(now)).group_by(_c.pool_id)
+    return {pool_id: count for pool_id, count in await session.execute(stmt)}
 
 
 async def usage(session: AsyncSession, pool_id: int, now: datetime) -> dict[str, int]:

@@ -1,0 +1,432 @@
+"""``/metrics``: the daemon's counters in the Prometheus text format (prometheus-client).
+
+The packet path keeps plain ints and dicts (radius.protocol.Stats, the handler's reject
+counts, the accounting writer's counters); :class:`DaemonCollector` reads them only when
+``/metrics`` is scraped. Each daemon has its own ``CollectorRegistry``, never the global
+default one: tests run several daemons in one process. Label values that come from users or
+the network (pool names) are escaped by prometheus-client.
+
+Pool use needs the database, and a collector is synchronous: :class:`PoolUse` keeps a
+snapshot that the route refreshes (awaited) when it is older than a few seconds, so a scrape
+costs at most one query and a packet none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from radius_contracts.aaa.accounting import BATCH_BUCKETS
+from radius_contracts.aaa.pools import PoolSpace
+from radius_contracts.domain import PoolMode
+from radius_contracts.index import AuthIndex
+from radius_contracts.radius.codec import Code
+from radius_contracts.radius.protocol import Port, Stats
+
+if TYPE_CHECKING:
+    from radius_contracts.daemon import Daemon
+
+log = logging.getLogger("radius_contracts.metrics")
+
+PREFIX = "radius_contracts_"
+POOL_USE_MAX_AGE = 5.0  # seconds a pool-use snapshot serves scrapes before it is read again
+# A scrape waits at most this long for the read (Prometheus times scrapes out at 10 s).
+POOL_USE_TIMEOUT = 2.0
+
+# RFC 2865 §3, RFC 2866 §3, RFC 5997 §2, RFC 5176 §2.3 names; other codes show as numbers.
+_CODE_NAMES: dict[int, str] = {
+    Code.ACCESS_REQUEST: "Access-Request",
+    Code.ACCESS_ACCEPT: "Access-Accept",
+    Code.ACCESS_REJECT: "Access-Reject",
+    Code.ACCOUNTING_REQUEST: "Accounting-Request",
+    Code.ACCOUNTING_RESPONSE: "Accounting-Response",
+    Code.ACCESS_CHALLENGE: "Access-Challenge",
+    Code.STATUS_SERVER: "Status-Server",
+    Code.STATUS_CLIENT: "Status-Client",
+    Code.DISCONNECT_REQUEST: "Disconnect-Request",
+    Code.DISCONNECT_ACK: "Disconnect-ACK",
+    Code.DISCONNECT_NAK: "Disconnect-NAK",
+    Code.COA_REQUEST: "CoA-Request",
+    Code.COA_ACK: "CoA-ACK",
+    Code.COA_NAK: "CoA-NAK",
+}
+
+
+def code_name(code: int) -> str:
+    return _CODE_NAMES.get(code, str(code))
+
+
+def _le(bound: float) -> str:
+    """A bucket bound as the text format writes it."""
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUseRow:
+    name: str
+    family: str
+    size: int  # addresses (ipv4) or prefixes (ipv6, ipv6-pd) the pool can lease
+    leased: int  # held now: offered or bound, not expired
+
+
+class PoolUse:
+    """Leases held per managed pool, as of the last :meth:`refresh` that found it stale."""
+
+    def __init__(
+        self,
+        index: AuthIndex,
+        held_by_pool: Callable[[], Awaitable[Mapping[int, int]]],
+        *,
+        max_age: float = POOL_USE_MAX_AGE,
+        timeout: float = POOL_USE_TIMEOUT,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._index = index
+        self._held_by_pool = held_by_pool
+        self._max_age = max_age
+        self._timeout = timeout
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._tried_at: float | None = None
+        self.refreshed_at: float | None = None  # clock time of the last successful read
+        self.rows: tuple[PoolUseRow, ...] = ()
+
+    def _fresh(self) -> bool:
+        return self._tried_at is not None and self._clock() - self._tried_at < self._max_age
+
+    async def refresh(self) -> None:
+        """Read the leases again when the snapshot is older than ``max_age``.
+
+        A failed read keeps the last snapshot (its age shows it) and is not retried for
+        ``max_age``: a database outage must not turn every scrape into a slow timeout.
+        """
+        if self._fresh():
+            return
+        async with self._lock:  # concurrent scrapes share one read
+            if self._fresh():
+                return
+            self._tried_at = self._clock()
+            try:
+                held = await asyncio.wait_for(self._held_by_pool(), self._timeout)
+            except Exception as exc:  # the database is down or slow: serve the last snapshot
+                log.warning("pool use for /metrics not read: %s", type(exc).__name__)
+                return
+            rows = []
+            for pool in self._index.all_pools():
+                if pool.mode is not PoolMode.MANAGED:
+                    continue  # a nas pool is leased by the NAS; nothing is held here
+                size = PoolSpace.of_pool(pool).size
+                rows.append(PoolUseRow(pool.name, pool.family.value, size, held.get(pool.id, 0)))
+            self.rows = tuple(rows)
+            self.refreshed_at = self._clock()
+
+    def age(self) -> float | None:
+        """Seconds since the last successful read; None before the first."""
+        return None if self.refreshed_at is None else self._clock() - self.refreshed_at
+
+
+class DaemonCollector(Collector):
+    """Reads a daemon's counters at scrape time; parts not started yet are left out."""
+
+    def __init__(self, daemon: Daemon, pool_use: PoolUse | None = None) -> None:
+        self._daemon = daemon
+        self.pool_use = pool_use
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._radius()
+        yield from self._rejects()
+        yield from self._index()
+        yield from self._auth_log()
+        yield from self._accounting()
+        yield from self._pools()
+        yield from self._coa()
+        yield from self._reloads()
+
+    # -- RADIUS listeners ---------------------------------------------------------------------
+
+    def _radius(self) -> Iterator[Metric]:
+        ports = self._daemon.port_stats
+        requests = CounterMetricFamily(
+            PREFIX + "radius_requests",
+            "RADIUS requests from active NAS that decoded, by port, code and result (accept, "
+            "reject, response, duplicate: answered from the reply cache, dropped: unanswered, "
+            "see radius_drops_total; not_recorded: accounting the database did not store).",
+            labels=["port", "code", "result"],
+        )
+        drops = CounterMetricFamily(
+            PREFIX + "radius_drops",
+            "RADIUS datagrams dropped unanswered, by port and reason (unknown_nas, malformed, "
+            "bad_authenticator, bad_message_authenticator, missing_message_authenticator, "
+            "unexpected_code, over_capacity, handler_failed, internal_error).",
+            labels=["port", "reason"],
+        )
+        malformed = CounterMetricFamily(
+            PREFIX + "radius_malformed",
+            "Malformed RADIUS datagrams (each also a radius_drops_total malformed), by port "
+            "and what was wrong.",
+            labels=["port", "reason"],
+        )
+        packets = CounterMetricFamily(
+            PREFIX + "radius_packets",
+            "RADIUS datagrams by port and raw outcome counter (received, accepts, rejects, "
+            "duplicates, status_server, accounting_responses, accounting_not_recorded, "
+            "send_errors, drop_<reason>, malformed_<reason>).",
+            labels=["port", "outcome"],
+        )
+        for port, stats in ports.items():
+            for (code, result), count in sorted(stats.requests.items()):
+                requests.add_metric([port, code_name(code), result], count)
+            for outcome, count in sorted(stats.counts.items()):
+                packets.add_metric([port, outcome], count)
+                if outcome.startswith("drop_"):
+                    drops.add_metric([port, outcome.removeprefix("drop_")], count)
+                elif outcome.startswith("malformed_"):
+                    malformed.add_metric([port, outcome.removeprefix("malformed_")], count)
+        yield from (requests, drops, malformed, packets)
+        yield from self._latency(ports)
+
+    @staticmethod
+    def _latency(ports: Mapping[Port, Stats]) -> Iterator[Metric]:
+        family = HistogramMetricFamily(
+            PREFIX + "radius_request_duration_seconds",
+            "Seconds from an Access- or Accounting-Request's arrival to its reply, by port. "
+            "Accounting includes the wait for the group commit; a delayed Access-Reject counts "
+            "until its reply is scheduled, not the reject delay.",
+            labels=["port"],
+        )
+        for port, stats in ports.items():
+            latency = stats.latency
+            buckets = [(_le(bound), count) for bound, count in latency.cumulative()]
+            family.add_metric([port], buckets, latency.sum)
+        yield family
+
+    def _rejects(self) -> Iterator[Metric]:
+        handler = self._daemon.handler
+        if handler is None:
+            return
+        family = CounterMetricFamily(
+            PREFIX + "access_rejects",
+            "Access-Rejects decided, by reason (the auth log has the full phrase).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(handler.rejects.items()):
+            family.add_metric([reason], count)
+        yield family
+
+    # -- authorization index ------------------------------------------------------------------
+
+    def _index(self) -> Iterator[Metric]:
+        index = self._daemon.index
+        if index is None:
+            return
+        now = time.monotonic()
+        yield GaugeMetricFamily(
+            PREFIX + "index_contracts", "Contracts in the authorization index.", value=len(index)
+        )
+        nas = len(index.all_nas())
+        yield GaugeMetricFamily(
+            PREFIX + "index_nas", "Active NAS in the authorization index.", value=nas
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "index_load_age_seconds",
+            "Seconds since the authorization index was last loaded whole from the database.",
+            value=now - index.loaded_at,
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "index_change_age_seconds",
+            "Seconds since the authorization index last applied a committed change (or a "
+            "whole load).",
+            value=now - index.changed_at,
+        )
+
+    # -- writers ------------------------------------------------------------------------------
+
+    def _auth_log(self) -> Iterator[Metric]:
+        writer = self._daemon.auth_log
+        if writer is None:
+            return
+        events = CounterMetricFamily(
+            PREFIX + "auth_log_events",
+            "Auth log events by fate (written; dropped: the queue was full).",
+            labels=["fate"],
+        )
+        events.add_metric(["written"], writer.written)
+        events.add_metric(["dropped"], writer.dropped)
+        yield events
+        yield GaugeMetricFamily(
+            PREFIX + "auth_log_pending",
+            "Auth log events waiting to be written.",
+            value=writer.pending,
+        )
+
+    def _accounting(self) -> Iterator[Metric]:
+        writer = self._daemon.accounting
+        if writer is None:
+            return
+        records = CounterMetricFamily(
+            PREFIX + "accounting_records",
+            "Accounting-Requests by fate (recorded: committed and answered; spooled: answered "
+            "once in the local spool while the database was away; failed: neither the "
+            "database nor the spool took it, unanswered; dropped: the queue was full; "
+            "ignored: status types that describe no session).",
+            labels=["fate"],
+        )
+        records.add_metric(["recorded"], writer.records)
+        records.add_metric(["spooled"], writer.spooled)
+        records.add_metric(["failed"], writer.failed)
+        records.add_metric(["dropped"], writer.dropped)
+        handler = self._daemon.accounting_handler
+        if handler is not None:
+            records.add_metric(["ignored"], handler.ignored)
+        yield records
+        yield GaugeMetricFamily(
+            PREFIX + "accounting_pending",
+            "Accounting-Requests waiting for a commit.",
+            value=writer.pending,
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "accounting_spooling",
+            "1 while accounting goes to the local spool (the database is away, or the spool "
+            "is still being replayed), else 0.",
+            value=int(writer.spooling),
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "accounting_spool_records",
+            "Answered accounting records in the spool, not yet in the database.",
+            value=writer.spool_pending,
+        )
+        spool = CounterMetricFamily(
+            PREFIX + "accounting_spool_replay",
+            "Spooled records since written to the database (written), or refused by it on "
+            "their data and left out (discarded; the log says why).",
+            labels=["result"],
+        )
+        spool.add_metric(["written"], writer.replayed)
+        spool.add_metric(["discarded"], writer.discarded)
+        yield spool
+        cumulative, buckets = 0, []
+        for bound, count in zip(BATCH_BUCKETS, writer.batch_buckets, strict=True):
+            cumulative += count
+            buckets.append((str(bound), cumulative))
+        buckets.append(("+Inf", writer.batches))
+        yield HistogramMetricFamily(
+            PREFIX + "accounting_batch_size",
+            "Accounting-Requests per commit (group commit).",
+            buckets=buckets,
+            sum_value=writer.batch_sum,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "accounting_commit_seconds",
+            "Time spent in accounting commits.",
+            value=writer.commit_seconds,
+        )
+        sessions = self._daemon.sessions
+        if sessions is not None:
+            yield CounterMetricFamily(
+                PREFIX + "simultaneous_use_refused",
+                "Logins refused for their contract's simultaneous-use limit.",
+                value=sessions.refused,
+            )
+
+    # -- pools --------------------------------------------------------------------------------
+
+    def _pools(self) -> Iterator[Metric]:
+        leaser = self._daemon.leaser
+        if leaser is not None:
+            exhausted = CounterMetricFamily(
+                PREFIX + "pool_exhausted",
+                "Access-Requests rejected because their managed pool had no free address, by pool.",
+                labels=["pool"],
+            )
+            for pool, count in sorted(leaser.exhausted.items()):
+                exhausted.add_metric([pool], count)
+            yield exhausted
+        use = self.pool_use
+        age = use.age() if use is not None else None
+        if use is None or age is None:
+            return
+        size = GaugeMetricFamily(
+            PREFIX + "pool_size",
+            "Addresses (ipv4) or prefixes (ipv6, ipv6-pd) a managed pool can lease.",
+            labels=["pool", "family"],
+        )
+        leased = GaugeMetricFamily(
+            PREFIX + "pool_leased",
+            "Leases a managed pool holds now (offered or bound, not expired).",
+            labels=["pool", "family"],
+        )
+        for row in use.rows:
+            size.add_metric([row.name, row.family], row.size)
+            leased.add_metric([row.name, row.family], row.leased)
+        yield size
+        yield leased
+        yield GaugeMetricFamily(
+            PREFIX + "pool_use_age_seconds",
+            f"Seconds since pool_size and pool_leased were read from the database (read "
+            f"again by a scrape once older than {POOL_USE_MAX_AGE:g} s).",
+            value=age,
+        )
+
+    # -- CoA and reloads ----------------------------------------------------------------------
+
+    def _coa(self) -> Iterator[Metric]:
+        live = self._daemon.live
+        if live is None:
+            return
+        dispatcher = live.dispatcher
+        requests = CounterMetricFamily(
+            PREFIX + "coa_requests",
+            "CoA and Disconnect-Requests by kind and outcome (ack, nak, timeout, error: not sent).",
+            labels=["kind", "outcome"],
+        )
+        for (kind, outcome), count in sorted(dispatcher.outcomes.items()):
+            requests.add_metric([kind, outcome], count)
+        yield requests
+        yield GaugeMetricFamily(
+            PREFIX + "coa_pending",
+            "Sessions with a CoA or Disconnect-Request in flight or waiting.",
+            value=dispatcher.pending,
+        )
+
+    def _reloads(self) -> Iterator[Metric]:
+        # Reload outcomes by result, when this daemon counts them (SIGHUP reload).
+        reloads: Mapping[str, int] | None = getattr(self._daemon, "reloads", None)
+        if not isinstance(reloads, Mapping):
+            return
+        family = CounterMetricFamily(
+            PREFIX + "reloads", "Configuration reloads (SIGHUP) by result.", labels=["result"]
+        )
+        for result, count in sorted(reloads.items()):
+            family.add_metric([str(result)], count)
+        yield family
+
+
+class DaemonMetrics:
+    """A daemon's registry and what ``/metrics`` serves from it."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.collector = DaemonCollector(daemon)
+        self.registry.register(self.collector)
+
+    def watch_pools(self, pool_use: PoolUse) -> None:
+        self.collector.pool_use = pool_use
+
+    async def exposition(self) -> bytes:
+        """The text exposition, with pool use read first if its snapshot is stale."""
+        if self.collector.pool_use is not None:
+            await self.collector.pool_use.refresh()
+        return generate_latest(self.registry)
