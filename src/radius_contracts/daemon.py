@@ -637,16 +637,17 @@ class Daemon:
         still open; what cannot be committed in time stays unanswered (never acknowledged),
         and the NAS sends it to its other server.
         """
-        sdnotify.notify("STOPPING=1")
         deadline = time.monotonic() + SHUTDOWN_BUDGET
 
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
         if self._reloading is not None and not self._reloading.done():
+            # Before STOPPING=1: a cancelled reload still sends its READY=1.
             self._reloading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reloading
+        sdnotify.notify("STOPPING=1")
         # 1. No new work: RADIUS drops new datagrams (the sockets stay open for the replies
         # still owed), the API closes its listening socket, the scheduler fires no more jobs.
         for _transport, protocol in self._listeners:
