@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import LO_SECRET as SECRET
@@ -460,7 +460,7 @@ def test_metrics_count_packets_by_outcome_without_a_token(
     assert client.exchange(client.status_server()) is not None
     response = httpx.get(f"{daemon.base_url}/metrics")
     assert response.status_code == 200
-    assert response.headers["content-type"] == CONTENT_TYPE_LATEST
+    assert response.headers["content-type"] == CONTENT_TYPE_PLAIN_0_0_4
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     counts = {
         sample.labels["outcome"]: sample.value
