@@ -309,7 +309,7 @@ class AuthIndex:
         clients = ClientTable(
             (
                 row.address,
-                NasClient(row.id, row.secret.encode(), row.require_message_authenticator),
+                NasClient(row.id, row.secret.encode(), row.require_message_authenticator, row.name),
             )
             for row in nas.values()
         )
