@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from radius_contracts.log_context import ContextFilter
 from radius_contracts.settings import LoggingSettings
 
-_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Record attributes that are not fields of the event (uvicorn adds color_message: the
+# message again, with terminal escapes).
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 # Libraries whose chatter below WARNING is no use to an operator, or worse: aiosqlite's DEBUG
 # lines print every call it runs with its arguments, i.e. SQL with bound values (contract
 # passwords, NAS secrets). They stay at WARNING whatever the daemon's own level.
