@@ -1,10 +1,9 @@
 """Request ids and the request a log line is about.
 
-Whatever is being handled (a RADIUS datagram, an HTTP request) is put in ``current`` for the
-time it is handled; :class:`ContextFilter` copies its fields into every log record made
-meanwhile, so a line logged deep inside the AAA code still says which request it was about.
-Contexts render their fields only when a line is logged: the RADIUS hot path pays for setting
-the variable, never for formatting ids nobody reads.
+An HTTP request being handled is put in ``current`` for the time it is handled;
+:class:`ContextFilter` copies its fields into every log record made meanwhile, so a line logged
+deep inside the services still says which request it was about. RADIUS datagrams have a
+leaner context of their own (radius.request_context), as cheap as the hot path needs.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 from radius_contracts.log_context import ContextFilter
+from radius_contracts.radius.request_context import DatagramFilter
 from radius_contracts.settings import LoggingSettings
 
 # Record attributes that are not fields of the event (uvicorn adds color_message: the
@@ -64,6 +65,7 @@ def configure(settings: LoggingSettings) -> None:
     # On the handler, not a logger: records of every logger (ours, uvicorn's, libraries')
     # get the request they were made for.
     handler.addFilter(ContextFilter())
+    handler.addFilter(DatagramFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)

@@ -13,9 +13,8 @@ from radius_contracts import log_context
 from radius_contracts.api.request_log import sane_request_id
 from radius_contracts.db.engine import redacted_url
 from radius_contracts.logging import JsonFormatter, TextFormatter
-from radius_contracts.radius import codec
+from radius_contracts.radius import codec, request_context
 from radius_contracts.radius.clients import ClientTable, NasClient
-from radius_contracts.radius.request_context import DatagramContext
 
 
 @pytest.fixture
@@ -81,7 +80,10 @@ def test_text_format_puts_the_request_id_before_the_message(captured) -> None:
     assert without.endswith(" WARNING test.logging: without")
 
 
-def test_datagram_context_renders_once_and_never_the_password() -> None:
+def test_datagram_fields_are_rendered_once_and_never_the_password(captured) -> None:
+    stream, handler = captured
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(request_context.DatagramFilter())
     secret = b"nas-secret"
     table = ClientTable([("127.0.0.1", NasClient(7, secret, True, "bng-1"))])
     attributes = codec.attribute(codec.USER_NAME, b"ana") + codec.attribute(
@@ -90,17 +92,26 @@ def test_datagram_context_renders_once_and_never_the_password() -> None:
     data = codec.encode_request(
         codec.Code.ACCESS_REQUEST, 42, attributes, secret, authenticator=bytes(16)
     )
-    context = DatagramContext(data, ("127.0.0.1", 5000), lambda: table)
-    fields = context.log_fields()
-    assert context.log_fields() is fields  # one id per datagram, however many lines
-    assert fields["nas"] == "bng-1" and fields["nas_address"] == "127.0.0.1"
-    assert (fields["radius_code"], fields["radius_id"], fields["user_name"]) == (
+    logger = logging.getLogger("test.logging")
+    token = request_context.current.set((data, ("127.0.0.1", 5000), lambda: table))
+    try:
+        logger.info("first line")
+        logger.info("second line")
+    finally:
+        request_context.current.reset(token)
+    token = request_context.current.set((b"\x01", ("10.9.9.9", 1), lambda: table))
+    try:
+        logger.info("another datagram")
+    finally:
+        request_context.current.reset(token)
+    first, second, other = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["request_id"] == second["request_id"] != other["request_id"]
+    assert first["nas"] == "bng-1" and first["nas_address"] == "127.0.0.1"
+    assert (first["radius_code"], first["radius_id"], first["user_name"]) == (
         "Access-Request", 42, "ana",
     )  # fmt: skip
-    assert str(fields["request_id"]).count("-") == 1
-    assert "pw-123" not in repr(fields) and "nas-secret" not in repr(fields)
-    other = DatagramContext(b"\x01", ("10.9.9.9", 1), lambda: table).log_fields()
-    assert other["request_id"] != fields["request_id"] and "nas" not in other
+    assert str(first["request_id"]).count("-") == 1 and "nas" not in other
+    assert "pw-123" not in stream.getvalue() and "nas-secret" not in stream.getvalue()
 
 
 def test_secret_fields_stay_out_of_reprs() -> None:

@@ -17,13 +17,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
-from radius_contracts import log_context
 from radius_contracts.logging import RateLimitedLog
-from radius_contracts.radius import codec
+from radius_contracts.radius import codec, request_context
 from radius_contracts.radius.clients import ClientTable, NasClient
 from radius_contracts.radius.dedup import IN_PROGRESS, Key, ReplyCache
 from radius_contracts.radius.messages import AccessRequest, AccountingRequest, AuthDecision
-from radius_contracts.radius.request_context import DatagramContext
 
 log = logging.getLogger("radius_contracts.radius")
 
@@ -187,8 +185,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         # Every line logged about this datagram, here, in the handler or in a task started
-        # for it, carries its request id; the context renders nothing unless a line is logged.
-        token = log_context.current.set(DatagramContext(data, addr, self._clients))
+        # for it, carries its request id; nothing is rendered unless a line is logged.
+        token = request_context.current.set((data, addr, self._clients))
         try:
             self._received(data, addr)
         except Exception:
@@ -196,7 +194,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             self.stats.add("drop_internal_error")
             log.exception("internal error handling a datagram from %s", addr[0])
         finally:
-            log_context.current.reset(token)
+            request_context.current.reset(token)
 
     def _received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         stats = self.stats
@@ -435,16 +433,16 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         identifier, authenticator = packet.identifier, packet.authenticator
         proxy_states = packet.get_all(codec.PROXY_STATE)
         # done() runs in the accounting writer's task: its lines name this request explicitly.
-        context = log_context.current.get() if log.isEnabledFor(logging.DEBUG) else None
+        datagram = request_context.current.get() if log.isEnabledFor(logging.DEBUG) else None
 
         def done(recorded: bool) -> None:
-            if context is not None:
+            if datagram is not None:
                 log.debug(
                     "Accounting-Request %s for session %s %s",
                     _status_name(request.status_type),
                     request.acct_session_id,
                     "recorded and answered" if recorded else "not recorded, not answered",
-                    extra=context.log_fields(),
+                    extra=request_context.log_fields(datagram),
                 )
             if not recorded:
                 # RFC 2866 §2: no response unless the record was stored; the retransmit is
