@@ -7,9 +7,11 @@ import json
 import logging
 from collections.abc import Iterator
 
+import pydantic
 import pytest
 
 from radius_contracts import log_context
+from radius_contracts.api import problems
 from radius_contracts.api.request_log import sane_request_id
 from radius_contracts.db.engine import redacted_url
 from radius_contracts.logging import JsonFormatter, TextFormatter
@@ -143,3 +145,17 @@ def test_database_urls_are_logged_without_their_password() -> None:
     assert redacted_url("sqlite+aiosqlite:////var/lib/rc/rc.db") == (
         "sqlite+aiosqlite:////var/lib/rc/rc.db"
     )
+
+
+def test_validation_errors_are_logged_without_their_input() -> None:
+    class Config(pydantic.BaseModel):
+        password: int
+
+    try:
+        Config.model_validate({"password": "hunter2-secret"})
+    except pydantic.ValidationError as exc:
+        assert "hunter2-secret" in str(exc)  # what logging the exception as it is would print
+        errors = problems._validation_errors(exc)
+    assert errors is not None and errors[0]["loc"] == ("password",)
+    assert "hunter2-secret" not in repr(errors)
+    assert problems._validation_errors(ValueError("other")) is None
