@@ -41,10 +41,17 @@ from radius_contracts.aaa.pools import Leaser
 from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.aaa.spool import AccountingSpool
 from radius_contracts.api.app import create_app
+from radius_contracts.api.request_log import RequestLog
 from radius_contracts.change_feed import ChangeFeed
 from radius_contracts.contract_dates import CONTRACT_DATES_AT, ContractDates
 from radius_contracts.db import migrate
-from radius_contracts.db.engine import create_engine, is_sqlite, session_factory, sqlite_path
+from radius_contracts.db.engine import (
+    create_engine,
+    is_sqlite,
+    redacted_url,
+    session_factory,
+    sqlite_path,
+)
 from radius_contracts.domain import CoaRecord, TokenRole
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex, Catalogue
@@ -211,15 +218,19 @@ class Daemon:
         await ensure_admin_token(self.services, settings.state_dir)
         await self._start_radius()
         config = uvicorn.Config(
-            create_app(
-                self.services,
-                metrics=self.metrics.exposition,
-                jobs=self.scheduler,
-                readiness=self.readiness,
+            RequestLog(
+                create_app(
+                    self.services,
+                    metrics=self.metrics.exposition,
+                    jobs=self.scheduler,
+                    readiness=self.readiness,
+                )
             ),
             host=settings.api.host,
             port=settings.api.port,
+            # Logging is ours (logging.configure); RequestLog writes the one line per request.
             log_config=None,
+            access_log=False,
             lifespan="off",
             server_header=False,
         )
@@ -239,9 +250,7 @@ class Daemon:
         )
         sdnotify.notify(f"READY=1\nSTATUS={status}")
         log.info(
-            "radius-contracts ready: %s, database %s",
-            status,
-            settings.database_url.split("://", 1)[0],
+            "radius-contracts ready: %s, database %s", status, redacted_url(settings.database_url)
         )
 
     async def _start_radius(self) -> None:

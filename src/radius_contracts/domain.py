@@ -90,7 +90,7 @@ class ConnectionConfig:
     """What decides a subscriber's connection: credentials, speeds, addresses, binding."""
 
     username: str
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # reprs end up in logs
     min_upload: str | None = None
     max_upload: str | None = None
     min_download: str | None = None
@@ -215,7 +215,7 @@ class NasSnapshot:
     id: int
     name: str
     address: str  # IP or CIDR, canonical text
-    secret: str
+    secret: str = field(repr=False)  # reprs end up in logs
     manufacturer_id: int
     manufacturer_name: str
     manufacturer_active: bool

@@ -216,7 +216,10 @@ async def read_catalogue(session: AsyncSession) -> Catalogue:
     layouts = {(row.manufacturer_id, row.purpose): row for row in await authz.layouts(session)}
     pools = {row.name: row for row in await authz.pools(session)}
     clients = ClientTable(
-        (row.address, NasClient(row.id, row.secret.encode(), row.require_message_authenticator))
+        (
+            row.address,
+            NasClient(row.id, row.secret.encode(), row.require_message_authenticator, row.name),
+        )
         for row in nas.values()
     )
     return Catalogue(

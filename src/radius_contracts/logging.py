@@ -8,13 +8,25 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from radius_contracts.log_context import ContextFilter
+from radius_contracts.radius.request_context import DatagramFilter
 from radius_contracts.settings import LoggingSettings
 
-_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Record attributes that are not fields of the event (uvicorn adds color_message: the
+# message again, with terminal escapes).
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# Libraries whose chatter below WARNING is no use to an operator, or worse: aiosqlite's DEBUG
+# lines print every call it runs with its arguments, i.e. SQL with bound values (contract
+# passwords, NAS secrets). They stay at WARNING whatever the daemon's own level.
+_QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy")
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line; extra= fields are kept as keys."""
+    """One JSON object per line; extra= fields (request ids and the like) are kept as keys.
+
+    json.dumps escapes newlines, so a message or traceback never breaks the line; the
+    traceback goes in ``exc``.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         event = {
@@ -26,20 +38,44 @@ class JsonFormatter(logging.Formatter):
         event.update({k: v for k, v in record.__dict__.items() if k not in _RESERVED})
         if record.exc_info:
             event["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            event["stack"] = self.formatStack(record.stack_info)
         return json.dumps(event, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: [request id] message`` for people reading a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        request_id = record.__dict__.get("request_id")
+        if request_id is None:
+            return line
+        # The marker goes right before the message, after "logger: ".
+        head = len(line) - len(record.message)
+        return f"{line[:head]}[{request_id}] {line[head:]}"
 
 
 def configure(settings: LoggingSettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if settings.format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    # On the handler, not a logger: records of every logger (ours, uvicorn's, libraries')
+    # get the request they were made for.
+    handler.addFilter(ContextFilter())
+    handler.addFilter(DatagramFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level)
-    # Each HTTP request is an event worth a line at INFO, but not uvicorn's error chatter.
+    # Python warnings go through the same handler (and format) instead of raw stderr.
+    logging.captureWarnings(True)
+    # Each HTTP request is an event worth a line at INFO (api.request_log writes it), but
+    # not uvicorn's error chatter.
     logging.getLogger("uvicorn.error").setLevel(max(logging.INFO, root.level))
+    for name in _QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 
 class RateLimitedLog:

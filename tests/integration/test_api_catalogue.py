@@ -176,7 +176,10 @@ def test_list_pagination(api: httpx.Client, make: Factory) -> None:
 def test_health_needs_no_token(daemon: RunningDaemon) -> None:
     client = daemon.client()
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["accounting"] == {"mode": "database", "spooled": 0}
+    assert ready["authentication"]["contracts_in_index"] >= 0
 
 
 def test_manufacturer_vendor_id_must_match_dictionary_vendor(

@@ -484,7 +484,10 @@ class AccessHandler:
         for name, text in rows:
             spec = catalog.get(name)
             if spec is None:
-                log.warning("layout %s: attribute %s is not in the dictionaries", layout, name)
+                log.warning(
+                    "layout %s: attribute %s is not in the dictionaries",
+                    layout.name if layout is not None else None, name,
+                )  # fmt: skip
                 continue
             try:
                 value = encode_value(spec, text)

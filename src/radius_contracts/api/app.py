@@ -31,6 +31,9 @@ read the accounting sessions and each contract's traffic usage.
 Every `/api/v1` call needs an API token (`Authorization: Bearer rc_…` or `X-API-Key: rc_…`);
 `read-only` tokens may only read. Errors are `application/problem+json` (RFC 9457) and name the
 offending `field`. Secrets (NAS secrets, contract passwords) are write-only.
+
+Every response carries `X-Request-ID`: the caller's own when it sent a sane one (1-128 of
+`A-Z a-z 0-9 . _ : -`), else one made up; the daemon's log lines about the request carry it.
 """
 
 _PROBLEM = {"model": Problem, "content": {"application/problem+json": {}}}

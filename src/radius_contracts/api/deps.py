@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from radius_contracts.api.request_log import note_token_name
 from radius_contracts.domain import TokenRole
 from radius_contracts.services.base import Actor
 from radius_contracts.services.registry import Services
@@ -37,6 +38,7 @@ async def get_caller(
             "a valid API token is required (Authorization: Bearer … or X-API-Key)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    note_token_name(caller.name)
     return caller
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
@@ -106,8 +108,30 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     return problem(503, "the database is unreachable", headers={"Retry-After": "5"})
 
 
+def _validation_errors(exc: Exception) -> list[Any] | None:
+    """The errors of a failed pydantic validation without the values that failed.
+
+    Their text quotes the input (a contract with its password, say), so it must not reach
+    the log as it is.
+    """
+    if isinstance(exc, ValidationError):
+        return list(exc.errors(include_url=False, include_input=False, include_context=False))
+    if isinstance(exc, ResponseValidationError):
+        return [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in exc.errors()]
+    return None
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    errors = _validation_errors(exc)
+    if errors is None:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+    else:
+        # Where it happened (the frames) and what failed, but not with what values.
+        log.error(
+            "unhandled error on %s %s: %s %s",
+            request.method, request.url.path, type(exc).__name__, errors,
+            extra={"exc": "".join(traceback.format_tb(exc.__traceback__))},
+        )  # fmt: skip
     return problem(500, "internal error; see the daemon log")
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import event, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,6 +24,14 @@ def is_sqlite(url: str) -> bool:
 def sqlite_path(url: str) -> str:
     """The database file of an SQLite URL (sqlite+aiosqlite:///path)."""
     return make_url(url).database or ""
+
+
+def redacted_url(url: str) -> str:
+    """``url`` fit for a log line: any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # an unparsable URL is shown by its scheme only
+        return url.split("://", 1)[0] + "://…"
 
 
 def _sqlite_pragmas(synchronous: str) -> Callable[[DBAPIConnection, ConnectionPoolEntry], None]:

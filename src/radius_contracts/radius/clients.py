@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -14,8 +14,9 @@ class NasClient:
     """A NAS allowed to talk to us: the id the handler knows it by, and its shared secret."""
 
     id: int
-    secret: bytes
+    secret: bytes = field(repr=False)  # kept out of reprs, which end up in logs
     require_message_authenticator: bool
+    name: str = ""  # for log lines
 
 
 class ClientTable:

@@ -8,7 +8,7 @@ Request Authenticator travel as :class:`HiddenAttribute` in clear and are encryp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 AuthMethod = Literal["pap", "chap", "mschapv2", "mac"]
@@ -26,11 +26,14 @@ class AccessRequest:
     nas_id: int
     source: str  # source IP of the datagram
     user_name: str | None = None
-    password: bytes | None = None
-    chap_password: bytes | None = None  # CHAP Ident (1 octet) + response (16 octets)
+    # Credentials stay out of reprs (which end up in logs).
+    password: bytes | None = field(default=None, repr=False)
+    # CHAP Ident (1 octet) + response (16 octets)
+    chap_password: bytes | None = field(default=None, repr=False)
     chap_challenge: bytes | None = None
     ms_chap_challenge: bytes | None = None  # MS-CHAP-Challenge, 16 octets for MS-CHAPv2
-    ms_chap2_response: bytes | None = None  # MS-CHAP2-Response, 50 octets (RFC 2548 §2.3.2)
+    # MS-CHAP2-Response, 50 octets (RFC 2548 §2.3.2)
+    ms_chap2_response: bytes | None = field(default=None, repr=False)
     calling_station_id: str | None = None
     called_station_id: str | None = None
     nas_port: int | None = None

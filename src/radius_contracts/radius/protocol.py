@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
 from radius_contracts.logging import RateLimitedLog
-from radius_contracts.radius import codec
+from radius_contracts.radius import codec, request_context
 from radius_contracts.radius.clients import ClientTable, NasClient
 from radius_contracts.radius.dedup import IN_PROGRESS, Key, ReplyCache
 from radius_contracts.radius.histogram import Histogram
@@ -155,6 +155,26 @@ def _prefix_or_none(value: bytes | None) -> str | None:
 
 # Status types that describe one session and so need its Acct-Session-Id.
 _SESSION_STATUS_TYPES = frozenset({1, 2, 3})
+# RFC 2866 §5.1 and RFC 2869 §5.4 names of Acct-Status-Type values, for log lines.
+_STATUS_NAMES = {
+    1: "Start", 2: "Stop", 3: "Interim-Update", 7: "Accounting-On", 8: "Accounting-Off",
+}  # fmt: skip
+
+
+def _status_name(status_type: int) -> str:
+    return _STATUS_NAMES.get(status_type, str(status_type))
+
+
+def _log_decision(request: AccessRequest, decision: AuthDecision) -> None:
+    """One DEBUG line per answered Access-Request: who, how, and why (never credentials)."""
+    log.debug(
+        "Access-%s for %r: %s",
+        "Accept" if decision.accept else "Reject",
+        request.user_name,
+        decision.reason,
+        extra={"result": "accept" if decision.accept else "reject", "reason": decision.reason,
+               "auth_method": decision.method, "contract_id": decision.contract_id},
+    )  # fmt: skip
 
 
 class RadiusProtocol(asyncio.DatagramProtocol):
@@ -213,12 +233,17 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self.stats.add("send_errors")
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        # Every line logged about this datagram, here, in the handler or in a task started
+        # for it, carries its request id; nothing is rendered unless a line is logged.
+        token = request_context.current.set((data, addr, self._clients))
         try:
             self._received(data, addr)
         except Exception:
             # Whatever a packet does, the listener keeps serving the next one.
             self.stats.add("drop_internal_error")
             log.exception("internal error handling a datagram from %s", addr[0])
+        finally:
+            request_context.current.reset(token)
 
     def _received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         started = time.perf_counter()  # the latency histograms measure from here
@@ -398,6 +423,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             proxy_states=packet.get_all(codec.PROXY_STATE) if request.proxied else (),
             hidden=decision.hidden,
         )
+        if log.isEnabledFor(logging.DEBUG):
+            _log_decision(request, decision)
         delay = self._options.reject_delay
         if decision.accept or delay <= 0:
             if decision.accept:
@@ -481,8 +508,18 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         replies.put(key, IN_PROGRESS)
         identifier, authenticator = packet.identifier, packet.authenticator
         proxy_states = packet.get_all(codec.PROXY_STATE)
+        # done() runs in the accounting writer's task: its lines name this request explicitly.
+        datagram = request_context.current.get() if log.isEnabledFor(logging.DEBUG) else None
 
         def done(recorded: bool) -> None:
+            if datagram is not None:
+                log.debug(
+                    "Accounting-Request %s for session %s %s",
+                    _status_name(request.status_type),
+                    request.acct_session_id,
+                    "recorded and answered" if recorded else "not recorded, not answered",
+                    extra=request_context.log_fields(datagram),
+                )
             if not recorded:
                 # RFC 2866 §2: no response unless the record was stored; the retransmit is
                 # handled afresh.
