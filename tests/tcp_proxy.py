@@ -2,7 +2,9 @@
 
 cut() closes the listening socket and every connection through it, so the daemon sees what a
 stopped or crashed server looks like (reset connections, refused new ones) without stopping
-the PostgreSQL that the rest of the suite shares. restore() listens on the same port again.
+the PostgreSQL that the rest of the suite shares. hang() is an unreachable server instead (its
+host gone, a partition): nothing passes any more and nothing is reset, so only the daemon's own
+timeouts end its waits. restore() resets what is left and forwards on the same port again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._hanging = False
 
     def start(self) -> int:
         self._listen()
@@ -39,6 +42,10 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut() closed the listener
+            if self._hanging:
+                with self._lock:  # accepted, never answered
+                    self._connections.add(client)
+                continue
             try:
                 server = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -52,7 +59,8 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self._hanging:  # a partition: what is sent is lost
+                    sink.sendall(data)
         except OSError:
             pass
         finally:
@@ -79,8 +87,15 @@ class TcpProxy:
         for sock in connections:
             self._close(sock)
 
+    def hang(self) -> None:
+        """The database is unreachable: nothing gets through, nothing is refused or reset."""
+        self._hanging = True
+
     def restore(self) -> None:
-        """The database is back, on the same address."""
+        """The database is back, on the same address (connections a hang left are reset)."""
+        if self._hanging:
+            self.cut()
+            self._hanging = False
         if self._listener is None:
             self._listen()
 

@@ -96,14 +96,28 @@ async def open_services(settings: Settings, *, run_migrations: bool) -> Services
     """Dictionaries, engine, schema and attribute catalogue: everything the use cases need."""
     catalog = load_catalog(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        settings.database_url,
-        echo=settings.database.echo,
-        pool_size=settings.database.pool_size,
-        sqlite_synchronous=settings.database.sqlite_synchronous,
-        connect_timeout=settings.database.connect_timeout,
-    )
-    new_database = await migrate.upgrade(engine) if run_migrations else False
+    database = settings.database
+
+    def engine_for(statement_timeout: float | None) -> AsyncEngine:
+        return create_engine(
+            settings.database_url,
+            echo=database.echo,
+            pool_size=database.pool_size,
+            sqlite_synchronous=database.sqlite_synchronous,
+            connect_timeout=database.connect_timeout,
+            statement_timeout=statement_timeout,
+        )
+
+    engine = engine_for(database.statement_timeout)
+    new_database = False
+    if run_migrations:
+        # Migrations get an engine of their own without the statement timeout: building an
+        # index over millions of sessions may rightly take longer than any query should.
+        migrations = engine_for(None)
+        try:
+            new_database = await migrate.upgrade(migrations)
+        finally:
+            await migrations.dispose()
     services = Services.build(ServiceContext(sessions=session_factory(engine), catalog=catalog))
     if run_migrations:
         added = await services.attributes.sync(catalog)

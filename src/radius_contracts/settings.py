@@ -72,6 +72,15 @@ class DatabaseSettings(_Section):
         "is unreachable this bounds how long the API takes to answer 503 and how long "
         "accounting waits before it goes to the spool.",
     )
+    statement_timeout: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="PostgreSQL only: seconds any statement may take before the daemon gives "
+        "up on it, so that a database that vanishes mid-query (host gone, network partition) "
+        "sends accounting to the spool and the API to 503 instead of hanging until TCP gives "
+        "up. Migrations are exempt.",
+    )
 
     @field_validator("url")
     @classmethod

@@ -51,7 +51,9 @@ class Outage:
 
     def settings(self) -> Settings:
         settings = make_settings(self.tmp_path / "state", self.proxied_url)
-        database = settings.database.model_copy(update={"connect_timeout": 2.0})
+        database = settings.database.model_copy(
+            update={"connect_timeout": 2.0, "statement_timeout": 2.0}
+        )
         return settings.model_copy(update={"database": database})
 
 
@@ -75,8 +77,9 @@ def outage(postgres_url: str, tmp_path: Path) -> Iterator[Outage]:
 class Nas:
     """Sends accounting like a NAS: each request retransmitted until answered (or given up)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tries: int = 5) -> None:
         self.client = RadiusClient(port, SECRET, timeout=1.0)
+        self.tries = tries
         self.acked: dict[str, dict[str, int]] = {}  # session → {"start"|"interim"|"stop": octets}
         self.unanswered = 0
 
@@ -90,7 +93,7 @@ class Nas:
         if kind != "start":
             attributes += [attr("Acct-Session-Time", "60"), attr("Acct-Input-Octets", str(octets))]
         packet = self.client.accounting_request(*attributes)
-        for _try in range(5):
+        for _try in range(self.tries):
             reply = self.client.exchange(packet, timeout=1.0)
             if reply is not None:
                 assert reply.code == codec.Code.ACCOUNTING_RESPONSE
@@ -396,5 +399,57 @@ def test_database_stopped_and_restarted_under_load(outage: Outage) -> None:
     finally:
         if load is not None and load.thread.is_alive():
             load.finish()
+        outage.proxy.restore()
+        stop_daemon(running, thread)
+
+
+def test_unreachable_database_mid_query(outage: Outage) -> None:
+    """The database's host vanishes (nothing answers, nothing is reset): the statement and
+    connect timeouts end every wait, accounting goes to the spool, the API answers 503."""
+    running, thread = start_daemon(outage.settings())
+    nas: Nas | None = None
+    try:
+        api = running.client(running.admin_token)
+        add_nas(api)
+        password = "pw-" + secrets.token_hex(6)
+        username = Factory(api).contract(config={"password": password})["config"]["username"]
+        daemon = running.daemon
+        assert daemon.acct_port and daemon.auth_port and daemon.accounting is not None
+        nas = Nas(daemon.acct_port, tries=15)  # a NAS patient enough for the timeouts
+        for n in range(10):
+            assert nas.send(f"U-{n}", "start")
+
+        outage.proxy.hang()
+        started = time.monotonic()
+        assert nas.send("U-10", "start")  # waits out the statement timeout, then is spooled
+        first = time.monotonic() - started
+        with RadiusClient(daemon.auth_port, SECRET) as radius:
+            accept = radius.exchange(radius.access_request(username, password))
+        assert accept is not None and accept.accepted
+        for n in range(11, 40):
+            assert nas.send(f"U-{n}", "start")
+            assert nas.send(f"U-{n}", "stop", 100 + n)
+        started = time.monotonic()
+        response = api.get("/api/v1/contracts")
+        api_wait = time.monotonic() - started
+        assert response.status_code == 503, response.text
+        answer = readyz(running)
+        assert answer.status_code == 503
+        assert answer.json()["accounting"]["mode"] == "spooling"
+        print(f"unreachable: first Accounting-Response after {first:.1f} s, API 503 after "
+              f"{api_wait:.1f} s, readyz: {answer.json()['reason']}")  # fmt: skip
+        assert first < 10 and api_wait < 15
+
+        outage.proxy.restore()
+        for n in range(40, 50):
+            assert nas.send(f"U-{n}", "start")
+        writer = daemon.accounting
+        wait_for(lambda: not writer.spooling, 60, "the spool replayed")
+        assert nas.unanswered == 0
+        check_stored(nas, outage.direct_url)
+        assert api.get("/api/v1/contracts").status_code == 200
+    finally:
+        if nas is not None:
+            nas.close()
         outage.proxy.restore()
         stop_daemon(running, thread)

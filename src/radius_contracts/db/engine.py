@@ -58,6 +58,7 @@ def create_engine(
     pool_size: int = 10,
     sqlite_synchronous: str = "FULL",
     connect_timeout: float = 5.0,
+    statement_timeout: float | None = None,
 ) -> AsyncEngine:
     # hide_parameters keeps bound values (contract passwords, NAS secrets) out of SQL logs and
     # out of the text of database exceptions, which end up in the daemon's log.
@@ -65,12 +66,17 @@ def create_engine(
     if not is_sqlite(url):
         # asyncpg waits 60 s for a connection by default: an unreachable database would hold
         # every API request and accounting batch that long. pool_timeout bounds the wait for
-        # a pooled connection when all are stuck.
+        # a pooled connection when all are stuck. A database that vanishes mid-query (a host
+        # gone, a partition: no reset ever arrives) would hold a statement until TCP gives up,
+        # many minutes: command_timeout bounds every statement, the pool's ping included.
+        connect_args: dict[str, Any] = {"timeout": connect_timeout}
+        if statement_timeout is not None:
+            connect_args["command_timeout"] = statement_timeout
         kwargs.update(
             pool_size=pool_size,
             pool_pre_ping=True,
             pool_timeout=connect_timeout * 2,
-            connect_args={"timeout": connect_timeout},
+            connect_args=connect_args,
         )
     engine = create_async_engine(url, **kwargs)
     if is_sqlite(url):
