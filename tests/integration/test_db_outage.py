@@ -170,6 +170,8 @@ def test_outage_mid_load_loses_no_acknowledged_record(outage: Outage) -> None:
         for n in range(60):
             assert nas.send(f"S-{n}", "start")
         assert daemon.accounting.spooled == 0
+        single_password = "pw-" + secrets.token_hex(6)  # simultaneous_use 1, the default
+        single = Factory(api).contract(config={"password": single_password})["config"]
 
         outage.proxy.cut()
         # Authentication: from the index, without the database.
@@ -178,6 +180,26 @@ def test_outage_mid_load_loses_no_acknowledged_record(outage: Outage) -> None:
             reject = radius.exchange(radius.access_request(username, "wrong"), 5)
         assert accept is not None and accept.accepted
         assert reject is not None and reject.code == codec.Code.ACCESS_REJECT
+        # Simultaneous use: a session that started during the outage (its Start is in the
+        # spool) still keeps a second device out.
+        with RadiusClient(daemon.acct_port, SECRET) as radius:
+            start = radius.accounting_request(
+                attr("Acct-Status-Type", "Start"),
+                attr("Acct-Session-Id", "SINGLE-1"),
+                attr("User-Name", single["username"]),
+                attr("Calling-Station-Id", "02:00:00:00:00:01"),
+            )
+            assert radius.exchange(start) is not None
+        with RadiusClient(daemon.auth_port, SECRET) as radius:
+            second = radius.exchange(
+                radius.access_request(
+                    single["username"],
+                    single_password,
+                    attr("Calling-Station-Id", "02:00:00:00:00:02"),
+                ),
+                5,
+            )
+        assert second is not None and second.code == codec.Code.ACCESS_REJECT
         # Accounting: to the spool, answered. Interims for sessions started before, whole
         # sessions during.
         for n in range(60):
@@ -185,7 +207,7 @@ def test_outage_mid_load_loses_no_acknowledged_record(outage: Outage) -> None:
         for n in range(60, 120):
             assert nas.send(f"S-{n}", "start")
             assert nas.send(f"S-{n}", "stop", 5_000 + n)
-        assert daemon.accounting.spooled == 180
+        assert daemon.accounting.spooled == 181
         assert daemon.accounting.spool_pending > 0
         # The API: 503 problem+json with Retry-After, never a 500.
         for response in (
@@ -217,7 +239,7 @@ def test_outage_mid_load_loses_no_acknowledged_record(outage: Outage) -> None:
         )
         assert nas.unanswered == 0
         check_stored(nas, outage.direct_url)
-        assert daemon.accounting.replayed >= 180
+        assert daemon.accounting.replayed >= 181
         assert daemon.accounting.discarded == 0
         answer = readyz(running)
         assert answer.status_code == 200, answer.text
@@ -233,8 +255,8 @@ def test_outage_mid_load_loses_no_acknowledged_record(outage: Outage) -> None:
             for sample in family.samples
         }
         prefix = "radius_contracts_accounting_"
-        spooled = daemon.accounting.spooled  # 180, and what came while the spool was replayed
-        assert spooled >= 180
+        spooled = daemon.accounting.spooled  # 181, and what came while the spool was replayed
+        assert spooled >= 181
         assert samples[(prefix + "records_total", (("fate", "spooled"),))] == spooled
         assert samples[(prefix + "spool_replay_total", (("result", "written"),))] == spooled
         assert samples[(prefix + "spool_replay_total", (("result", "discarded"),))] == 0

@@ -260,6 +260,9 @@ class AccountingWriter:
         self.spooled += len(batch)
         for _, done in batch:
             done(True)
+        # The session view follows what the records will do (simultaneous use must not let a
+        # second login in because the first one's Start is waiting in the spool).
+        self._applied(store.foreseen([record for record, _ in batch]))
         return True
 
     async def _run_spooling(self) -> None:
@@ -285,9 +288,16 @@ class AccountingWriter:
                 continue
             if replay is None:
                 if spool.pending == 0:
+                    # Warning, like the line that said spooling began: the end of an incident.
+                    lasted = time.time() - self.outage_since if self.outage_since else 0.0
+                    log.warning(
+                        "the accounting spool has been written to the database (%d records "
+                        "since the start, %.0f s after spooling began); writing directly again",
+                        self.replayed,
+                        lasted,
+                    )
                     self.spooling = False
                     self.outage_since = None
-                    log.warning("the accounting spool has been written to the database")
                     return
                 if self._closing:
                     return

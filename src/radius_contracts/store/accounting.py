@@ -355,6 +355,35 @@ def _absorb(sql: _Sql, found: dict[tuple[int, str], _Sessions], rows: Iterable[A
             entry.closed.append(loaded)
 
 
+def foreseen(records: Sequence[AcctRecord]) -> Applied:
+    """What ``records`` will do to their sessions once written, as far as the records alone
+    tell: for the session view while they wait in the spool (the database cannot be asked).
+    Simultaneous use then keeps counting sessions that started during a database outage."""
+    applied = Applied()
+    for record in records:
+        if record.kind in (ACCOUNTING_ON, ACCOUNTING_OFF):
+            applied.reboots.append((record.nas_id, record.at))
+            continue
+        applied.sessions.append(
+            SessionState(
+                None,
+                record.contract_id,
+                record.nas_id,
+                record.key,
+                record.started_at,
+                record.at,
+                record.at if record.kind == STOP else None,
+                record.calling_station_id,
+                record.nas_port,
+                record.nas_port_id,
+                record.framed_ip,
+                record.framed_ipv6_prefix,
+                record.delegated_ipv6_prefix,
+            )
+        )
+    return applied
+
+
 def _new_row(record: AcctRecord) -> dict[str, Any]:
     values: dict[str, Any] = {
         "contract_id": record.contract_id,
