@@ -345,17 +345,24 @@ def manufacturer_named(api: httpx.Client, name: str) -> dict[str, Any]:
     return found
 
 
-@pytest.fixture(scope="session")
-def lo_nas(daemon: RunningDaemon) -> dict[str, Any]:
-    """The NAS at 127.0.0.1 (where radclient sends from): a MikroTik, shipped layouts."""
-    api = daemon.client(daemon.admin_token)
+def add_nas(
+    api: httpx.Client, secret: str, address: str = "127.0.0.1", **fields: Any
+) -> dict[str, Any]:
+    """A MikroTik NAS (shipped layouts) at ``address``, created through ``api``."""
     body = {
-        "name": "lo-mikrotik",
-        "address": "127.0.0.1",
-        "secret": LO_SECRET,
+        "name": f"nas-{secrets.token_hex(4)}",
+        "address": address,
+        "secret": secret,
         "manufacturer_id": manufacturer_named(api, "MikroTik")["id"],
+        **fields,
     }
     response = api.post("/api/v1/nas", json=body)
     assert response.status_code == 201, response.text
     nas: dict[str, Any] = response.json()
     return nas
+
+
+@pytest.fixture(scope="session")
+def lo_nas(daemon: RunningDaemon) -> dict[str, Any]:
+    """The NAS at 127.0.0.1 (where radclient sends from): a MikroTik, shipped layouts."""
+    return add_nas(daemon.client(daemon.admin_token), LO_SECRET, name="lo-mikrotik")

@@ -26,9 +26,9 @@ from sqlalchemy import make_url
 from conftest import (
     Factory,
     RunningDaemon,
+    add_nas,
     admin_sql,
     make_settings,
-    manufacturer_named,
     start_daemon,
     stop_daemon,
 )
@@ -106,17 +106,6 @@ class Nas:
         self.client.close()
 
 
-def add_nas(api: httpx.Client) -> None:
-    body = {
-        "name": "outage-lo",
-        "address": "127.0.0.1",
-        "secret": SECRET,
-        "manufacturer_id": manufacturer_named(api, "MikroTik")["id"],
-    }
-    response = api.post("/api/v1/nas", json=body)
-    assert response.status_code == 201, response.text
-
-
 async def stored_sessions(url: str) -> dict[str, list[dict[str, Any]]]:
     connection = await asyncpg.connect(url)
     try:
@@ -160,7 +149,7 @@ def test_outage_mid_load_loses_no_acknowledged_record(outage: Outage) -> None:
     nas: Nas | None = None
     try:
         api = running.client(running.admin_token)
-        add_nas(api)
+        add_nas(api, SECRET, name="outage-lo")
         password = "pw-" + secrets.token_hex(6)  # write-only: the API never returns it
         contract = Factory(api).contract(config={"password": password})
         username = contract["config"]["username"]
@@ -273,7 +262,7 @@ def test_spool_outlives_the_daemon(outage: Outage) -> None:
     """Spooled while the database is down, stopped, started again once it is back: replayed."""
     running, thread = start_daemon(outage.settings())
     api = running.client(running.admin_token)
-    add_nas(api)
+    add_nas(api, SECRET, name="outage-lo")
     assert running.daemon.acct_port is not None
     nas = Nas(running.daemon.acct_port)
     try:
@@ -396,7 +385,7 @@ def test_database_stopped_and_restarted_under_load(outage: Outage) -> None:
     running, thread = start_daemon(outage.settings())
     load: WindowedNas | None = None
     try:
-        add_nas(running.client(running.admin_token))
+        add_nas(running.client(running.admin_token), SECRET)
         daemon = running.daemon
         assert daemon.acct_port is not None and daemon.accounting is not None
         load = WindowedNas(daemon.acct_port)
@@ -432,7 +421,7 @@ def test_unreachable_database_mid_query(outage: Outage) -> None:
     nas: Nas | None = None
     try:
         api = running.client(running.admin_token)
-        add_nas(api)
+        add_nas(api, SECRET, name="outage-lo")
         password = "pw-" + secrets.token_hex(6)
         username = Factory(api).contract(config={"password": password})["config"]["username"]
         daemon = running.daemon

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from test_accounting_durability import Served, free_port
 
-from conftest import Factory, admin_sql, manufacturer_named
+from conftest import Factory, add_nas, admin_sql
 from radius_client import RadiusClient
 from radius_contracts.radius import codec
 from radius_contracts.settings import default_dictionary
@@ -78,20 +78,6 @@ def api_client(served: Served, tmp_path: Path) -> httpx.Client:
     return httpx.Client(
         base_url=served.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
-
-
-def add_nas(api: httpx.Client, address: str = "127.0.0.1", **fields: Any) -> dict[str, Any]:
-    body = {
-        "name": f"nas-{secrets.token_hex(4)}",
-        "address": address,
-        "secret": SECRET,
-        "manufacturer_id": manufacturer_named(api, "MikroTik")["id"],
-        **fields,
-    }
-    response = api.post("/api/v1/nas", json=body)
-    assert response.status_code == 201, response.text
-    nas: dict[str, Any] = response.json()
-    return nas
 
 
 def wait_for_log(log: Path, text: str, count: int = 1, timeout: float = 20.0) -> str:
@@ -171,7 +157,7 @@ def test_reloads_under_load_lose_no_request(tmp_path: Path, database_url: str | 
     served = Served(config, ports["api"], log)
     try:
         with api_client(served, tmp_path) as api:
-            add_nas(api)
+            add_nas(api, SECRET)
             make = Factory(api)
             # Unlimited simultaneous use: every accept of the load would count as a login.
             contracts = [
@@ -274,7 +260,7 @@ def test_broken_files_keep_the_running_set_and_fixed_ones_apply(tmp_path: Path) 
     served = Served(config, ports["api"], log)
     try:
         with api_client(served, tmp_path) as api:
-            add_nas(api)
+            add_nas(api, SECRET)
             maker = api.post("/api/v1/manufacturers", json={"name": "ReloadTest"}).json()
             layout = {
                 "name": "reload-test",
@@ -343,7 +329,7 @@ def test_nas_inserted_behind_the_daemons_back_counts_after_sighup(tmp_path: Path
     served = Served(config, ports["api"], log)
     try:
         with api_client(served, tmp_path) as api:
-            add_nas(api)
+            add_nas(api, SECRET)
             contract = Factory(api).contract(config={"password": "behind-pw"})
         user = contract["config"]["username"]
         # Another program writes the NAS table: a copy of ours at 127.0.0.3.
