@@ -148,7 +148,8 @@ class AccountingLoad:
         self.client = RadiusClient(port, SECRET, timeout=0.05)
         self.window = window
         self.answered: dict[str, dict[str, int]] = {}  # session id → {"start": 1, "stop": octets}
-        self._in_flight: dict[int, tuple[str, str, int]] = {}
+        # Identifier → (session, kind, octets, Request Authenticator)
+        self._in_flight: dict[int, tuple[str, str, int, bytes]] = {}
         self._sent = 0
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -175,7 +176,7 @@ class AccountingLoad:
         if kind == "stop":
             attributes += [attr("Acct-Session-Time", "5"), attr("Acct-Input-Octets", str(octets))]
         packet = self.client.accounting_request(*attributes)
-        self._in_flight[packet[1]] = (session, kind, octets)
+        self._in_flight[packet[1]] = (session, kind, octets, packet[4:20])
         return packet
 
     def _run(self) -> None:
@@ -187,10 +188,17 @@ class AccountingLoad:
             if data is None:
                 self._in_flight.clear()  # the daemon is gone; start over with fresh ids
                 continue
-            found = self._in_flight.pop(data[1], None)
+            found = self._in_flight.get(data[1])
             if found is None:
                 continue
-            session, kind, octets = found
+            session, kind, octets, authenticator = found
+            # A late answer to a forgotten request with the same Identifier must not count
+            # for this one: only a reply signed over this request's authenticator does.
+            if not codec.verify_response_authenticator(
+                codec.decode(data), SECRET.encode(), authenticator
+            ):
+                continue
+            del self._in_flight[data[1]]
             self.answered.setdefault(session, {})[kind] = 1 if kind == "start" else octets
 
 

@@ -47,6 +47,21 @@ def query(url: str | None, state: Path, sql: str) -> list[tuple[Any, ...]]:
     return asyncio.run(fetch())
 
 
+def serve_with_load(
+    tmp_path: Path, database_url: str | None, extra: str = ""
+) -> tuple[Served, Path, AccountingLoad]:
+    """`serve` as a child logging to a file, with the loopback NAS, and an accounting load
+    ready to start."""
+    base, ports = base_config(tmp_path, database_url)
+    config = tmp_path / "rc.toml"
+    config.write_text(base + radius_section(ports) + extra)
+    log = tmp_path / "serve.log"
+    served = Served(config, ports["api"], log)
+    token = (tmp_path / "state" / "admin-token").read_text().strip()
+    add_loopback_nas(served.base_url, token)
+    return served, log, AccountingLoad(ports["acct"])
+
+
 def terminate(served: Served) -> tuple[int, float]:
     """SIGTERM; the exit code and how long the process took to exit."""
     started = time.monotonic()
@@ -62,14 +77,7 @@ def terminate(served: Served) -> tuple[int, float]:
 def test_sigterm_under_accounting_load_stores_every_acknowledged_record(
     tmp_path: Path, database_url: str | None
 ) -> None:
-    base, ports = base_config(tmp_path, database_url)
-    config = tmp_path / "rc.toml"
-    config.write_text(base + radius_section(ports))
-    log = tmp_path / "serve.log"
-    served = Served(config, ports["api"], log)
-    token = (tmp_path / "state" / "admin-token").read_text().strip()
-    add_loopback_nas(served.base_url, token)
-    load = AccountingLoad(ports["acct"])
+    served, log, load = serve_with_load(tmp_path, database_url)
     try:
         load.start()
         time.sleep(1.5)
@@ -218,15 +226,8 @@ class DatabaseLock:
 def test_sigterm_with_a_backlog_that_cannot_commit_acknowledges_none_of_it(
     tmp_path: Path, database_url: str | None
 ) -> None:
-    base, ports = base_config(tmp_path, database_url)
-    config = tmp_path / "rc.toml"
     # Without the local spool (its own tests cover it): here the writer alone decides.
-    config.write_text(base + radius_section(ports) + "[accounting]\nspool = false\n")
-    log = tmp_path / "serve.log"
-    served = Served(config, ports["api"], log)
-    token = (tmp_path / "state" / "admin-token").read_text().strip()
-    add_loopback_nas(served.base_url, token)
-    load = AccountingLoad(ports["acct"])
+    served, log, load = serve_with_load(tmp_path, database_url, "[accounting]\nspool = false\n")
     try:
         load.start()
         time.sleep(1.0)
