@@ -177,7 +177,7 @@ class AccountingWriter:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+            batch = self._take_batch()
             if await self._write(batch):
                 backoff = 0.0
                 continue
@@ -185,6 +185,16 @@ class AccountingWriter:
             # retransmits). Wait before trying the next, so a dead database is not hammered.
             backoff = min(self._max_backoff, max(0.1, backoff * 2))
             await asyncio.sleep(backoff)
+
+    def _take_batch(self) -> list[tuple[AcctRecord, Done]]:
+        """The oldest queued records, at most max_batch of them."""
+        return [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+
+    def _unanswered(self, batch: list[tuple[AcctRecord, Done]]) -> None:
+        """Neither the database nor the spool took ``batch``: no answer (the NAS retransmits)."""
+        self.failed += len(batch)
+        for _, done in batch:
+            done(False)
 
     async def _write(self, batch: list[tuple[AcctRecord, Done]]) -> bool:
         self._writing = len(batch)
@@ -200,9 +210,7 @@ class AccountingWriter:
                 return first or second
             if not self._is_data_error(exc) and await self._spool_batch(batch, exc):
                 return True
-            self.failed += len(batch)
-            for _, done in batch:
-                done(False)
+            self._unanswered(batch)
             self._warn.warning(
                 "write", "accounting not recorded (%d requests unanswered): %r", len(batch), exc
             )
@@ -278,13 +286,9 @@ class AccountingWriter:
         backoff, next_try = 0.0, loop.time()
         while True:
             if self._queue:
-                batch = [
-                    self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
-                ]
+                batch = self._take_batch()
                 if not await self._spool_batch(batch):
-                    self.failed += len(batch)
-                    for _, done in batch:
-                        done(False)
+                    self._unanswered(batch)
                 continue
             if replay is None:
                 if spool.pending == 0:
