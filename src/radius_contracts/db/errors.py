@@ -43,12 +43,10 @@ def wrap_db_errors() -> Iterator[None]:
         if _FOREIGN_KEY.search(message):
             raise Conflict("the object is still referenced by other objects") from None
         raise Conflict("the change conflicts with existing data") from None
-    except (OperationalError, DBAPIError) as exc:
-        if exc.connection_invalidated or isinstance(exc, OperationalError):
+    except Exception as exc:
+        if is_unavailable(exc):
             raise StorageUnavailable("the database is unreachable") from exc
         raise
-    except OSError as exc:  # asyncpg raises plain OSErrors when the server is gone
-        raise StorageUnavailable("the database is unreachable") from exc
 
 
 # What a database that is down, restarting or unreachable raises on its way up: SQLAlchemy's
