@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from test_api_catalogue import problem
 
 from conftest import Factory, RunningDaemon
@@ -50,3 +51,21 @@ def test_audit_records_who_when_and_via_without_secrets(api: httpx.Client, make:
     assert "hunter2" not in contract_log and "***" in contract_log
     all_text = api.get("/api/v1/audit", params={"limit": 1000}).text
     assert "rotated-secret-value" not in all_text and "s3cret-" not in all_text
+
+
+def _history(api: httpx.Client, entity: str, row_id: int) -> list[str]:
+    params: dict[str, str | int] = {"entity": entity, "entity_id": row_id, "limit": 1000}
+    return [e["action"] for e in api.get("/api/v1/audit", params=params).json()["items"]]
+
+
+@pytest.mark.parametrize("entity", ["nas", "contracts"])
+def test_deleted_newest_id_is_never_reused(api: httpx.Client, make: Factory, entity: str) -> None:
+    """SQLite would give the next row max(id) + 1 and with it the deleted row's history."""
+    create = make.nas if entity == "nas" else make.contract
+    newest = create()
+    assert api.delete(f"/api/v1/{entity}/{newest['id']}").status_code == 204
+    assert _history(api, entity, newest["id"]) == ["delete", "create"]
+
+    again = create()
+    assert again["id"] > newest["id"]
+    assert _history(api, entity, again["id"]) == ["create"]

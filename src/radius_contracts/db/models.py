@@ -20,12 +20,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import JSON
 
-from radius_contracts.db.base import Audited, Base
+from radius_contracts.db.base import IDS_NEVER_REUSED, Audited, Base
 from radius_contracts.db.types import utcnow
 
 
 class Manufacturer(Audited, Base):
     __tablename__ = "manufacturers"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -45,6 +46,7 @@ class Manufacturer(Audited, Base):
 
 class Pop(Audited, Base):
     __tablename__ = "pops"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -55,6 +57,7 @@ class Pop(Audited, Base):
 
 class Nas(Audited, Base):
     __tablename__ = "nas"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -83,7 +86,10 @@ class RadiusAttribute(Audited, Base):
     """Catalogue entry: synced from the loaded dictionaries, or added by an operator."""
 
     __tablename__ = "radius_attributes"
-    __table_args__ = (Index("ix_radius_attributes_vendor_code", "vendor_id", "code"),)
+    __table_args__ = (
+        Index("ix_radius_attributes_vendor_code", "vendor_id", "code"),
+        IDS_NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
@@ -100,6 +106,7 @@ class RadiusAttribute(Audited, Base):
 
 class Layout(Audited, Base):
     __tablename__ = "layouts"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -120,7 +127,10 @@ class Layout(Audited, Base):
 
 class LayoutAttribute(Base):
     __tablename__ = "layout_attributes"
-    __table_args__ = (Index("ix_layout_attributes_layout", "layout_id", "position"),)
+    __table_args__ = (
+        Index("ix_layout_attributes_layout", "layout_id", "position"),
+        IDS_NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     layout_id: Mapped[int] = mapped_column(ForeignKey("layouts.id", ondelete="CASCADE"))
@@ -136,6 +146,7 @@ class LayoutAttribute(Base):
 
 class Pool(Audited, Base):
     __tablename__ = "pools"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -150,7 +161,10 @@ class Pool(Audited, Base):
 
 class Contract(Audited, Base):
     __tablename__ = "contracts"
-    __table_args__ = (CheckConstraint("simultaneous_use >= 1", name="simultaneous_use"),)
+    __table_args__ = (
+        CheckConstraint("simultaneous_use >= 1", name="simultaneous_use"),
+        IDS_NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(100), unique=True)
@@ -196,7 +210,7 @@ class ExternalRef(Base):
     """A contract's identifier in another system (billing, ERP, CRM)."""
 
     __tablename__ = "contract_external_refs"
-    __table_args__ = (UniqueConstraint("app", "external_id"),)
+    __table_args__ = (UniqueConstraint("app", "external_id"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contract_id: Mapped[int] = mapped_column(
@@ -230,6 +244,7 @@ class AcctSession(Base):
         Index("ix_sessions_key", "nas_id", "acct_unique_id", "started_at"),
         Index("ix_sessions_open", "stopped_at", "contract_id"),
         Index("ix_sessions_started", "started_at"),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -270,7 +285,7 @@ class CoaLogEntry(Base):
 
     __tablename__ = "coa_log"
     # A session's entries, newest first; also what ON DELETE CASCADE looks up.
-    __table_args__ = (Index("ix_coa_log_session", "session_id", "id"),)
+    __table_args__ = (Index("ix_coa_log_session", "session_id", "id"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     session_id: Mapped[int] = mapped_column(
@@ -341,6 +356,7 @@ class Lease(Base):
     __table_args__ = (
         UniqueConstraint("pool_id", "address"),
         Index("ix_leases_pool_expiry", "pool_id", "expires_at"),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -363,6 +379,7 @@ class ApiToken(Base):
     """An API token; only its SHA-256 is stored, the token itself is shown once."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -387,7 +404,7 @@ class AuditEntry(Base):
     # Changed fields with their new values; secrets are replaced by "***" before writing.
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"), IDS_NEVER_REUSED)
 
 
 class AuthLogEntry(Base):
@@ -397,7 +414,7 @@ class AuthLogEntry(Base):
     # Pages of one contract's entries, newest first; also what ON DELETE CASCADE looks up.
     # No index on nas_id (deleting a NAS is rare) nor on at (ids grow with time, so purges
     # walk the primary key): every index slows the batch inserts, ~2.7 µs a row for `at`.
-    __table_args__ = (Index("ix_auth_log_contract", "contract_id", "id"),)
+    __table_args__ = (Index("ix_auth_log_contract", "contract_id", "id"), IDS_NEVER_REUSED)
 
     # 64-bit: NAS retrying a misconfigured CPE every few seconds add up to billions of rows over
     # the years, even though purges keep the table itself small. SQLite's INTEGER PRIMARY KEY
