@@ -22,6 +22,11 @@ from sqlalchemy.types import JSON
 
 from radius_contracts.db.base import IDS_NEVER_REUSED, Audited, Base
 from radius_contracts.db.types import utcnow
+from radius_contracts.domain import CoaPolicy
+
+# A manufacturer created without a CoA policy (the API's default, the FreeRADIUS import's
+# "Generic") gets the domain's default one.
+_COA = CoaPolicy()
 
 
 class Manufacturer(Audited, Base):
@@ -38,10 +43,12 @@ class Manufacturer(Audited, Base):
     # identification attributes they match on, the reply attributes a CoA may change, for
     # service attributes the one that deactivates the old value first (Juniper), and whether
     # a refused or unanswered CoA falls back to a Disconnect.
-    coa_identifiers: Mapped[list[str]] = mapped_column(JSON, default=list)
-    coa_attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
-    coa_deactivate: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    coa_disconnect_fallback: Mapped[bool] = mapped_column(Boolean, default=True)
+    coa_identifiers: Mapped[list[str]] = mapped_column(JSON, default=lambda: list(_COA.identifiers))
+    coa_attributes: Mapped[list[str]] = mapped_column(JSON, default=lambda: list(_COA.attributes))
+    coa_deactivate: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=lambda: dict(_COA.deactivate)
+    )
+    coa_disconnect_fallback: Mapped[bool] = mapped_column(Boolean, default=_COA.disconnect_fallback)
 
 
 class Pop(Audited, Base):
@@ -168,14 +175,17 @@ class Contract(Audited, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(100), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    # No column defaults here: services.contract_fields owns every default of a contract, so
+    # that each way of creating one fills the same values (an ORM default would also turn an
+    # explicit None into the default, where null means something: unlimited sessions).
+    status: Mapped[str] = mapped_column(String(16), index=True)
     start_date: Mapped[date | None]
     end_date: Mapped[date | None]
-    auto_extend: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_extend: Mapped[bool] = mapped_column(Boolean)
     customer_external_id: Mapped[str | None] = mapped_column(String(100), index=True)
     customer_name: Mapped[str | None] = mapped_column(String(255))
-    customer_custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    customer_custom_fields: Mapped[dict[str, Any]]
+    custom_fields: Mapped[dict[str, Any]]
 
     # Connection config. username_key is the lower-cased username: uniqueness and lookups are
     # case-insensitive on every database without relying on collations or functional indexes.
@@ -194,9 +204,7 @@ class Contract(Audited, Base):
     ipv6: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     mac: Mapped[str | None] = mapped_column(String(17))
-    # None: unlimited. No column default: the ORM would apply it to an explicit None too (the
-    # API's schema defaults to 1).
-    simultaneous_use: Mapped[int | None] = mapped_column(Integer)
+    simultaneous_use: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
 
     external_refs: Mapped[list[ExternalRef]] = relationship(
         back_populates="contract",

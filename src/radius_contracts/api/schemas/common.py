@@ -118,6 +118,13 @@ class Input(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def service_values(self) -> dict[str, Any]:
+        """What a create passes to its service: every field, the schema's defaults filled in.
+
+        A resource whose service owns its defaults passes only the fields sent instead.
+        """
+        return self.model_dump()
+
 
 class Patch(Input):
     """PATCH bodies: every field optional, but a field that cannot be empty may not be null."""

@@ -24,6 +24,18 @@ from radius_contracts.api.schemas.common import (
 )
 from radius_contracts.db.models import Contract
 from radius_contracts.domain import ContractStatus, allowed_transitions, parse_mac, parse_speed
+from radius_contracts.services.contract_fields import (
+    config_defaults,
+    contract_defaults,
+    customer_defaults,
+)
+
+# What a new contract gets for a field left out, shown as the OpenAPI defaults. The service
+# fills them in (create bodies go there with only the fields sent: service_values), so these
+# are for reading; they come from the same place, and a test compares the empty ones too.
+_CONTRACT = contract_defaults()
+_CONFIG = config_defaults()
+_CUSTOMER = customer_defaults()
 
 
 def _speed(value: str) -> str:
@@ -100,7 +112,11 @@ class ConnectionConfig(Input):
     )
     delegated_ipv6_prefix: Ipv6Prefix | None = None
     mac: Mac | None = Field(default=None, description="Bind to this Calling-Station-Id.")
-    simultaneous_use: SimultaneousUse | None = 1
+    simultaneous_use: SimultaneousUse | None = _CONFIG["simultaneous_use"]
+
+    def service_values(self) -> dict[str, Any]:
+        """Only the fields sent: Contracts.replace_connection fills in the rest."""
+        return self.model_dump(exclude_unset=True)
 
 
 class ConnectionConfigPatch(Patch):
@@ -121,8 +137,8 @@ class ConnectionConfigPatch(Patch):
 
 
 class Customer(Input):
-    external_id: CustomerExternalId | None = None
-    name: Annotated[str, StringConstraints(max_length=255), Printable] | None = None
+    external_id: CustomerExternalId | None = _CUSTOMER["external_id"]
+    name: Annotated[str, StringConstraints(max_length=255), Printable] | None = _CUSTOMER["name"]
     custom_fields: CustomFields = Field(default_factory=dict)
 
 
@@ -143,14 +159,20 @@ class _Dates(Input):
 
 class ContractCreate(_Dates):
     number: Number = Field(description="The contract number, unique.")
-    status: Status = "active"
-    start_date: date | None = None
-    end_date: date | None = None
-    auto_extend: bool = Field(default=False, description="Keep working after end_date.")
+    status: Status = _CONTRACT["status"]
+    start_date: date | None = _CONTRACT["start_date"]
+    end_date: date | None = _CONTRACT["end_date"]
+    auto_extend: bool = Field(
+        default=_CONTRACT["auto_extend"], description="Keep working after end_date."
+    )
     customer: Customer = Field(default_factory=Customer)
     custom_fields: CustomFields = Field(default_factory=dict)
     external_refs: list[ExternalRef] = Field(default_factory=list, max_length=20)
     config: ConnectionConfig
+
+    def service_values(self) -> dict[str, Any]:
+        """Only the fields sent, nested ones too: Contracts.create fills in the rest."""
+        return self.model_dump(exclude_unset=True)
 
 
 class ContractUpdate(Patch):
