@@ -39,7 +39,13 @@ _CUSTOMER = customer_defaults()
 
 
 def _speed(value: str) -> str:
-    parse_speed(value)  # raises ValueError with the reason
+    try:
+        parse_speed(value)
+    except ValueError:
+        # parse_speed's reason quotes the value, which a 422 never does (problems._validation).
+        raise ValueError(
+            "must be a whole number of bit/s, or a number with a k/M/G suffix (512k, 1.5M, 1G)"
+        ) from None
     return value
 
 
@@ -54,7 +60,7 @@ def normalize_mac(value: str) -> str:
     """Any common notation (aa:bb.., aa-bb-.., aabb.ccdd.eeff, aabbccddeeff) → aa:bb:cc:dd:ee:ff."""
     mac = parse_mac(value)
     if mac is None:
-        raise ValueError(f"{value!r} is not a MAC address")
+        raise ValueError("is not a MAC address (e.g. aa:bb:cc:dd:ee:ff)")
     return mac
 
 
