@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from radius_contracts import __version__
 from radius_contracts.api import problems
@@ -56,7 +57,9 @@ def create_app(
 ) -> FastAPI:
     """The API over ``services``; ``metrics`` renders what ``/metrics`` serves, ``jobs``
     tells about the scheduler's jobs, ``readiness`` adds the daemon's state to ``/readyz``."""
-    app = FastAPI(
+    # Swagger UI's script, stylesheet and icon come from the installed fastapi-offline package
+    # (served under /static-offline-docs), not a CDN: a RADIUS server often has no internet.
+    app = FastAPIOffline(
         title="radius-contracts management API",
         version=__version__,
         description=DESCRIPTION,
