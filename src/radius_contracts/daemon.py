@@ -401,7 +401,7 @@ class Daemon:
         scheduler.every(
             "expire-leases",
             every,
-            self.leaser.expire,
+            self._expire_leases,
             shared=True,
             description="Free pool addresses whose lease ran out (offered and never confirmed "
             "by an Accounting-Start, or no longer renewed).",
@@ -433,6 +433,14 @@ class Daemon:
                 "(for the simultaneous-use check).",
             )
         await scheduler.start(sessions)
+
+    async def _expire_leases(self) -> int:
+        """The expire-leases job, saying what it did when it did something."""
+        assert self.leaser is not None
+        expired = await self.leaser.expire()
+        if expired:
+            log.info("expired %d pool leases (never confirmed or no longer renewed)", expired)
+        return expired
 
     def _start_coa(self) -> None:
         """The CoA sender, its log and the live-session updates the services call after commits."""

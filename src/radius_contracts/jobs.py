@@ -318,6 +318,7 @@ class Scheduler:
     async def _call(self, entry: _Entry) -> None:
         """Run the job, keeping its outcome; a job that fails is logged, never raised."""
         entry.running, entry.started_at = True, self._clock()
+        started = time.monotonic()
         try:
             value = await entry.job()
         except Exception as exc:
@@ -325,6 +326,8 @@ class Scheduler:
             entry.result, entry.error = None, repr(exc)
         else:
             entry.result, entry.error = value, None
+            # DEBUG: every turn of every job. A job that did something says so itself, at INFO.
+            log.debug("job %s ran in %.3f s: %s", entry.name, time.monotonic() - started, value)
         finally:
             entry.running = False
         entry.runs += 1

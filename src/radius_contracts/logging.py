@@ -19,6 +19,24 @@ _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 # lines print every call it runs with its arguments, i.e. SQL with bound values (contract
 # passwords, NAS secrets). They stay at WARNING whatever the daemon's own level.
 _QUIET_LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy")
+# APScheduler says "Running job …" and "Job … executed successfully" at INFO for every turn of
+# every job: dozens of lines a minute from an idle daemon. A job's run is DEBUG; the jobs
+# themselves log at INFO what they did, when they did something.
+_JOB_RUN_LOGGERS = ("apscheduler.executors.default", "apscheduler.scheduler")
+
+
+class JobRunsAtDebug(logging.Filter):
+    """Turns a scheduler logger's INFO records into DEBUG ones, dropped unless DEBUG is on.
+
+    A logger filter: it sees the record after the logger's level check (the scheduler's
+    loggers inherit INFO) and before any handler, so the line is gone or DEBUG everywhere.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 class JsonFormatter(logging.Formatter):
@@ -76,6 +94,11 @@ def configure(settings: LoggingSettings) -> None:
     logging.getLogger("uvicorn.error").setLevel(max(logging.INFO, root.level))
     for name in _QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in _JOB_RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, JobRunsAtDebug)]:
+            logger.removeFilter(old)  # configure runs again at every reload
+        logger.addFilter(JobRunsAtDebug())
 
 
 class RateLimitedLog:

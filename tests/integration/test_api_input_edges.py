@@ -154,3 +154,28 @@ def test_invalid_input_is_named_never_quoted(api: httpx.Client) -> None:
         response = api.request(method, path, json=body)
         problem(response, 422, field)
         assert marker not in response.text, (method, path, field, response.text)
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "what"),
+    [
+        (
+            '{"name": "x",\n  "city": "Lisbon"\n  "description": "y"}',
+            "line 3, column 3",
+            "a comma was expected",
+        ),
+        ('{"name": "x",}', "line 1, column 14", "a key in double quotes was expected"),
+        ("{'name': 'x'}", "line 1, column 2", "a key in double quotes was expected"),
+        ('{"name": "x\n"}', "line 1, column 12", "a string holds a raw line break"),
+        ('{"name": "x"', "line 1, column 13", "a comma was expected"),
+        ('{"name": "x"} {}', "line 1, column 15", "something follows the end"),
+        ('{"name": secret-word}', "line 1, column 10", "a value was expected"),
+    ],
+)
+def test_malformed_json_says_where_in_words(
+    api: httpx.Client, body: str, where: str, what: str
+) -> None:
+    # It used to be a 422 with field "[15]": the parser's offset and nothing else.
+    found = problem(_post_raw(api, "/api/v1/pops", body), 400, "body")
+    assert found["detail"].startswith(f"the body is not valid JSON: {where}: {what}")
+    assert "secret-word" not in found["detail"]  # the body is never quoted back

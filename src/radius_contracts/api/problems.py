@@ -68,8 +68,46 @@ def _location(loc: tuple[Any, ...]) -> str:
     return out or (str(loc[0]) if loc else "body")
 
 
+# json's reasons, in words for someone fixing the body by hand (prefixes of JSONDecodeError.msg).
+_JSON_REASONS = (
+    ("Expecting value", "a value was expected (a trailing comma, or a word without quotes?)"),
+    ("Expecting ',' delimiter", "a comma was expected between two items"),
+    ("Expecting ':' delimiter", "a colon was expected after the key"),
+    ("Expecting property name enclosed in double quotes",
+     "a key in double quotes was expected (a trailing comma, or single quotes?)"),
+    ("Unterminated string", "a string is not closed with a double quote"),
+    ("Invalid control character", "a string holds a raw line break or tab (write \\n or \\t)"),
+    ("Invalid \\escape", "a string holds a backslash escape JSON does not know"),
+    ("Invalid \\uXXXX escape", "a string holds a \\u escape without 4 hex digits"),
+    ("Extra data", "something follows the end of the JSON value"),
+)  # fmt: skip
+
+
+def _json_problem(exc: RequestValidationError, error: dict[str, Any]) -> JSONResponse:
+    """A body that is not JSON: where it breaks (line, column) and what was expected there.
+
+    The position comes from the parser; the text around it is not quoted (the body may hold a
+    password).
+    """
+    loc = error.get("loc", ())
+    position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+    document = exc.body if isinstance(exc.body, str) else ""
+    line = document.count("\n", 0, position) + 1
+    column = position - (document.rfind("\n", 0, position) + 1) + 1
+    reason = str((error.get("ctx") or {}).get("error", ""))
+    words = next((text for prefix, text in _JSON_REASONS if reason.startswith(prefix)), reason)
+    if not document.strip():
+        detail = "the body is empty; a JSON object was expected"
+    else:
+        detail = f"the body is not valid JSON: line {line}, column {column}: {words}"
+    return problem(400, detail, field="body")
+
+
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    first_error: dict[str, Any] = dict(next(iter(exc.errors()), {}))
+    if first_error.get("type") == "json_invalid":
+        return _json_problem(exc, first_error)
     # Field and reason only, never the value sent (pydantic's "input"): it may be a password
     # or a NAS secret, and a response ends up in clients' and proxies' logs. The schemas'
     # own messages keep to that too.
