@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,9 +20,26 @@ def tour_script() -> str:
     text = README.read_text()
     block = re.search(r"```sh\n(API=http://127\.0\.0\.1:8080/api/v1\n.*?)```", text, re.S)
     assert block, "README lost its curl tour"
-    radclient = re.search(r"```sh\n(curl [^`]*?\| radclient .*?)```", text, re.S)
-    assert radclient, "README lost its radclient example"
-    return block.group(1) + radclient.group(1)
+    return block.group(1)
+
+
+def outputs(stdout: str) -> list[Any]:
+    """What the tour printed, in order: each curl's JSON answer, each radclient's text."""
+    decoder = json.JSONDecoder()
+    found: list[Any] = []
+    at = 0
+    while at < len(stdout):
+        if stdout[at].isspace():
+            at += 1
+        elif stdout[at] == "{":
+            value, at = decoder.raw_decode(stdout, at)
+            found.append(value)
+        else:  # radclient's lines run up to the next answer that starts a line
+            end = stdout.find("\n{", at)
+            end = len(stdout) if end < 0 else end + 1
+            found.append(stdout[at:end])
+            at = end
+    return found
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
@@ -42,29 +60,36 @@ def test_readme_curl_tour(tmp_path: Path) -> None:
             check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        tour, _, radclient = result.stdout.partition("Sent Access-Request")
-        answers = [json.loads(line) for line in tour.replace("}{", "}\n{").splitlines()]
-        [mikrotik] = answers[0]["items"]
+        printed = outputs(result.stdout)
+        (mikrotiks, layouts, bng, pool, contract, found, preview, local, login,
+         suspended, transitions, suspended_preview, suspended_login) = printed  # fmt: skip
+        [mikrotik] = mikrotiks["items"]
         assert (mikrotik["id"], mikrotik["name"], mikrotik["vendor_id"]) == (1, "MikroTik", 14988)
-        [layout] = answers[1]["items"]
+        [layout] = layouts["items"]
         assert layout["name"] == "mikrotik-active" and layout["manufacturer_id"] == 1
         assert layout["attributes"][0]["attribute"] == "Mikrotik-Rate-Limit"
-        assert answers[2]["name"] == "bng-1" and answers[2]["manufacturer_id"] == 1
-        assert answers[4]["number"] == "C-1001" and answers[4]["created_via"] == "billing"
-        assert answers[5]["total"] == 1
-        assert answers[6]["status"] == "suspended"
-        assert answers[7]["allowed"] == {
+        assert bng["name"] == "bng-1" and bng["manufacturer_id"] == 1
+        assert pool["name"] == "cgnat-1"
+        assert contract["number"] == "C-1001" and contract["created_via"] == "billing"
+        assert found["total"] == 1
+        assert (preview["decision"], preview["layout"]) == ("accept", "mikrotik-active")
+        sent = {a["attribute"]: a["value"] for a in preview["attributes"]}
+        assert sent["Mikrotik-Rate-Limit"].startswith("10M/50M")
+        assert local["name"] == "local"
+        # The newcomer's first login is accepted, with the active layout ...
+        assert "Received Access-Accept" in login, login
+        assert 'Mikrotik-Rate-Limit = "10M/50M' in login and "suspended" not in login, login
+        # ... and once suspended, the same login gets the suspended layout.
+        assert suspended["status"] == "suspended"
+        assert transitions["allowed"] == {
             "activate": "active",
             "deactivate": "inactive",
             "cancel": "cancelled",
         }
-        preview = answers[8]
-        assert (preview["decision"], preview["layout"]) == ("accept", "mikrotik-suspended")
-        sent = {a["attribute"]: a["value"] for a in preview["attributes"]}
+        assert suspended_preview["layout"] == "mikrotik-suspended"
+        sent = {a["attribute"]: a["value"] for a in suspended_preview["attributes"]}
         assert sent["Mikrotik-Address-List"] == "suspended" and sent["Framed-Pool"] == "cgnat-1"
-        assert answers[9]["name"] == "local"
-        # The suspended contract still connects, to the suspended layout.
-        assert "Received Access-Accept" in radclient, radclient
-        assert 'Mikrotik-Address-List = "suspended"' in radclient, radclient
+        assert "Received Access-Accept" in suspended_login, suspended_login
+        assert 'Mikrotik-Address-List = "suspended"' in suspended_login, suspended_login
     finally:
         stop_daemon(running, thread)
