@@ -17,9 +17,10 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -118,7 +119,10 @@ async def open_services(settings: Settings, *, run_migrations: bool) -> Services
             new_database = await migrate.upgrade(migrations)
         finally:
             await migrations.dispose()
-    services = Services.build(ServiceContext(sessions=session_factory(engine), catalog=catalog))
+    context = ServiceContext(
+        sessions=session_factory(engine), catalog=catalog, zone=isp_zone(settings)
+    )
+    services = Services.build(context)
     if run_migrations:
         added = await services.attributes.sync(catalog)
         if added:
@@ -133,6 +137,12 @@ def engine_of(services: Services) -> AsyncEngine:
     bind = services.context.sessions.kw["bind"]
     assert isinstance(bind, AsyncEngine)
     return bind
+
+
+def isp_zone(settings: Settings) -> tzinfo:
+    """The ISP's time zone: the top-level ``timezone`` setting where it exists, else UTC."""
+    name = getattr(settings, "timezone", None) or "UTC"
+    return UTC if name == "UTC" else ZoneInfo(str(name))
 
 
 async def ensure_admin_token(services: Services, state_dir: Path) -> Path | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import BaseModel
@@ -11,7 +13,7 @@ from pydantic_core import PydanticUndefined
 from radius_contracts.api.schemas import catalogue
 from radius_contracts.api.schemas.contracts import ConnectionConfig, ContractCreate
 from radius_contracts.db import models
-from radius_contracts.services.contract_fields import new_config, new_contract
+from radius_contracts.services.contract_fields import in_zone, new_config, new_contract
 
 
 def test_contract_schema_defaults_are_the_services() -> None:
@@ -59,3 +61,22 @@ def test_create_schema_defaults_match_the_table(schema: type[BaseModel], model: 
             continue
         default = field.get_default(call_default_factory=True)
         assert default == _column_default(columns[name]), f"{schema.__name__}.{name}"
+
+
+def test_a_date_time_is_its_date_in_the_isp_zone() -> None:
+    midnight_utc = datetime(2024, 12, 26, tzinfo=UTC)
+    brazil = ZoneInfo("America/Sao_Paulo")  # UTC-3: still the evening of the 25th
+    assert in_zone({"start_date": midnight_utc}, brazil) == {"start_date": date(2024, 12, 25)}
+    assert in_zone({"start_date": midnight_utc}, UTC) == {"start_date": date(2024, 12, 26)}
+    tokyo = ZoneInfo("Asia/Tokyo")
+    late = datetime(2024, 12, 26, 20, 0, tzinfo=UTC)  # 05:00 on the 27th in Tokyo
+    assert in_zone({"end_date": late}, tokyo)["end_date"] == date(2024, 12, 27)
+    # Without an offset the time is the ISP's own: its date as written.
+    assert in_zone({"end_date": datetime(2024, 12, 26, 23, 0)}, brazil)["end_date"] == date(
+        2024, 12, 26
+    )
+    # Dates and other fields pass through.
+    assert in_zone({"start_date": date(2025, 1, 1), "number": "C"}, brazil) == {
+        "start_date": date(2025, 1, 1),
+        "number": "C",
+    }

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from typing import Any, ClassVar, Generic, cast
 
 from sqlalchemy import Select, Table, insert, select
@@ -77,6 +78,8 @@ class ServiceContext:
     access: AccessHandler | None = None
     # Brings live sessions in step with committed changes (CoA/Disconnect); None in CLI commands.
     live: LiveSessions | None = None
+    # The ISP's time zone: a contract date sent as a date-time is its date there.
+    zone: tzinfo = UTC
     dialect: str = field(default="", init=False)  # "sqlite", "postgresql"
     _writer: asyncio.Lock | None = field(default=None, init=False, repr=False)
 

@@ -12,6 +12,7 @@ The API schemas show these values as their OpenAPI defaults; the ORM columns hav
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, tzinfo
 from typing import Any
 
 from radius_contracts.domain import ContractStatus
@@ -24,6 +25,7 @@ __all__ = [
     "customer_defaults",
     "field_name",
     "flatten",
+    "in_zone",
     "new_config",
     "new_contract",
 ]
@@ -97,6 +99,20 @@ def new_contract(given: Mapping[str, Any]) -> dict[str, Any]:
 def new_config(given: Mapping[str, Any]) -> dict[str, Any]:
     """A whole connection config from ``given``: what it leaves out as a new contract has it."""
     return {**config_defaults(), **given}
+
+
+def in_zone(data: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
+    """``start_date``/``end_date`` sent as date-times become their date in the ISP's zone.
+
+    A billing system's ``2024-12-26T00:00:00+00:00`` is the evening of the 25th in Brazil;
+    a date-time without an offset is taken as the ISP's local time, so its date as written.
+    """
+    values = dict(data)
+    for key in ("start_date", "end_date"):
+        value = values.get(key)
+        if isinstance(value, datetime):
+            values[key] = (value.astimezone(zone) if value.tzinfo else value).date()
+    return values
 
 
 def flatten(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,13 @@ from radius_contracts.errors import (
     StorageUnavailable,
 )
 from radius_contracts.services.base import Actor, CrudService, audit, audit_many, stamp
-from radius_contracts.services.contract_fields import field_name, flatten, new_config, new_contract
+from radius_contracts.services.contract_fields import (
+    field_name,
+    flatten,
+    in_zone,
+    new_config,
+    new_contract,
+)
 from radius_contracts.store import common
 
 log = logging.getLogger("radius_contracts.services.contracts")
@@ -225,11 +231,13 @@ class Contracts(CrudService[Contract]):
         """Create from the API shape (nested ``config`` and ``customer``); what ``data``
         leaves out gets the defaults of contract_fields, the only place that has them."""
         with _api_field_names():
+            data = in_zone(data, self.context.zone)
             return await super().create(actor, flatten(new_contract(data)))
 
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> Contract:
         """Change the given fields; ``config`` and ``customer`` may be partial."""
         with _api_field_names():
+            changes = in_zone(changes, self.context.zone)
             return await super().update(actor, row_id, flatten(changes))
 
     async def replace_connection(

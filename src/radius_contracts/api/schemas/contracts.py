@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from radius_contracts.aaa.handler import Preview
+from radius_contracts.api.schemas.billing import Day, HLibertyContract, Status
 from radius_contracts.api.schemas.common import (
     AuditedOutput,
     CustomFields,
@@ -100,7 +101,18 @@ ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=128), Pri
 # The customer's id in the billing system: stored in a 100-character column.
 CustomerExternalId = Annotated[str, StringConstraints(min_length=1, max_length=100), Printable]
 Number = Annotated[Text253, StringConstraints(max_length=100)]
-Status = Literal["active", "suspended", "inactive", "cancelled"]
+
+
+def _pool_spelling(config: Any) -> Any:
+    """HLiberty sends the IPv6 pool as ``poll_name_ipv6``; both spellings must then agree."""
+    if "poll_name_ipv6" not in config.model_fields_set:
+        return config
+    if "pool_name_ipv6" in config.model_fields_set:
+        if config.pool_name_ipv6 != config.poll_name_ipv6:
+            raise ValueError("pool_name_ipv6 and poll_name_ipv6 (its HLiberty spelling) differ")
+        return config
+    config.pool_name_ipv6 = config.poll_name_ipv6
+    return config
 
 
 class ConnectionConfig(Input):
@@ -119,6 +131,13 @@ class ConnectionConfig(Input):
     delegated_ipv6_prefix: Ipv6Prefix | None = None
     mac: Mac | None = Field(default=None, description="Bind to this Calling-Station-Id.")
     simultaneous_use: SimultaneousUse | None = _CONFIG["simultaneous_use"]
+    poll_name_ipv6: Name | None = Field(
+        default=None, exclude=True, description="HLiberty's spelling of pool_name_ipv6."
+    )
+
+    @model_validator(mode="after")
+    def _hliberty_spelling(self) -> Any:
+        return _pool_spelling(self)
 
     def service_values(self) -> dict[str, Any]:
         """Only the fields sent: Contracts.replace_connection fills in the rest."""
@@ -140,6 +159,13 @@ class ConnectionConfigPatch(Patch):
     delegated_ipv6_prefix: Ipv6Prefix | None = None
     mac: Mac | None = None
     simultaneous_use: SimultaneousUse | None = None
+    poll_name_ipv6: Name | None = Field(
+        default=None, exclude=True, description="HLiberty's spelling of pool_name_ipv6."
+    )
+
+    @model_validator(mode="after")
+    def _hliberty_spelling(self) -> Any:
+        return _pool_spelling(self)
 
 
 class Customer(Input):
@@ -153,21 +179,35 @@ class ExternalRef(Input):
     external_id: ExternalId
 
 
-class _Dates(Input):
+class _Dates(HLibertyContract):
     @model_validator(mode="after")
     def _ordered(self) -> Any:
         start = getattr(self, "start_date", None)
         end = getattr(self, "end_date", None)
-        if start and end and end < start:
+        # A date-time's day depends on the ISP's time zone: the service checks those.
+        dates = not isinstance(start, datetime) and not isinstance(end, datetime)
+        if start and end and dates and end < start:
             raise ValueError("end_date is before start_date")
+        return self
+
+    @model_validator(mode="after")
+    def _hliberty(self) -> Any:
+        for name, value in self.folded(Customer).items():
+            setattr(self, name, value)
         return self
 
 
 class ContractCreate(_Dates):
     number: Number = Field(description="The contract number, unique.")
     status: Status = _CONTRACT["status"]
-    start_date: date | None = _CONTRACT["start_date"]
-    end_date: date | None = _CONTRACT["end_date"]
+    start_date: Day | None = Field(
+        default=_CONTRACT["start_date"],
+        description="A date, or a date-time: its date in the ISP's time zone is kept.",
+    )
+    end_date: Day | None = Field(
+        default=_CONTRACT["end_date"],
+        description="A date, or a date-time: its date in the ISP's time zone is kept.",
+    )
     auto_extend: bool = Field(
         default=_CONTRACT["auto_extend"], description="Keep working after end_date."
     )
@@ -181,13 +221,13 @@ class ContractCreate(_Dates):
         return self.model_dump(exclude_unset=True)
 
 
-class ContractUpdate(Patch):
+class ContractUpdate(Patch, _Dates):
     not_null = frozenset({"number", "status", "auto_extend", "config", "customer",
                           "custom_fields", "external_refs"})  # fmt: skip
     number: Number | None = None
     status: Status | None = None
-    start_date: date | None = None
-    end_date: date | None = None
+    start_date: Day | None = None
+    end_date: Day | None = None
     auto_extend: bool | None = None
     customer: Customer | None = None
     custom_fields: CustomFields | None = None
