@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -77,7 +78,8 @@ def parse_speed(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a speed; use bit/s or a k/M/G suffix, e.g. 512k, 50M")
     number, unit = match.groups()
-    bps = float(number) * _SPEED_FACTORS[unit.lower()]
+    # Decimal, not float: 4.1M is 4,100,000 bit/s, where float makes it 4,099,999.9999999995.
+    bps = Decimal(number) * _SPEED_FACTORS[unit.lower()]
     if bps != int(bps):
         raise ValueError(f"{text!r} is not a whole number of bit/s")
     if bps > 2**63 - 1:

@@ -12,7 +12,8 @@ Generation is derandomized (same requests on every run) and bounded by ``MAX_EXA
 operation. In half of the request bodies, the values the schema only describes as strings
 (addresses, speeds, MAC addresses, attribute names) are replaced by realistic ones, and unique
 names always get a unique suffix, so that valid requests get past validation into the services and
-the database instead of ending as 422 or 409.
+the database instead of ending as 422 or 409. The API's own string formats (ipv4-network,
+ipv6-network) are registered with the strategies in tests/formats.py.
 
 The fuzzer deactivates dictionary attributes, deletes whatever ids it guesses and leaves odd data
 behind, so it gets a daemon and a database of its own instead of the session's shared ``daemon``.
@@ -37,6 +38,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from conftest import RunningDaemon, admin_sql, make_settings, start_daemon, stop_daemon
+from formats import FORMATS
 
 CHECKS = [
     not_a_server_error,
@@ -167,6 +169,10 @@ def api_schema(request: pytest.FixtureRequest, fuzz_daemon: RunningDaemon) -> An
 
     return schema
 
+
+# The API's own string formats (networks), as /openapi.json defines them.
+for _name, _strategy in FORMATS.items():
+    schemathesis.openapi.format(_name, _strategy)
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 

@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     GetJsonSchemaHandler,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -67,13 +68,27 @@ def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
 
 
 Printable = AfterValidator(_printable)
+# For /openapi.json: no control characters, and something besides blanks (they are stripped).
+# U+0085 is a control character Python strips as a blank and JSON Schema's \s does not know.
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f\x85][^\x00-\x1f\x7f]*$"
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Printable
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    Printable,
+    Field(json_schema_extra={"pattern": PRINTABLE_PATTERN}),
 ]
 Text253 = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253), Printable
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=253),
+    Printable,
+    Field(json_schema_extra={"pattern": PRINTABLE_PATTERN}),
 ]
-Description = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_multiline)]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=2000),
+    AfterValidator(_multiline),
+    Field(json_schema_extra={"pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"}),
+]
 Id = Annotated[int, Field(ge=1, le=MAX_INT32)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 VendorId = Annotated[int, Field(ge=0, le=2**24 - 1, description="IANA enterprise number")]
@@ -121,9 +136,35 @@ def _network(value: str) -> str:
     raise ValueError("is not a CIDR network: host bits are set (give the network address)")
 
 
-IpOrNetwork = Annotated[str, StringConstraints(max_length=64), AfterValidator(_ip_or_network)]
-Network = Annotated[str, StringConstraints(max_length=64), AfterValidator(_network)]
-IpAddress = Annotated[str, StringConstraints(max_length=64), AfterValidator(_ip_address)]
+# What /openapi.json says these strings are, so that generated clients and fuzzers send what
+# validation takes. Addresses use the standard formats. A network is this API's own format
+# (no standard one exists, and a pattern cannot say "host bits zero" for IPv6):
+# "ipv4-network" is a.b.c.d/len, "ipv6-network" an IPv6 address/len, the address being the
+# network's own (host bits zero), e.g. 100.64.0.0/22, 2001:db8::/48.
+IPV4 = {"type": "string", "format": "ipv4"}
+IPV6 = {"type": "string", "format": "ipv6"}
+IPV4_NETWORK = {"type": "string", "format": "ipv4-network", "maxLength": 64}
+IPV6_NETWORK = {"type": "string", "format": "ipv6-network", "maxLength": 64}
+NETWORK_FORMATS = ("ipv4-network", "ipv6-network")
+
+IpOrNetwork = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(_ip_or_network),
+    WithJsonSchema({"anyOf": [IPV4, IPV6, IPV4_NETWORK, IPV6_NETWORK]}),
+]
+Network = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(_network),
+    WithJsonSchema({"anyOf": [IPV4_NETWORK, IPV6_NETWORK]}),
+]
+IpAddress = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(_ip_address),
+    WithJsonSchema({"anyOf": [IPV4, IPV6]}),
+]
 
 
 class Input(BaseModel):

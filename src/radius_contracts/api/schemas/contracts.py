@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema, model_validator
 
 from radius_contracts.aaa.handler import Preview
 from radius_contracts.api.schemas.billing import Day, HLibertyContract, Status
 from radius_contracts.api.schemas.common import (
+    IPV4,
+    IPV6_NETWORK,
     AuditedOutput,
     CustomFields,
     Id,
@@ -77,11 +79,26 @@ def _ipv6_network(value: str) -> str:
     return value
 
 
+# What validation takes, as a pattern for /openapi.json: whole bit/s, or a decimal number with
+# a k/M/G suffix whose decimals stay whole bit/s (1.5M, not 1.0000005M), below 2^63 bit/s.
+# parse_speed also allows blanks around the parts; the pattern leaves them out.
+SPEED_PATTERN = (
+    r"^([0-9]{1,18}|[0-9]{1,15}(\.[0-9]{1,3})?[kK]|[0-9]{1,12}(\.[0-9]{1,6})?[mM]"
+    r"|[0-9]{1,9}(\.[0-9]{1,9})?[gG])$"
+)
 Speed = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=32),
     AfterValidator(_speed),
     Field(description="bit/s, or with a k/M/G suffix: 512k, 50M, 1G (stored as given)"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": SPEED_PATTERN,
+            "maxLength": 32,
+            "description": "bit/s, or with a k/M/G suffix: 512k, 50M, 1G (stored as given)",
+        }
+    ),
 ]
 Password = Annotated[
     str,
@@ -90,9 +107,25 @@ Password = Annotated[
     AfterValidator(_password),
     Field(description="Write-only: never returned."),
 ]
-Mac = Annotated[str, StringConstraints(max_length=32), AfterValidator(normalize_mac)]
-Ipv4 = Annotated[IpAddress, AfterValidator(_ipv4)]
-Ipv6Prefix = Annotated[Network, AfterValidator(_ipv6_network)]
+# The notations parse_mac takes, for /openapi.json (it also takes blanks between the digits).
+MAC_PATTERN = (
+    r"^([0-9A-Fa-f]{2}([:.-]?[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})$"
+)
+Mac = Annotated[
+    str,
+    StringConstraints(max_length=32),
+    AfterValidator(normalize_mac),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": MAC_PATTERN,
+            "description": "aa:bb:cc:dd:ee:ff, AA-BB-CC-DD-EE-FF, aabb.ccdd.eeff or "
+            "aabbccddeeff; stored as aa:bb:cc:dd:ee:ff.",
+        }
+    ),
+]
+Ipv4 = Annotated[IpAddress, AfterValidator(_ipv4), WithJsonSchema(IPV4)]
+Ipv6Prefix = Annotated[Network, AfterValidator(_ipv6_network), WithJsonSchema(IPV6_NETWORK)]
 SimultaneousUse = Annotated[
     int, Field(ge=1, le=10_000, description="Open sessions allowed; null means unlimited.")
 ]
@@ -104,14 +137,11 @@ Number = Annotated[Text253, StringConstraints(max_length=100)]
 
 
 def _pool_spelling(config: Any) -> Any:
-    """HLiberty sends the IPv6 pool as ``poll_name_ipv6``; both spellings must then agree."""
-    if "poll_name_ipv6" not in config.model_fields_set:
-        return config
-    if "pool_name_ipv6" in config.model_fields_set:
-        if config.pool_name_ipv6 != config.poll_name_ipv6:
-            raise ValueError("pool_name_ipv6 and poll_name_ipv6 (its HLiberty spelling) differ")
-        return config
-    config.pool_name_ipv6 = config.poll_name_ipv6
+    """HLiberty sends the IPv6 pool as ``poll_name_ipv6``; ``pool_name_ipv6`` wins when both
+    are sent (as ``status`` wins over ``contract_status``)."""
+    sent = config.model_fields_set
+    if "poll_name_ipv6" in sent and "pool_name_ipv6" not in sent:
+        config.pool_name_ipv6 = config.poll_name_ipv6
     return config
 
 
@@ -132,7 +162,9 @@ class ConnectionConfig(Input):
     mac: Mac | None = Field(default=None, description="Bind to this Calling-Station-Id.")
     simultaneous_use: SimultaneousUse | None = _CONFIG["simultaneous_use"]
     poll_name_ipv6: Name | None = Field(
-        default=None, exclude=True, description="HLiberty's spelling of pool_name_ipv6."
+        default=None,
+        exclude=True,
+        description="HLiberty's spelling of pool_name_ipv6 (which wins when both are sent).",
     )
 
     @model_validator(mode="after")
