@@ -33,7 +33,15 @@ async def _setup(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
         session.add(maker)
         await session.flush()
         nas = Nas(name="n", address="192.0.2.1", secret="x" * 12, manufacturer_id=maker.id)
-        contract = Contract(number="C-1", username="u", username_key="u")
+        contract = Contract(
+            number="C-1",
+            status="active",
+            auto_extend=False,
+            username="u",
+            username_key="u",
+            custom_fields={},
+            customer_custom_fields={},
+        )
         session.add_all([nas, contract])
         await session.flush()
         return nas.id, contract.id

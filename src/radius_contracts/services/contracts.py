@@ -31,55 +31,14 @@ from radius_contracts.errors import (
     StorageUnavailable,
 )
 from radius_contracts.services.base import Actor, CrudService, audit, audit_many, stamp
+from radius_contracts.services.contract_fields import field_name, flatten, new_config, new_contract
 from radius_contracts.services.plans import Plans
 from radius_contracts.store import common
 
 log = logging.getLogger("radius_contracts.services.contracts")
 
-CONFIG_FIELDS = (
-    "username",
-    "password",
-    "min_upload",
-    "max_upload",
-    "min_download",
-    "max_download",
-    "pool_name_ipv4",
-    "ipv4",
-    "pool_name_ipv6",
-    "ipv6",
-    "delegated_ipv6_prefix",
-    "mac",
-    "simultaneous_use",
-)
-CUSTOMER_FIELDS = {
-    "external_id": "customer_external_id",
-    "name": "customer_name",
-    "custom_fields": "customer_custom_fields",
-}
 # Addresses that only one contract may hold at a time.
 EXCLUSIVE_ADDRESSES = ("ipv4", "ipv6", "delegated_ipv6_prefix")
-
-
-def flatten(data: Mapping[str, Any]) -> dict[str, Any]:
-    """API shape (nested ``config`` and ``customer``) → column names."""
-    flat = {k: v for k, v in data.items() if k not in ("config", "customer")}
-    for key, value in (data.get("config") or {}).items():
-        flat[key] = value
-        if key == "username":
-            flat["username_key"] = value.lower()
-    for key, value in (data.get("customer") or {}).items():
-        flat[CUSTOMER_FIELDS[key]] = value
-    return flat
-
-
-def _field_name(column: str) -> str:
-    """Column name → the JSON path an API client sent (for error messages)."""
-    if column in CONFIG_FIELDS:
-        return f"config.{column}"
-    for key, name in CUSTOMER_FIELDS.items():
-        if name == column:
-            return f"customer.{key}"
-    return column
 
 
 @contextmanager
@@ -89,7 +48,7 @@ def _api_field_names() -> Iterator[None]:
         yield
     except Conflict as exc:
         if exc.field:
-            exc.field = _field_name("username" if exc.field == "username_key" else exc.field)
+            exc.field = field_name("username" if exc.field == "username_key" else exc.field)
         raise
 
 
@@ -204,7 +163,7 @@ class Contracts(CrudService[Contract]):
                 if holder:
                     raise Conflict(
                         f"{data[column]} is already assigned to contract {holder}",
-                        field=_field_name(column),
+                        field=field_name(column),
                     )
         await self._check_pools(session, data)
         await self._check_plan(session, row, data)
@@ -229,9 +188,9 @@ class Contracts(CrudService[Contract]):
                 continue
             family = await session.scalar(select(Pool.family).where(Pool.name == name))
             if family is None:
-                raise InvalidInput(f"no pool named {name!r}", field=_field_name(column))
+                raise InvalidInput(f"no pool named {name!r}", field=field_name(column))
             if family not in families:
-                raise InvalidInput(f"pool {name!r} is an {family} pool", field=_field_name(column))
+                raise InvalidInput(f"pool {name!r} is an {family} pool", field=field_name(column))
 
     @staticmethod
     async def _check_plan(
@@ -289,14 +248,21 @@ class Contracts(CrudService[Contract]):
     # -- writing ------------------------------------------------------------------------------
 
     async def create(self, actor: Actor, data: Mapping[str, Any]) -> Contract:
-        """Create from the API shape (nested ``config`` and ``customer``)."""
+        """Create from the API shape (nested ``config`` and ``customer``); what ``data``
+        leaves out gets the defaults of contract_fields, the only place that has them."""
         with _api_field_names():
-            return await super().create(actor, flatten(data))
+            return await super().create(actor, flatten(new_contract(data)))
 
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> Contract:
         """Change the given fields; ``config`` and ``customer`` may be partial."""
         with _api_field_names():
             return await super().update(actor, row_id, flatten(changes))
+
+    async def replace_connection(
+        self, actor: Actor, row_id: int, config: Mapping[str, Any]
+    ) -> Contract:
+        """Replace the whole config: what ``config`` leaves out is as a new contract has it."""
+        return await self.update(actor, row_id, {"config": new_config(config)})
 
     async def transition(self, actor: Actor, contract_id: int, action: str) -> Contract:
         _sources, target = TRANSITIONS[action]

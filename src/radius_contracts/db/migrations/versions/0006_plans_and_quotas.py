@@ -2,7 +2,7 @@
 billing day, quota usage per contract and period
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-06 03:00:00
 """
 
@@ -12,13 +12,16 @@ import sqlalchemy as sa
 from alembic import op
 
 import radius_contracts.db.types
+from radius_contracts.db.migrate import ids_kept
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _WHEN = radius_contracts.db.types.DateTimeUTC(timezone=True)
+# Batch mode rebuilds a SQLite table from what it reflects, which leaves AUTOINCREMENT out.
+_KEEP_AUTOINCREMENT = {"sqlite_autoincrement": True}
 
 
 def _audited() -> list[sa.Column[object]]:
@@ -53,6 +56,7 @@ def upgrade() -> None:
         *_audited(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_plans")),
         sa.UniqueConstraint("name", name=op.f("uq_plans_name")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "plan_external_refs",
@@ -70,11 +74,15 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "app", "external_id", name=op.f("uq_plan_external_refs_app_external_id")
         ),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("plan_external_refs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_plan_external_refs_plan_id"), ["plan_id"])
 
-    with op.batch_alter_table("contracts", schema=None) as batch_op:
+    with (
+        ids_kept(op.get_bind(), "contracts"),
+        op.batch_alter_table("contracts", table_kwargs=_KEEP_AUTOINCREMENT) as batch_op,
+    ):
         batch_op.add_column(sa.Column("plan_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("billing_day", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
@@ -113,7 +121,10 @@ def downgrade() -> None:
     with op.batch_alter_table("quota_usage", schema=None) as batch_op:
         batch_op.drop_index("ix_quota_usage_state")
     op.drop_table("quota_usage")
-    with op.batch_alter_table("contracts", schema=None) as batch_op:
+    with (
+        ids_kept(op.get_bind(), "contracts"),
+        op.batch_alter_table("contracts", table_kwargs=_KEEP_AUTOINCREMENT) as batch_op,
+    ):
         batch_op.drop_constraint("billing_day", type_="check")
         batch_op.drop_index(batch_op.f("ix_contracts_plan_id"))
         batch_op.drop_constraint(batch_op.f("fk_contracts_plan_id_plans"), type_="foreignkey")
