@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from radius_contracts.domain import ContractSnapshot
 from radius_contracts.index import AuthIndex
-from radius_contracts.plans import QuotaPeriod, QuotaState, quota_period
+from radius_contracts.plans import QuotaRule, QuotaState, quota_period
 from radius_contracts.store import quota as store
 from radius_contracts.store.accounting import Applied, QuotaTarget
 
@@ -64,10 +64,11 @@ class QuotaKeeper:
         self.live = live
         self.announce = announce
         self._clock = clock
-        # (UTC quarter hour) → local date, and (period, billing day, local date) → period:
-        # a batch of accounting asks the same few questions thousands of times.
+        # (UTC quarter hour) → local date, and (rule, billing day, local date) → the target:
+        # a batch of accounting asks the same few questions thousands of times. The rule is
+        # kept with its target, so an id reused by a later rule is never mistaken for it.
         self._local_days: dict[tuple[date, int, int], date] = {}
-        self._periods: dict[tuple[QuotaPeriod, int | None, date], tuple[date, date]] = {}
+        self._targets: dict[tuple[int, int | None, date], tuple[QuotaRule, QuotaTarget]] = {}
         self.crossed = 0  # contracts pushed over their cap by this node's accounting
         self._tasks: set[asyncio.Task[None]] = set()  # announcements on their way
 
@@ -87,8 +88,17 @@ class QuotaKeeper:
         if contract is None or contract.plan is None or contract.plan.quota is None:
             return None
         rule = contract.plan.quota
-        start, end = self._period(rule.period, contract.billing_day, self._local_day(at))
-        return QuotaTarget(start, end, rule.counts, rule.cap_bytes)
+        key = (id(rule), contract.billing_day, self._local_day(at))
+        found = self._targets.get(key)
+        if found is None or found[0] is not rule:
+            if len(self._targets) > 10_000:
+                self._targets.clear()
+            start, end = quota_period(rule.period, contract.billing_day, key[2])
+            found = self._targets[key] = (
+                rule,
+                QuotaTarget(start, end, rule.counts, rule.cap_bytes),
+            )
+        return found[1]
 
     def _local_day(self, at: datetime) -> date:
         # Every zone's offset is a multiple of 15 minutes and changes on such a boundary, so
@@ -101,15 +111,6 @@ class QuotaKeeper:
                 self._local_days.clear()
             day = self._local_days[key] = at.astimezone(self._index.zone).date()
         return day
-
-    def _period(self, kind: QuotaPeriod, billing_day: int | None, day: date) -> tuple[date, date]:
-        key = (kind, billing_day, day)
-        period = self._periods.get(key)
-        if period is None:
-            if len(self._periods) > 10_000:
-                self._periods.clear()
-            period = self._periods[key] = quota_period(kind, billing_day, day)
-        return period
 
     def targets(self, contract_ids: Iterable[int]) -> dict[int, QuotaTarget]:
         """Each contract's current period and cap, for those whose plan has a quota."""

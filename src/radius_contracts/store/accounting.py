@@ -366,19 +366,22 @@ def _quota_rows(sql: _Sql, used: dict[tuple[int, date], _QuotaDelta]) -> list[tu
 
 
 def _quota_read(sql: _Sql, ids: Sequence[int]) -> Statement:
-    """The rows still ``normal`` of these contracts (their current periods among them)."""
-    columns = "contract_id, period_start, used_bytes, extra_bytes"
+    """These contracts' quota rows (their current periods among them), by primary key.
+
+    The state is filtered in Python: with ``state = 'normal'`` in the WHERE clause SQLite
+    prefers the (state, period_end) index and walks every normal row, about 7 µs a contract.
+    """
+    columns = "contract_id, period_start, used_bytes, extra_bytes, state"
     if sql.dialect == "postgresql":
         (a,) = sql.marks(1)
         return (
             f"SELECT {columns} FROM quota_usage "  # noqa: S608 - our names
-            f"WHERE state = 'normal' AND contract_id = ANY({a}::int[])",
+            f"WHERE contract_id = ANY({a}::int[])",
             (list(ids),),
         )
     marks = ", ".join(sql.marks(len(ids)))
     return (
-        f"SELECT {columns} FROM quota_usage "  # noqa: S608 - our names
-        f"WHERE state = 'normal' AND contract_id IN ({marks})",
+        f"SELECT {columns} FROM quota_usage WHERE contract_id IN ({marks})",  # noqa: S608
         tuple(ids),
     )
 
@@ -386,9 +389,12 @@ def _quota_read(sql: _Sql, ids: Sequence[int]) -> Statement:
 def _crossings(
     sql: _Sql, used: dict[tuple[int, date], _QuotaDelta], rows: Iterable[Any]
 ) -> list[tuple[int, date]]:
-    """The rows this batch added to that are now at or past their cap (plus top-ups)."""
+    """The rows still ``normal`` this batch added to that are now at or past their cap
+    (plus top-ups)."""
     crossed: list[tuple[int, date]] = []
-    for contract_id, raw_start, total, extra in rows:
+    for contract_id, raw_start, total, extra, state in rows:
+        if state != "normal":
+            continue
         start = raw_start if isinstance(raw_start, date) else date.fromisoformat(raw_start)
         delta = used.get((contract_id, start))
         if delta is not None and total >= delta.target.cap_bytes + extra:
