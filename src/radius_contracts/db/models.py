@@ -166,10 +166,68 @@ class Pool(Audited, Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class Plan(Audited, Base):
+    """A service plan: speeds, optional timeouts, a data quota and time windows.
+
+    Contracts reference one; their own speeds, when set, win over the plan's (plans.py).
+    """
+
+    __tablename__ = "plans"
+    __table_args__ = IDS_NEVER_REUSED
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    min_upload: Mapped[str | None] = mapped_column(String(32))
+    max_upload: Mapped[str | None] = mapped_column(String(32))
+    min_download: Mapped[str | None] = mapped_column(String(32))
+    max_download: Mapped[str | None] = mapped_column(String(32))
+    session_timeout: Mapped[int | None] = mapped_column(Integer)  # seconds (Session-Timeout)
+    idle_timeout: Mapped[int | None] = mapped_column(Integer)  # seconds (Idle-Timeout)
+    # The data quota (fair-usage policy): a byte cap per period; None: no quota.
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    quota_period: Mapped[str | None] = mapped_column(String(16))
+    quota_counts: Mapped[str | None] = mapped_column(String(16))
+    quota_action: Mapped[str | None] = mapped_column(String(16))
+    fup_min_upload: Mapped[str | None] = mapped_column(String(32))
+    fup_max_upload: Mapped[str | None] = mapped_column(String(32))
+    fup_min_download: Mapped[str | None] = mapped_column(String(32))
+    fup_max_download: Mapped[str | None] = mapped_column(String(32))
+    # Time windows: [{"days": ["mon", …], "start": "HH:MM", "end": "HH:MM", <speeds>}].
+    windows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Which window the online sessions were last moved to by CoA ("none", or its index), so
+    # that one node among several sends each boundary's CoA, and a boundary missed while
+    # every node was down is caught up at the next start. NULL: never evaluated.
+    window_applied: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    external_refs: Mapped[list[PlanExternalRef]] = relationship(
+        back_populates="plan",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="PlanExternalRef.id",
+    )
+
+
+class PlanExternalRef(Base):
+    """A plan's identifier in a billing system (e.g. the planIds it sends with contracts)."""
+
+    __tablename__ = "plan_external_refs"
+    __table_args__ = (UniqueConstraint("app", "external_id"), IDS_NEVER_REUSED)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    app: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(128))
+
+    plan: Mapped[Plan] = relationship(back_populates="external_refs")
+
+
 class Contract(Audited, Base):
     __tablename__ = "contracts"
     __table_args__ = (
         CheckConstraint("simultaneous_use >= 1", name="simultaneous_use"),
+        CheckConstraint("billing_day BETWEEN 1 AND 31", name="billing_day"),
         IDS_NEVER_REUSED,
     )
 
@@ -205,6 +263,11 @@ class Contract(Audited, Base):
     delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     mac: Mapped[str | None] = mapped_column(String(17))
     simultaneous_use: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="RESTRICT"), index=True
+    )
+    # Day of the month billing months start on (quota periods of that kind); None: the 1st.
+    billing_day: Mapped[int | None] = mapped_column(Integer)
 
     external_refs: Mapped[list[ExternalRef]] = relationship(
         back_populates="contract",
@@ -350,6 +413,31 @@ class UsageDaily(Base):
     input_octets: Mapped[int] = mapped_column(BigInteger, default=0)
     output_octets: Mapped[int] = mapped_column(BigInteger, default=0)
     session_time: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class QuotaUsage(Base):
+    """Traffic a contract used against its plan's cap in one quota period.
+
+    Added to by accounting in the same transaction as the session deltas, so it counts what
+    is stored exactly once. ``state`` turns ``over`` in the transaction whose traffic crosses
+    the cap (a conditional UPDATE: one node wins when several race); ``restored_at`` is set
+    once the period ended and full speed was given back.
+    """
+
+    __tablename__ = "quota_usage"
+    __table_args__ = (Index("ix_quota_usage_state", "state", "period_end"),)
+
+    contract_id: Mapped[int] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True
+    )
+    period_start: Mapped[date] = mapped_column(primary_key=True)  # local date, inclusive
+    period_end: Mapped[date]  # local date, exclusive
+    # Server defaults: accounting inserts rows with plain SQL that names only what it adds.
+    used_bytes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    extra_bytes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))  # top-ups
+    state: Mapped[str] = mapped_column(String(8), server_default=text("'normal'"))
+    changed_at: Mapped[datetime | None]
+    restored_at: Mapped[datetime | None]
 
 
 class Lease(Base):

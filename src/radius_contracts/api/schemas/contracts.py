@@ -100,6 +100,19 @@ ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=128), Pri
 # The customer's id in the billing system: stored in a 100-character column.
 CustomerExternalId = Annotated[str, StringConstraints(min_length=1, max_length=100), Printable]
 Number = Annotated[Text253, StringConstraints(max_length=100)]
+BillingDay = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=31,
+        description="Day of the month billing months start on (quota periods of type "
+        "billing_month; 31 means each month's last day when it has fewer). Null: the 1st.",
+    ),
+]
+PlanId = Annotated[
+    Id,
+    Field(description="The contract's plan: its speeds apply where the config sets none."),
+]
 Status = Literal["active", "suspended", "inactive", "cancelled"]
 
 
@@ -174,6 +187,8 @@ class ContractCreate(_Dates):
     customer: Customer = Field(default_factory=Customer)
     custom_fields: CustomFields = Field(default_factory=dict)
     external_refs: list[ExternalRef] = Field(default_factory=list, max_length=20)
+    plan_id: PlanId | None = None
+    billing_day: BillingDay | None = None
     config: ConnectionConfig
 
     def service_values(self) -> dict[str, Any]:
@@ -192,6 +207,8 @@ class ContractUpdate(Patch):
     customer: Customer | None = None
     custom_fields: CustomFields | None = None
     external_refs: list[ExternalRef] | None = Field(default=None, max_length=20)
+    plan_id: PlanId | None = None
+    billing_day: BillingDay | None = None
     config: ConnectionConfigPatch | None = None
 
 
@@ -199,6 +216,17 @@ class ContractUpsert(ContractUpdate):
     """Create-or-update from a billing system: creating needs number and config.username."""
 
     not_null: ClassVar[frozenset[str]] = ContractUpdate.not_null
+    plan_external_id: ExternalId | None = Field(
+        default=None,
+        description="The plan by the billing system's own id for it (an external id of the "
+        "plan under the same app as the path); instead of plan_id.",
+    )
+
+    @model_validator(mode="after")
+    def _one_plan(self) -> Any:
+        if self.plan_id is not None and self.plan_external_id is not None:
+            raise ValueError("give plan_id or plan_external_id, not both")
+        return self
 
 
 class ConfigPublic(Output):
@@ -238,6 +266,8 @@ class ContractPublic(AuditedOutput):
     customer: CustomerPublic
     custom_fields: dict[str, Any]
     external_refs: list[ExternalRefPublic]
+    plan_id: int | None
+    billing_day: int | None
     config: ConfigPublic
 
     @classmethod
@@ -260,6 +290,8 @@ class ContractPublic(AuditedOutput):
                 "external_refs": [
                     {"app": ref.app, "external_id": ref.external_id} for ref in row.external_refs
                 ],
+                "plan_id": row.plan_id,
+                "billing_day": row.billing_day,
                 "config": {
                     **{
                         k: getattr(row, k) for k in ConfigPublic.model_fields if k != "has_password"
@@ -314,6 +346,7 @@ class ContractFilters(ListQuery):
     pop_id: Id | None = Field(default=None, description="Online on a NAS of this POP now.")
     pool_name_ipv4: Name | None = None
     pool_name_ipv6: Name | None = None
+    plan_id: Id | None = Field(default=None, description="On this plan.")
     q: Text253 | None = Field(
         default=None, description="Text search in number, username, customer name and id."
     )
