@@ -62,7 +62,9 @@ def populate(path: Path, contracts: int) -> None:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     connection = sqlite3.connect(path)
     with connection:
-        maker = connection.execute("SELECT id FROM manufacturers WHERE name = 'MikroTik'").fetchone()
+        maker = connection.execute(
+            "SELECT id FROM manufacturers WHERE name = 'MikroTik'"
+        ).fetchone()
         connection.execute(
             "INSERT INTO nas (name, address, secret, manufacturer_id, coa_port,"
             " require_message_authenticator, active, created_at, updated_at)"
@@ -147,11 +149,15 @@ async def main(args: argparse.Namespace) -> None:
                 for data in batch:
                     listener.datagram_received(data, addr)
                 spent = time.process_time() - started
-                accepted = sum(1 for reply in transport.sent if reply[0] == codec.Code.ACCESS_ACCEPT)
+                accept = codec.Code.ACCESS_ACCEPT
+                accepted = sum(1 for reply in transport.sent if reply[0] == accept)
                 assert accepted == len(batch), f"{accepted} of {len(batch)} accepted"
                 transport.sent.clear()
-                print(f"{method}: {spent / len(batch) * 1e6:.1f} µs CPU per request "
-                      f"({len(batch):,} requests, {args.contracts:,} contracts)", flush=True)  # fmt: skip
+                print(
+                    f"{method}: {spent / len(batch) * 1e6:.1f} µs CPU per request "
+                    f"({len(batch):,} requests, {args.contracts:,} contracts)",
+                    flush=True,
+                )
                 await asyncio.sleep(1.5)  # the auth log writes; the next batch starts calm
         finally:
             await daemon.shutdown()
