@@ -28,7 +28,11 @@ __all__ = ["OpenSession", "SessionView"]
 
 @dataclass(slots=True)
 class OpenSession:
-    """An open session as the check sees it (also an accepted login awaiting its Start)."""
+    """An open session as the check sees it (also an accepted login awaiting its Start).
+
+    ``calling_station_id`` is kept normalised (see station_key): sessions are compared many
+    times, and are made once.
+    """
 
     nas_id: int
     key: str  # Acct-Session-Id; "" for a login awaiting its Start
@@ -38,18 +42,33 @@ class OpenSession:
     nas_port_id: str | None
     expires: float = 0.0  # monotonic deadline of a login awaiting its Start
 
+    def __post_init__(self) -> None:
+        self.calling_station_id = station_key(self.calling_station_id)
 
-def _station(value: str | None) -> str | None:
-    # NAS write the same MAC in different notations in Access- and Accounting-Requests.
+
+_STATIONS: dict[str, str] = {}  # Calling-Station-Id as sent → station_key (bounded)
+_STATIONS_MAX = 200_000
+
+
+def station_key(value: str | None) -> str | None:
+    """A Calling-Station-Id as sessions are compared by: NAS write the same MAC in different
+    notations in Access- and Accounting-Requests (``AA-BB-…``, ``aabb.ccdd.…``), so MACs are
+    normalised; anything else is kept as sent. Remembered per text: a device sends the same
+    one at every login and Interim-Update, and parsing it costs more than the whole check."""
     if not value:
         return None
-    return parse_mac(value) or value
+    key = _STATIONS.get(value)
+    if key is None:
+        if len(_STATIONS) >= _STATIONS_MAX:
+            _STATIONS.clear()
+        key = _STATIONS[value] = parse_mac(value) or value
+    return key
 
 
 def same_place(a: OpenSession, b: OpenSession) -> bool:
     """Whether two sessions come from the same subscriber device or the same NAS port."""
-    station = _station(a.calling_station_id)
-    if station is not None and station == _station(b.calling_station_id):
+    station = a.calling_station_id
+    if station is not None and station == b.calling_station_id:
         return True
     if a.nas_id != b.nas_id:
         return False
