@@ -170,7 +170,7 @@ class DaemonCollector(Collector):
             PREFIX + "radius_drops",
             "RADIUS datagrams dropped unanswered, by port and reason (unknown_nas, malformed, "
             "bad_authenticator, bad_message_authenticator, missing_message_authenticator, "
-            "unexpected_code, over_capacity, handler_failed, internal_error).",
+            "unexpected_code, over_capacity, handler_failed, internal_error, reply_too_large).",
             labels=["port", "reason"],
         )
         malformed = CounterMetricFamily(

@@ -28,6 +28,7 @@ _SHAPED = (
     ("MAC address ", " is not the one bound to the contract", "mac_binding"),
     ("simultaneous use limit of ", " reached", "simultaneous_use"),
     ("pool ", " is exhausted", "pool_exhausted"),
+    ("reply too large (", " octets, at most 4096)", "reply_too_large"),
 )
 OTHER = "other"
 

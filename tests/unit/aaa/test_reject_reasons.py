@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from radius_contracts.aaa.authorize import mac_binding_refusal, purpose_of
+from radius_contracts.aaa.handler import too_large_reason
 from radius_contracts.aaa.reject_reasons import LABELS, OTHER, reject_label
 from radius_contracts.domain import ConnectionConfig, ContractSnapshot, ContractStatus
 
@@ -24,6 +25,7 @@ from radius_contracts.domain import ConnectionConfig, ContractSnapshot, Contract
         ("MAC address aa:bb:cc:dd:ee:ff is not the one bound to the contract", "mac_binding"),
         ("simultaneous use limit of 2 reached", "simultaneous_use"),
         ('pool "odd"\nname is exhausted', "pool_exhausted"),
+        (too_large_reason(4321), "reply_too_large"),
         ("something new", OTHER),
     ],
 )
