@@ -305,6 +305,7 @@ class Daemon:
             leases=self.leaser,
             interim_interval=self.settings.accounting.interim_interval,
             reply_message=radius.reply_message,
+            chap_challenge_window=radius.chap_challenge_window,
         )
         context.access = self.handler
         self._start_coa()
@@ -608,6 +609,7 @@ class Daemon:
             self.handler.configure(
                 interim_interval=settings.accounting.interim_interval,
                 reply_message=radius.reply_message,
+                chap_challenge_window=radius.chap_challenge_window,
             )
         for _transport, protocol in self._listeners:
             protocol.options = dataclasses.replace(

@@ -225,6 +225,12 @@ class DaemonCollector(Collector):
         for reason, count in sorted(handler.rejects.items()):
             family.add_metric([reason], count)
         yield family
+        yield GaugeMetricFamily(
+            PREFIX + "chap_challenges_tracked",
+            "CHAP challenges remembered to refuse their reuse (radius.chap_challenge_window; "
+            "at most 200,000).",
+            value=len(handler.challenges),
+        )
 
     # -- authorization index ------------------------------------------------------------------
 

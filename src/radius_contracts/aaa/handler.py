@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol
 
-from radius_contracts.aaa import authenticate
+from radius_contracts.aaa import authenticate, chap_challenges
 from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
 from radius_contracts.aaa.authorize import Refusal, mac_binding_refusal, purpose_of
 from radius_contracts.aaa.reject_reasons import reject_label
@@ -156,6 +156,7 @@ class AccessHandler:
         leases: Leases | None = None,
         interim_interval: int = 0,
         reply_message: bool = True,
+        chap_challenge_window: float = 60.0,
         today: Callable[[], date] = date.today,
     ) -> None:
         self.index = index
@@ -165,6 +166,7 @@ class AccessHandler:
         self.leases = leases
         self._interim_interval = interim_interval
         self._reply_message = reply_message
+        self.challenges = chap_challenges.ChallengeWindow(chap_challenge_window)
         self._warn = RateLimitedLog(log)
         self._today = today
         self._date = today()
@@ -176,11 +178,16 @@ class AccessHandler:
             tuple[ContractSnapshot, int, AttributeCatalog, Reply],
         ] = {}
 
-    def configure(self, *, interim_interval: int, reply_message: bool) -> None:
+    def configure(
+        self, *, interim_interval: int, reply_message: bool, chap_challenge_window: float
+    ) -> None:
         """New settings from a reload; replies rendered with the old ones are dropped."""
         self._interim_interval = interim_interval
         self._reply_message = reply_message
         self._replies.clear()
+        if chap_challenge_window <= 0:
+            self.challenges.clear()  # reuse checks are off: nothing to hold on to
+        self.challenges.window = chap_challenge_window
 
     # -- the hot path -------------------------------------------------------------------------
 
@@ -236,6 +243,12 @@ class AccessHandler:
         method, verified, mschap = self._authenticate(request, name, contract, mac)
         if method is None:
             return self._reject("no password, CHAP or MS-CHAPv2 credentials", contract=contract)
+        if request.password is None and request.chap_password is not None:
+            # CHAP it was (PAP wins when both came, see _authenticate): a short challenge is
+            # refused for anyone, known or not, before the password's verdict.
+            refusal = self._challenge_refusal(request, nas, verified)
+            if refusal is not None:
+                return self._reject(refusal, method=method, contract=contract)
         if contract is None:
             return self._reject("unknown user", method=method, public=_AUTH_FAILED, request=request)
         if not verified:
@@ -433,6 +446,34 @@ class AccessHandler:
             )
             return "mschapv2", result is not None, result
         return None, False, None
+
+    def _challenge_refusal(
+        self, request: AccessRequest, nas: NasSnapshot, verified: bool
+    ) -> str | None:
+        """Why a CHAP request's challenge is refused (RFC 2865 §5.40, reuse), or None."""
+        challenge = request.chap_challenge
+        if challenge is None:
+            return None
+        if len(challenge) < chap_challenges.MIN_CHALLENGE:
+            self._warn.warning(
+                ("short-challenge", nas.id),
+                "NAS %s sent a CHAP-Challenge of %d octets (RFC 2865 §5.40: at least 5); "
+                "refusing such requests",
+                nas.name, len(challenge),
+            )  # fmt: skip
+            return chap_challenges.SHORT_CHALLENGE
+        # Only a verified response is remembered: see chap_challenges.
+        if verified and self.challenges.reused(
+            request.nas_id, challenge, request.identifier, request.authenticator
+        ):
+            self._warn.warning(
+                ("reused-challenge", nas.id),
+                "NAS %s reused a CHAP challenge (user %r): a replay, or a NAS that repeats "
+                "its challenges; refused",
+                nas.name, request.user_name,
+            )  # fmt: skip
+            return chap_challenges.REUSED_CHALLENGE
+        return None
 
     def _too_large(
         self,

@@ -20,6 +20,8 @@ _EXACT = {
     "contract is suspended": "contract_suspended",
     "contract is bound to a MAC address and the NAS sent no Calling-Station-Id": "mac_binding",
     "session state is not available; simultaneous use cannot be checked": "session_state",
+    "CHAP-Challenge shorter than 5 octets": "chap_challenge_short",
+    "CHAP challenge reused": "chap_challenge_reused",
 }
 # Phrases with a value in them: (prefix, suffix, label).
 _SHAPED = (

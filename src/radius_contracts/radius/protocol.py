@@ -627,7 +627,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if codec.VENDOR_SPECIFIC in first:
             ms_chap_challenge = packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP_CHALLENGE)
             ms_chap2_response = packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP2_RESPONSE)
-        return AccessRequest(
+        request = AccessRequest(
             nas_id=client.id,
             source=source,
             user_name=_text_or_none(get(codec.USER_NAME)),
@@ -643,3 +643,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             eap=codec.EAP_MESSAGE in first,
             proxy_state_size=_proxy_state_size(packet) if codec.PROXY_STATE in first else 0,
         )
+        if chap_password is not None:
+            # Only the CHAP challenge check tells a retransmit from a new request.
+            request.identifier = packet.identifier
+            request.authenticator = packet.authenticator
+        return request
