@@ -38,8 +38,10 @@ from radius_contracts.aaa.coa_dispatch import CoaDispatcher
 from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.aaa.pools import Leaser
+from radius_contracts.aaa.quota import QuotaKeeper
 from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.aaa.spool import AccountingSpool
+from radius_contracts.aaa.windows import PlanWindows
 from radius_contracts.api.app import create_app
 from radius_contracts.api.request_log import RequestLog
 from radius_contracts.change_feed import ChangeFeed
@@ -73,7 +75,7 @@ from radius_contracts.services.base import SYSTEM, ServiceContext
 from radius_contracts.services.defaults import seed_defaults
 from radius_contracts.services.registry import Services
 from radius_contracts.settings import Settings
-from radius_contracts.store.accounting import SqliteAccountingConnection
+from radius_contracts.store.accounting import Applied, SqliteAccountingConnection
 
 log = logging.getLogger("radius_contracts.daemon")
 
@@ -181,10 +183,19 @@ class _EmbeddedServer(uvicorn.Server):
 class Daemon:
     """The running process: start(), then wait for stop() or a signal."""
 
-    def __init__(self, settings: Settings, reread: Callable[[], Settings] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        reread: Callable[[], Settings] | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         """``reread`` builds the settings afresh for SIGHUP (the CLI re-reads its config file
-        and the environment); without it a reload keeps ``settings``."""
+        and the environment); without it a reload keeps ``settings``. ``clock`` is the wall
+        clock that contract dates, quota periods and plan windows are read on (tests move
+        it)."""
         self.settings = settings
+        self.clock = clock
         self._reread = reread or (lambda: self.settings)
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
@@ -215,6 +226,8 @@ class Daemon:
         self.coa_log: BatchLog[CoaRecord] | None = None
         self.live: LiveSessions | None = None
         self.contract_dates: ContractDates | None = None
+        self.quota: QuotaKeeper | None = None
+        self.plan_windows: PlanWindows | None = None
         self.change_feed: ChangeFeed | None = None
         self.port_stats: dict[Port, Stats] = {"auth": Stats(), "acct": Stats()}
         self.stats = StatsTotal(self.port_stats.values())  # both ports' outcomes summed
@@ -271,7 +284,9 @@ class Daemon:
         """Index, handler and auth log, then the UDP listeners (auth and accounting ports)."""
         assert self.services is not None
         services, radius = self.services, self.settings.radius
-        self.index = AuthIndex(services.context.sessions)
+        self.index = AuthIndex(
+            services.context.sessions, zone=self.settings.zone, clock=lambda: self.clock()
+        )
         await self.index.load()
         _settle_heap()
         services.context.listeners.append(self.index.changed_many)
@@ -297,8 +312,9 @@ class Daemon:
         self._spawn(self.auth_log.run(), "auth-log")
         await self._start_accounting()
         context = services.context
+        index = self.index
         self.handler = AccessHandler(
-            self.index,
+            index,
             lambda: context.catalog,
             auth_log=self.auth_log,
             sessions=self.sessions,
@@ -306,6 +322,7 @@ class Daemon:
             interim_interval=self.settings.accounting.interim_interval,
             reply_message=radius.reply_message,
             chap_challenge_window=radius.chap_challenge_window,
+            today=lambda: index.local_now().date(),
         )
         context.access = self.handler
         self._start_coa()
@@ -359,18 +376,28 @@ class Daemon:
             sqlite = SqliteAccountingConnection(
                 sqlite_path(url), self.settings.database.sqlite_synchronous
             )
+        quota = self.quota = QuotaKeeper(self.index, sessions, clock=lambda: self.clock())
+        self.services.context.quota = quota
+        if self.change_feed is not None:
+            quota.announce = self.change_feed.publish
         store = self.accounting_store = AccountingStore(
-            sessions, sqlite=sqlite, leases=LeaseTracking(self.index)
+            sessions, sqlite=sqlite, leases=LeaseTracking(self.index), quota=quota.target
         )
         if settings.spool:
             spool = self.accounting_spool = AccountingSpool(
                 self.settings.state_dir / SPOOL_DIRECTORY, max_bytes=settings.spool_max_mb << 20
             )
             await asyncio.to_thread(spool.open)
+        view = self.sessions
+
+        def applied(batch: Applied) -> None:
+            view.applied(batch)
+            quota.applied(batch)
+
         self.accounting = AccountingWriter(
             store.write,
             is_data_error=store.is_data_error,
-            on_applied=self.sessions.applied,
+            on_applied=applied,
             max_pending=settings.max_pending,
             max_batch=settings.max_batch,
             spool=self.accounting_spool,
@@ -408,7 +435,10 @@ class Daemon:
             "by an Accounting-Start, or no longer renewed).",
         )
         # Its disconnect is the CoA sender's, set up with the handler (see _start_coa).
-        dates = self.contract_dates = ContractDates(sessions)
+        zone, index = self.settings.zone, self.index
+        dates = self.contract_dates = ContractDates(
+            sessions, today=lambda: index.local_now().date()
+        )
         scheduler.daily(
             "contract-dates",
             CONTRACT_DATES_AT,
@@ -416,6 +446,25 @@ class Daemon:
             shared=True,
             description="Disconnect the sessions of contracts past their end date; count the "
             "contracts that start today.",
+            zone=zone,
+        )
+        scheduler.daily(
+            "quota-periods",
+            CONTRACT_DATES_AT,
+            quota.end_periods,
+            shared=True,
+            description="Give contracts whose over-quota period ended full speed back (CoA).",
+            zone=zone,
+        )
+        # Its live sessions are the CoA sender's too (see _start_coa).
+        windows = self.plan_windows = PlanWindows(
+            self.index, sessions, rate=self.settings.coa.plan_rate
+        )
+        scheduler.minutely(
+            "plan-windows",
+            windows.run,
+            description="Follow plans' time windows: logins get the window's speeds, and at a "
+            "boundary one node moves the online sessions by CoA.",
         )
         scheduler.every(
             "forget-logins",
@@ -457,8 +506,13 @@ class Daemon:
             context.sessions,
             dispatcher,
             layout_rate=settings.layout_rate,
+            plan_rate=settings.plan_rate,
         )
         context.live = self.live
+        if self.quota is not None:
+            self.quota.live = self.live
+        if self.plan_windows is not None:
+            self.plan_windows.live = self.live
         if self.contract_dates is not None:
             self.contract_dates.disconnect = self.live.disconnect_contracts
 
@@ -603,7 +657,11 @@ class Daemon:
         self.services.context.catalog = staged.catalog
         # Else API changes kept replacing the catalogue while we read: theirs is as new as ours.
         if staged.catalogue_version == self.index.catalogue_version:
-            self.index.install_catalogue(staged.catalogue)
+            plans = self.index.install_catalogue(staged.catalogue)
+            if plans:
+                # Plans edited behind the daemon's back: their contracts follow, a slice at
+                # a time (no CoA: nothing was committed through this node).
+                self._spawn(self._recompute_plans(plans), "recompute-plans")
         radius = settings.radius
         if self.handler is not None:
             self.handler.configure(
@@ -638,6 +696,10 @@ class Daemon:
                 ", ".join(restart),
             )
         return [key for key in changed if key in RUNTIME_KEYS]
+
+    async def _recompute_plans(self, plans: set[int]) -> None:
+        assert self.index is not None
+        await self.index.recompute_plans(plans)
 
     async def _sync_attributes(self, catalog: AttributeCatalog) -> None:
         assert self.services is not None

@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from radius_contracts.plans import PlanSnapshot, QuotaState
 
 
 class ContractStatus(StrEnum):
@@ -20,6 +23,7 @@ class ContractStatus(StrEnum):
 class LayoutPurpose(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    QUOTA = "quota"  # contracts over their plan's data quota, when its action says so
 
 
 class PoolFamily(StrEnum):
@@ -106,7 +110,13 @@ class ConnectionConfig:
 
 @dataclass(frozen=True, slots=True)
 class ContractSnapshot:
-    """A contract as authorization and template rendering see it."""
+    """A contract as authorization and template rendering see it.
+
+    ``config`` is what the reply is rendered from: with a plan, the speeds the plan gives now
+    (its window, the quota state; see plans.effective_config), and ``own_config`` keeps the
+    contract's stored config. Without a plan, or when the plan changes nothing, ``config`` is
+    the stored config and ``own_config`` is None.
+    """
 
     id: int
     number: str
@@ -119,6 +129,17 @@ class ContractSnapshot:
     customer_external_id: str | None = None
     custom_fields: Mapping[str, Any] = field(default_factory=dict)
     customer_custom_fields: Mapping[str, Any] = field(default_factory=dict)
+    plan_id: int | None = None
+    billing_day: int | None = None  # anchors billing-month quota periods
+    plan: PlanSnapshot | None = None  # resolved by the index
+    quota_state: QuotaState | None = None  # None: the plan has no quota
+    window: int | None = None  # the plan's time window in force, by index
+    own_config: ConnectionConfig | None = None
+
+    @property
+    def stored_config(self) -> ConnectionConfig:
+        """The config as the contract stores it, before its plan's policy."""
+        return self.own_config or self.config
 
 
 _MAC_SEPARATORS = re.compile(r"[:\-.\s]")

@@ -257,6 +257,15 @@ class DaemonCollector(Collector):
             "whole load).",
             value=now - index.changed_at,
         )
+        over = index.quota_over()
+        states = GaugeMetricFamily(
+            PREFIX + "quota_contracts",
+            "Contracts whose plan has a data quota, by quota state this period (normal, over).",
+            labels=["state"],
+        )
+        states.add_metric(["normal"], max(index.quota_contracts() - over, 0))
+        states.add_metric(["over"], over)
+        yield states
 
     # -- writers ------------------------------------------------------------------------------
 
@@ -401,6 +410,16 @@ class DaemonCollector(Collector):
         for (kind, outcome), count in sorted(dispatcher.outcomes.items()):
             requests.add_metric([kind, outcome], count)
         yield requests
+        causes = CounterMetricFamily(
+            PREFIX + "coa_requests_by_cause",
+            "CoA and Disconnect-Requests by what asked for them (contract, layout, plan, window: "
+            "a plan's time window boundary, quota: a data quota used up, restored or topped "
+            "up), kind and outcome.",
+            labels=["cause", "kind", "outcome"],
+        )
+        for (cause, kind, outcome), count in sorted(dispatcher.by_cause.items()):
+            causes.add_metric([cause, kind, outcome], count)
+        yield causes
         yield GaugeMetricFamily(
             PREFIX + "coa_pending",
             "Sessions with a CoA or Disconnect-Request in flight or waiting.",

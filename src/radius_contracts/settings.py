@@ -12,6 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -293,6 +294,13 @@ class CoaSettings(_Section):
         description="CoA-Requests per second sent after a layout edit, which touches every "
         "online session of the manufacturer.",
     )
+    plan_rate: float = Field(
+        default=2000.0,
+        gt=0,
+        le=100_000,
+        description="CoA-Requests per second sent after a plan edit or at a plan's time-window "
+        "boundary, which touch every online session of the plan's contracts.",
+    )
 
 
 class PoolSettings(_Section):
@@ -326,6 +334,11 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(default_factory=default_state_dir)
+    timezone: str = Field(
+        default="UTC",
+        description="The ISP's time zone (IANA name, e.g. America/Sao_Paulo): contract start "
+        "and end dates, quota periods and plan time windows follow its wall clock.",
+    )
     database: DatabaseSettings = DatabaseSettings()
     radius: RadiusSettings = RadiusSettings()
     api: ApiSettings = ApiSettings()
@@ -335,6 +348,20 @@ class Settings(BaseSettings):
     coa: CoaSettings = CoaSettings()
     pools: PoolSettings = PoolSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            message = f"{value!r} is not a known time zone (e.g. UTC, Europe/Lisbon)"
+            raise ValueError(message) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def database_url(self) -> str:

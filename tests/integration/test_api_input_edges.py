@@ -7,6 +7,8 @@ Found by fuzzing the API (test_openapi_fuzz) and by probing around what it found
 from __future__ import annotations
 
 import json
+import secrets
+from typing import Any
 
 import httpx
 import pytest
@@ -113,3 +115,42 @@ def test_total_without_a_count_on_the_last_page(api: httpx.Client, make: Factory
     past = api.get("/api/v1/contracts", params={"q": tag, "limit": 2, "offset": 5}).json()
     assert (past["total"], past["items"]) == (3, [])
     assert json.dumps(past)  # plain JSON
+
+
+def _marked(marker: str) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(method, path, body, field): each body invalid in ``field`` by a value holding marker."""
+    user = {"username": f"u-{marker[:8]}"}
+    nas = {"name": f"n-{marker[:8]}", "address": "192.0.2.1", "manufacturer_id": 1}
+
+    def contract(**config: Any) -> dict[str, Any]:
+        return {"number": f"C-{marker[:8]}", "config": {**user, **config}}
+
+    return [
+        # Secrets: too long, with a control character.
+        ("POST", "/api/v1/contracts", contract(password=f"hunter2{marker}" * 8), "config.password"),
+        ("POST", "/api/v1/contracts", contract(password=f"{marker}\x01"), "config.password"),
+        ("POST", "/api/v1/nas", {**nas, "secret": f"{marker}\x00"}, "secret"),
+        ("PUT", "/api/v1/contracts/by-external/billing/x1",
+         {"config": {**user, "password": "p\x7f" + marker}}, "config.password"),
+        # Values the validators parse, each refused by a message of its own.
+        ("POST", "/api/v1/contracts", contract(mac=marker), "config.mac"),
+        ("POST", "/api/v1/contracts", contract(max_download=f"{marker}M"), "config.max_download"),
+        ("POST", "/api/v1/contracts", contract(ipv4=marker), "config.ipv4"),
+        ("POST", "/api/v1/contracts", contract(ipv6=f"{marker}/64"), "config.ipv6"),
+        ("POST", "/api/v1/contracts", {**contract(), "status": marker}, "status"),
+        ("POST", "/api/v1/nas", {**nas, "secret": "s3cret-long", "address": marker}, "address"),
+        ("POST", "/api/v1/radius/pools",
+         {"name": "p", "family": "ipv4", "ranges": [f"{marker}/24"]}, "ranges[0]"),
+        ("POST", "/api/v1/pops", {"name": marker * 20}, "name"),
+        ("POST", "/api/v1/pops", {"name": "pop", "unknown": marker}, "unknown"),
+    ]  # fmt: skip
+
+
+def test_invalid_input_is_named_never_quoted(api: httpx.Client) -> None:
+    """A 422 says which field and why, never with the value sent: a password or secret must
+    not come back in a response (or in a client's or proxy's log of it)."""
+    marker = "Zq7" + secrets.token_hex(12)
+    for method, path, body, field in _marked(marker):
+        response = api.request(method, path, json=body)
+        problem(response, 422, field)
+        assert marker not in response.text, (method, path, field, response.text)

@@ -55,6 +55,7 @@ RADCHECK = [
     ("bob", "Cleartext-Password", ":=", "bob-pass-2"),
     ("carol", "Crypt-Password", ":=", "$1$abc$hashhashhash"),
     ("dave", "Cleartext-Password", "==", "dave-pass-3"),
+    ("erin", "Cleartext-Password", ":=", "erin-pass-4"),  # no Simultaneous-Use: no limit
 ]
 RADREPLY = [
     ("alice", "Mikrotik-Rate-Limit", "=", "10M/20M"),
@@ -67,7 +68,9 @@ RADGROUPREPLY = [
     ("gold", "Mikrotik-Rate-Limit", "=", "50M/100M 0/0 0/0 0/0 8 5M/10M"),
     ("basic", "Mikrotik-Rate-Limit", "=", "1M/2M"),
 ]
-SECRETS = ["nas-secret-1", "nas-secret-2", "nas-secret-3", "alice-pass-1", "bob-pass-2"]
+SECRETS = [
+    "nas-secret-1", "nas-secret-2", "nas-secret-3", "alice-pass-1", "bob-pass-2", "erin-pass-4"
+]  # fmt: skip
 
 
 def freeradius_db(path: Path) -> Path:
@@ -123,10 +126,12 @@ def snapshot(config: Path) -> dict[str, Any]:
         try:
             contracts = (await services.contracts.page({}, limit=100)).items
             nas = (await services.nas.page({}, limit=100)).items
-            manufacturers = {m.id: m.name for m in (await services.manufacturers.page({})).items}
+            makers = (await services.manufacturers.page({}, limit=100)).items
+            manufacturers = {m.id: m.name for m in makers}
             return {
                 "contracts": {c.number: c for c in contracts},
                 "nas": {n.name: (n.address, manufacturers[n.manufacturer_id]) for n in nas},
+                "coa_identifiers": {m.name: m.coa_identifiers for m in makers},
             }
         finally:
             await engine_of(services).dispose()
@@ -157,7 +162,7 @@ def test_dry_run_import_and_rerun(tmp_path: Path, config: Path) -> None:
 
     real = run("import-freeradius", "--url", url, config=config)
     assert real.returncode == 0, real.stderr
-    assert "created 3 NAS and 3 contracts" in real.stdout
+    assert "created 3 NAS and 4 contracts" in real.stdout
     for secret in SECRETS:
         assert secret not in real.stdout
     after = snapshot(config)
@@ -165,13 +170,16 @@ def test_dry_run_import_and_rerun(tmp_path: Path, config: Path) -> None:
     assert after["nas"]["bras-cisco"] == ("10.0.1.0/24", "Cisco")
     assert after["nas"]["192.0.2.7"] == ("192.0.2.7", "Generic")
     contracts = after["contracts"]
-    assert set(contracts) == {"fr-alice", "fr-bob", "fr-dave"}
+    assert set(contracts) == {"fr-alice", "fr-bob", "fr-dave", "fr-erin"}
     alice, bob, dave = contracts["fr-alice"], contracts["fr-bob"], contracts["fr-dave"]
     # The user's own rate limit beats the group's; bob's lowest-priority-number group wins.
     assert (alice.password, alice.max_upload, alice.max_download) == ("alice-pass-1", "10M", "20M")
     assert (alice.ipv4, alice.simultaneous_use, alice.status) == ("100.64.0.10", 2, "active")
     assert (bob.max_upload, bob.max_download, bob.simultaneous_use) == ("50M", "100M", 1)
     assert (dave.password, dave.max_upload, dave.simultaneous_use) == ("dave-pass-3", "1M", 1)
+    assert contracts["fr-erin"].simultaneous_use is None  # unlimited, as FreeRADIUS had it
+    # The manufacturer the import creates takes CoA like one created through the API.
+    assert after["coa_identifiers"]["Generic"] == ["User-Name", "Acct-Session-Id"]
 
     again = run("import-freeradius", "--url", url, config=config)
     assert again.returncode == 0, again.stderr

@@ -27,6 +27,7 @@ from radius_contracts.db.engine import create_engine, session_factory
 from radius_contracts.db.models import Contract, Lease, Pool
 from radius_contracts.domain import PoolSnapshot
 from radius_contracts.index import FixedAddresses
+from radius_contracts.services.contract_fields import flatten, new_contract
 from radius_contracts.store import authz
 from radius_contracts.store.leases import LEASES
 
@@ -95,10 +96,10 @@ async def new_pool(
 
 async def new_contracts(sessions: Sessions, count: int) -> list[int]:
     tag = secrets.token_hex(4)
-    rows = [
-        Contract(number=f"C-{tag}-{n}", username=f"u-{tag}-{n}", username_key=f"u-{tag}-{n}")
-        for n in range(count)
+    bodies = [
+        {"number": f"C-{tag}-{n}", "config": {"username": f"u-{tag}-{n}"}} for n in range(count)
     ]
+    rows = [Contract(**flatten(new_contract(body))) for body in bodies]
     async with sessions() as session, session.begin():
         session.add_all(rows)
     return [row.id for row in rows]

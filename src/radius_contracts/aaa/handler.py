@@ -393,11 +393,14 @@ class AccessHandler:
     ) -> LayoutSnapshot | Refusal | None:
         """The layout ``nas`` uses for ``purpose`` (among ``layouts``, else the index's); a
         suspended contract needs one to connect."""
-        layout = resolve_layout(
-            self.index.layouts if layouts is None else layouts, nas.manufacturer_id, purpose
-        )
+        table = self.index.layouts if layouts is None else layouts
+        layout = resolve_layout(table, nas.manufacturer_id, purpose)
         if purpose is LayoutPurpose.SUSPENDED and layout is None:
             return Refusal("contract is suspended")
+        if purpose is LayoutPurpose.QUOTA and layout is None:
+            # No quota layout for this manufacturer: the active one, with the quota's reduced
+            # speeds where the plan gives some (documented in the README).
+            return resolve_layout(table, nas.manufacturer_id, LayoutPurpose.ACTIVE)
         return layout
 
     def _current_date(self) -> date:
@@ -574,6 +577,16 @@ class AccessHandler:
         for variable, attribute in _IMPLIED:
             if variable in values and attribute.casefold() not in sent:
                 rows.append((attribute, values[variable]))
+        plan = contract.plan
+        if plan is not None:
+            # RFC 2865 §5.27/§5.28: the plan's session and idle limits, unless the layout
+            # sends its own.
+            for name, seconds in (
+                ("Session-Timeout", plan.session_timeout),
+                ("Idle-Timeout", plan.idle_timeout),
+            ):
+                if seconds is not None and name.casefold() not in sent:
+                    rows.append((name, str(seconds)))
         interim = nas.interim_interval
         if interim is None:
             interim = self._interim_interval
@@ -705,6 +718,13 @@ def _lease_size(pool: PoolSnapshot) -> int:
     return 4 + ((pool.prefix_length or 64) + 7) // 8
 
 
+_ACCEPTED = {
+    LayoutPurpose.ACTIVE: "accepted",
+    LayoutPurpose.SUSPENDED: "accepted as suspended",
+    LayoutPurpose.QUOTA: "accepted over quota",
+}
+
+
 def _accepted(purpose: LayoutPurpose, layout: LayoutSnapshot | None) -> str:
-    reason = "accepted" if purpose is LayoutPurpose.ACTIVE else "accepted as suspended"
+    reason = _ACCEPTED[purpose]
     return reason if layout is not None else reason + " without a layout"

@@ -17,6 +17,15 @@ from radius_contracts.aaa.templates import (
 )
 from radius_contracts.domain import ConnectionConfig, ContractSnapshot, ContractStatus, parse_speed
 from radius_contracts.errors import InvalidLayout
+from radius_contracts.plans import (
+    PlanSnapshot,
+    QuotaAction,
+    QuotaCounts,
+    QuotaPeriod,
+    QuotaRule,
+    QuotaState,
+    Speeds,
+)
 from radius_contracts.radius import codec
 from radius_contracts.radius.dictionary import AttributeSpec, check_value, encode_value
 
@@ -62,6 +71,23 @@ SAMPLE_CONTRACT = ContractSnapshot(
     customer_external_id="CUST-0001",
     custom_fields={"vlan": 100},
     customer_custom_fields={"segment": "business"},
+    plan_id=1,
+    billing_day=15,
+    plan=PlanSnapshot(
+        id=1,
+        name="sample-plan",
+        speeds=Speeds("2M", "10M", "5M", "50M"),
+        session_timeout=86400,
+        idle_timeout=900,
+        quota=QuotaRule(
+            cap_bytes=10**12,
+            period=QuotaPeriod.MONTH,
+            counts=QuotaCounts.BOTH,
+            action=QuotaAction.FUP,
+            speeds=Speeds(max_upload="5M", max_download="20M"),
+        ),
+    ),
+    quota_state=QuotaState.NORMAL,
 )
 """A contract with every field set: what layouts are checked against and previewed with."""
 
@@ -153,6 +179,10 @@ def template_values(
         "pool_name_ipv6": cfg.pool_name_ipv6,
         "mac": cfg.mac,
         "simultaneous_use": cfg.simultaneous_use,
+        "plan": contract.plan.name if contract.plan is not None else None,
+        "quota_state": contract.quota_state,
+        "session_timeout": contract.plan.session_timeout if contract.plan is not None else None,
+        "idle_timeout": contract.plan.idle_timeout if contract.plan is not None else None,
         "nas_name": nas_name,
         "nas_address": nas_address,
         "pop_name": pop_name,
@@ -220,6 +250,14 @@ def _variable_catalogue() -> tuple[VariableInfo, ...]:
         ("pool_name_ipv6", "IPv6 pool name"),
         ("mac", "MAC address the contract is bound to"),
         ("simultaneous_use", "Maximum number of simultaneous sessions"),
+        ("plan", "Name of the contract's plan (absent without a plan)"),
+        (
+            "quota_state",
+            "normal, or over when the contract used up its plan's data quota this period "
+            "(absent when the plan has no quota)",
+        ),
+        ("session_timeout", "The plan's Session-Timeout in seconds"),
+        ("idle_timeout", "The plan's Idle-Timeout in seconds"),
         ("nas_name", "Name of the NAS asking"),
         ("nas_address", "Address of the NAS asking"),
         ("pop_name", "Point of presence of the NAS"),

@@ -77,7 +77,7 @@ def crud_routes(
     present: Callable[[Any], Any] = to_public or public.model_validate
 
     async def create_item(services: ServicesDep, actor: ActorDep, body: create) -> Any:
-        return present(await service(services).create(actor, body.model_dump()))
+        return present(await service(services).create(actor, body.service_values()))
 
     async def get_item(services: ServicesDep, _caller: CallerDep, item_id: RowId) -> Any:
         return present(await service(services).get(item_id))

@@ -70,6 +70,9 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # Field and reason only, never the value sent (pydantic's "input"): it may be a password
+    # or a NAS secret, and a response ends up in clients' and proxies' logs. The schemas'
+    # own messages keep to that too.
     errors = []
     for error in exc.errors():
         # pydantic puts the validator's message after "Value error, "; the rest is noise here.

@@ -19,6 +19,16 @@ NAMING_CONVENTION = {
 }
 
 
+IDS_NEVER_REUSED: dict[str, Any] = {"sqlite_autoincrement": True}
+"""Table option of every table with a surrogate id: an id is never handed out twice.
+
+Without AUTOINCREMENT SQLite gives a new row max(id) + 1, so deleting the newest row hands its
+id to the next one, which then inherits whatever still points at the old id: audit history,
+an operator's note, a client's cursor. PostgreSQL sequences never go back; the option only
+changes SQLite's DDL (``INTEGER PRIMARY KEY AUTOINCREMENT``, https://sqlite.org/autoinc.html).
+"""
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: DateTimeUTC(), dict[str, Any]: JSONDict()}

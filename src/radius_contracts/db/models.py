@@ -20,12 +20,18 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import JSON
 
-from radius_contracts.db.base import Audited, Base
+from radius_contracts.db.base import IDS_NEVER_REUSED, Audited, Base
 from radius_contracts.db.types import utcnow
+from radius_contracts.domain import CoaPolicy
+
+# A manufacturer created without a CoA policy (the API's default, the FreeRADIUS import's
+# "Generic") gets the domain's default one.
+_COA = CoaPolicy()
 
 
 class Manufacturer(Audited, Base):
     __tablename__ = "manufacturers"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -37,14 +43,17 @@ class Manufacturer(Audited, Base):
     # identification attributes they match on, the reply attributes a CoA may change, for
     # service attributes the one that deactivates the old value first (Juniper), and whether
     # a refused or unanswered CoA falls back to a Disconnect.
-    coa_identifiers: Mapped[list[str]] = mapped_column(JSON, default=list)
-    coa_attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
-    coa_deactivate: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    coa_disconnect_fallback: Mapped[bool] = mapped_column(Boolean, default=True)
+    coa_identifiers: Mapped[list[str]] = mapped_column(JSON, default=lambda: list(_COA.identifiers))
+    coa_attributes: Mapped[list[str]] = mapped_column(JSON, default=lambda: list(_COA.attributes))
+    coa_deactivate: Mapped[dict[str, str]] = mapped_column(
+        JSON, default=lambda: dict(_COA.deactivate)
+    )
+    coa_disconnect_fallback: Mapped[bool] = mapped_column(Boolean, default=_COA.disconnect_fallback)
 
 
 class Pop(Audited, Base):
     __tablename__ = "pops"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -55,6 +64,7 @@ class Pop(Audited, Base):
 
 class Nas(Audited, Base):
     __tablename__ = "nas"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -83,7 +93,10 @@ class RadiusAttribute(Audited, Base):
     """Catalogue entry: synced from the loaded dictionaries, or added by an operator."""
 
     __tablename__ = "radius_attributes"
-    __table_args__ = (Index("ix_radius_attributes_vendor_code", "vendor_id", "code"),)
+    __table_args__ = (
+        Index("ix_radius_attributes_vendor_code", "vendor_id", "code"),
+        IDS_NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
@@ -100,6 +113,7 @@ class RadiusAttribute(Audited, Base):
 
 class Layout(Audited, Base):
     __tablename__ = "layouts"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -120,7 +134,10 @@ class Layout(Audited, Base):
 
 class LayoutAttribute(Base):
     __tablename__ = "layout_attributes"
-    __table_args__ = (Index("ix_layout_attributes_layout", "layout_id", "position"),)
+    __table_args__ = (
+        Index("ix_layout_attributes_layout", "layout_id", "position"),
+        IDS_NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     layout_id: Mapped[int] = mapped_column(ForeignKey("layouts.id", ondelete="CASCADE"))
@@ -136,6 +153,7 @@ class LayoutAttribute(Base):
 
 class Pool(Audited, Base):
     __tablename__ = "pools"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -148,20 +166,84 @@ class Pool(Audited, Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class Plan(Audited, Base):
+    """A service plan: speeds, optional timeouts, a data quota and time windows.
+
+    Contracts reference one; their own speeds, when set, win over the plan's (plans.py).
+    """
+
+    __tablename__ = "plans"
+    __table_args__ = IDS_NEVER_REUSED
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    min_upload: Mapped[str | None] = mapped_column(String(32))
+    max_upload: Mapped[str | None] = mapped_column(String(32))
+    min_download: Mapped[str | None] = mapped_column(String(32))
+    max_download: Mapped[str | None] = mapped_column(String(32))
+    session_timeout: Mapped[int | None] = mapped_column(Integer)  # seconds (Session-Timeout)
+    idle_timeout: Mapped[int | None] = mapped_column(Integer)  # seconds (Idle-Timeout)
+    # The data quota (fair-usage policy): a byte cap per period; None: no quota.
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    quota_period: Mapped[str | None] = mapped_column(String(16))
+    quota_counts: Mapped[str | None] = mapped_column(String(16))
+    quota_action: Mapped[str | None] = mapped_column(String(16))
+    fup_min_upload: Mapped[str | None] = mapped_column(String(32))
+    fup_max_upload: Mapped[str | None] = mapped_column(String(32))
+    fup_min_download: Mapped[str | None] = mapped_column(String(32))
+    fup_max_download: Mapped[str | None] = mapped_column(String(32))
+    # Time windows: [{"days": ["mon", …], "start": "HH:MM", "end": "HH:MM", <speeds>}].
+    windows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Which window the online sessions were last moved to by CoA ("none", or its index), so
+    # that one node among several sends each boundary's CoA, and a boundary missed while
+    # every node was down is caught up at the next start. NULL: never evaluated.
+    window_applied: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    external_refs: Mapped[list[PlanExternalRef]] = relationship(
+        back_populates="plan",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="PlanExternalRef.id",
+    )
+
+
+class PlanExternalRef(Base):
+    """A plan's identifier in a billing system (e.g. the planIds it sends with contracts)."""
+
+    __tablename__ = "plan_external_refs"
+    __table_args__ = (UniqueConstraint("app", "external_id"), IDS_NEVER_REUSED)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    app: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(128))
+
+    plan: Mapped[Plan] = relationship(back_populates="external_refs")
+
+
 class Contract(Audited, Base):
     __tablename__ = "contracts"
-    __table_args__ = (CheckConstraint("simultaneous_use >= 1", name="simultaneous_use"),)
+    __table_args__ = (
+        CheckConstraint("simultaneous_use >= 1", name="simultaneous_use"),
+        CheckConstraint("billing_day BETWEEN 1 AND 31", name="billing_day"),
+        IDS_NEVER_REUSED,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(100), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    # No column defaults here: services.contract_fields owns every default of a contract, so
+    # that each way of creating one fills the same values (an ORM default would also turn an
+    # explicit None into the default, where null means something: unlimited sessions).
+    status: Mapped[str] = mapped_column(String(16), index=True)
     start_date: Mapped[date | None]
     end_date: Mapped[date | None]
-    auto_extend: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_extend: Mapped[bool] = mapped_column(Boolean)
     customer_external_id: Mapped[str | None] = mapped_column(String(100), index=True)
     customer_name: Mapped[str | None] = mapped_column(String(255))
-    customer_custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    customer_custom_fields: Mapped[dict[str, Any]]
+    custom_fields: Mapped[dict[str, Any]]
 
     # Connection config. username_key is the lower-cased username: uniqueness and lookups are
     # case-insensitive on every database without relying on collations or functional indexes.
@@ -180,9 +262,12 @@ class Contract(Audited, Base):
     ipv6: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     mac: Mapped[str | None] = mapped_column(String(17))
-    # None: unlimited. No column default: the ORM would apply it to an explicit None too (the
-    # API's schema defaults to 1).
-    simultaneous_use: Mapped[int | None] = mapped_column(Integer)
+    simultaneous_use: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="RESTRICT"), index=True
+    )
+    # Day of the month billing months start on (quota periods of that kind); None: the 1st.
+    billing_day: Mapped[int | None] = mapped_column(Integer)
 
     external_refs: Mapped[list[ExternalRef]] = relationship(
         back_populates="contract",
@@ -196,7 +281,7 @@ class ExternalRef(Base):
     """A contract's identifier in another system (billing, ERP, CRM)."""
 
     __tablename__ = "contract_external_refs"
-    __table_args__ = (UniqueConstraint("app", "external_id"),)
+    __table_args__ = (UniqueConstraint("app", "external_id"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contract_id: Mapped[int] = mapped_column(
@@ -230,6 +315,7 @@ class AcctSession(Base):
         Index("ix_sessions_key", "nas_id", "acct_unique_id", "started_at"),
         Index("ix_sessions_open", "stopped_at", "contract_id"),
         Index("ix_sessions_started", "started_at"),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -270,7 +356,7 @@ class CoaLogEntry(Base):
 
     __tablename__ = "coa_log"
     # A session's entries, newest first; also what ON DELETE CASCADE looks up.
-    __table_args__ = (Index("ix_coa_log_session", "session_id", "id"),)
+    __table_args__ = (Index("ix_coa_log_session", "session_id", "id"), IDS_NEVER_REUSED)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     session_id: Mapped[int] = mapped_column(
@@ -329,6 +415,31 @@ class UsageDaily(Base):
     session_time: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class QuotaUsage(Base):
+    """Traffic a contract used against its plan's cap in one quota period.
+
+    Added to by accounting in the same transaction as the session deltas, so it counts what
+    is stored exactly once. ``state`` turns ``over`` in the transaction whose traffic crosses
+    the cap (a conditional UPDATE: one node wins when several race); ``restored_at`` is set
+    once the period ended and full speed was given back.
+    """
+
+    __tablename__ = "quota_usage"
+    __table_args__ = (Index("ix_quota_usage_state", "state", "period_end"),)
+
+    contract_id: Mapped[int] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True
+    )
+    period_start: Mapped[date] = mapped_column(primary_key=True)  # local date, inclusive
+    period_end: Mapped[date]  # local date, exclusive
+    # Server defaults: accounting inserts rows with plain SQL that names only what it adds.
+    used_bytes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    extra_bytes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))  # top-ups
+    state: Mapped[str] = mapped_column(String(8), server_default=text("'normal'"))
+    changed_at: Mapped[datetime | None]
+    restored_at: Mapped[datetime | None]
+
+
 class Lease(Base):
     """An address or delegated prefix of a managed pool, held by a contract.
 
@@ -341,6 +452,7 @@ class Lease(Base):
     __table_args__ = (
         UniqueConstraint("pool_id", "address"),
         Index("ix_leases_pool_expiry", "pool_id", "expires_at"),
+        IDS_NEVER_REUSED,
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -363,6 +475,7 @@ class ApiToken(Base):
     """An API token; only its SHA-256 is stored, the token itself is shown once."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = IDS_NEVER_REUSED
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -387,7 +500,7 @@ class AuditEntry(Base):
     # Changed fields with their new values; secrets are replaced by "***" before writing.
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"), IDS_NEVER_REUSED)
 
 
 class AuthLogEntry(Base):
@@ -397,7 +510,7 @@ class AuthLogEntry(Base):
     # Pages of one contract's entries, newest first; also what ON DELETE CASCADE looks up.
     # No index on nas_id (deleting a NAS is rare) nor on at (ids grow with time, so purges
     # walk the primary key): every index slows the batch inserts, ~2.7 µs a row for `at`.
-    __table_args__ = (Index("ix_auth_log_contract", "contract_id", "id"),)
+    __table_args__ = (Index("ix_auth_log_contract", "contract_id", "id"), IDS_NEVER_REUSED)
 
     # 64-bit: NAS retrying a misconfigured CPE every few seconds add up to billions of rows over
     # the years, even though purges keep the table itself small. SQLite's INTEGER PRIMARY KEY

@@ -14,6 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.live import LiveSessions
+from radius_contracts.aaa.quota import QuotaKeeper
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import AuditEntry
 from radius_contracts.db.types import utcnow
@@ -77,6 +78,8 @@ class ServiceContext:
     access: AccessHandler | None = None
     # Brings live sessions in step with committed changes (CoA/Disconnect); None in CLI commands.
     live: LiveSessions | None = None
+    # Quota states of contracts (re-checked after top-ups and plan changes); None in the CLI.
+    quota: QuotaKeeper | None = None
     dialect: str = field(default="", init=False)  # "sqlite", "postgresql"
     _writer: asyncio.Lock | None = field(default=None, init=False, repr=False)
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from radius_contracts.aaa.handler import Preview
 from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.db.errors import wrap_db_errors
-from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas, Pool
+from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas, Plan, Pool
 from radius_contracts.db.types import utcnow
 from radius_contracts.domain import (
     TRANSITIONS,
@@ -31,54 +31,14 @@ from radius_contracts.errors import (
     StorageUnavailable,
 )
 from radius_contracts.services.base import Actor, CrudService, audit, audit_many, stamp
+from radius_contracts.services.contract_fields import field_name, flatten, new_config, new_contract
+from radius_contracts.services.plans import Plans
 from radius_contracts.store import common
 
 log = logging.getLogger("radius_contracts.services.contracts")
 
-CONFIG_FIELDS = (
-    "username",
-    "password",
-    "min_upload",
-    "max_upload",
-    "min_download",
-    "max_download",
-    "pool_name_ipv4",
-    "ipv4",
-    "pool_name_ipv6",
-    "ipv6",
-    "delegated_ipv6_prefix",
-    "mac",
-    "simultaneous_use",
-)
-CUSTOMER_FIELDS = {
-    "external_id": "customer_external_id",
-    "name": "customer_name",
-    "custom_fields": "customer_custom_fields",
-}
 # Addresses that only one contract may hold at a time.
 EXCLUSIVE_ADDRESSES = ("ipv4", "ipv6", "delegated_ipv6_prefix")
-
-
-def flatten(data: Mapping[str, Any]) -> dict[str, Any]:
-    """API shape (nested ``config`` and ``customer``) → column names."""
-    flat = {k: v for k, v in data.items() if k not in ("config", "customer")}
-    for key, value in (data.get("config") or {}).items():
-        flat[key] = value
-        if key == "username":
-            flat["username_key"] = value.lower()
-    for key, value in (data.get("customer") or {}).items():
-        flat[CUSTOMER_FIELDS[key]] = value
-    return flat
-
-
-def _field_name(column: str) -> str:
-    """Column name → the JSON path an API client sent (for error messages)."""
-    if column in CONFIG_FIELDS:
-        return f"config.{column}"
-    for key, name in CUSTOMER_FIELDS.items():
-        if name == column:
-            return f"customer.{key}"
-    return column
 
 
 @contextmanager
@@ -88,7 +48,7 @@ def _api_field_names() -> Iterator[None]:
         yield
     except Conflict as exc:
         if exc.field:
-            exc.field = _field_name("username" if exc.field == "username_key" else exc.field)
+            exc.field = field_name("username" if exc.field == "username_key" else exc.field)
         raise
 
 
@@ -97,7 +57,14 @@ class Contracts(CrudService[Contract]):
     label = "contract"
     entity = "contracts"
     unique = ("number",)
-    filters = ("status", "number", "customer_external_id", "pool_name_ipv4", "pool_name_ipv6")
+    filters = (
+        "status",
+        "number",
+        "customer_external_id",
+        "pool_name_ipv4",
+        "pool_name_ipv6",
+        "plan_id",
+    )
     search = ("number", "username", "customer_name", "customer_external_id")
     sorts = (
         "id",
@@ -196,9 +163,10 @@ class Contracts(CrudService[Contract]):
                 if holder:
                     raise Conflict(
                         f"{data[column]} is already assigned to contract {holder}",
-                        field=_field_name(column),
+                        field=field_name(column),
                     )
         await self._check_pools(session, data)
+        await self._check_plan(session, row, data)
         await self._check_refs(session, row, data.get("external_refs"))
 
     @staticmethod
@@ -220,9 +188,26 @@ class Contracts(CrudService[Contract]):
                 continue
             family = await session.scalar(select(Pool.family).where(Pool.name == name))
             if family is None:
-                raise InvalidInput(f"no pool named {name!r}", field=_field_name(column))
+                raise InvalidInput(f"no pool named {name!r}", field=field_name(column))
             if family not in families:
-                raise InvalidInput(f"pool {name!r} is an {family} pool", field=_field_name(column))
+                raise InvalidInput(f"pool {name!r} is an {family} pool", field=field_name(column))
+
+    @staticmethod
+    async def _check_plan(
+        session: AsyncSession, row: Contract | None, data: Mapping[str, Any]
+    ) -> None:
+        plan_id = data.get("plan_id")
+        if plan_id is None or (row is not None and row.plan_id == plan_id):
+            return  # keeping a retired plan is fine; only new assignments need an active one
+        plan = await session.get(Plan, plan_id)
+        if plan is None:
+            raise InvalidInput(f"plan {plan_id} does not exist", field="plan_id")
+        if not plan.active:
+            raise InvalidInput(
+                f"plan {plan.name!r} is retired (inactive): it keeps its contracts but takes no "
+                "new ones",
+                field="plan_id",
+            )
 
     @staticmethod
     async def _check_refs(
@@ -263,14 +248,21 @@ class Contracts(CrudService[Contract]):
     # -- writing ------------------------------------------------------------------------------
 
     async def create(self, actor: Actor, data: Mapping[str, Any]) -> Contract:
-        """Create from the API shape (nested ``config`` and ``customer``)."""
+        """Create from the API shape (nested ``config`` and ``customer``); what ``data``
+        leaves out gets the defaults of contract_fields, the only place that has them."""
         with _api_field_names():
-            return await super().create(actor, flatten(data))
+            return await super().create(actor, flatten(new_contract(data)))
 
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> Contract:
         """Change the given fields; ``config`` and ``customer`` may be partial."""
         with _api_field_names():
             return await super().update(actor, row_id, flatten(changes))
+
+    async def replace_connection(
+        self, actor: Actor, row_id: int, config: Mapping[str, Any]
+    ) -> Contract:
+        """Replace the whole config: what ``config`` leaves out is as a new contract has it."""
+        return await self.update(actor, row_id, {"config": new_config(config)})
 
     async def transition(self, actor: Actor, contract_id: int, action: str) -> Contract:
         _sources, target = TRANSITIONS[action]
@@ -384,6 +376,10 @@ class Contracts(CrudService[Contract]):
         Fields left out keep their current value, so a billing system can send what it owns.
         """
         values = dict(data)
+        if "plan_external_id" in values:
+            # The billing system names the plan by its own id, under the same app.
+            plan_ref = values.pop("plan_external_id")
+            values["plan_id"] = None if plan_ref is None else await self._plan_of(app, plan_ref)
         refs = [dict(ref) for ref in values.get("external_refs") or ()]
         if not any(ref["app"] == app and ref["external_id"] == external_id for ref in refs):
             refs.insert(0, {"app": app, "external_id": external_id})
@@ -402,7 +398,24 @@ class Contracts(CrudService[Contract]):
             values["external_refs"] = refs
         return await self.update(actor, existing.id, values), False
 
+    async def _plan_of(self, app: str, external_id: str) -> int:
+        with wrap_db_errors():
+            async with self.context.sessions() as session:
+                plan = await Plans.by_external(session, app, external_id)
+        if plan is None:
+            raise InvalidInput(f"no plan with {app} id {external_id!r}", field="plan_external_id")
+        return plan.id
+
     # -- live sessions (CoA and Disconnect after the commit) --------------------------------------
+
+    async def _committed(self, row: Contract, before: Any) -> Contract:
+        await self.context.committed(self.entity, row.id)
+        quota = self.context.quota
+        if quota is not None and row.plan_id is not None:
+            # A new plan or billing day may mean another period, another cap.
+            await quota.evaluate([row.id], follow=False)
+        self._after(row.id, before)
+        return row
 
     async def _before(self, row_id: int | None) -> ContractSnapshot | None:
         live = self.context.live

@@ -495,10 +495,14 @@ async def apply_plan(
         planned = ContractPlan(contract.number, contract.status, config)
         if not dry_run:
             try:
+                # FreeRADIUS limits only users with a Simultaneous-Use check item; the others
+                # keep no limit here too, rather than a new contract's one session.
+                unlimited = {"simultaneous_use": None}
                 await services.contracts.create(
                     actor,
-                    {"number": planned.number, "status": planned.status, "config": config},
-                )
+                    {"number": planned.number, "status": planned.status,
+                     "config": unlimited | config},
+                )  # fmt: skip
             except RadiusContractsError as exc:
                 result.skipped.append(Issue(subject, exc.field or "-", exc.detail))
                 continue

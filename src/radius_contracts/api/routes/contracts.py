@@ -37,8 +37,9 @@ async def upsert_by_external(
     body: s.ContractUpsert,
     response: Response,
 ) -> Any:
-    """Create or update (idempotent). Creating needs ``number`` and ``config.username``;
-    on update, fields left out keep their value."""
+    """Create or update (idempotent). Creating needs ``number`` and ``config.username`` and
+    gives what the body leaves out the same defaults as ``POST /contracts``; on update, fields
+    left out keep their value."""
     row, created = await services.contracts.upsert_external(actor, app, external_id, body.changes())
     response.status_code = 201 if created else 200
     return s.ContractPublic.of(row)
@@ -88,9 +89,10 @@ async def preview(
 async def replace_connection(
     services: ServicesDep, actor: ActorDep, item_id: RowId, body: s.ConnectionConfig
 ) -> Any:
-    """Replace the whole connection config; fields left out are cleared (the password too)."""
-    changes = {"config": body.model_dump()}
-    return s.ContractPublic.of(await services.contracts.update(actor, item_id, changes))
+    """Replace the whole connection config: fields left out get what a new contract would
+    have (the password none, simultaneous_use 1)."""
+    config = body.service_values()
+    return s.ContractPublic.of(await services.contracts.replace_connection(actor, item_id, config))
 
 
 def _transition_route(action: str) -> None:

@@ -23,7 +23,13 @@ from radius_contracts.api.schemas.common import (
     Printable,
     VendorId,
 )
-from radius_contracts.domain import COA_IDENTIFIERS, LayoutPurpose, PoolFamily, PoolMode
+from radius_contracts.domain import (
+    COA_IDENTIFIERS,
+    CoaPolicy,
+    LayoutPurpose,
+    PoolFamily,
+    PoolMode,
+)
 
 # Shared secrets every RADIUS tutorial uses; a NAS configured with one is an open door.
 WELL_KNOWN_SECRETS = frozenset({"testing123", "secret", "radius", "changeme", "password", "cisco"})
@@ -64,6 +70,7 @@ COA_FALLBACK_TEXT = (
     "When the NAS refuses a CoA (NAK) or never answers it, send a Disconnect-Request, so the "
     "subscriber reconnects with the new settings."
 )
+_COA = CoaPolicy()
 CoaIdentifiers = Annotated[
     list[CoaIdentifier], Field(max_length=len(COA_IDENTIFIERS), description=COA_IDENTIFIERS_TEXT)
 ]
@@ -83,10 +90,14 @@ class ManufacturerCreate(Input):
     )
     description: Description | None = None
     active: bool = True
-    coa_identifiers: CoaIdentifiers = ["User-Name", "Acct-Session-Id"]
-    coa_attributes: CoaAttributes = []
-    coa_deactivate: CoaDeactivate = {}
-    coa_disconnect_fallback: bool = Field(default=True, description=COA_FALLBACK_TEXT)
+    # The domain's default policy, as the table's column defaults have it.
+    # (pydantic copies a mutable default for each body.)
+    coa_identifiers: CoaIdentifiers = list(_COA.identifiers)
+    coa_attributes: CoaAttributes = list(_COA.attributes)
+    coa_deactivate: CoaDeactivate = dict(_COA.deactivate)
+    coa_disconnect_fallback: bool = Field(
+        default=_COA.disconnect_fallback, description=COA_FALLBACK_TEXT
+    )
 
 
 class ManufacturerUpdate(Patch):

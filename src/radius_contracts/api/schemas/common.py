@@ -85,8 +85,15 @@ CustomFields = Annotated[
 ]
 
 
+# The messages below say what is wrong without quoting the value: a 422 never echoes input
+# (ipaddress's own messages do), however harmless the field.
+
+
 def _ip_address(value: str) -> str:
-    return str(ipaddress.ip_address(value.strip()))
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError("is not an IP address") from None
 
 
 def _ip_or_network(value: str) -> str:
@@ -96,16 +103,22 @@ def _ip_or_network(value: str) -> str:
     except ValueError:
         pass
     try:
-        return str(ipaddress.ip_network(value, strict=True))
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address or a CIDR network") from None
+        return _network(value)
+    except ValueError as exc:
+        raise ValueError(f"is not an IP address, and {exc}") from None
 
 
 def _network(value: str) -> str:
+    text = value.strip()
     try:
-        return str(ipaddress.ip_network(value.strip(), strict=True))
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a CIDR network: {exc}") from None
+        return str(ipaddress.ip_network(text, strict=True))
+    except ValueError:
+        pass
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError("is not a CIDR network (e.g. 100.64.0.0/22, 2001:db8::/48)") from None
+    raise ValueError("is not a CIDR network: host bits are set (give the network address)")
 
 
 IpOrNetwork = Annotated[str, StringConstraints(max_length=64), AfterValidator(_ip_or_network)]
@@ -117,6 +130,13 @@ class Input(BaseModel):
     """Request bodies refuse unknown fields, so a typo is a 422 instead of a silent no-op."""
 
     model_config = ConfigDict(extra="forbid")
+
+    def service_values(self) -> dict[str, Any]:
+        """What a create passes to its service: every field, the schema's defaults filled in.
+
+        A resource whose service owns its defaults passes only the fields sent instead.
+        """
+        return self.model_dump()
 
 
 class Patch(Input):

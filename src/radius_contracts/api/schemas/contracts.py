@@ -24,10 +24,28 @@ from radius_contracts.api.schemas.common import (
 )
 from radius_contracts.db.models import Contract
 from radius_contracts.domain import ContractStatus, allowed_transitions, parse_mac, parse_speed
+from radius_contracts.services.contract_fields import (
+    config_defaults,
+    contract_defaults,
+    customer_defaults,
+)
+
+# What a new contract gets for a field left out, shown as the OpenAPI defaults. The service
+# fills them in (create bodies go there with only the fields sent: service_values), so these
+# are for reading; they come from the same place, and a test compares the empty ones too.
+_CONTRACT = contract_defaults()
+_CONFIG = config_defaults()
+_CUSTOMER = customer_defaults()
 
 
 def _speed(value: str) -> str:
-    parse_speed(value)  # raises ValueError with the reason
+    try:
+        parse_speed(value)
+    except ValueError:
+        # parse_speed's reason quotes the value, which a 422 never does (problems._validation).
+        raise ValueError(
+            "must be a whole number of bit/s, or a number with a k/M/G suffix (512k, 1.5M, 1G)"
+        ) from None
     return value
 
 
@@ -42,7 +60,7 @@ def normalize_mac(value: str) -> str:
     """Any common notation (aa:bb.., aa-bb-.., aabb.ccdd.eeff, aabbccddeeff) → aa:bb:cc:dd:ee:ff."""
     mac = parse_mac(value)
     if mac is None:
-        raise ValueError(f"{value!r} is not a MAC address")
+        raise ValueError("is not a MAC address (e.g. aa:bb:cc:dd:ee:ff)")
     return mac
 
 
@@ -82,6 +100,19 @@ ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=128), Pri
 # The customer's id in the billing system: stored in a 100-character column.
 CustomerExternalId = Annotated[str, StringConstraints(min_length=1, max_length=100), Printable]
 Number = Annotated[Text253, StringConstraints(max_length=100)]
+BillingDay = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=31,
+        description="Day of the month billing months start on (quota periods of type "
+        "billing_month; 31 means each month's last day when it has fewer). Null: the 1st.",
+    ),
+]
+PlanId = Annotated[
+    Id,
+    Field(description="The contract's plan: its speeds apply where the config sets none."),
+]
 Status = Literal["active", "suspended", "inactive", "cancelled"]
 
 
@@ -100,7 +131,11 @@ class ConnectionConfig(Input):
     )
     delegated_ipv6_prefix: Ipv6Prefix | None = None
     mac: Mac | None = Field(default=None, description="Bind to this Calling-Station-Id.")
-    simultaneous_use: SimultaneousUse | None = 1
+    simultaneous_use: SimultaneousUse | None = _CONFIG["simultaneous_use"]
+
+    def service_values(self) -> dict[str, Any]:
+        """Only the fields sent: Contracts.replace_connection fills in the rest."""
+        return self.model_dump(exclude_unset=True)
 
 
 class ConnectionConfigPatch(Patch):
@@ -121,8 +156,8 @@ class ConnectionConfigPatch(Patch):
 
 
 class Customer(Input):
-    external_id: CustomerExternalId | None = None
-    name: Annotated[str, StringConstraints(max_length=255), Printable] | None = None
+    external_id: CustomerExternalId | None = _CUSTOMER["external_id"]
+    name: Annotated[str, StringConstraints(max_length=255), Printable] | None = _CUSTOMER["name"]
     custom_fields: CustomFields = Field(default_factory=dict)
 
 
@@ -143,14 +178,22 @@ class _Dates(Input):
 
 class ContractCreate(_Dates):
     number: Number = Field(description="The contract number, unique.")
-    status: Status = "active"
-    start_date: date | None = None
-    end_date: date | None = None
-    auto_extend: bool = Field(default=False, description="Keep working after end_date.")
+    status: Status = _CONTRACT["status"]
+    start_date: date | None = _CONTRACT["start_date"]
+    end_date: date | None = _CONTRACT["end_date"]
+    auto_extend: bool = Field(
+        default=_CONTRACT["auto_extend"], description="Keep working after end_date."
+    )
     customer: Customer = Field(default_factory=Customer)
     custom_fields: CustomFields = Field(default_factory=dict)
     external_refs: list[ExternalRef] = Field(default_factory=list, max_length=20)
+    plan_id: PlanId | None = None
+    billing_day: BillingDay | None = None
     config: ConnectionConfig
+
+    def service_values(self) -> dict[str, Any]:
+        """Only the fields sent, nested ones too: Contracts.create fills in the rest."""
+        return self.model_dump(exclude_unset=True)
 
 
 class ContractUpdate(Patch):
@@ -164,6 +207,8 @@ class ContractUpdate(Patch):
     customer: Customer | None = None
     custom_fields: CustomFields | None = None
     external_refs: list[ExternalRef] | None = Field(default=None, max_length=20)
+    plan_id: PlanId | None = None
+    billing_day: BillingDay | None = None
     config: ConnectionConfigPatch | None = None
 
 
@@ -171,6 +216,17 @@ class ContractUpsert(ContractUpdate):
     """Create-or-update from a billing system: creating needs number and config.username."""
 
     not_null: ClassVar[frozenset[str]] = ContractUpdate.not_null
+    plan_external_id: ExternalId | None = Field(
+        default=None,
+        description="The plan by the billing system's own id for it (an external id of the "
+        "plan under the same app as the path); instead of plan_id.",
+    )
+
+    @model_validator(mode="after")
+    def _one_plan(self) -> Any:
+        if self.plan_id is not None and self.plan_external_id is not None:
+            raise ValueError("give plan_id or plan_external_id, not both")
+        return self
 
 
 class ConfigPublic(Output):
@@ -210,6 +266,8 @@ class ContractPublic(AuditedOutput):
     customer: CustomerPublic
     custom_fields: dict[str, Any]
     external_refs: list[ExternalRefPublic]
+    plan_id: int | None
+    billing_day: int | None
     config: ConfigPublic
 
     @classmethod
@@ -232,6 +290,8 @@ class ContractPublic(AuditedOutput):
                 "external_refs": [
                     {"app": ref.app, "external_id": ref.external_id} for ref in row.external_refs
                 ],
+                "plan_id": row.plan_id,
+                "billing_day": row.billing_day,
                 "config": {
                     **{
                         k: getattr(row, k) for k in ConfigPublic.model_fields if k != "has_password"
@@ -286,6 +346,7 @@ class ContractFilters(ListQuery):
     pop_id: Id | None = Field(default=None, description="Online on a NAS of this POP now.")
     pool_name_ipv4: Name | None = None
     pool_name_ipv6: Name | None = None
+    plan_id: Id | None = Field(default=None, description="On this plan.")
     q: Text253 | None = Field(
         default=None, description="Text search in number, username, customer name and id."
     )

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 from radius_contracts.db import models  # noqa: F401  (registers the tables)
 from radius_contracts.db.base import Base
 from radius_contracts.db.engine import create_engine
+from radius_contracts.db.migrate import migrating
 
 config = context.config
 target_metadata = Base.metadata
@@ -30,9 +31,8 @@ def _run(connection: Connection) -> None:
 async def _run_async(url: str) -> None:
     engine = create_engine(url)
     try:
-        async with engine.connect() as connection:
+        async with migrating(engine) as connection:  # foreign keys off on SQLite, see there
             await connection.run_sync(_run)
-            await connection.commit()
     finally:
         await engine.dispose()
 
