@@ -321,6 +321,7 @@ class Daemon:
             leases=self.leaser,
             interim_interval=self.settings.accounting.interim_interval,
             reply_message=radius.reply_message,
+            chap_challenge_window=radius.chap_challenge_window,
             today=lambda: index.local_now().date(),
         )
         context.access = self.handler
@@ -666,6 +667,7 @@ class Daemon:
             self.handler.configure(
                 interim_interval=settings.accounting.interim_interval,
                 reply_message=radius.reply_message,
+                chap_challenge_window=radius.chap_challenge_window,
             )
         for _transport, protocol in self._listeners:
             protocol.options = dataclasses.replace(

@@ -170,7 +170,7 @@ class DaemonCollector(Collector):
             PREFIX + "radius_drops",
             "RADIUS datagrams dropped unanswered, by port and reason (unknown_nas, malformed, "
             "bad_authenticator, bad_message_authenticator, missing_message_authenticator, "
-            "unexpected_code, over_capacity, handler_failed, internal_error).",
+            "unexpected_code, over_capacity, handler_failed, internal_error, reply_too_large).",
             labels=["port", "reason"],
         )
         malformed = CounterMetricFamily(
@@ -225,6 +225,12 @@ class DaemonCollector(Collector):
         for reason, count in sorted(handler.rejects.items()):
             family.add_metric([reason], count)
         yield family
+        yield GaugeMetricFamily(
+            PREFIX + "chap_challenges_tracked",
+            "CHAP challenges remembered to refuse their reuse (radius.chap_challenge_window; "
+            "at most 200,000).",
+            value=len(handler.challenges),
+        )
 
     # -- authorization index ------------------------------------------------------------------
 

@@ -138,6 +138,14 @@ class RadiusSettings(_Section):
         description="Rejects waiting out reject_delay at once; beyond it requests that "
         "would be rejected are dropped.",
     )
+    chap_challenge_window: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Seconds a CHAP challenge (CHAP-Challenge, else the Request Authenticator) "
+        "stays used per NAS: another request with it is rejected, a retransmit of the same "
+        "request is not. 0 turns the reuse check off.",
+    )
     receive_buffer: int = Field(
         default=4 * 1024 * 1024,
         ge=65536,

@@ -26,7 +26,8 @@ from radius_contracts.plans import (
     QuotaState,
     Speeds,
 )
-from radius_contracts.radius.dictionary import AttributeSpec, check_value
+from radius_contracts.radius import codec
+from radius_contracts.radius.dictionary import AttributeSpec, check_value, encode_value
 
 __all__ = [
     "SAMPLE_CONTEXT",
@@ -286,9 +287,13 @@ def lint_layout(rows: Sequence[tuple[str, str]], catalog: AttributeLookup) -> li
     A row is refused when its attribute is not in ``catalog``, its template does not parse,
     it names an unknown variable (with or without fallback), or it renders to a value that
     ``check_value`` rejects for the attribute's type, either for the sample contract or, for
-    a template with fallbacks, with every fallback in place of its variable.
+    a template with fallbacks, with every fallback in place of its variable. And the row at
+    which the sample contract's reply passes the 4096 octets of a RADIUS packet (RFC 2865 §3)
+    is refused: no contract with all of its variables could be answered.
     """
     problems: list[LayoutProblem] = []
+    size = codec.REPLY_OVERHEAD  # the sample's reply so far: header, Message-Authenticator
+    oversized = False
     for row, (attribute, text) in enumerate(rows):
         spec = catalog.get(attribute)
         if spec is None:
@@ -313,6 +318,16 @@ def lint_layout(rows: Sequence[tuple[str, str]], catalog: AttributeLookup) -> li
             )
             problems.append(LayoutProblem(row, "template", message))
             continue
+        if not oversized:
+            size += _size(spec, value)
+            if size > codec.MAX_PACKET:
+                oversized = True
+                message = (
+                    f"with this row the reply to the sample contract is {size} octets (header "
+                    f"and Message-Authenticator included), more than the {codec.MAX_PACKET} of "
+                    "a RADIUS packet (RFC 2865 §3)"
+                )
+                problems.append(LayoutProblem(row, "template", message))
         optional = template.variables - template.required
         if not optional:
             continue
@@ -359,6 +374,14 @@ def render_rows(
         except MissingVariable:
             continue
     return rendered
+
+
+def _size(spec: AttributeSpec, value: str) -> int:
+    """Octets ``value`` adds to a reply as ``spec``; 0 for what the codec would refuse."""
+    try:
+        return codec.attribute_size(spec, encode_value(spec, value))
+    except ValueError:
+        return 0  # e.g. a tagged integer too large for its 24 bits: render() leaves it out
 
 
 def _is_known(name: str) -> bool:

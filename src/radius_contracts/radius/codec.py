@@ -34,10 +34,13 @@ from radius_contracts.radius.messages import HiddenAttribute
 __all__ = [
     "MAX_PACKET",
     "MAX_VALUE",
+    "REPLY_OVERHEAD",
     "Code",
     "MalformedPacket",
     "Packet",
+    "PacketTooLarge",
     "attribute",
+    "attribute_size",
     "decode",
     "decrypt_user_password",
     "encode_attribute",
@@ -45,6 +48,7 @@ __all__ = [
     "encode_hidden",
     "encode_reply",
     "encode_request",
+    "hidden_size",
     "hide_user_password",
     "new_authenticator",
     "salt_decrypt",
@@ -144,6 +148,9 @@ _HEADER = struct.Struct("!BBH")
 _ZERO16: Final = bytes(16)
 # A Message-Authenticator attribute with its value zeroed: the form the HMAC is computed over.
 _MA_PLACEHOLDER: Final = bytes((MESSAGE_AUTHENTICATOR, 18)) + _ZERO16
+# What every Access-Accept/Reject/Challenge carries besides its attributes: the header and
+# the Message-Authenticator that encode_reply puts first.
+REPLY_OVERHEAD: Final = MIN_PACKET + len(_MA_PLACEHOLDER)
 
 # Requests whose Request Authenticator is a hash over the packet, not a random nonce:
 # RFC 2866 §3 (accounting) and RFC 5176 §2.3 / §3.5 (dynamic authorization).
@@ -202,6 +209,14 @@ def _hmac_md5(secret: bytes, *parts: bytes) -> bytes:
     outer = outer_pad.copy()
     outer.update(inner.digest())
     return outer.digest()
+
+
+class PacketTooLarge(ValueError):
+    """A packet to be built would pass the 4096 octets of RFC 2865 §3; ``size`` says by how much."""
+
+    def __init__(self, what: str, size: int) -> None:
+        super().__init__(f"the {what} would be {size} octets, at most {MAX_PACKET}")
+        self.size = size
 
 
 class MalformedPacket(ValueError):
@@ -625,6 +640,36 @@ def encode_hidden(
     return vendor_attribute(hidden.vendor_id, hidden.code, value)
 
 
+def hidden_size(hidden: HiddenAttribute) -> int:
+    """Octets :func:`encode_hidden` makes of ``hidden``, worked out without encrypting.
+
+    Reply sizes are checked before anything is encrypted (the keys need the request), so
+    this follows the padding rules instead. ValueError for an ``encrypt`` it does not know.
+    """
+    size = len(hidden.value)
+    if hidden.encrypt == 1:
+        # RFC 2865 §5.2: padded with NULs to a multiple of 16 octets, one block at least.
+        octets = max(16, size + -size % 16)
+    elif hidden.encrypt == 2:
+        # RFC 2868 §3.5: two salt octets, then a length octet and the data, padded to 16.
+        octets = 2 + (size + 1) + -(size + 1) % 16 + (hidden.tag is not None)
+    else:
+        raise ValueError(f"attribute {hidden.code}: encrypt={hidden.encrypt} is not supported")
+    return octets + (2 if hidden.vendor_id is None else 8)
+
+
+def attribute_size(spec: AttributeSpec, value: bytes) -> int:
+    """Octets ``value`` (as ``encode_value`` made it) takes in a packet as ``spec``.
+
+    Header, Vendor-Specific wrapper, tag octet and encryption padding included: what the
+    attribute adds to a reply. ValueError when it cannot be encoded at all.
+    """
+    if spec.encrypt:
+        tag = 0 if spec.has_tag else None
+        return hidden_size(HiddenAttribute(spec.code, value, spec.encrypt, spec.vendor_id, tag))
+    return len(encode_attribute(spec, value))
+
+
 # -- packets -----------------------------------------------------------------------------------
 
 
@@ -645,7 +690,7 @@ def _framed(
     """
     length = MIN_PACKET + len(body)
     if length > MAX_PACKET:
-        raise ValueError(f"the {what} would be {length} octets, at most {MAX_PACKET}")
+        raise PacketTooLarge(what, length)
     header = _HEADER.pack(code, identifier, length)
     if signed:
         mac = _hmac_md5(secret, header, authenticator, body)
@@ -670,7 +715,7 @@ def encode_reply(
     (BlastRADIUS mitigation) and is the HMAC-MD5 of RFC 3579 §3.2 with the Request
     Authenticator in the Authenticator field. Leave it out (``message_authenticator=False``)
     for an Accounting-Response to an Accounting-Request: no RFC defines one there. Raises
-    ValueError if the packet would exceed 4096 octets.
+    PacketTooLarge (a ValueError) if the packet would exceed 4096 octets.
     """
     if len(request_authenticator) != 16:
         raise ValueError("a Request Authenticator is 16 octets")

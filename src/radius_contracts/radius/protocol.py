@@ -125,6 +125,15 @@ def _first_values(packet: codec.Packet) -> dict[int, bytes]:
     return first
 
 
+def _proxy_state_size(packet: codec.Packet) -> int:
+    """Octets the Proxy-State echo adds to the reply (RFC 2865 §5.33: every one, unchanged)."""
+    size, proxy_state = 0, codec.PROXY_STATE
+    for kind, value in packet.attributes:  # a plain loop costs half of sum() over a genexpr
+        if kind == proxy_state:
+            size += len(value) + 2
+    return size
+
+
 def _counter64(low: bytes | None, high: bytes | None) -> int | None:
     octets, gigawords = _integer_or_none(low), _integer_or_none(high)
     if octets is None and gigawords is None:
@@ -414,15 +423,25 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         stats = self.stats
         secret = client.secret
         code = codec.Code.ACCESS_ACCEPT if decision.accept else codec.Code.ACCESS_REJECT
-        reply = codec.encode_reply(
-            code,
-            packet.identifier,
-            packet.authenticator,
-            decision.attributes,
-            secret,
-            proxy_states=packet.get_all(codec.PROXY_STATE) if request.proxied else (),
-            hidden=decision.hidden,
-        )
+        try:
+            reply = codec.encode_reply(
+                code,
+                packet.identifier,
+                packet.authenticator,
+                decision.attributes,
+                secret,
+                proxy_states=packet.get_all(codec.PROXY_STATE) if request.proxy_state_size else (),
+                hidden=decision.hidden,
+            )
+        except codec.PacketTooLarge as exc:
+            # The handler answers a reply that would not fit with an Access-Reject that does;
+            # only a request that is nearly all Proxy-State and lacks credentials leaves no
+            # room even for that (its echo alone passes 4096 octets).
+            stats.drop(packet.code, "drop_reply_too_large")
+            self._warn.warning(
+                (addr[0], "too-large"), "no answer to an Access-Request from %s: %s", addr[0], exc
+            )
+            return
         if log.isEnabledFor(logging.DEBUG):
             _log_decision(request, decision)
         delay = self._options.reject_delay
@@ -608,7 +627,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if codec.VENDOR_SPECIFIC in first:
             ms_chap_challenge = packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP_CHALLENGE)
             ms_chap2_response = packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP2_RESPONSE)
-        return AccessRequest(
+        request = AccessRequest(
             nas_id=client.id,
             source=source,
             user_name=_text_or_none(get(codec.USER_NAME)),
@@ -622,5 +641,10 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             nas_port=_integer_or_none(get(codec.NAS_PORT)),
             nas_port_id=_text_or_none(get(codec.NAS_PORT_ID)),
             eap=codec.EAP_MESSAGE in first,
-            proxied=codec.PROXY_STATE in first,
+            proxy_state_size=_proxy_state_size(packet) if codec.PROXY_STATE in first else 0,
         )
+        if chap_password is not None:
+            # Only the CHAP challenge check tells a retransmit from a new request.
+            request.identifier = packet.identifier
+            request.authenticator = packet.authenticator
+        return request

@@ -444,6 +444,23 @@ def test_invalid_layout_needs_a_problem() -> None:
 # --- against the real dictionaries, once they have landed ------------------------------------
 
 
+def test_lint_refuses_the_row_at_which_the_sample_reply_passes_4096_octets() -> None:
+    # 252 octets a row: the header and Message-Authenticator (38) and 16 rows make 4070.
+    rows = [("Framed-Pool", "p" * 250)] * 17
+
+    [problem] = lint_layout(rows, CATALOG)
+
+    assert (problem.row, problem.field) == (16, "template")
+    assert "4322 octets" in problem.message and "4096" in problem.message
+    assert lint_layout(rows[:16], CATALOG) == []
+
+
+def test_lint_sizes_the_sample_whose_custom_fields_are_short() -> None:
+    # What a billing system may later write into a custom field is unknown when the layout is
+    # saved: the preview and the daemon judge each contract's reply.
+    assert lint_layout([("Framed-Pool", "{custom.note}")] * 17, CATALOG) == []
+
+
 @pytest.fixture
 def real_catalog() -> Iterator[AttributeLookup]:
     if not (_real_check_value_landed() and DICTIONARY.is_file()):

@@ -360,13 +360,28 @@ class ReplyAttributePublic(Output):
 class PreviewPublic(Output):
     """The reply a NAS would get for this contract now (credentials assumed right)."""
 
-    decision: Literal["accept", "reject"]
+    decision: Literal["accept", "reject"] = Field(
+        description="What a PAP or CHAP login would get. A reply that would not fit a RADIUS "
+        "packet (4096 octets, RFC 2865 §3) is a reject: the daemon answers it with an "
+        "Access-Reject, reason 'reply too large (N octets, at most 4096)'."
+    )
     reason: str = Field(description="Why; for a reject, what the Reply-Message would say.")
     nas_id: int
     layout: str | None = Field(description="Name of the layout used, null if none applies.")
     attributes: list[ReplyAttributePublic] = Field(
         description="Reply attributes in wire order, without Message-Authenticator and the "
-        "per-request MS-CHAPv2/MPPE attributes."
+        "per-request MS-CHAPv2/MPPE attributes (also when the reply is too large: these are "
+        "what would not fit)."
+    )
+    reply_size: int | None = Field(
+        description="Octets of the Access-Accept for a PAP or CHAP login: header, "
+        "Message-Authenticator, attributes, addresses leased from managed pools; without the "
+        "Proxy-State a NAS or proxy may send, which is echoed and counts too. Null when the "
+        "contract is refused before a reply is rendered."
+    )
+    warnings: list[str] = Field(
+        description="Logins refused although this preview accepts, e.g. MS-CHAPv2 when its "
+        "additions would pass 4096 octets."
     )
 
     @classmethod
@@ -380,4 +395,6 @@ class PreviewPublic(Output):
             attributes=[
                 ReplyAttributePublic(attribute=a.name, value=a.value) for a in preview.attributes
             ],
+            reply_size=preview.size,
+            warnings=list(preview.warnings),
         )
