@@ -346,10 +346,12 @@ static PyObject *text_or_none(const field *f)
  * parse_access(data, secret) -> None, or a tuple of
  *   (identifier, authenticator, message_authenticator, user_name, password, chap_password,
  *    chap_challenge, calling_station_id, called_station_id, nas_port, nas_port_id, eap,
- *    proxied)
+ *    proxy_states, proxy_state_size)
  * message_authenticator: 0 none, 1 valid, -1 wrong. password: the decrypted User-Password
  * (NULs removed) or None. chap_challenge: CHAP-Challenge, else the Request Authenticator when
  * there is a CHAP-Password (RFC 2865 §5.3). Text fields as str, NAS-Port as int.
+ * proxy_states: every Proxy-State value in order; proxy_state_size: the octets their echo
+ * adds to a reply.
  */
 static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -371,6 +373,7 @@ static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssi
     memset(fields, 0, sizeof fields);
     long ma_offset = -1;
     int eap = 0, proxied = 0;
+    size_t proxy_size = 0; /* what the Proxy-State echo adds to the reply */
     size_t pos = HEADER;
     while (pos < length) {
         if (pos + 2 > length) Py_RETURN_NONE;
@@ -388,7 +391,8 @@ static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssi
         } else if (kind == EAP_MESSAGE) {
             eap = 1;
         } else if (kind == PROXY_STATE) {
-            proxied = 1;
+            proxied++;
+            proxy_size += vsize + 2;
         } else {
             int slot = slot_of(kind);
             if (slot >= 0 && !fields[slot].value) {
@@ -443,13 +447,32 @@ static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssi
         password_value = PyBytes_FromStringAndSize((const char *)plain, (Py_ssize_t)plain_size);
     else
         password_value = Py_NewRef(Py_None);
+    /* Every Proxy-State, in order, to be echoed unmodified (RFC 2865 §5.33) */
+    PyObject *states = PyTuple_New(proxied);
+    if (!states) {
+        Py_DECREF(nas_port);
+        Py_XDECREF(password_value);
+        return NULL;
+    }
+    for (int i = 0, at = HEADER; i < proxied; at += data[at + 1]) {
+        if (data[at] != PROXY_STATE) continue;
+        PyObject *state = PyBytes_FromStringAndSize((const char *)data + at + 2, data[at + 1] - 2);
+        if (!state) {
+            Py_DECREF(states);
+            Py_DECREF(nas_port);
+            Py_XDECREF(password_value);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(states, i++, state);
+    }
     /* "N" steals the references made here */
     return Py_BuildValue(
-        "(iy#iNNNNNNNNNN)", data[1], (const char *)authenticator, (Py_ssize_t)16, ma,
+        "(iy#iNNNNNNNNNNn)", data[1], (const char *)authenticator, (Py_ssize_t)16, ma,
         text_or_none(&fields[F_USER_NAME]), password_value,
         bytes_or_none(&fields[F_CHAP_PASSWORD]), bytes_or_none(&challenge),
         text_or_none(&fields[F_CALLING]), text_or_none(&fields[F_CALLED]), nas_port,
-        text_or_none(&fields[F_NAS_PORT_ID]), PyBool_FromLong(eap), PyBool_FromLong(proxied));
+        text_or_none(&fields[F_NAS_PORT_ID]), PyBool_FromLong(eap), states,
+        (Py_ssize_t)proxy_size);
 }
 
 /*

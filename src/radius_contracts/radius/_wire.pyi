@@ -19,7 +19,8 @@ def parse_access(
         int | None,
         str | None,
         bool,
-        bool,
+        tuple[bytes, ...],
+        int,
     ]
     | None
 ): ...

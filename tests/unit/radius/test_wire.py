@@ -92,7 +92,8 @@ def _reference(data: bytes, secret: bytes) -> tuple[object, ...] | None:
         int.from_bytes(port, "big") if port is not None and len(port) == 4 else None,
         text(codec.NAS_PORT_ID),
         codec.EAP_MESSAGE in first,
-        codec.PROXY_STATE in first,
+        tuple(packet.get_all(codec.PROXY_STATE)),
+        sum(len(state) + 2 for state in packet.get_all(codec.PROXY_STATE)),
     )
 
 
