@@ -59,6 +59,7 @@ from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex, Catalogue
 from radius_contracts.jobs import Scheduler, SessionJobs, node_name
 from radius_contracts.metrics import DaemonMetrics, PoolUse
+from radius_contracts.radius import wire_speedups
 from radius_contracts.radius.coa import CoaSender
 from radius_contracts.radius.dedup import ReplyCache
 from radius_contracts.radius.dictionary import AttributeCatalog
@@ -277,7 +278,10 @@ class Daemon:
         )
         sdnotify.notify(f"READY=1\nSTATUS={status}")
         log.info(
-            "radius-contracts ready: %s, database %s", status, redacted_url(settings.database_url)
+            "radius-contracts ready: %s, database %s, wire code %s",
+            status,
+            redacted_url(settings.database_url),
+            "C" if wire_speedups.active() else "pure Python",
         )
 
     async def _start_radius(self) -> None:
