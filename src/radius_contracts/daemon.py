@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from radius_contracts.aaa.accounting import (
 )
 from radius_contracts.aaa.auth_log import AuthLogWriter
 from radius_contracts.aaa.batch_log import BatchLog
+from radius_contracts.aaa.claims import LoginClaims
 from radius_contracts.aaa.coa_dispatch import CoaDispatcher
 from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.live import LiveSessions
@@ -228,6 +229,7 @@ class Daemon:
         self.live: LiveSessions | None = None
         self.contract_dates: ContractDates | None = None
         self.quota: QuotaKeeper | None = None
+        self.claims: LoginClaims | None = None
         self.plan_windows: PlanWindows | None = None
         self.change_feed: ChangeFeed | None = None
         self.port_stats: dict[Port, Stats] = {"auth": Stats(), "acct": Stats()}
@@ -299,8 +301,8 @@ class Daemon:
             self.change_feed = ChangeFeed(
                 self.settings.database_url,
                 node_name(self.settings.scheduler.node_name),
-                self.index.changed_many,
-                self.index.load,
+                self._refresh,
+                self._reload_all,
             )
             await self.change_feed.start()
             services.context.listeners.append(self.change_feed.publish)
@@ -328,6 +330,7 @@ class Daemon:
             chap_challenge_window=radius.chap_challenge_window,
             today=lambda: index.local_now().date(),
         )
+        self.handler.claims = self.claims
         context.access = self.handler
         self._start_coa()
         self.metrics.watch_pools(PoolUse(self.index, services.pools.held_by_pool))
@@ -371,6 +374,15 @@ class Daemon:
         sessions = self.services.context.sessions
         settings = self.settings.accounting
         self.sessions = SessionView(start_wait=settings.start_wait)
+        if self._decides_in_database():
+            self.claims = LoginClaims(
+                sessions,
+                self.sessions,
+                node=node_name(self.settings.scheduler.node_name),
+                start_wait=settings.start_wait,
+                offline=settings.simultaneous_use_offline,
+            )
+            self._spawn(self.claims.run(), "login-claims")
         self.leaser = Leaser(
             sessions, offer_timeout=self.settings.pools.offer_timeout, is_fixed=self.index.is_fixed
         )
@@ -385,7 +397,11 @@ class Daemon:
         if self.change_feed is not None:
             quota.announce = self.change_feed.publish
         store = self.accounting_store = AccountingStore(
-            sessions, sqlite=sqlite, leases=LeaseTracking(self.index), quota=quota.target
+            sessions,
+            sqlite=sqlite,
+            leases=LeaseTracking(self.index),
+            quota=quota.target,
+            claims=self.claims is not None,
         )
         if settings.spool:
             spool = self.accounting_spool = AccountingSpool(
@@ -397,6 +413,8 @@ class Daemon:
         def applied(batch: Applied) -> None:
             view.applied(batch)
             quota.applied(batch)
+            if self.change_feed is not None:
+                self._announce_sessions(batch)
 
         self.accounting = AccountingWriter(
             store.write,
@@ -487,6 +505,47 @@ class Daemon:
                 "(for the simultaneous-use check).",
             )
         await scheduler.start(sessions)
+
+    async def _refresh(self, entity: str, ids: Sequence[int]) -> None:
+        """Another node committed these rows (the change feed): this node follows."""
+        assert self.index is not None
+        if entity == "sessions":
+            # Sessions it started or stopped, by contract: the session view reads them.
+            if self.session_jobs is not None:
+                await self.session_jobs.reload_contracts(ids)
+            return
+        await self.index.changed_many(entity, ids)
+
+    async def _reload_all(self) -> None:
+        """The change feed was interrupted: read everything it may have missed."""
+        assert self.index is not None
+        await self.index.load()
+        if self.session_jobs is not None:
+            await self.session_jobs.reload_view()
+
+    def _announce_sessions(self, batch: Applied) -> None:
+        """Tell the other nodes which contracts this batch started or stopped sessions of,
+        so their session views follow within a moment (the periodic refresh is only the
+        safety net)."""
+        feed = self.change_feed
+        assert feed is not None
+        ids = sorted(
+            {
+                state.contract_id
+                for state in batch.sessions
+                if state.contract_id is not None and (state.opened or state.stopped_at)
+            }
+        )
+        if ids:
+            self._spawn(feed.publish("sessions", ids), "announce-sessions")
+
+    def _decides_in_database(self) -> bool:
+        """Whether simultaneous use is decided in the database (aaa.claims): where another
+        node may decide too."""
+        decisions = self.settings.accounting.simultaneous_use_decisions
+        if decisions == "auto":
+            return not is_sqlite(self.settings.database_url)
+        return decisions == "database"
 
     def _start_coa(self) -> None:
         """The CoA sender, its log and the live-session updates the services call after commits."""
@@ -752,6 +811,8 @@ class Daemon:
         # 2. Finish what was taken.
         if self.accounting is not None:
             await self.accounting.close(left())
+        if self.claims is not None:
+            self.claims.close()
             if self._accounting_task is not None:
                 # A batch in the middle of its commit is let finish and answered.
                 await asyncio.wait({self._accounting_task}, timeout=left())

@@ -159,6 +159,25 @@ def parse_mac(text: str) -> str | None:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
+_STATIONS: dict[str, str] = {}  # Calling-Station-Id as sent → station_key (bounded)
+_STATIONS_MAX = 200_000
+
+
+def station_key(value: str | None) -> str | None:
+    """A Calling-Station-Id as sessions are compared by: NAS write the same MAC in different
+    notations in Access- and Accounting-Requests (``AA-BB-…``, ``aabb.ccdd.…``), so MACs are
+    normalised; anything else is kept as sent. Remembered per text: a device sends the same
+    one at every login and Interim-Update, and parsing it costs more than the whole check."""
+    if not value:
+        return None
+    key = _STATIONS.get(value)
+    if key is None:
+        if len(_STATIONS) >= _STATIONS_MAX:
+            _STATIONS.clear()
+        key = _STATIONS[value] = parse_mac(value) or value
+    return key
+
+
 # Attributes a CoA or Disconnect-Request may identify a session by (RFC 5176 §3), each as
 # recorded from the session's accounting. NAS-IP-Address and NAS-Identifier name the NAS itself.
 COA_IDENTIFIERS = (

@@ -23,7 +23,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from datetime import time as clock_time
 from typing import Any
@@ -83,18 +83,31 @@ class SessionJobs:
 
     async def reload_view(self) -> int:
         """Read every open session into the view; returns how many."""
-        self._view.begin_reload()
+        count = await self._reload(None)
+        self.last_refresh = time.monotonic()
+        return count
+
+    async def reload_contracts(self, contract_ids: Sequence[int]) -> int:
+        """Read these contracts' open sessions into the view (other nodes started or stopped
+        some: the change feed says which)."""
+        return await self._reload(contract_ids)
+
+    async def _reload(self, contract_ids: Sequence[int] | None) -> int:
+        replay = self._view.begin_reload()
         try:
             async with self._sessions() as session:
-                rows = await store.open_sessions(session)
+                rows = await store.open_sessions(session, contract_ids)
         except BaseException:
-            self._view.reload_failed()
+            self._view.reload_failed(replay)
             raise
         self._view.finish_reload(
-            (contract_id, OpenSession(nas_id, key, started, calling, port, port_id))
-            for contract_id, nas_id, key, started, calling, port, port_id in rows
+            (
+                (contract_id, OpenSession(nas_id, key, started, calling, port, port_id))
+                for contract_id, nas_id, key, started, calling, port, port_id in rows
+            ),
+            replay,
+            contract_ids,
         )
-        self.last_refresh = time.monotonic()
         return len(rows)
 
     def stale_limits(self) -> dict[int | None, float]:

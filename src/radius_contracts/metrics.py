@@ -355,6 +355,18 @@ class DaemonCollector(Collector):
                 "Logins refused for their contract's simultaneous-use limit.",
                 value=sessions.refused,
             )
+        claims = getattr(self._daemon, "claims", None)
+        if claims is not None:
+            decided = CounterMetricFamily(
+                PREFIX + "simultaneous_use_decisions",
+                "Logins of contracts with a limit decided across nodes and processes, by how: "
+                "database (one locked transaction per batch), local (the database was "
+                "unreachable: this process's view), refused (unreachable, offline = refuse).",
+                labels=["by"],
+            )
+            for how in ("database", "local", "refused"):
+                decided.add_metric([how], claims.decided[how])
+            yield decided
 
     # -- pools --------------------------------------------------------------------------------
 

@@ -223,6 +223,20 @@ class AccountingSettings(_Section):
     usage_days: int = Field(
         default=1100, ge=1, description="Daily usage totals older than this many days are deleted."
     )
+    simultaneous_use_decisions: Literal["auto", "database", "local"] = Field(
+        default="auto",
+        description="Where a login of a contract with a simultaneous-use limit is decided. "
+        "database: in one transaction per batch that locks the contract, so logins through "
+        "several nodes (or worker processes) at the same moment take at most the limit; "
+        "local: from this process's view of the sessions (nothing else may decide); auto: "
+        "database with PostgreSQL or worker processes, else local.",
+    )
+    simultaneous_use_offline: Literal["local", "refuse"] = Field(
+        default="local",
+        description="While the database is unreachable (decisions = database): local decides "
+        "from this process's view (every node's sessions up to the outage, this process's "
+        "logins since); refuse refuses every login of a contract with a limit.",
+    )
     start_wait: float = Field(
         default=60.0,
         ge=0,

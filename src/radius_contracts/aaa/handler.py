@@ -26,6 +26,7 @@ from typing import Protocol
 from radius_contracts.aaa import authenticate, chap_challenges
 from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
 from radius_contracts.aaa.authorize import Refusal, mac_binding_refusal, purpose_of
+from radius_contracts.aaa.claims import LoginClaims
 from radius_contracts.aaa.reject_reasons import reject_label
 from radius_contracts.aaa.render import render_rows, template_values
 from radius_contracts.aaa.sessions import OpenSession, SessionView
@@ -163,6 +164,9 @@ class AccessHandler:
         self._catalog = catalog
         self._auth_log = auth_log
         self.sessions = sessions
+        # Simultaneous use decided in the database (nodes or worker processes); None: by
+        # ``sessions`` alone. Set by the daemon.
+        self.claims: LoginClaims | None = None
         self.leases = leases
         self._interim_interval = interim_interval
         self._reply_message = reply_message
@@ -285,6 +289,11 @@ class AccessHandler:
             login = OpenSession(
                 request.nas_id, "", None, calling, request.nas_port, request.nas_port_id
             )
+            if self.claims is not None:
+                # Other nodes or worker processes decide too: the database decides.
+                return self._accept_claimed(
+                    contract, reply, purpose, layout, method, mschap, pools, login, limit
+                )
             refusal = sessions.check(contract.id, limit, login)
             if refusal is not None:
                 return self._reject(refusal, method=method, contract=contract)
@@ -345,6 +354,37 @@ class AccessHandler:
             if pool is not None and pool.active and pool.mode is PoolMode.MANAGED:
                 found.append(pool)
         return found
+
+    async def _accept_claimed(
+        self,
+        contract: ContractSnapshot,
+        reply: Reply,
+        purpose: LayoutPurpose,
+        layout: LayoutSnapshot | None,
+        method: AuthMethod,
+        mschap: authenticate.MsChapV2Result | None,
+        pools: list[PoolSnapshot],
+        login: OpenSession,
+        limit: int,
+    ) -> AuthDecision:
+        """Accept once the login claimed a place of the contract's limit (aaa.claims)."""
+        claims = self.claims
+        assert claims is not None
+        claim = await claims.decide(contract.id, limit, login)
+        if isinstance(claim, Refusal):
+            return self._reject(claim, method=method, contract=contract)
+        if not pools:
+            return self._accept(contract, reply, purpose, layout, method, mschap)
+        try:
+            decision = await self._accept_leased(
+                contract, reply, purpose, layout, method, mschap, pools, login
+            )
+        except BaseException:
+            await claims.withdraw(contract.id, login, claim)
+            raise
+        if not decision.accept:
+            await claims.withdraw(contract.id, login, claim)
+        return decision
 
     async def _accept_leased(
         self,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from radius_contracts.aaa.authorize import Refusal
-from radius_contracts.domain import parse_mac
+from radius_contracts.domain import station_key
 from radius_contracts.store.accounting import Applied
 
 __all__ = ["OpenSession", "SessionView"]
@@ -46,25 +46,6 @@ class OpenSession:
         self.calling_station_id = station_key(self.calling_station_id)
 
 
-_STATIONS: dict[str, str] = {}  # Calling-Station-Id as sent → station_key (bounded)
-_STATIONS_MAX = 200_000
-
-
-def station_key(value: str | None) -> str | None:
-    """A Calling-Station-Id as sessions are compared by: NAS write the same MAC in different
-    notations in Access- and Accounting-Requests (``AA-BB-…``, ``aabb.ccdd.…``), so MACs are
-    normalised; anything else is kept as sent. Remembered per text: a device sends the same
-    one at every login and Interim-Update, and parsing it costs more than the whole check."""
-    if not value:
-        return None
-    key = _STATIONS.get(value)
-    if key is None:
-        if len(_STATIONS) >= _STATIONS_MAX:
-            _STATIONS.clear()
-        key = _STATIONS[value] = parse_mac(value) or value
-    return key
-
-
 def same_place(a: OpenSession, b: OpenSession) -> bool:
     """Whether two sessions come from the same subscriber device or the same NAS port."""
     station = a.calling_station_id
@@ -87,6 +68,34 @@ def _anonymous(session: OpenSession) -> bool:
     )
 
 
+def occupied(
+    sessions: Iterable[OpenSession],
+    pending: Iterable[OpenSession],
+    login: OpenSession,
+    now: float,
+) -> int:
+    """How many of a contract's places ``login`` would not take over: its open sessions and
+    its accepted logins still awaiting their Start (``expires`` after ``now``), except those
+    at the login's own place (it replaces them) and logins whose Start already arrived (they
+    are counted as their session)."""
+    count = 0
+    others = []
+    for session in sessions:
+        if not same_place(session, login):
+            count += 1
+            others.append(session)
+    for waiting in pending:
+        if waiting.expires <= now or same_place(waiting, login):
+            continue
+        if not any(same_place(waiting, session) for session in others):
+            count += 1
+    return count
+
+
+def limit_reached(limit: int) -> Refusal:
+    return Refusal(f"simultaneous use limit of {limit} reached")
+
+
 class SessionView:
     """Open sessions and logins awaiting their Accounting-Start, per contract."""
 
@@ -95,7 +104,7 @@ class SessionView:
         self._clock = clock
         self._open: dict[int, dict[tuple[int, str], OpenSession]] = {}
         self._pending: dict[int, list[OpenSession]] = {}
-        self._replaying: list[Applied] | None = None
+        self._replays: list[list[Applied]] = []  # reloads reading meanwhile (begin_reload)
         self.ready = False  # loaded at least once, and the last refresh worked
         self.refused = 0  # logins refused for the limit (metrics)
 
@@ -109,24 +118,10 @@ class SessionView:
         pending = self._pending.get(contract_id)
         if not sessions and not pending:
             return None
-        count = 0
-        others = []
-        if sessions:
-            for session in sessions.values():
-                if not same_place(session, login):
-                    count += 1
-                    others.append(session)
-        if pending:
-            now = self._clock()
-            for waiting in pending:
-                if waiting.expires <= now or same_place(waiting, login):
-                    continue
-                # A login whose Start arrived is already counted as its session.
-                if not any(same_place(waiting, session) for session in others):
-                    count += 1
-        if count >= limit:
+        taken = occupied(sessions.values() if sessions else (), pending or (), login, self._clock())
+        if taken >= limit:
             self.refused += 1
-            return Refusal(f"simultaneous use limit of {limit} reached")
+            return limit_reached(limit)
         return None
 
     def admit(self, contract_id: int, login: OpenSession) -> None:
@@ -159,8 +154,8 @@ class SessionView:
 
     def applied(self, applied: Applied) -> None:
         """An accounting batch was committed: follow its sessions and NAS reboots."""
-        if self._replaying is not None:
-            self._replaying.append(applied)
+        for replay in self._replays:
+            replay.append(applied)
         self._apply(applied)
 
     def _apply(self, applied: Applied) -> None:
@@ -211,24 +206,43 @@ class SessionView:
             if not sessions:
                 del self._open[contract_id]
 
-    def begin_reload(self) -> None:
-        """A reload from the database starts: remember commits made while it reads."""
-        self._replaying = []
+    def begin_reload(self) -> list[Applied]:
+        """A reload from the database starts: commits made while it reads are remembered in
+        the list returned, to be applied again over what it read."""
+        replay: list[Applied] = []
+        self._replays.append(replay)
+        return replay
 
-    def finish_reload(self, rows: Iterable[tuple[int, OpenSession]]) -> None:
-        """Replace the open sessions with ``rows`` (contract id, session) from the database."""
+    def finish_reload(
+        self,
+        rows: Iterable[tuple[int, OpenSession]],
+        replay: list[Applied],
+        contracts: Iterable[int] | None = None,
+    ) -> None:
+        """Replace the open sessions with ``rows`` (contract id, session) from the database:
+        all of them, or those of ``contracts`` (sessions other nodes started or stopped)."""
         fresh: dict[int, dict[tuple[int, str], OpenSession]] = {}
         for contract_id, session in rows:
             fresh.setdefault(contract_id, {})[(session.nas_id, session.key)] = session
-        replay, self._replaying = self._replaying or [], None
-        self._open = fresh
+        self._replays.remove(replay)
+        if contracts is None:
+            self._open = fresh
+        else:
+            for contract_id in contracts:
+                if contract_id in fresh:
+                    self._open[contract_id] = fresh[contract_id]
+                else:
+                    self._open.pop(contract_id, None)
+        # Batches in the order they were committed, over what was read before some of them:
+        # each leaves its sessions as it found them, so applying one again changes nothing.
         for applied in replay:
             self._apply(applied)
-        self.ready = True
+        if contracts is None:
+            self.ready = True
 
-    def reload_failed(self) -> None:
+    def reload_failed(self, replay: list[Applied]) -> None:
         """The reload could not read the database; the view stays as it was."""
-        self._replaying = None
+        self._replays.remove(replay)
 
     def sweep(self) -> int:
         """Forget logins whose Accounting-Start never came (run by the periodic jobs); returns

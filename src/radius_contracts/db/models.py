@@ -351,6 +351,38 @@ class AcctSession(Base):
     terminate_cause: Mapped[str | None] = mapped_column(String(64))
 
 
+class LoginClaim(Base):
+    """A login accepted for a contract with a simultaneous-use limit whose Accounting-Start
+    has not come yet, as every node and worker process must count it.
+
+    Written only where several processes decide (nodes sharing PostgreSQL, or worker
+    processes): each decision locks the contract (an advisory lock on PostgreSQL, the write
+    lock on SQLite), counts its open sessions and unexpired claims, and adds its own claim in
+    the same transaction, so two logins at the same moment cannot both take the last place.
+    Claims end when they expire (``[accounting] start_wait``); a login whose Start arrived is
+    counted as its session, not twice (same place).
+    """
+
+    __tablename__ = "login_claims"
+    __table_args__ = (
+        Index("ix_login_claims_contract", "contract_id", "expires_at"),
+        Index("ix_login_claims_expires", "expires_at"),
+        IDS_NEVER_REUSED,
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
+    nas_id: Mapped[int | None] = mapped_column(ForeignKey("nas.id", ondelete="SET NULL"))
+    # The login's place (aaa.sessions.same_place): Calling-Station-Id as compared (a MAC in
+    # one notation), NAS port and port id.
+    station: Mapped[str | None] = mapped_column(String(253))
+    nas_port: Mapped[int | None] = mapped_column(BigInteger)
+    nas_port_id: Mapped[str | None] = mapped_column(String(253))
+    node: Mapped[str] = mapped_column(String(255))  # who accepted it
+    claimed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class CoaLogEntry(Base):
     """One CoA or Disconnect-Request sent for a session, and how the NAS answered."""
 

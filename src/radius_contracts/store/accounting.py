@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from radius_contracts.domain import station_key
 from radius_contracts.plans import QuotaCounts, counted_bytes
 from radius_contracts.store.driver import placeholders, timestamp
 
@@ -122,6 +123,7 @@ class SessionState:
     framed_ip: str | None
     framed_ipv6_prefix: str | None
     delegated_ipv6_prefix: str | None
+    opened: bool = False  # this batch started the session (its row is new)
 
 
 @dataclass(slots=True)
@@ -221,6 +223,14 @@ class _Sql:
             f"WHERE contract_id = {b} AND period_start = {c} AND state = 'normal'"
         )
 
+        a, b, c, d, e, f = placeholders(self.paramstyle, 6)
+        self.claims_taken = (
+            f"DELETE FROM login_claims WHERE contract_id = {a} AND (station = {b} "  # noqa: S608
+            f"OR (nas_id = {c} AND (nas_port_id = {d} OR nas_port = {e})) "
+            "OR (station IS NULL AND nas_port IS NULL AND nas_port_id IS NULL "
+            f"AND {f} = 1))"
+        )
+
     def update(self, columns: tuple[str, ...]) -> str:
         """UPDATE of ``columns`` (then the id) for one session."""
         statement = self._updates.get(columns)
@@ -282,13 +292,18 @@ def _segments(
 
 
 async def apply(
-    session: AsyncSession, records: Sequence[AcctRecord], quota: QuotaResolver | None = None
+    session: AsyncSession,
+    records: Sequence[AcctRecord],
+    quota: QuotaResolver | None = None,
+    claims: bool = False,
 ) -> Applied:
     """Apply ``records`` in order inside the caller's transaction (it commits).
 
     Contracts and NAS are taken as they were when the records were resolved: one deleted
     since makes the batch fail on its foreign key, and the writer retries the rest without it.
     ``quota`` says where each contract's traffic counts against a quota (see QuotaTarget).
+    With ``claims`` (simultaneous use decided in the database, aaa.claims), a new session
+    takes over the login claims at its place: the login is now counted as the session.
     """
     connection = await session.connection()
     sql = _sql(connection.dialect.name, connection.dialect.paramstyle)
@@ -300,7 +315,7 @@ async def apply(
             for statement, params in _load_statements(sql, segment):
                 result = await connection.exec_driver_sql(statement, tuple(params))
                 _absorb(sql, found, result)
-            for statement, rows in _plan(sql, segment, found, applied, quota, used):
+            for statement, rows in _plan(sql, segment, found, applied, quota, used, claims):
                 await connection.exec_driver_sql(statement, rows)
         if reboot is not None:
             for statement, params in _reboot_statements(sql, reboot.nas_id, reboot.at):
@@ -325,6 +340,7 @@ def apply_sqlite(
     connection: sqlite3.Connection,
     records: Sequence[AcctRecord],
     quota: QuotaResolver | None = None,
+    claims: bool = False,
 ) -> Applied:
     """:func:`apply` for a plain sqlite3 connection inside the caller's transaction."""
     sql = _sql("sqlite", "qmark")
@@ -335,7 +351,7 @@ def apply_sqlite(
             found: dict[tuple[int, str], _Sessions] = {}
             for statement, params in _load_statements(sql, segment):
                 _absorb(sql, found, connection.execute(statement, params))
-            for statement, rows in _plan(sql, segment, found, applied, quota, used):
+            for statement, rows in _plan(sql, segment, found, applied, quota, used, claims):
                 connection.executemany(statement, rows)
         if reboot is not None:
             for statement, params in _reboot_statements(sql, reboot.nas_id, reboot.at):
@@ -497,6 +513,7 @@ def foreseen(records: Sequence[AcctRecord]) -> Applied:
                 record.framed_ip,
                 record.framed_ipv6_prefix,
                 record.delegated_ipv6_prefix,
+                record.kind == START,
             )
         )
     return applied
@@ -583,6 +600,7 @@ def _plan(
     applied: Applied,
     quota: QuotaResolver | None = None,
     used: dict[tuple[int, date], _QuotaDelta] | None = None,
+    claims: bool = False,
 ) -> list[Batch]:
     """Decide what each record does to its session; the writes that do it, in order.
 
@@ -614,6 +632,12 @@ def _plan(
     writes: list[Batch] = []
     if inserts:
         writes.append((sql.insert, [_bind(sql, row.values, _COLUMNS) for row in inserts]))
+        if claims:
+            taken: list[Sequence[Any]] = [
+                _claim_place(row.values) for row in inserts if row.values["contract_id"]
+            ]
+            if taken:
+                writes.append((sql.claims_taken, taken))
     updates: dict[tuple[str, ...], list[_Row]] = {}
     for row in touched.values():
         if row.id is not None and row.changed:
@@ -647,6 +671,7 @@ def _plan(
                 values["framed_ip"],
                 values["framed_ipv6_prefix"],
                 values["delegated_ipv6_prefix"],
+                row.id is None,
             )
         )
     return writes
@@ -699,6 +724,15 @@ def _decide(
     )
 
 
+def _claim_place(values: dict[str, Any]) -> tuple[Any, ...]:
+    """Parameters of _Sql.claims_taken for a new session: its contract and place (the same
+    place as aaa.sessions.same_place: station, or NAS and port, or neither says)."""
+    station = station_key(values["calling_station_id"])
+    port, port_id = values["nas_port"], values["nas_port_id"]
+    anonymous = int(station is None and port is None and port_id is None)
+    return (values["contract_id"], station, values["nas_id"], port_id, port, anonymous)
+
+
 def _bind(sql: _Sql, values: dict[str, Any], columns: Iterable[str]) -> tuple[Any, ...]:
     time = sql.time
     return tuple(
@@ -718,17 +752,27 @@ OpenRow = tuple[int, int, str, datetime, str | None, int | None, str | None]
 """(contract id, NAS id, session id, started at, calling station, NAS port, NAS port id)"""
 
 
-async def open_sessions(session: AsyncSession) -> list[OpenRow]:
-    """Open sessions of contracts, except those older than their NAS's last Accounting-On."""
+async def open_sessions(
+    session: AsyncSession, contract_ids: Sequence[int] | None = None
+) -> list[OpenRow]:
+    """Open sessions of contracts (all, or these), except those older than their NAS's last
+    Accounting-On."""
     connection = await session.connection()
     sql = _sql(connection.dialect.name, connection.dialect.paramstyle)
-    result = await connection.exec_driver_sql(
+    query = (
         "SELECT s.contract_id, s.nas_id, s.acct_unique_id, s.started_at, "
         "s.calling_station_id, s.nas_port, s.nas_port_id FROM sessions s "
         "LEFT JOIN nas n ON n.id = s.nas_id "
         "WHERE s.stopped_at IS NULL AND s.contract_id IS NOT NULL AND s.nas_id IS NOT NULL "
         "AND (n.accounting_on_at IS NULL OR s.started_at > n.accounting_on_at)"
     )
+    params: tuple[Any, ...] = ()
+    if contract_ids is not None:
+        ids = sorted(set(contract_ids))
+        marks = sql.marks(len(ids))
+        query += f" AND s.contract_id IN ({', '.join(marks)})"
+        params = tuple(ids)
+    result = await connection.exec_driver_sql(query, params)
     rows: list[OpenRow] = []
     for raw in result:
         row: tuple[Any, ...] = tuple(raw)
