@@ -736,6 +736,29 @@ def prepare_state(
         asyncio.run(_populate_pg(pg_url, users, secret))
 
 
+QUOTA_PLAN = (
+    "INSERT INTO plans (name, max_upload, max_download, quota_bytes, quota_period, quota_counts,"
+    " quota_action, fup_max_upload, fup_max_download, windows, active, created_at, updated_at)"
+    " VALUES ('bench-quota', '50M', '500M', 10000000000000000, 'month', 'both', 'fup', '5M',"
+    " '20M', '[]', {true}, {now}, {now})"
+)
+
+
+def on_quota_plan(state_dir: Path, pg_url: str | None) -> None:
+    """Every contract on a plan whose quota (10 PB a month) the run never reaches: each
+    request's traffic is counted against it and checked, and no CoA is sent."""
+    if pg_url is None:
+        connection = sqlite3.connect(state_dir / "radius-contracts.db")
+        with connection:
+            connection.execute(QUOTA_PLAN.format(true=1, now="CURRENT_TIMESTAMP"))
+            connection.execute("UPDATE contracts SET plan_id = (SELECT max(id) FROM plans)")
+        connection.close()
+        return
+    plan = QUOTA_PLAN.format(true="true", now="now()")
+    asyncio.run(_pg_execute(pg_url, plan))
+    asyncio.run(_pg_execute(pg_url, "UPDATE contracts SET plan_id = (SELECT max(id) FROM plans)"))
+
+
 def daemon_extra(kind: str, synchronous: str, pg_url: str | None, args: Any) -> list[str]:
     lines = ["[database]"]
     if kind == "postgres":
@@ -1543,6 +1566,13 @@ def main() -> int:
         "--database", choices=("sqlite", "postgres", "both", "none"), default="both"
     )
     parser.add_argument(
+        "--quota",
+        choices=("off", "on", "both"),
+        default="off",
+        help="put every contract on a plan with a data quota (cap never reached, so every "
+        "request is counted and checked); both: each database once without, once with",
+    )
+    parser.add_argument(
         "--sqlite-synchronous", default="FULL,NORMAL", help="comma separated: FULL, NORMAL"
     )
     parser.add_argument("--pg-url", default=PG_DEFAULT, help="PostgreSQL server (admin database)")
@@ -1665,6 +1695,9 @@ def main() -> int:
         configs += [(f"rc-sqlite-{s}", "sqlite", s) for s in syncs]
     if args.database in ("postgres", "both"):
         configs.append(("rc-postgres", "postgres", ""))
+    quota = {"off": [False], "on": [True], "both": [False, True]}[args.quota]
+    configs = [(label + ("+quota" if q else ""), kind, sync)
+               for label, kind, sync in configs for q in quota]  # fmt: skip
     runs: list[AcctRun] = []
     try:
         if args.freeradius:
@@ -1685,6 +1718,8 @@ def main() -> int:
                 with pg as (pg_url, pg_db):
                     extra = daemon_extra(kind, synchronous, pg_url or None, args)
                     prepare_state(state_dir, opts.users, args.secret, extra, pg_url or None)
+                    if label.endswith("+quota"):
+                        on_quota_plan(state_dir, pg_url or None)
                     with our_server(
                         label, kind, state_dir, args.server_cpu, extra, (pg_url, pg_db)
                     ) as target:

@@ -29,9 +29,12 @@ fi
 
 spec="$ROOT"
 [ -n "${EXTRAS:-}" ] && spec="$ROOT[$EXTRAS]"
-# Reinstall only when pyproject.toml changed since the last install into this venv.
+# Reinstall only when the packaging or the C wire code changed since the last install into
+# this venv (the editable install builds src/radius_contracts/radius/_wire.c in place; without
+# a C compiler and the Python headers it goes on without it, and the daemon runs pure Python).
 stamp="$VENV/.installed-${EXTRAS:-base}"
-if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] \
+    || [ "$ROOT/src/radius_contracts/radius/_wire.c" -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q -e "$spec"
     touch "$stamp"
 fi

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +101,11 @@ class RunningDaemon:
         return client
 
 
-def start_daemon(settings: Settings) -> tuple[RunningDaemon, threading.Thread]:
+def start_daemon(
+    settings: Settings, clock: Callable[[], datetime] | None = None
+) -> tuple[RunningDaemon, threading.Thread]:
     loop = asyncio.new_event_loop()
-    daemon = Daemon(settings)
+    daemon = Daemon(settings) if clock is None else Daemon(settings, clock=clock)
     started = threading.Event()
     failure: list[BaseException] = []
 

@@ -16,11 +16,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,12 +34,15 @@ from radius_contracts.aaa.accounting import (
 )
 from radius_contracts.aaa.auth_log import AuthLogWriter
 from radius_contracts.aaa.batch_log import BatchLog
+from radius_contracts.aaa.claims import LoginClaims
 from radius_contracts.aaa.coa_dispatch import CoaDispatcher
 from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.aaa.pools import Leaser
+from radius_contracts.aaa.quota import QuotaKeeper
 from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.aaa.spool import AccountingSpool
+from radius_contracts.aaa.windows import PlanWindows
 from radius_contracts.api.app import create_app
 from radius_contracts.api.request_log import RequestLog
 from radius_contracts.change_feed import ChangeFeed
@@ -58,6 +60,7 @@ from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex, Catalogue
 from radius_contracts.jobs import Scheduler, SessionJobs, node_name
 from radius_contracts.metrics import DaemonMetrics, PoolUse
+from radius_contracts.radius import wire_speedups
 from radius_contracts.radius.coa import CoaSender
 from radius_contracts.radius.dedup import ReplyCache
 from radius_contracts.radius.dictionary import AttributeCatalog
@@ -74,7 +77,7 @@ from radius_contracts.services.base import SYSTEM, ServiceContext
 from radius_contracts.services.defaults import seed_defaults
 from radius_contracts.services.registry import Services
 from radius_contracts.settings import Settings
-from radius_contracts.store.accounting import SqliteAccountingConnection
+from radius_contracts.store.accounting import Applied, SqliteAccountingConnection
 
 log = logging.getLogger("radius_contracts.daemon")
 
@@ -119,9 +122,7 @@ async def open_services(settings: Settings, *, run_migrations: bool) -> Services
             new_database = await migrate.upgrade(migrations)
         finally:
             await migrations.dispose()
-    context = ServiceContext(
-        sessions=session_factory(engine), catalog=catalog, zone=isp_zone(settings)
-    )
+    context = ServiceContext(sessions=session_factory(engine), catalog=catalog, zone=settings.zone)
     services = Services.build(context)
     if run_migrations:
         added = await services.attributes.sync(catalog)
@@ -137,12 +138,6 @@ def engine_of(services: Services) -> AsyncEngine:
     bind = services.context.sessions.kw["bind"]
     assert isinstance(bind, AsyncEngine)
     return bind
-
-
-def isp_zone(settings: Settings) -> tzinfo:
-    """The ISP's time zone: the top-level ``timezone`` setting where it exists, else UTC."""
-    name = getattr(settings, "timezone", None) or "UTC"
-    return UTC if name == "UTC" else ZoneInfo(str(name))
 
 
 async def ensure_admin_token(services: Services, state_dir: Path) -> Path | None:
@@ -191,10 +186,19 @@ class _EmbeddedServer(uvicorn.Server):
 class Daemon:
     """The running process: start(), then wait for stop() or a signal."""
 
-    def __init__(self, settings: Settings, reread: Callable[[], Settings] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        reread: Callable[[], Settings] | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         """``reread`` builds the settings afresh for SIGHUP (the CLI re-reads its config file
-        and the environment); without it a reload keeps ``settings``."""
+        and the environment); without it a reload keeps ``settings``. ``clock`` is the wall
+        clock that contract dates, quota periods and plan windows are read on (tests move
+        it)."""
         self.settings = settings
+        self.clock = clock
         self._reread = reread or (lambda: self.settings)
         self._reloading: asyncio.Task[None] | None = None
         self._reload_again = False
@@ -225,6 +229,9 @@ class Daemon:
         self.coa_log: BatchLog[CoaRecord] | None = None
         self.live: LiveSessions | None = None
         self.contract_dates: ContractDates | None = None
+        self.quota: QuotaKeeper | None = None
+        self.claims: LoginClaims | None = None
+        self.plan_windows: PlanWindows | None = None
         self.change_feed: ChangeFeed | None = None
         self.port_stats: dict[Port, Stats] = {"auth": Stats(), "acct": Stats()}
         self.stats = StatsTotal(self.port_stats.values())  # both ports' outcomes summed
@@ -274,14 +281,19 @@ class Daemon:
         )
         sdnotify.notify(f"READY=1\nSTATUS={status}")
         log.info(
-            "radius-contracts ready: %s, database %s", status, redacted_url(settings.database_url)
+            "radius-contracts ready: %s, database %s, wire code %s",
+            status,
+            redacted_url(settings.database_url),
+            "C" if wire_speedups.active() else "pure Python",
         )
 
     async def _start_radius(self) -> None:
         """Index, handler and auth log, then the UDP listeners (auth and accounting ports)."""
         assert self.services is not None
         services, radius = self.services, self.settings.radius
-        self.index = AuthIndex(services.context.sessions)
+        self.index = AuthIndex(
+            services.context.sessions, zone=self.settings.zone, clock=lambda: self.clock()
+        )
         await self.index.load()
         _settle_heap()
         services.context.listeners.append(self.index.changed_many)
@@ -290,8 +302,8 @@ class Daemon:
             self.change_feed = ChangeFeed(
                 self.settings.database_url,
                 node_name(self.settings.scheduler.node_name),
-                self.index.changed_many,
-                self.index.load,
+                self._refresh,
+                self._reload_all,
             )
             await self.change_feed.start()
             services.context.listeners.append(self.change_feed.publish)
@@ -307,15 +319,19 @@ class Daemon:
         self._spawn(self.auth_log.run(), "auth-log")
         await self._start_accounting()
         context = services.context
+        index = self.index
         self.handler = AccessHandler(
-            self.index,
+            index,
             lambda: context.catalog,
             auth_log=self.auth_log,
             sessions=self.sessions,
             leases=self.leaser,
             interim_interval=self.settings.accounting.interim_interval,
             reply_message=radius.reply_message,
+            chap_challenge_window=radius.chap_challenge_window,
+            today=lambda: index.local_now().date(),
         )
+        self.handler.claims = self.claims
         context.access = self.handler
         self._start_coa()
         self.metrics.watch_pools(PoolUse(self.index, services.pools.held_by_pool))
@@ -359,6 +375,15 @@ class Daemon:
         sessions = self.services.context.sessions
         settings = self.settings.accounting
         self.sessions = SessionView(start_wait=settings.start_wait)
+        if self._decides_in_database():
+            self.claims = LoginClaims(
+                sessions,
+                self.sessions,
+                node=node_name(self.settings.scheduler.node_name),
+                start_wait=settings.start_wait,
+                offline=settings.simultaneous_use_offline,
+            )
+            self._spawn(self.claims.run(), "login-claims")
         self.leaser = Leaser(
             sessions, offer_timeout=self.settings.pools.offer_timeout, is_fixed=self.index.is_fixed
         )
@@ -368,18 +393,34 @@ class Daemon:
             sqlite = SqliteAccountingConnection(
                 sqlite_path(url), self.settings.database.sqlite_synchronous
             )
+        quota = self.quota = QuotaKeeper(self.index, sessions, clock=lambda: self.clock())
+        self.services.context.quota = quota
+        if self.change_feed is not None:
+            quota.announce = self.change_feed.publish
         store = self.accounting_store = AccountingStore(
-            sessions, sqlite=sqlite, leases=LeaseTracking(self.index)
+            sessions,
+            sqlite=sqlite,
+            leases=LeaseTracking(self.index),
+            quota=quota.target,
+            claims=self.claims is not None,
         )
         if settings.spool:
             spool = self.accounting_spool = AccountingSpool(
                 self.settings.state_dir / SPOOL_DIRECTORY, max_bytes=settings.spool_max_mb << 20
             )
             await asyncio.to_thread(spool.open)
+        view = self.sessions
+
+        def applied(batch: Applied) -> None:
+            view.applied(batch)
+            quota.applied(batch)
+            if self.change_feed is not None:
+                self._announce_sessions(batch)
+
         self.accounting = AccountingWriter(
             store.write,
             is_data_error=store.is_data_error,
-            on_applied=self.sessions.applied,
+            on_applied=applied,
             max_pending=settings.max_pending,
             max_batch=settings.max_batch,
             spool=self.accounting_spool,
@@ -417,7 +458,10 @@ class Daemon:
             "by an Accounting-Start, or no longer renewed).",
         )
         # Its disconnect is the CoA sender's, set up with the handler (see _start_coa).
-        dates = self.contract_dates = ContractDates(sessions)
+        zone, index = self.settings.zone, self.index
+        dates = self.contract_dates = ContractDates(
+            sessions, today=lambda: index.local_now().date()
+        )
         scheduler.daily(
             "contract-dates",
             CONTRACT_DATES_AT,
@@ -425,6 +469,25 @@ class Daemon:
             shared=True,
             description="Disconnect the sessions of contracts past their end date; count the "
             "contracts that start today.",
+            zone=zone,
+        )
+        scheduler.daily(
+            "quota-periods",
+            CONTRACT_DATES_AT,
+            quota.end_periods,
+            shared=True,
+            description="Give contracts whose over-quota period ended full speed back (CoA).",
+            zone=zone,
+        )
+        # Its live sessions are the CoA sender's too (see _start_coa).
+        windows = self.plan_windows = PlanWindows(
+            self.index, sessions, rate=self.settings.coa.plan_rate
+        )
+        scheduler.minutely(
+            "plan-windows",
+            windows.run,
+            description="Follow plans' time windows: logins get the window's speeds, and at a "
+            "boundary one node moves the online sessions by CoA.",
         )
         scheduler.every(
             "forget-logins",
@@ -452,6 +515,47 @@ class Daemon:
             log.info("expired %d pool leases (never confirmed or no longer renewed)", expired)
         return expired
 
+    async def _refresh(self, entity: str, ids: Sequence[int]) -> None:
+        """Another node committed these rows (the change feed): this node follows."""
+        assert self.index is not None
+        if entity == "sessions":
+            # Sessions it started or stopped, by contract: the session view reads them.
+            if self.session_jobs is not None:
+                await self.session_jobs.reload_contracts(ids)
+            return
+        await self.index.changed_many(entity, ids)
+
+    async def _reload_all(self) -> None:
+        """The change feed was interrupted: read everything it may have missed."""
+        assert self.index is not None
+        await self.index.load()
+        if self.session_jobs is not None:
+            await self.session_jobs.reload_view()
+
+    def _announce_sessions(self, batch: Applied) -> None:
+        """Tell the other nodes which contracts this batch started or stopped sessions of,
+        so their session views follow within a moment (the periodic refresh is only the
+        safety net)."""
+        feed = self.change_feed
+        assert feed is not None
+        ids = sorted(
+            {
+                state.contract_id
+                for state in batch.sessions
+                if state.contract_id is not None and (state.opened or state.stopped_at)
+            }
+        )
+        if ids:
+            self._spawn(feed.publish("sessions", ids), "announce-sessions")
+
+    def _decides_in_database(self) -> bool:
+        """Whether simultaneous use is decided in the database (aaa.claims): where another
+        node may decide too."""
+        decisions = self.settings.accounting.simultaneous_use_decisions
+        if decisions == "auto":
+            return not is_sqlite(self.settings.database_url)
+        return decisions == "database"
+
     def _start_coa(self) -> None:
         """The CoA sender, its log and the live-session updates the services call after commits."""
         assert self.services is not None and self.index is not None and self.handler is not None
@@ -474,8 +578,13 @@ class Daemon:
             context.sessions,
             dispatcher,
             layout_rate=settings.layout_rate,
+            plan_rate=settings.plan_rate,
         )
         context.live = self.live
+        if self.quota is not None:
+            self.quota.live = self.live
+        if self.plan_windows is not None:
+            self.plan_windows.live = self.live
         if self.contract_dates is not None:
             self.contract_dates.disconnect = self.live.disconnect_contracts
 
@@ -620,12 +729,17 @@ class Daemon:
         self.services.context.catalog = staged.catalog
         # Else API changes kept replacing the catalogue while we read: theirs is as new as ours.
         if staged.catalogue_version == self.index.catalogue_version:
-            self.index.install_catalogue(staged.catalogue)
+            plans = self.index.install_catalogue(staged.catalogue)
+            if plans:
+                # Plans edited behind the daemon's back: their contracts follow, a slice at
+                # a time (no CoA: nothing was committed through this node).
+                self._spawn(self._recompute_plans(plans), "recompute-plans")
         radius = settings.radius
         if self.handler is not None:
             self.handler.configure(
                 interim_interval=settings.accounting.interim_interval,
                 reply_message=radius.reply_message,
+                chap_challenge_window=radius.chap_challenge_window,
             )
         for _transport, protocol in self._listeners:
             protocol.options = dataclasses.replace(
@@ -654,6 +768,10 @@ class Daemon:
                 ", ".join(restart),
             )
         return [key for key in changed if key in RUNTIME_KEYS]
+
+    async def _recompute_plans(self, plans: set[int]) -> None:
+        assert self.index is not None
+        await self.index.recompute_plans(plans)
 
     async def _sync_attributes(self, catalog: AttributeCatalog) -> None:
         assert self.services is not None
@@ -702,6 +820,8 @@ class Daemon:
         # 2. Finish what was taken.
         if self.accounting is not None:
             await self.accounting.close(left())
+        if self.claims is not None:
+            self.claims.close()
             if self._accounting_task is not None:
                 # A batch in the middle of its commit is let finish and answered.
                 await asyncio.wait({self._accounting_task}, timeout=left())

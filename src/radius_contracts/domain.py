@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from radius_contracts.plans import PlanSnapshot, QuotaState
 
 
 class ContractStatus(StrEnum):
@@ -21,6 +24,7 @@ class ContractStatus(StrEnum):
 class LayoutPurpose(StrEnum):
     ACTIVE = "active"
     SUSPENDED = "suspended"
+    QUOTA = "quota"  # contracts over their plan's data quota, when its action says so
 
 
 class PoolFamily(StrEnum):
@@ -108,7 +112,13 @@ class ConnectionConfig:
 
 @dataclass(frozen=True, slots=True)
 class ContractSnapshot:
-    """A contract as authorization and template rendering see it."""
+    """A contract as authorization and template rendering see it.
+
+    ``config`` is what the reply is rendered from: with a plan, the speeds the plan gives now
+    (its window, the quota state; see plans.effective_config), and ``own_config`` keeps the
+    contract's stored config. Without a plan, or when the plan changes nothing, ``config`` is
+    the stored config and ``own_config`` is None.
+    """
 
     id: int
     number: str
@@ -121,6 +131,17 @@ class ContractSnapshot:
     customer_external_id: str | None = None
     custom_fields: Mapping[str, Any] = field(default_factory=dict)
     customer_custom_fields: Mapping[str, Any] = field(default_factory=dict)
+    plan_id: int | None = None
+    billing_day: int | None = None  # anchors billing-month quota periods
+    plan: PlanSnapshot | None = None  # resolved by the index
+    quota_state: QuotaState | None = None  # None: the plan has no quota
+    window: int | None = None  # the plan's time window in force, by index
+    own_config: ConnectionConfig | None = None
+
+    @property
+    def stored_config(self) -> ConnectionConfig:
+        """The config as the contract stores it, before its plan's policy."""
+        return self.own_config or self.config
 
 
 _MAC_SEPARATORS = re.compile(r"[:\-.\s]")
@@ -138,6 +159,25 @@ def parse_mac(text: str) -> str | None:
         return None
     digits = digits.lower()
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+_STATIONS: dict[str, str] = {}  # Calling-Station-Id as sent → station_key (bounded)
+_STATIONS_MAX = 200_000
+
+
+def station_key(value: str | None) -> str | None:
+    """A Calling-Station-Id as sessions are compared by: NAS write the same MAC in different
+    notations in Access- and Accounting-Requests (``AA-BB-…``, ``aabb.ccdd.…``), so MACs are
+    normalised; anything else is kept as sent. Remembered per text: a device sends the same
+    one at every login and Interim-Update, and parsing it costs more than the whole check."""
+    if not value:
+        return None
+    key = _STATIONS.get(value)
+    if key is None:
+        if len(_STATIONS) >= _STATIONS_MAX:
+            _STATIONS.clear()
+        key = _STATIONS[value] = parse_mac(value) or value
+    return key
 
 
 # Attributes a CoA or Disconnect-Request may identify a session by (RFC 5176 §3), each as

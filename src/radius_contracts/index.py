@@ -8,11 +8,14 @@ replace whole snapshots or whole tables, so a reader never sees half a change.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import ipaddress
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, tzinfo
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -27,6 +30,7 @@ from radius_contracts.domain import (
     PoolFamily,
     PoolSnapshot,
 )
+from radius_contracts.plans import PlanSnapshot, QuotaState, effective_config, quota_period
 from radius_contracts.radius.clients import ClientTable, NasClient
 from radius_contracts.store import authz
 
@@ -34,8 +38,11 @@ log = logging.getLogger("radius_contracts.index")
 
 # Tables small enough to reload whole on any change to them.
 _CATALOGUE_ENTITIES = frozenset(
-    {"nas", "manufacturers", "pops", "layouts", "radius_attributes", "pools"}
+    {"nas", "manufacturers", "pops", "layouts", "radius_attributes", "pools", "plans"}
 )
+# Contracts given new snapshots at a time when a plan or window changes: the event loop (and
+# RADIUS with it) is let go between slices.
+_SLICE = 2000
 
 
 def username_key(name: str) -> str:
@@ -203,18 +210,21 @@ def _pool_lengths(pools: Iterable[PoolSnapshot]) -> set[int]:
 
 @dataclass(frozen=True, slots=True)
 class Catalogue:
-    """The small tables, read together: active NAS (and their client table), layouts, pools."""
+    """The small tables, read together: active NAS (and their client table), layouts, pools,
+    plans."""
 
     nas: Mapping[int, NasSnapshot]
     clients: ClientTable
     layouts: Layouts
     pools: Mapping[str, PoolSnapshot]
+    plans: Mapping[int, PlanSnapshot]
 
 
 async def read_catalogue(session: AsyncSession) -> Catalogue:
     nas = {row.id: row for row in await authz.nas(session)}
     layouts = {(row.manufacturer_id, row.purpose): row for row in await authz.layouts(session)}
     pools = {row.name: row for row in await authz.pools(session)}
+    plans = {row.id: row for row in await authz.plans(session)}
     clients = ClientTable(
         (
             row.address,
@@ -223,15 +233,44 @@ async def read_catalogue(session: AsyncSession) -> Catalogue:
         for row in nas.values()
     )
     return Catalogue(
-        MappingProxyType(nas), clients, MappingProxyType(layouts), MappingProxyType(pools)
+        MappingProxyType(nas),
+        clients,
+        MappingProxyType(layouts),
+        MappingProxyType(pools),
+        MappingProxyType(plans),
     )
 
 
-class AuthIndex:
-    """Contracts by username and MAC, active NAS, layouts and pools, all in memory."""
+class _InForce:
+    """The plan's window in force now (as opposed to a given one)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+
+IN_FORCE = _InForce()
+
+
+class AuthIndex:
+    """Contracts by username and MAC, active NAS, layouts, pools and plans, all in memory.
+
+    Contracts on a plan are held as their plan makes them now (plans.effective_config): the
+    plan's time window in force, and whether the contract is over its data quota in the
+    current period. Whatever changes that (a plan edit, a window boundary, a quota crossing)
+    gives the contracts concerned new snapshots, like an edit of the contracts themselves.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        zone: tzinfo = UTC,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._sessions = sessions
+        self.zone = zone
+        self._clock = clock
+        self._plans: Mapping[int, PlanSnapshot] = MappingProxyType({})
+        self._by_plan: dict[int, set[int]] = {}
+        self._windows: dict[int, int | None] = {}  # plan id → its window in force
+        self._over: dict[int, date] = {}  # contract id → start of the period it is over in
         self._by_id: dict[int, ContractSnapshot] = {}
         self._by_username: dict[str, ContractSnapshot] = {}
         self._by_mac: dict[str, ContractSnapshot] = {}
@@ -286,6 +325,34 @@ class AuthIndex:
         """Every pool (not for the hot path)."""
         return list(self._pools.values())
 
+    def plan(self, plan_id: int) -> PlanSnapshot | None:
+        return self._plans.get(plan_id)
+
+    def all_plans(self) -> list[PlanSnapshot]:
+        return list(self._plans.values())
+
+    def contracts_of_plan(self, plan_id: int) -> list[ContractSnapshot]:
+        """The contracts on a plan, as held now (not for the hot path)."""
+        by_id = self._by_id
+        return [by_id[i] for i in self._by_plan.get(plan_id, ()) if i in by_id]
+
+    def local_now(self) -> datetime:
+        """The ISP's wall-clock time (settings.timezone)."""
+        return self._clock().astimezone(self.zone)
+
+    def quota_over(self) -> int:
+        """Contracts held as over their quota now (metrics)."""
+        return sum(
+            1 for contract_id in self._over if (c := self._by_id.get(contract_id)) is not None
+            and c.quota_state is QuotaState.OVER
+        )  # fmt: skip
+
+    def quota_contracts(self) -> int:
+        """Contracts whose plan has a quota (metrics; walks the plans' contract sets)."""
+        return sum(
+            len(self._by_plan.get(plan.id, ())) for plan in self._plans.values() if plan.quota
+        )
+
     def __len__(self) -> int:
         return len(self._by_id)
 
@@ -295,14 +362,23 @@ class AuthIndex:
         """Build everything from the database (start-up, and after a reload)."""
         started = time.monotonic()
         by_id: dict[int, ContractSnapshot] = {}
+        now = self.local_now()
         async with self._sessions() as session:
             await self._load_catalogue(session)
+            self._over = await authz.quota_over(session, now.date())
             async for snapshot in authz.contracts(session):
                 by_id[snapshot.id] = snapshot
+        self._windows = {plan.id: plan.window_at(now) for plan in self._plans.values()}
+        by_plan: dict[int, set[int]] = {}
         by_username: dict[str, ContractSnapshot] = {}
         by_mac: dict[str, ContractSnapshot] = {}
         fixed = FixedAddresses()
         fixed.watch(_pool_lengths(self._pools.values()))
+        for contract_id, stored in by_id.items():
+            if stored.plan_id is not None:
+                by_plan.setdefault(stored.plan_id, set()).add(contract_id)
+                by_id[contract_id] = self._effective(stored, now.date())
+        self._by_plan = by_plan
         for snapshot in by_id.values():
             by_username[username_key(snapshot.config.username)] = snapshot
             if snapshot.config.mac:
@@ -325,20 +401,31 @@ class AuthIndex:
 
     async def changed_many(self, entity: str, ids: Sequence[int]) -> None:
         """Committed changes to rows ``ids`` of ``entity``: refresh what they touched."""
-        if entity == "contracts":
+        if entity in ("contracts", "quota"):
+            today = self.local_now().date()
             async with self._sessions() as session:
-                found = await authz.contracts_by_id(session, ids)
+                over = await authz.quota_over(session, today, ids)
+                found = await authz.contracts_by_id(session, ids) if entity == "contracts" else {}
             for contract_id in ids:
-                self._put_contract(contract_id, found.get(contract_id))
+                if contract_id in over:
+                    self._over[contract_id] = over[contract_id]
+                else:
+                    self._over.pop(contract_id, None)
+            if entity == "contracts":
+                for contract_id in ids:
+                    self._put_contract(contract_id, found.get(contract_id))
+            else:
+                self._refresh(ids, today)
         elif entity in _CATALOGUE_ENTITIES:
             async with self._sessions() as session:
-                await self._load_catalogue(session)
+                plans = await self._load_catalogue(session)
+            await self.recompute_plans(plans)
         else:
             return
         self.changed_at = time.monotonic()
 
-    async def _load_catalogue(self, session: AsyncSession) -> None:
-        self.install_catalogue(await read_catalogue(session))
+    async def _load_catalogue(self, session: AsyncSession) -> set[int]:
+        return self.install_catalogue(await read_catalogue(session))
 
     async def read_catalogue(self) -> Catalogue:
         """NAS, layouts and pools as the database has them now, not installed (a reload builds
@@ -346,18 +433,175 @@ class AuthIndex:
         async with self._sessions() as session:
             return await read_catalogue(session)
 
-    def install_catalogue(self, catalogue: Catalogue) -> None:
-        """Replace NAS, client table, layouts and pools; synchronous, so no packet sees a mix."""
+    def install_catalogue(self, catalogue: Catalogue) -> set[int]:
+        """Replace NAS, client table, layouts, pools and plans; synchronous, so no packet sees
+        a mix. Returns the plans that changed: their contracts are given new snapshots by
+        :meth:`recompute_plans` (until then they keep the plan as it was)."""
         self._nas = catalogue.nas
         self._layouts = catalogue.layouts
         self._pools = catalogue.pools
+        old, self._plans = self._plans, catalogue.plans
         self._fixed.watch(_pool_lengths(catalogue.pools.values()))
         self.clients = catalogue.clients
         self.catalogue_version += 1
+        return {
+            plan_id
+            for plan_id in old.keys() | catalogue.plans.keys()
+            if old.get(plan_id) != catalogue.plans.get(plan_id)
+        }
+
+    # -- plans: what makes contracts' snapshots change without an edit of their own -------------
+
+    def _effective(
+        self, stored: ContractSnapshot, today: date, window: int | _InForce | None = IN_FORCE
+    ) -> ContractSnapshot:
+        """``stored`` (or a snapshot of it) as its plan makes it now; ``window`` (an index or
+        None) instead of the plan's window in force, when given."""
+        plan = self._plans.get(stored.plan_id) if stored.plan_id is not None else None
+        own = stored.stored_config
+        if plan is None:
+            if stored.plan is None and stored.own_config is None:
+                return stored
+            return dataclasses.replace(
+                stored, config=own, plan=None, quota_state=None, window=None, own_config=None
+            )
+        state = None
+        if plan.quota is not None:
+            state = QuotaState.NORMAL
+            started = self._over.get(stored.id)
+            if started is not None:
+                current, _end = quota_period(plan.quota.period, stored.billing_day, today)
+                if started == current:
+                    state = QuotaState.OVER
+        if isinstance(window, _InForce):
+            window = self._windows.get(plan.id)
+        elif window is not None and not 0 <= window < len(plan.windows):
+            window = None  # the windows were edited since
+        config = effective_config(own, plan, window, state is QuotaState.OVER)
+        own_config = None if config is own else own
+        if (
+            stored.plan is plan
+            and stored.quota_state is state
+            and stored.window == window
+            and stored.config == config
+            and stored.own_config == own_config
+        ):
+            return stored
+        return dataclasses.replace(
+            stored,
+            config=config,
+            plan=plan,
+            quota_state=state,
+            window=window,
+            own_config=own_config,
+        )
+
+    def _refresh(self, ids: Iterable[int], today: date) -> dict[int, ContractSnapshot]:
+        """Re-derive these contracts from their plans; returns the changed ones as they were."""
+        before: dict[int, ContractSnapshot] = {}
+        for contract_id in ids:
+            old = self._by_id.get(contract_id)
+            if old is None:
+                continue
+            new = self._effective(old, today)
+            if new is not old:
+                self._replace(old, new)
+                before[contract_id] = old
+        if before:
+            self.changed_at = time.monotonic()
+        return before
+
+    def _replace(self, old: ContractSnapshot, new: ContractSnapshot) -> None:
+        """Swap a contract's snapshot for one with the same username, MAC and addresses."""
+        self._by_id[new.id] = new
+        key = username_key(new.config.username)
+        if self._by_username.get(key) is old:
+            self._by_username[key] = new
+        mac = new.config.mac
+        if mac and self._by_mac.get(mac) is old:
+            self._by_mac[mac] = new
+
+    async def recompute_plans(self, plan_ids: Iterable[int]) -> dict[int, ContractSnapshot]:
+        """The plans changed: their windows and contracts follow (a slice at a time).
+
+        Returns the contracts whose snapshot changed, as they were before.
+        """
+        now = self.local_now()
+        before: dict[int, ContractSnapshot] = {}
+        for plan_id in plan_ids:
+            plan = self._plans.get(plan_id)
+            if plan is None:
+                self._windows.pop(plan_id, None)
+            else:
+                self._windows[plan_id] = plan.window_at(now)
+            before.update(await self._refresh_sliced(list(self._by_plan.get(plan_id, ())), now))
+        return before
+
+    async def apply_windows(self) -> dict[int, ContractSnapshot]:
+        """Move every plan whose window in force changed by now (a boundary passed).
+
+        Returns the contracts whose snapshot changed, as they were before.
+        """
+        now = self.local_now()
+        before: dict[int, ContractSnapshot] = {}
+        for plan in list(self._plans.values()):
+            window = plan.window_at(now)
+            if self._windows.get(plan.id) == window:
+                continue
+            self._windows[plan.id] = window
+            before.update(await self._refresh_sliced(list(self._by_plan.get(plan.id, ())), now))
+        return before
+
+    async def as_in_window(
+        self, plan_id: int, window: int | None
+    ) -> dict[int, ContractSnapshot | None]:
+        """The plan's contracts as they would be in ``window`` (None: outside every window):
+        what their sessions got before a boundary, for the CoA that moves them."""
+        today = self.local_now().date()
+        contracts = self.contracts_of_plan(plan_id)
+        found: dict[int, ContractSnapshot | None] = {}
+        for start in range(0, len(contracts), _SLICE):
+            if start:
+                await asyncio.sleep(0)
+            for contract in contracts[start : start + _SLICE]:
+                found[contract.id] = self._effective(contract, today, window)
+        return found
+
+    def window_of(self, plan_id: int) -> int | None:
+        """The window in force for the plan, as the index last evaluated it."""
+        return self._windows.get(plan_id)
+
+    async def _refresh_sliced(self, ids: list[int], now: datetime) -> dict[int, ContractSnapshot]:
+        before: dict[int, ContractSnapshot] = {}
+        for start in range(0, len(ids), _SLICE):
+            if start:
+                await asyncio.sleep(0)
+            before.update(self._refresh(ids[start : start + _SLICE], now.date()))
+        return before
+
+    def over_since(self, contract_id: int) -> date | None:
+        """Start of the period the contract is held as over its quota in, if it is."""
+        return self._over.get(contract_id)
+
+    def set_quota_over(self, changes: Mapping[int, date | None]) -> dict[int, ContractSnapshot]:
+        """Contracts went over their cap (the period's start) or back under it (None).
+
+        Returns the contracts whose snapshot changed, as they were before.
+        """
+        for contract_id, started in changes.items():
+            if started is None:
+                self._over.pop(contract_id, None)
+            else:
+                self._over[contract_id] = started
+        return self._refresh(changes, self.local_now().date())
 
     def _put_contract(self, contract_id: int, snapshot: ContractSnapshot | None) -> None:
         old = self._by_id.pop(contract_id, None)
         if old is not None:
+            if old.plan_id is not None:
+                members = self._by_plan.get(old.plan_id)
+                if members is not None:
+                    members.discard(contract_id)
             key = username_key(old.config.username)
             if self._by_username.get(key) is old:
                 del self._by_username[key]
@@ -365,7 +609,11 @@ class AuthIndex:
                 del self._by_mac[old.config.mac]
             self._fixed.discard_config(old.config)
         if snapshot is None:
+            self._over.pop(contract_id, None)
             return
+        if snapshot.plan_id is not None:
+            self._by_plan.setdefault(snapshot.plan_id, set()).add(contract_id)
+            snapshot = self._effective(snapshot, self.local_now().date())
         self._by_id[contract_id] = snapshot
         self._by_username[username_key(snapshot.config.username)] = snapshot
         if snapshot.config.mac:

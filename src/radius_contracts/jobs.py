@@ -23,8 +23,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
 from datetime import time as clock_time
 from typing import Any
 
@@ -42,6 +42,7 @@ from radius_contracts.services.jobs import JobStatus, JobValue
 from radius_contracts.settings import AccountingSettings
 from radius_contracts.store import accounting as store
 from radius_contracts.store import jobs as job_rows
+from radius_contracts.store import quota as quota_store
 
 log = logging.getLogger("radius_contracts.jobs")
 
@@ -82,18 +83,31 @@ class SessionJobs:
 
     async def reload_view(self) -> int:
         """Read every open session into the view; returns how many."""
-        self._view.begin_reload()
+        count = await self._reload(None)
+        self.last_refresh = time.monotonic()
+        return count
+
+    async def reload_contracts(self, contract_ids: Sequence[int]) -> int:
+        """Read these contracts' open sessions into the view (other nodes started or stopped
+        some: the change feed says which)."""
+        return await self._reload(contract_ids)
+
+    async def _reload(self, contract_ids: Sequence[int] | None) -> int:
+        replay = self._view.begin_reload()
         try:
             async with self._sessions() as session:
-                rows = await store.open_sessions(session)
+                rows = await store.open_sessions(session, contract_ids)
         except BaseException:
-            self._view.reload_failed()
+            self._view.reload_failed(replay)
             raise
         self._view.finish_reload(
-            (contract_id, OpenSession(nas_id, key, started, calling, port, port_id))
-            for contract_id, nas_id, key, started, calling, port, port_id in rows
+            (
+                (contract_id, OpenSession(nas_id, key, started, calling, port, port_id))
+                for contract_id, nas_id, key, started, calling, port, port_id in rows
+            ),
+            replay,
+            contract_ids,
         )
-        self.last_refresh = time.monotonic()
         return len(rows)
 
     def stale_limits(self) -> dict[int | None, float]:
@@ -136,6 +150,9 @@ class SessionJobs:
             total += deleted
             if deleted < 10_000:
                 break
+        async with self._sessions() as session, session.begin():
+            # Quota periods are kept as long as the daily usage they summarise.
+            await quota_store.purge(session, usage_before)
         if total:
             log.info("deleted %d sessions closed before %s", total, sessions_before.date())
         return total
@@ -165,13 +182,12 @@ class _Every:
 
 
 class _Daily:
-    """Every day at a wall-clock time of the host's time zone: the zone date.today() uses,
-    in which contract dates are read."""
+    """Every day at a wall-clock time of the ISP's time zone (settings.timezone), in which
+    contract dates and quota periods are read; DST changes included."""
 
-    def __init__(self, at: clock_time) -> None:
-        self.text = f"daily at {at:%H:%M:%S}"
-        # Without a timezone CronTrigger takes the host's (tzlocal), DST changes included.
-        self._cron = CronTrigger(hour=at.hour, minute=at.minute, second=at.second)
+    def __init__(self, at: clock_time, zone: tzinfo) -> None:
+        self.text = f"daily at {at:%H:%M:%S} ({zone})"
+        self._cron = CronTrigger(hour=at.hour, minute=at.minute, second=at.second, timezone=zone)
 
     def initial(self, now: datetime) -> datetime:
         # A daily job that never ran anywhere is due: what it enforces may be stale already.
@@ -187,11 +203,34 @@ class _Daily:
         return self._cron
 
 
+class _Minutely:
+    """Every minute, on the minute (a local job: plans' time windows begin on the minute)."""
+
+    text = "every minute, on the minute"
+
+    def __init__(self) -> None:
+        self._cron = CronTrigger(second=0, timezone=UTC)
+
+    def initial(self, now: datetime) -> datetime:
+        return now
+
+    def first(self, stored: datetime | None, now: datetime) -> datetime:
+        return now  # right after start: what changed while the daemon was down is caught up
+
+    def trigger(self, first: datetime) -> Any:
+        return self._cron
+
+
 class _Entry:
     """A registered job, and its record on this node (the whole record, for a local job)."""
 
     def __init__(
-        self, name: str, schedule: _Every | _Daily, job: Job, shared: bool, description: str
+        self,
+        name: str,
+        schedule: _Every | _Daily | _Minutely,
+        job: Job,
+        shared: bool,
+        description: str,
     ) -> None:
         self.name = name
         self.schedule = schedule
@@ -245,10 +284,21 @@ class Scheduler:
         self._add(_Entry(name, _Every(seconds), job, shared, description))
 
     def daily(
-        self, name: str, at: clock_time, job: Job, *, shared: bool = False, description: str = ""
+        self,
+        name: str,
+        at: clock_time,
+        job: Job,
+        *,
+        shared: bool = False,
+        description: str = "",
+        zone: tzinfo = UTC,
     ) -> None:
-        """Run ``job`` every day at ``at``, the host's local time."""
-        self._add(_Entry(name, _Daily(at), job, shared, description))
+        """Run ``job`` every day at ``at``, wall-clock time in ``zone``."""
+        self._add(_Entry(name, _Daily(at, zone), job, shared, description))
+
+    def minutely(self, name: str, job: Job, *, description: str = "") -> None:
+        """Run ``job`` on this node every minute, on the minute, and once right after start."""
+        self._add(_Entry(name, _Minutely(), job, False, description))
 
     def _add(self, entry: _Entry) -> None:
         if self._scheduler.running:

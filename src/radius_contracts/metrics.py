@@ -170,7 +170,7 @@ class DaemonCollector(Collector):
             PREFIX + "radius_drops",
             "RADIUS datagrams dropped unanswered, by port and reason (unknown_nas, malformed, "
             "bad_authenticator, bad_message_authenticator, missing_message_authenticator, "
-            "unexpected_code, over_capacity, handler_failed, internal_error).",
+            "unexpected_code, over_capacity, handler_failed, internal_error, reply_too_large).",
             labels=["port", "reason"],
         )
         malformed = CounterMetricFamily(
@@ -225,6 +225,12 @@ class DaemonCollector(Collector):
         for reason, count in sorted(handler.rejects.items()):
             family.add_metric([reason], count)
         yield family
+        yield GaugeMetricFamily(
+            PREFIX + "chap_challenges_tracked",
+            "CHAP challenges remembered to refuse their reuse (radius.chap_challenge_window; "
+            "at most 200,000).",
+            value=len(handler.challenges),
+        )
 
     # -- authorization index ------------------------------------------------------------------
 
@@ -251,6 +257,15 @@ class DaemonCollector(Collector):
             "whole load).",
             value=now - index.changed_at,
         )
+        over = index.quota_over()
+        states = GaugeMetricFamily(
+            PREFIX + "quota_contracts",
+            "Contracts whose plan has a data quota, by quota state this period (normal, over).",
+            labels=["state"],
+        )
+        states.add_metric(["normal"], max(index.quota_contracts() - over, 0))
+        states.add_metric(["over"], over)
+        yield states
 
     # -- writers ------------------------------------------------------------------------------
 
@@ -340,6 +355,18 @@ class DaemonCollector(Collector):
                 "Logins refused for their contract's simultaneous-use limit.",
                 value=sessions.refused,
             )
+        claims = getattr(self._daemon, "claims", None)
+        if claims is not None:
+            decided = CounterMetricFamily(
+                PREFIX + "simultaneous_use_decisions",
+                "Logins of contracts with a limit decided across nodes and processes, by how: "
+                "database (one locked transaction per batch), local (the database was "
+                "unreachable: this process's view), refused (unreachable, offline = refuse).",
+                labels=["by"],
+            )
+            for how in ("database", "local", "refused"):
+                decided.add_metric([how], claims.decided[how])
+            yield decided
 
     # -- pools --------------------------------------------------------------------------------
 
@@ -395,6 +422,16 @@ class DaemonCollector(Collector):
         for (kind, outcome), count in sorted(dispatcher.outcomes.items()):
             requests.add_metric([kind, outcome], count)
         yield requests
+        causes = CounterMetricFamily(
+            PREFIX + "coa_requests_by_cause",
+            "CoA and Disconnect-Requests by what asked for them (contract, layout, plan, window: "
+            "a plan's time window boundary, quota: a data quota used up, restored or topped "
+            "up), kind and outcome.",
+            labels=["cause", "kind", "outcome"],
+        )
+        for (cause, kind, outcome), count in sorted(dispatcher.by_cause.items()):
+            causes.add_metric([cause, kind, outcome], count)
+        yield causes
         yield GaugeMetricFamily(
             PREFIX + "coa_pending",
             "Sessions with a CoA or Disconnect-Request in flight or waiting.",

@@ -22,6 +22,7 @@ RUNTIME_KEYS = frozenset(
         "radius.reply_message",
         "radius.duplicate_window",
         "radius.max_delayed_rejects",
+        "radius.chap_challenge_window",
         "accounting.interim_interval",
         "auth_log.retention_days",
         "auth_log.max_rows",

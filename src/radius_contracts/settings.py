@@ -12,6 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -137,6 +138,14 @@ class RadiusSettings(_Section):
         description="Rejects waiting out reject_delay at once; beyond it requests that "
         "would be rejected are dropped.",
     )
+    chap_challenge_window: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Seconds a CHAP challenge (CHAP-Challenge, else the Request Authenticator) "
+        "stays used per NAS: another request with it is rejected, a retransmit of the same "
+        "request is not. 0 turns the reuse check off.",
+    )
     receive_buffer: int = Field(
         default=4 * 1024 * 1024,
         ge=65536,
@@ -214,6 +223,20 @@ class AccountingSettings(_Section):
     usage_days: int = Field(
         default=1100, ge=1, description="Daily usage totals older than this many days are deleted."
     )
+    simultaneous_use_decisions: Literal["auto", "database", "local"] = Field(
+        default="auto",
+        description="Where a login of a contract with a simultaneous-use limit is decided. "
+        "database: in one transaction per batch that locks the contract, so logins through "
+        "several nodes (or worker processes) at the same moment take at most the limit; "
+        "local: from this process's view of the sessions (nothing else may decide); auto: "
+        "database with PostgreSQL or worker processes, else local.",
+    )
+    simultaneous_use_offline: Literal["local", "refuse"] = Field(
+        default="local",
+        description="While the database is unreachable (decisions = database): local decides "
+        "from this process's view (every node's sessions up to the outage, this process's "
+        "logins since); refuse refuses every login of a contract with a limit.",
+    )
     start_wait: float = Field(
         default=60.0,
         ge=0,
@@ -285,6 +308,13 @@ class CoaSettings(_Section):
         description="CoA-Requests per second sent after a layout edit, which touches every "
         "online session of the manufacturer.",
     )
+    plan_rate: float = Field(
+        default=2000.0,
+        gt=0,
+        le=100_000,
+        description="CoA-Requests per second sent after a plan edit or at a plan's time-window "
+        "boundary, which touch every online session of the plan's contracts.",
+    )
 
 
 class PoolSettings(_Section):
@@ -318,6 +348,11 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Field(default_factory=default_state_dir)
+    timezone: str = Field(
+        default="UTC",
+        description="The ISP's time zone (IANA name, e.g. America/Sao_Paulo): contract start "
+        "and end dates, quota periods and plan time windows follow its wall clock.",
+    )
     database: DatabaseSettings = DatabaseSettings()
     radius: RadiusSettings = RadiusSettings()
     api: ApiSettings = ApiSettings()
@@ -327,6 +362,20 @@ class Settings(BaseSettings):
     coa: CoaSettings = CoaSettings()
     pools: PoolSettings = PoolSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            message = f"{value!r} is not a known time zone (e.g. UTC, Europe/Lisbon)"
+            raise ValueError(message) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @property
     def database_url(self) -> str:

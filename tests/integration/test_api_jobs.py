@@ -17,7 +17,8 @@ SHARED = {
     "stale-sessions": "every 60 s",
     "purge-history": "every 3600 s",
     "expire-leases": "every 60 s",
-    "contract-dates": "daily at 00:00:05",
+    "contract-dates": "daily at 00:00:05 (UTC)",
+    "quota-periods": "daily at 00:00:05 (UTC)",
 }
 
 
@@ -42,7 +43,7 @@ def test_jobs_are_listed_with_their_schedules(
     response = readonly_api.get("/api/v1/jobs")
     assert response.status_code == 200, response.text
     jobs = {item["name"]: item for item in response.json()}
-    local = {"forget-logins"}
+    local = {"forget-logins", "plan-windows"}
     if not daemon.settings.database_url.startswith("sqlite"):
         local.add("refresh-sessions")  # other nodes' sessions, read in on every node
     assert set(jobs) == set(SHARED) | local

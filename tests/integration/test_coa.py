@@ -9,11 +9,9 @@ the API's coa-log shows.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-from coa_server import CoaServer
 from conftest import (
     RunningDaemon,
     admin_sql,
@@ -29,21 +26,27 @@ from conftest import (
     start_daemon,
     stop_daemon,
 )
+from nas_simulator import (
+    ACTIVE_ROWS,
+    COA,
+    DISCONNECT,
+    SECRET,
+    SUSPENDED_ROWS,
+    Nas,
+    coa_log,
+    go_online,
+    identification,
+    manufacturer_with,
+    requests_for,
+    simulated_nas,
+)
 from radius_client import RadiusClient, attr
 from radius_contracts.contract_dates import ContractDates
 from radius_contracts.radius import codec
-from radius_contracts.radius.dictionary import AttributeCatalog
 
-SECRET = "coa-nas-secret-0123"
 # Fast CoA settings: 0.3 + 0.6 + 1.2 s of waiting before a silent NAS counts as timed out.
 COA_TIMEOUT, COA_TRIES = 0.3, 3
 GIVE_UP = COA_TIMEOUT * (1 + 2 + 4)
-
-ACTIVE_ROWS = [{"attribute": "Mikrotik-Rate-Limit", "template": "{max_upload}/{max_download}"}]
-SUSPENDED_ROWS = [
-    {"attribute": "Mikrotik-Rate-Limit", "template": "256k/256k"},
-    {"attribute": "Mikrotik-Address-List", "template": "suspended"},
-]
 
 
 @pytest.fixture(
@@ -83,19 +86,6 @@ def admin(coa_daemon: RunningDaemon) -> httpx.Client:
     return coa_daemon.client(coa_daemon.admin_token)
 
 
-_hosts = iter(range(60, 250))
-
-
-@dataclass
-class Nas:
-    """A simulated NAS: its API record, its CoA server and its accounting client."""
-
-    record: dict[str, Any]
-    server: CoaServer
-    address: str
-    manufacturer: dict[str, Any]
-
-
 @pytest.fixture(scope="module")
 def mikrotik(coa_daemon: RunningDaemon, admin: httpx.Client) -> Iterator[Nas]:
     """A MikroTik-like NAS whose CoA policy may change the rate limit and the address list."""
@@ -107,172 +97,8 @@ def mikrotik(coa_daemon: RunningDaemon, admin: httpx.Client) -> Iterator[Nas]:
         coa_attributes=["mikrotik-rate-limit", "Mikrotik-Address-List"],
     )
     assert manufacturer["coa_attributes"] == ["Mikrotik-Rate-Limit", "Mikrotik-Address-List"]
-    with _nas(admin, manufacturer) as nas:
+    with simulated_nas(admin, manufacturer) as nas:
         yield nas
-
-
-class _nas:
-    def __init__(self, admin: httpx.Client, manufacturer: dict[str, Any]) -> None:
-        self.address = f"127.0.0.{next(_hosts)}"
-        self.server = CoaServer(SECRET.encode(), host=self.address)
-        record = _post(
-            admin,
-            "/api/v1/nas",
-            {
-                "name": f"coa-nas-{secrets.token_hex(3)}",
-                "address": self.address,
-                "secret": SECRET,
-                "manufacturer_id": manufacturer["id"],
-                "coa_port": self.server.port,
-            },
-        )
-        self.nas = Nas(record, self.server, self.address, manufacturer)
-
-    def __enter__(self) -> Nas:
-        return self.nas
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.close()
-
-
-def manufacturer_with(
-    admin: httpx.Client,
-    vendor: str,
-    layouts: dict[str, list[dict[str, str]]],
-    **coa: Any,
-) -> dict[str, Any]:
-    """A manufacturer with this CoA policy and these layouts (by purpose)."""
-    name = f"{vendor.lower()}-{secrets.token_hex(3)}"
-    manufacturer = _post(
-        admin, "/api/v1/manufacturers", {"name": name, "dictionary_vendor": vendor, **coa}
-    )
-    for purpose, rows in layouts.items():
-        body = {"name": f"{name}-{purpose}", "manufacturer_id": manufacturer["id"],
-                "purpose": purpose, "attributes": rows}  # fmt: skip
-        _post(admin, "/api/v1/radius/layouts", body)
-    return manufacturer
-
-
-def _post(api: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.post(path, json=body)
-    assert response.status_code == 201, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
-@dataclass
-class Online:
-    """A contract with one session online at a NAS."""
-
-    contract: dict[str, Any]
-    session_id: int
-    acct_session_id: str
-    username: str
-
-
-def go_online(daemon: RunningDaemon, api: httpx.Client, nas: Nas, **config: Any) -> Online:
-    username = f"coa-{secrets.token_hex(4)}"
-    body = {
-        "number": f"C-{secrets.token_hex(4)}",
-        "config": {
-            "username": username,
-            "password": "pw-" + secrets.token_hex(4),
-            "max_upload": "10M",
-            "max_download": "50M",
-            **config,
-        },
-    }
-    contract = _post(api, "/api/v1/contracts", body)
-    acct_id = secrets.token_hex(6)
-    assert daemon.daemon.acct_port is not None
-    with RadiusClient(daemon.daemon.acct_port, SECRET, source=nas.address) as radius:
-        start = radius.accounting_request(
-            attr("Acct-Status-Type", (1).to_bytes(4, "big")),
-            attr("Acct-Session-Id", acct_id),
-            attr("User-Name", username),
-            attr("NAS-IP-Address", ipaddress.ip_address(nas.address).packed),
-            attr("Framed-IP-Address", bytes([100, 64, 1, secrets.randbelow(250) + 1])),
-        )
-        assert radius.exchange(start) is not None
-    sessions = api.get(
-        "/api/v1/sessions", params={"contract_id": contract["id"], "online": True}
-    ).json()["items"]
-    assert len(sessions) == 1
-    return Online(contract, sessions[0]["id"], acct_id, username)
-
-
-def decoded(catalog: AttributeCatalog, data: bytes) -> list[tuple[str, str]]:
-    """The request's attributes as (name, text), in wire order, without Message-Authenticator."""
-    pairs: list[tuple[str, str]] = []
-    for kind, value in codec.decode(data).attributes:
-        if kind == codec.MESSAGE_AUTHENTICATOR:
-            continue
-        if kind == 26:
-            split = codec.split_vendor_specific(value)
-            assert split is not None
-            vendor, subs = split
-            pairs += [_text(catalog, sub, inner, vendor) for sub, inner in subs]
-        else:
-            pairs.append(_text(catalog, kind, value, None))
-    return pairs
-
-
-def _text(
-    catalog: AttributeCatalog, code: int, value: bytes, vendor: int | None
-) -> tuple[str, str]:
-    spec = catalog.by_code(code, vendor)
-    assert spec is not None, (code, vendor)
-    if spec.type == "integer":
-        return spec.name, str(int.from_bytes(value, "big"))
-    if spec.type == "ipaddr":
-        return spec.name, str(ipaddress.ip_address(value))
-    if spec.has_tag and value and value[0] < 0x20:
-        value = value[1:]
-    return spec.name, value.decode()
-
-
-def requests_for(
-    daemon: RunningDaemon, nas: Nas, online: Online, count: int, timeout: float = 10.0
-) -> list[tuple[int, list[tuple[str, str]]]]:
-    """The first ``count`` distinct requests the NAS got for the session: (code, attributes)."""
-    catalog = daemon.daemon.services.context.catalog  # type: ignore[union-attr]
-    deadline = time.monotonic() + timeout
-    while True:
-        found: list[tuple[int, list[tuple[str, str]]]] = []
-        seen: set[bytes] = set()
-        for data in list(nas.server.received):
-            if data in seen:
-                continue  # a retransmission
-            seen.add(data)
-            pairs = decoded(catalog, data)
-            if ("Acct-Session-Id", online.acct_session_id) in pairs:
-                found.append((data[0], pairs))
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.02)
-
-
-def coa_log(api: httpx.Client, online: Online, count: int, timeout: float = 10.0) -> list[Any]:
-    """The session's coa-log, oldest first, once it has ``count`` entries."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = api.get(f"/api/v1/sessions/{online.session_id}/coa-log")
-        assert response.status_code == 200, response.text
-        items: list[Any] = response.json()["items"]
-        if len(items) >= count or time.monotonic() > deadline:
-            return list(reversed(items))
-        time.sleep(0.05)
-
-
-def identification(nas: Nas, online: Online) -> list[tuple[str, str]]:
-    return [
-        ("User-Name", online.username),
-        ("Acct-Session-Id", online.acct_session_id),
-        ("NAS-IP-Address", nas.address),
-    ]
-
-
-COA, DISCONNECT = codec.Code.COA_REQUEST, codec.Code.DISCONNECT_REQUEST
 
 
 def test_speed_change_sends_coa_with_the_new_rate_limit(
@@ -523,7 +349,7 @@ def test_layout_edit_sends_coa_to_every_session_it_renders_for(
     other_vendor = manufacturer_with(
         admin, "Mikrotik", {"active": ACTIVE_ROWS}, coa_attributes=["Mikrotik-Rate-Limit"]
     )
-    with _nas(admin, other_vendor) as other:
+    with simulated_nas(admin, other_vendor) as other:
         first = go_online(coa_daemon, admin, mikrotik, max_download="20M")
         second = go_online(coa_daemon, admin, mikrotik, max_download="30M")
         elsewhere = go_online(coa_daemon, admin, other)
@@ -571,7 +397,7 @@ def test_juniper_deactivates_the_old_service_first(
         coa_attributes=["ERX-Service-Activate"],
         coa_deactivate={"ERX-Service-Activate": "ERX-Service-Deactivate"},
     )
-    with _nas(admin, manufacturer) as juniper:
+    with simulated_nas(admin, manufacturer) as juniper:
         online = go_online(coa_daemon, admin, juniper)
         admin.patch(
             f"/api/v1/contracts/{online.contract['id']}", json={"config": {"max_download": "80M"}}
@@ -679,7 +505,7 @@ def test_suspension_without_a_suspended_layout_disconnects(
         coa_identifiers=["User-Name", "Acct-Session-Id", "NAS-IP-Address"],
         coa_attributes=["Mikrotik-Rate-Limit"],
     )
-    with _nas(admin, manufacturer) as nas:
+    with simulated_nas(admin, manufacturer) as nas:
         online = go_online(coa_daemon, admin, nas)
         assert admin.post(f"/api/v1/contracts/{online.contract['id']}/suspend").status_code == 200
         [(code, pairs)] = requests_for(coa_daemon, nas, online, 1)

@@ -6,6 +6,7 @@ Our own client sends what radclient cannot: exact retransmits, chosen source add
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Iterator
@@ -376,16 +377,41 @@ def test_a_request_without_session_id_is_dropped(
     assert client.exchange(request, timeout=0.5) is None
 
 
+def _wrong_message_authenticator(client: RadiusClient, *attributes: bytes) -> bytes:
+    """An Accounting-Request whose Message-Authenticator was made with another secret and
+    whose Request Authenticator (RFC 2866 §3) is right: only the first check can refuse it."""
+    forged = codec.encode_request(
+        codec.Code.ACCOUNTING_REQUEST, client.next_id(), b"".join(attributes), b"other-secret",
+        message_authenticator=True,
+    )  # fmt: skip
+    body = forged[20:]
+    authenticator = hashlib.md5(forged[:4] + bytes(16) + body + client.secret).digest()
+    request = forged[:4] + authenticator + body
+    packet = codec.decode(request)
+    assert codec.verify_request_authenticator(packet, client.secret)
+    assert not codec.verify_message_authenticator(packet, client.secret)
+    return request
+
+
 def test_message_authenticator_in_accounting_is_checked(
     daemon: RunningDaemon, client: RadiusClient, lo_nas: dict[str, Any], make: Factory
 ) -> None:
     contract = make.contract()
     user = contract["config"]["username"]
     body = (attr("Acct-Status-Type", "Start"), attr("User-Name", user))
+    good_id, bad_id = new_id(), new_id()
     good = client.accounting_request(
-        *body, attr("Acct-Session-Id", new_id()), message_authenticator=True
+        *body, attr("Acct-Session-Id", good_id), message_authenticator=True
     )
+    bad = _wrong_message_authenticator(client, *body, attr("Acct-Session-Id", bad_id))
+    dropped = daemon.daemon.port_stats["acct"]["drop_bad_message_authenticator"]
+
     assert client.exchange(good) is not None
+    assert client.exchange(bad, timeout=0.5) is None
+
+    assert daemon.daemon.port_stats["acct"]["drop_bad_message_authenticator"] == dropped + 1
+    assert len(sessions_of(daemon, lo_nas["id"], good_id)) == 1
+    assert sessions_of(daemon, lo_nas["id"], bad_id) == []
 
 
 # -- Acct-Interim-Interval in Access-Accept --------------------------------------------------

@@ -140,6 +140,30 @@ def test_request_without_message_authenticator_is_dropped(
     assert daemon.daemon.stats["drop_missing_message_authenticator"] > before
 
 
+@pytest.mark.parametrize("required", [False, True])
+def test_message_authenticator_is_required_only_from_nas_that_require_it(
+    daemon: RunningDaemon, make: Factory, required: bool
+) -> None:
+    # The FreeRADIUS importer creates NAS with require_message_authenticator = false: those
+    # that never sent one must keep being answered.
+    address = "127.0.0.58" if required else "127.0.0.57"
+    secret = f"ma-{required}-secret"
+    make.nas(address=address, secret=secret, require_message_authenticator=required)
+    contract = make.contract(config={"password": "pw-no-ma", "simultaneous_use": None})
+    user = contract["config"]["username"]
+    missing = daemon.daemon.stats["drop_missing_message_authenticator"]
+    with RadiusClient(_port(daemon), secret, source=address, timeout=0.5) as nas:
+        without = nas.exchange(nas.access_request(user, "pw-no-ma", message_authenticator=False))
+        with_one = nas.exchange(nas.access_request(user, "pw-no-ma"))
+    assert with_one is not None and with_one.accepted
+    if required:
+        assert without is None
+        assert daemon.daemon.stats["drop_missing_message_authenticator"] == missing + 1
+    else:
+        assert without is not None and without.accepted
+        assert daemon.daemon.stats["drop_missing_message_authenticator"] == missing
+
+
 def test_wrong_secret_fails_message_authenticator_and_is_dropped(
     daemon: RunningDaemon, lo_nas: dict[str, Any], make: Factory
 ) -> None:

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -216,8 +217,9 @@ async def test_a_daily_job_catches_up_at_start_only_when_its_turn_passed(
     scheduler = Scheduler("node-a")
     nodes.append(scheduler)
     at = clock_time(0, 0, 5)
-    scheduler.daily(late, at, body, shared=True, description="missed")
-    scheduler.daily(on_time, at, body, shared=True, description="not due")
+    zone = ZoneInfo("America/Sao_Paulo")  # the ISP's zone (settings.timezone), not the host's
+    scheduler.daily(late, at, body, shared=True, description="missed", zone=zone)
+    scheduler.daily(on_time, at, body, shared=True, description="not due", zone=zone)
     await scheduler.start(sessions)
 
     async def late_ran() -> bool:
@@ -226,11 +228,11 @@ async def test_a_daily_job_catches_up_at_start_only_when_its_turn_passed(
     await until(late_ran)
     assert body.runs == 1 and (await row(sessions, on_time)).runs == 0
     late_status = await scheduler.status(late)
-    assert late_status.schedule == "daily at 00:00:05"
-    # The next turn is the next 00:00:05 local time.
+    assert late_status.schedule == "daily at 00:00:05 (America/Sao_Paulo)"
+    # The next turn is the next 00:00:05 in the ISP's time zone.
     upcoming = late_status.next_run_at
     assert upcoming is not None and now() < upcoming <= now() + timedelta(days=1)
-    local = upcoming.astimezone()
+    local = upcoming.astimezone(zone)
     assert (local.hour, local.minute, local.second) == (0, 0, 5)
 
 

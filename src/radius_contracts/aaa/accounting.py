@@ -404,17 +404,22 @@ class AccountingStore:
         *,
         sqlite: store.SqliteAccountingConnection | None = None,
         leases: LeaseTracking | None = None,
+        quota: store.QuotaResolver | None = None,
+        claims: bool = False,
     ) -> None:
         self._sessions = sessions
         self._sqlite = sqlite
         self._leases = leases
+        self._quota = quota
+        self._claims = claims  # new sessions take over login claims (aaa.claims)
 
     async def write(self, records: list[AcctRecord]) -> Applied:
         bound, released = self._leases.items(records) if self._leases else ([], [])
+        quota, claims = self._quota, self._claims
         if self._sqlite is not None:
 
             def work(connection: sqlite3.Connection) -> Applied:
-                applied = store.apply_sqlite(connection, records)
+                applied = store.apply_sqlite(connection, records, quota, claims)
                 now = datetime.now(UTC)
                 for batch in (
                     lease_store.bind_batch("sqlite", "qmark", now, bound),
@@ -426,7 +431,7 @@ class AccountingStore:
 
             return await self._sqlite.run(work)
         async with self._sessions() as session, session.begin():
-            applied = await store.apply(session, records)
+            applied = await store.apply(session, records, quota, claims)
             now = datetime.now(UTC)
             if bound:
                 await lease_store.bind(session, now, bound)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 from radius_contracts.domain import ContractSnapshot, ContractStatus, LayoutPurpose, parse_mac
+from radius_contracts.plans import QuotaAction, QuotaState
 
 
 class Refusal(str):
@@ -20,7 +21,9 @@ def purpose_of(contract: ContractSnapshot, today: date) -> LayoutPurpose | Refus
     """The layout purpose the contract's status and dates call for, or why it is refused.
 
     ``suspended`` contracts still connect, to the ``suspended`` layout (e.g. a payment page),
-    when the NAS's manufacturer has one; the handler checks that.
+    when the NAS's manufacturer has one; the handler checks that. A contract over its data
+    quota is refused, or gets the ``quota`` layout, when its plan's quota action says so
+    (reduced speeds alone are in its config already).
     """
     status = contract.status
     if status is ContractStatus.INACTIVE:
@@ -33,6 +36,12 @@ def purpose_of(contract: ContractSnapshot, today: date) -> LayoutPurpose | Refus
         return Refusal(f"contract ended on {contract.end_date.isoformat()}")
     if status is ContractStatus.SUSPENDED:
         return LayoutPurpose.SUSPENDED
+    if contract.quota_state is QuotaState.OVER and contract.plan is not None:
+        quota = contract.plan.quota
+        if quota is not None and quota.action is QuotaAction.REJECT:
+            return Refusal("data quota exceeded")
+        if quota is not None and quota.action is QuotaAction.LAYOUT:
+            return LayoutPurpose.QUOTA
     return LayoutPurpose.ACTIVE
 
 

@@ -56,6 +56,7 @@ class CoaJob:
     reason: str
     attributes: Pairs = ()  # what a CoA changes (the identification is added when sent)
     fallback: bool = False  # a CoA that is not ACKed is followed by a Disconnect
+    cause: str = "contract"  # what asked for it: contract, layout, plan, window, quota, …
     # Resolved with the last record written for this job (its fallback's, if it had one).
     waiters: list[asyncio.Future[CoaRecord]] = field(default_factory=list)
 
@@ -86,6 +87,8 @@ class CoaDispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self.outcomes: Counter[tuple[str, str]] = Counter()  # (kind, outcome) → count
+        # (cause, kind, outcome) → count; e.g. quota changes' CoA by how they ended.
+        self.by_cause: Counter[tuple[str, str, str]] = Counter()
         self.superseded = 0  # waiting jobs replaced by newer ones
 
     @property
@@ -182,6 +185,7 @@ class CoaDispatcher:
             detail=detail,
         )
         self.outcomes[(kind, outcome)] += 1
+        self.by_cause[(job.cause, kind, outcome)] += 1
         if outcome != "ack":
             log.info(
                 "%s for session %d on NAS %s: %s%s%s",

@@ -5,10 +5,17 @@ database round trip: authenticate (PAP, CHAP, MS-CHAPv2 or MAC), authorize (stat
 MAC binding), then reply with the NAS manufacturer's layout rendered for the contract. Rendered
 and encoded reply attributes are cached per contract, NAS and purpose, and rebuilt when the
 contract snapshot or the catalogue (NAS, layouts, pools, dictionaries) changes.
+
+Every reply fits a RADIUS packet (4096 octets, RFC 2865 §3). The rendered reply knows its
+size; what a request adds (MS-CHAPv2 proof and keys, leased addresses, its Proxy-State echo)
+is counted before anything is sent, and an Accept that would not fit becomes an Access-Reject
+that says so. Nothing is cut off: a reply missing some of its layout's attributes (a rate
+limit, a filter) would connect the subscriber with the wrong service, silently.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol
 
-from radius_contracts.aaa import authenticate
+from radius_contracts.aaa import authenticate, chap_challenges
 from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
 from radius_contracts.aaa.authorize import Refusal, mac_binding_refusal, purpose_of
+from radius_contracts.aaa.claims import LoginClaims
 from radius_contracts.aaa.reject_reasons import reject_label
 from radius_contracts.aaa.render import render_rows, template_values
 from radius_contracts.aaa.sessions import OpenSession, SessionView
@@ -34,6 +42,7 @@ from radius_contracts.domain import (
 )
 from radius_contracts.errors import InvalidInput, NotFound
 from radius_contracts.index import AuthIndex, Layouts, resolve_layout
+from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius import codec
 from radius_contracts.radius.dictionary import AttributeCatalog, encode_value
 from radius_contracts.radius.messages import (
@@ -62,7 +71,16 @@ _MPPE_POLICY = codec.vendor_attribute(
 _MPPE_TYPES = codec.vendor_attribute(
     codec.VENDOR_MICROSOFT, codec.MS_MPPE_ENCRYPTION_TYPES, (6).to_bytes(4, "big")
 )
+# An MPPE key attribute: 16 octets before the salted encryption (RFC 2548 §2.4.2-2.4.3).
+_MPPE_KEY_SIZE = codec.hidden_size(
+    HiddenAttribute(codec.MS_MPPE_SEND_KEY, bytes(16), 2, codec.VENDOR_MICROSOFT)
+)
+# What an MS-CHAPv2 Accept adds: MS-CHAP2-Success, a Vendor-Specific attribute (8 octets of
+# headers) around the Ident and the 42-character Authenticator Response (RFC 2548 §2.3.3,
+# RFC 2759 §8.7), then the MPPE policy, types and both keys.
+_MSCHAP_SIZE = 8 + 1 + 42 + len(_MPPE_POLICY) + len(_MPPE_TYPES) + 2 * _MPPE_KEY_SIZE
 _REPLY_CACHE_LIMIT = 500_000
+_MAX_PACKET = codec.MAX_PACKET  # a module global: one lookup less per request
 # The attribute that carries what a managed pool leased, by pool family (RFC 2865 §5.8,
 # RFC 3162 §2.3, RFC 4818).
 _LEASE_ATTRIBUTES = {
@@ -102,6 +120,9 @@ class Reply:
     rendered: tuple[RenderedAttribute, ...]
     attributes: bytes
     hidden: tuple[HiddenAttribute, ...]
+    # Octets of an Access-Accept with just these attributes: header, Message-Authenticator,
+    # attributes and hidden ones as the codec will encrypt them.
+    size: int
     # The finished decisions by method, built on first use: most requests then allocate
     # nothing here.
     decisions: dict[AuthMethod | None, AuthDecision] = field(default_factory=dict)
@@ -109,11 +130,18 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Preview:
-    """What a NAS would be answered for a contract now (credentials assumed right)."""
+    """What a NAS would be answered for a contract now (credentials assumed right).
+
+    ``size`` is the octets of the Access-Accept a PAP or CHAP login would get (leased
+    addresses counted at their size, no Proxy-State), None when the contract is refused
+    before a reply is rendered. ``warnings`` name logins that would be refused nonetheless.
+    """
 
     decision: AuthDecision
     layout: str | None
     attributes: tuple[RenderedAttribute, ...]
+    size: int | None = None
+    warnings: tuple[str, ...] = ()
 
 
 class AccessHandler:
@@ -129,15 +157,21 @@ class AccessHandler:
         leases: Leases | None = None,
         interim_interval: int = 0,
         reply_message: bool = True,
+        chap_challenge_window: float = 60.0,
         today: Callable[[], date] = date.today,
     ) -> None:
         self.index = index
         self._catalog = catalog
         self._auth_log = auth_log
         self.sessions = sessions
+        # Simultaneous use decided in the database (nodes or worker processes); None: by
+        # ``sessions`` alone. Set by the daemon.
+        self.claims: LoginClaims | None = None
         self.leases = leases
         self._interim_interval = interim_interval
         self._reply_message = reply_message
+        self.challenges = chap_challenges.ChallengeWindow(chap_challenge_window)
+        self._warn = RateLimitedLog(log)
         self._today = today
         self._date = today()
         self._date_checked = time.monotonic()
@@ -148,25 +182,34 @@ class AccessHandler:
             tuple[ContractSnapshot, int, AttributeCatalog, Reply],
         ] = {}
 
-    def configure(self, *, interim_interval: int, reply_message: bool) -> None:
+    def configure(
+        self, *, interim_interval: int, reply_message: bool, chap_challenge_window: float
+    ) -> None:
         """New settings from a reload; replies rendered with the old ones are dropped."""
         self._interim_interval = interim_interval
         self._reply_message = reply_message
         self._replies.clear()
+        if chap_challenge_window <= 0:
+            self.challenges.clear()  # reuse checks are off: nothing to hold on to
+        self.challenges.window = chap_challenge_window
 
     # -- the hot path -------------------------------------------------------------------------
 
     def handle_access(self, request: AccessRequest) -> AuthDecision | Awaitable[AuthDecision]:
         decision = self._decide(request)
         if isinstance(decision, AuthDecision):
+            if not decision.accept and request.proxy_state_size:
+                decision = _fitted(decision, request.proxy_state_size)
             self._log(request, decision)
             return decision
-        return self._log_later(request, decision)
+        return self._finish_later(request, decision)
 
-    async def _log_later(
+    async def _finish_later(
         self, request: AccessRequest, pending: Awaitable[AuthDecision]
     ) -> AuthDecision:
         decision = await pending
+        if not decision.accept and request.proxy_state_size:
+            decision = _fitted(decision, request.proxy_state_size)
         self._log(request, decision)
         return decision
 
@@ -204,6 +247,12 @@ class AccessHandler:
         method, verified, mschap = self._authenticate(request, name, contract, mac)
         if method is None:
             return self._reject("no password, CHAP or MS-CHAPv2 credentials", contract=contract)
+        if request.password is None and request.chap_password is not None:
+            # CHAP it was (PAP wins when both came, see _authenticate): a short challenge is
+            # refused for anyone, known or not, before the password's verdict.
+            refusal = self._challenge_refusal(request, nas, verified)
+            if refusal is not None:
+                return self._reject(refusal, method=method, contract=contract)
         if contract is None:
             return self._reject("unknown user", method=method, public=_AUTH_FAILED, request=request)
         if not verified:
@@ -223,34 +272,48 @@ class AccessHandler:
         layout = self._layout(nas, purpose)
         if isinstance(layout, Refusal):
             return self._reject(layout, method=method, contract=contract)
+        reply = self._reply(contract, nas, purpose, layout)
+        pools = self._managed_pools(contract)
+        # Before any session is admitted or address leased: a reply that cannot be sent must
+        # hold nothing. A couple of additions for most requests; the rest only when used.
+        size = reply.size + request.proxy_state_size
+        if mschap is not None:
+            size += _MSCHAP_SIZE
+        if pools:
+            size += sum(_lease_size(pool) for pool in pools)
+        if size > _MAX_PACKET:
+            return self._too_large(size, reply, request, contract, nas, method)
         limit = contract.config.simultaneous_use
         sessions = self.sessions
         if limit is not None and sessions is not None:
             login = OpenSession(
                 request.nas_id, "", None, calling, request.nas_port, request.nas_port_id
             )
+            if self.claims is not None:
+                # Other nodes or worker processes decide too: the database decides.
+                return self._accept_claimed(
+                    contract, reply, purpose, layout, method, mschap, pools, login, limit
+                )
             refusal = sessions.check(contract.id, limit, login)
             if refusal is not None:
                 return self._reject(refusal, method=method, contract=contract)
             sessions.admit(contract.id, login)
-        pools = self._managed_pools(contract)
         if pools:
             return self._accept_leased(
-                request, contract, nas, purpose, layout, method, mschap, pools, login
+                contract, reply, purpose, layout, method, mschap, pools, login
             )
-        return self._accept(contract, nas, purpose, layout, method, mschap)
+        return self._accept(contract, reply, purpose, layout, method, mschap)
 
     def _accept(
         self,
         contract: ContractSnapshot,
-        nas: NasSnapshot,
+        reply: Reply,
         purpose: LayoutPurpose,
         layout: LayoutSnapshot | None,
         method: AuthMethod,
         mschap: authenticate.MsChapV2Result | None,
         leased: bytes = b"",
     ) -> AuthDecision:
-        reply = self._reply(contract, nas, purpose, layout)
         if mschap is None and not leased:
             decision = reply.decisions.get(method)
             if decision is None:
@@ -292,11 +355,41 @@ class AccessHandler:
                 found.append(pool)
         return found
 
+    async def _accept_claimed(
+        self,
+        contract: ContractSnapshot,
+        reply: Reply,
+        purpose: LayoutPurpose,
+        layout: LayoutSnapshot | None,
+        method: AuthMethod,
+        mschap: authenticate.MsChapV2Result | None,
+        pools: list[PoolSnapshot],
+        login: OpenSession,
+        limit: int,
+    ) -> AuthDecision:
+        """Accept once the login claimed a place of the contract's limit (aaa.claims)."""
+        claims = self.claims
+        assert claims is not None
+        claim = await claims.decide(contract.id, limit, login)
+        if isinstance(claim, Refusal):
+            return self._reject(claim, method=method, contract=contract)
+        if not pools:
+            return self._accept(contract, reply, purpose, layout, method, mschap)
+        try:
+            decision = await self._accept_leased(
+                contract, reply, purpose, layout, method, mschap, pools, login
+            )
+        except BaseException:
+            await claims.withdraw(contract.id, login, claim)
+            raise
+        if not decision.accept:
+            await claims.withdraw(contract.id, login, claim)
+        return decision
+
     async def _accept_leased(
         self,
-        request: AccessRequest,
         contract: ContractSnapshot,
-        nas: NasSnapshot,
+        reply: Reply,
         purpose: LayoutPurpose,
         layout: LayoutSnapshot | None,
         method: AuthMethod,
@@ -333,18 +426,21 @@ class AccessHandler:
             if self.sessions is not None:
                 self.sessions.withdraw(contract.id, login)
             raise
-        return self._accept(contract, nas, purpose, layout, method, mschap, b"".join(encoded))
+        return self._accept(contract, reply, purpose, layout, method, mschap, b"".join(encoded))
 
     def _layout(
         self, nas: NasSnapshot, purpose: LayoutPurpose, layouts: Layouts | None = None
     ) -> LayoutSnapshot | Refusal | None:
         """The layout ``nas`` uses for ``purpose`` (among ``layouts``, else the index's); a
         suspended contract needs one to connect."""
-        layout = resolve_layout(
-            self.index.layouts if layouts is None else layouts, nas.manufacturer_id, purpose
-        )
+        table = self.index.layouts if layouts is None else layouts
+        layout = resolve_layout(table, nas.manufacturer_id, purpose)
         if purpose is LayoutPurpose.SUSPENDED and layout is None:
             return Refusal("contract is suspended")
+        if purpose is LayoutPurpose.QUOTA and layout is None:
+            # No quota layout for this manufacturer: the active one, with the quota's reduced
+            # speeds where the plan gives some (documented in the README).
+            return resolve_layout(table, nas.manufacturer_id, LayoutPurpose.ACTIVE)
         return layout
 
     def _current_date(self) -> date:
@@ -393,6 +489,55 @@ class AccessHandler:
             )
             return "mschapv2", result is not None, result
         return None, False, None
+
+    def _challenge_refusal(
+        self, request: AccessRequest, nas: NasSnapshot, verified: bool
+    ) -> str | None:
+        """Why a CHAP request's challenge is refused (RFC 2865 §5.40, reuse), or None."""
+        challenge = request.chap_challenge
+        if challenge is None:
+            return None
+        if len(challenge) < chap_challenges.MIN_CHALLENGE:
+            self._warn.warning(
+                ("short-challenge", nas.id),
+                "NAS %s sent a CHAP-Challenge of %d octets (RFC 2865 §5.40: at least 5); "
+                "refusing such requests",
+                nas.name, len(challenge),
+            )  # fmt: skip
+            return chap_challenges.SHORT_CHALLENGE
+        # Only a verified response is remembered: see chap_challenges.
+        if verified and self.challenges.reused(
+            request.nas_id, challenge, request.identifier, request.authenticator
+        ):
+            self._warn.warning(
+                ("reused-challenge", nas.id),
+                "NAS %s reused a CHAP challenge (user %r): a replay, or a NAS that repeats "
+                "its challenges; refused",
+                nas.name, request.user_name,
+            )  # fmt: skip
+            return chap_challenges.REUSED_CHALLENGE
+        return None
+
+    def _too_large(
+        self,
+        size: int,
+        reply: Reply,
+        request: AccessRequest,
+        contract: ContractSnapshot,
+        nas: NasSnapshot,
+        method: AuthMethod,
+    ) -> AuthDecision:
+        """The Access-Reject for an Accept that would not fit one packet, and a warning."""
+        proxy_state = request.proxy_state_size
+        self._warn.warning(
+            ("too-large", contract.id, nas.id),
+            "contract %s: the reply for NAS %s would be %d octets, more than the %d of a RADIUS "
+            "packet (RFC 2865 §3): layout %s with the contract's values %d, MS-CHAPv2 and "
+            "leased addresses %d, the request's Proxy-State %d; answering Access-Reject",
+            contract.number, nas.name, size, codec.MAX_PACKET, reply.layout, reply.size,
+            size - reply.size - proxy_state, proxy_state,
+        )  # fmt: skip
+        return self._reject(too_large_reason(size), method=method, contract=contract)
 
     def _reject(
         self,
@@ -472,6 +617,16 @@ class AccessHandler:
         for variable, attribute in _IMPLIED:
             if variable in values and attribute.casefold() not in sent:
                 rows.append((attribute, values[variable]))
+        plan = contract.plan
+        if plan is not None:
+            # RFC 2865 §5.27/§5.28: the plan's session and idle limits, unless the layout
+            # sends its own.
+            for name, seconds in (
+                ("Session-Timeout", plan.session_timeout),
+                ("Idle-Timeout", plan.idle_timeout),
+            ):
+                if seconds is not None and name.casefold() not in sent:
+                    rows.append((name, str(seconds)))
         interim = nas.interim_interval
         if interim is None:
             interim = self._interim_interval
@@ -507,11 +662,14 @@ class AccessHandler:
                 )  # fmt: skip
                 continue
             rendered.append(RenderedAttribute(spec.name, text))
+        attributes = b"".join(encoded)
+        size = codec.REPLY_OVERHEAD + len(attributes) + sum(map(codec.hidden_size, hidden))
         return Reply(
             layout.name if layout is not None else None,
             tuple(rendered),
-            b"".join(encoded),
+            attributes,
             tuple(hidden),
+            size,
         )
 
     def rendered_reply(
@@ -556,12 +714,57 @@ class AccessHandler:
         if isinstance(layout, Refusal):
             return Preview(self._reject(layout, contract=contract), None, ())
         reply = self._reply(contract, nas, purpose, layout)
-        decision = AuthDecision(
-            True, _accepted(purpose, layout), reply.attributes, reply.hidden, None, contract.id
-        )
-        return Preview(decision, reply.layout, reply.rendered)
+        # As _decide counts it for a PAP or CHAP login without Proxy-State.
+        size = reply.size + sum(_lease_size(pool) for pool in self._managed_pools(contract))
+        if size > codec.MAX_PACKET:
+            decision = self._reject(too_large_reason(size), contract=contract)
+        else:
+            decision = AuthDecision(
+                True, _accepted(purpose, layout), reply.attributes, reply.hidden, None,
+                contract.id,
+            )  # fmt: skip
+        warnings: tuple[str, ...] = ()
+        if size <= codec.MAX_PACKET < size + _MSCHAP_SIZE:
+            warnings = (
+                f"MS-CHAPv2 logins add {_MSCHAP_SIZE} octets (MS-CHAP2-Success and MPPE keys): "
+                f"their reply would be {size + _MSCHAP_SIZE} octets, more than "
+                f"{codec.MAX_PACKET}, and they are rejected",
+            )
+        return Preview(decision, reply.layout, reply.rendered, size, warnings)
+
+
+def too_large_reason(size: int) -> str:
+    """The reject reason for a reply of ``size`` octets (reject_reasons: reply_too_large)."""
+    return f"reply too large ({size} octets, at most {codec.MAX_PACKET})"
+
+
+def _fitted(decision: AuthDecision, proxy_state_size: int) -> AuthDecision:
+    """A Reject without its attributes when they and the Proxy-State echo would not fit.
+
+    The Reject must go out; its Reply-Message (and MS-CHAP-Error) may not. A request with
+    User-Name and credentials always leaves room for the bare Reject: its own header and those
+    attributes take more than the Reject's header and Message-Authenticator.
+    """
+    if codec.REPLY_OVERHEAD + len(decision.attributes) + proxy_state_size <= codec.MAX_PACKET:
+        return decision
+    return dataclasses.replace(decision, attributes=b"")
+
+
+def _lease_size(pool: PoolSnapshot) -> int:
+    """Octets of the attribute that carries what ``pool`` leases (see _LEASE_ATTRIBUTES)."""
+    if pool.family is PoolFamily.IPV4:
+        return 6  # RFC 2865 §5.8: Framed-IP-Address, type, length and 4 octets
+    # RFC 3162 §2.3, RFC 4818: type, length, reserved, prefix length, the prefix's octets.
+    return 4 + ((pool.prefix_length or 64) + 7) // 8
+
+
+_ACCEPTED = {
+    LayoutPurpose.ACTIVE: "accepted",
+    LayoutPurpose.SUSPENDED: "accepted as suspended",
+    LayoutPurpose.QUOTA: "accepted over quota",
+}
 
 
 def _accepted(purpose: LayoutPurpose, layout: LayoutSnapshot | None) -> str:
-    reason = "accepted" if purpose is LayoutPurpose.ACTIVE else "accepted as suspended"
+    reason = _ACCEPTED[purpose]
     return reason if layout is not None else reason + " without a layout"

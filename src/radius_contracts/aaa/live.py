@@ -37,6 +37,7 @@ from radius_contracts.domain import (
 )
 from radius_contracts.errors import Conflict, NotFound
 from radius_contracts.index import AuthIndex, Layouts, resolve_layout, username_key
+from radius_contracts.plans import format_clock
 from radius_contracts.store import coa as store
 
 __all__ = ["LiveSessions", "Pacer"]
@@ -71,7 +72,24 @@ def _pairs(rendered: tuple[RenderedAttribute, ...] | Refusal) -> Pairs | str:
 def _status_reason(before: ContractSnapshot | None, after: ContractSnapshot) -> str:
     if before is not None and before.status != after.status:
         return f"contract {after.status}"
+    if before is not None and before.quota_state != after.quota_state:
+        return "data quota used up" if after.quota_state == "over" else "data quota restored"
+    if before is not None and before.plan != after.plan:
+        if before.plan is not None and after.plan is not None and before.plan.id == after.plan.id:
+            if before.window != after.window:
+                return f"plan {after.plan.name}: time window {_window_name(after)}"
+            return f"plan {after.plan.name} changed"
+        return f"plan {after.plan.name if after.plan else 'removed'}"
+    if before is not None and before.window != after.window and after.plan is not None:
+        return f"plan {after.plan.name}: time window {_window_name(after)}"
     return "contract changed"
+
+
+def _window_name(contract: ContractSnapshot) -> str:
+    if contract.window is None or contract.plan is None:
+        return "ended"
+    window = contract.plan.windows[contract.window]
+    return f"{format_clock(window.start)}-{format_clock(window.end)} began"
 
 
 def _credentials_reason(before: ContractSnapshot, after: ContractSnapshot) -> str | None:
@@ -97,12 +115,14 @@ class LiveSessions:
         dispatcher: CoaDispatcher,
         *,
         layout_rate: float = 200.0,
+        plan_rate: float = 2000.0,
     ) -> None:
         self._index = index
         self._handler = handler
         self._sessions = sessions
         self.dispatcher = dispatcher
         self._layout_rate = layout_rate
+        self.plan_rate = plan_rate
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- what the services call -----------------------------------------------------------------
@@ -111,10 +131,18 @@ class LiveSessions:
         """The contract as the index holds it now (call before a change, pass it after)."""
         return self._index.contract(contract_id)
 
-    def contracts_changed(self, before: dict[int, ContractSnapshot | None]) -> None:
-        """Contracts were committed (the index already holds them): update their sessions.
+    def contracts_changed(
+        self,
+        before: dict[int, ContractSnapshot | None],
+        *,
+        cause: str = "contract",
+        rate: float | None = None,
+    ) -> None:
+        """Contracts changed (the index already holds them): update their sessions.
 
         ``before`` maps each contract id to its snapshot before the change (None if new).
+        ``cause`` says what changed them (contract, plan, window, quota: counted per cause);
+        ``rate`` paces the requests (CoA per second) when many sessions may be touched.
         """
         changed = {
             contract_id: old
@@ -122,7 +150,15 @@ class LiveSessions:
             if old != self._index.contract(contract_id)
         }
         if changed:
-            self._spawn(self._contracts_changed(changed), "coa-contracts")
+            self._spawn(self._contracts_changed(changed, cause, rate), f"coa-{cause}")
+
+    def contracts_of_plan(self, plan_id: int) -> list[ContractSnapshot]:
+        """The plan's contracts as the index holds them now (call before a plan change)."""
+        return self._index.contracts_of_plan(plan_id)
+
+    def plan_changed(self, before: dict[int, ContractSnapshot | None]) -> None:
+        """A plan was committed: its contracts' sessions follow, paced at ``plan_rate``."""
+        self.contracts_changed(before, cause="plan", rate=self.plan_rate)
 
     def disconnect(self, targets: Sequence[SessionTarget], reason: str) -> list[CoaJob]:
         """Disconnect these sessions (e.g. of a contract about to be deleted)."""
@@ -201,8 +237,11 @@ class LiveSessions:
             log.info("session %d: its NAS is not active; nothing sent", target.id)
         return nas
 
-    async def _contracts_changed(self, before: dict[int, ContractSnapshot | None]) -> None:
+    async def _contracts_changed(
+        self, before: dict[int, ContractSnapshot | None], cause: str, rate: float | None
+    ) -> None:
         ids = list(before)
+        pacer = Pacer(rate) if rate is not None else None
         # A bulk change touches thousands of contracts: read and plan them a slice at a time,
         # a small one first, so the first requests are on their way while the rest is read.
         start, size = 0, _FIRST_SLICE
@@ -215,12 +254,18 @@ class LiveSessions:
                     continue
                 old = before[target.contract_id]
                 change = self._plan_contract(old, self._index.contract(target.contract_id), nas)
+                if change is None:
+                    continue
                 if isinstance(change, DisconnectChange):
-                    self.dispatcher.submit(CoaJob(target, nas, "disconnect", change.reason))
-                elif isinstance(change, CoaChange):
+                    job = CoaJob(target, nas, "disconnect", change.reason, cause=cause)
+                else:
                     fallback = nas.coa.disconnect_fallback
-                    job = CoaJob(target, nas, "coa", change.reason, change.attributes, fallback)
-                    self.dispatcher.submit(job)
+                    job = CoaJob(
+                        target, nas, "coa", change.reason, change.attributes, fallback, cause=cause
+                    )
+                if pacer is not None:
+                    await pacer.tick()
+                self.dispatcher.submit(job)
 
     def _plan_contract(
         self, before: ContractSnapshot | None, after: ContractSnapshot | None, nas: NasSnapshot
@@ -281,4 +326,4 @@ class LiveSessions:
         change = plan_layout_change(old, new, nas.coa, reasons[nas.manufacturer_id])
         if change is None:
             return None
-        return CoaJob(target, nas, "coa", change.reason, change.attributes)
+        return CoaJob(target, nas, "coa", change.reason, change.attributes, cause="layout")

@@ -20,6 +20,8 @@ _EXACT = {
     "contract is suspended": "contract_suspended",
     "contract is bound to a MAC address and the NAS sent no Calling-Station-Id": "mac_binding",
     "session state is not available; simultaneous use cannot be checked": "session_state",
+    "CHAP-Challenge shorter than 5 octets": "chap_challenge_short",
+    "CHAP challenge reused": "chap_challenge_reused",
 }
 # Phrases with a value in them: (prefix, suffix, label).
 _SHAPED = (
@@ -28,6 +30,7 @@ _SHAPED = (
     ("MAC address ", " is not the one bound to the contract", "mac_binding"),
     ("simultaneous use limit of ", " reached", "simultaneous_use"),
     ("pool ", " is exhausted", "pool_exhausted"),
+    ("reply too large (", " octets, at most 4096)", "reply_too_large"),
 )
 OTHER = "other"
 

@@ -17,7 +17,17 @@ from radius_contracts.aaa.templates import (
 )
 from radius_contracts.domain import ConnectionConfig, ContractSnapshot, ContractStatus, parse_speed
 from radius_contracts.errors import InvalidLayout
-from radius_contracts.radius.dictionary import AttributeSpec, check_value
+from radius_contracts.plans import (
+    PlanSnapshot,
+    QuotaAction,
+    QuotaCounts,
+    QuotaPeriod,
+    QuotaRule,
+    QuotaState,
+    Speeds,
+)
+from radius_contracts.radius import codec
+from radius_contracts.radius.dictionary import AttributeSpec, check_value, encode_value
 
 __all__ = [
     "SAMPLE_CONTEXT",
@@ -61,6 +71,23 @@ SAMPLE_CONTRACT = ContractSnapshot(
     customer_external_id="CUST-0001",
     custom_fields={"vlan": 100},
     customer_custom_fields={"segment": "business"},
+    plan_id=1,
+    billing_day=15,
+    plan=PlanSnapshot(
+        id=1,
+        name="sample-plan",
+        speeds=Speeds("2M", "10M", "5M", "50M"),
+        session_timeout=86400,
+        idle_timeout=900,
+        quota=QuotaRule(
+            cap_bytes=10**12,
+            period=QuotaPeriod.MONTH,
+            counts=QuotaCounts.BOTH,
+            action=QuotaAction.FUP,
+            speeds=Speeds(max_upload="5M", max_download="20M"),
+        ),
+    ),
+    quota_state=QuotaState.NORMAL,
 )
 """A contract with every field set: what layouts are checked against and previewed with."""
 
@@ -152,6 +179,10 @@ def template_values(
         "pool_name_ipv6": cfg.pool_name_ipv6,
         "mac": cfg.mac,
         "simultaneous_use": cfg.simultaneous_use,
+        "plan": contract.plan.name if contract.plan is not None else None,
+        "quota_state": contract.quota_state,
+        "session_timeout": contract.plan.session_timeout if contract.plan is not None else None,
+        "idle_timeout": contract.plan.idle_timeout if contract.plan is not None else None,
         "nas_name": nas_name,
         "nas_address": nas_address,
         "pop_name": pop_name,
@@ -219,6 +250,14 @@ def _variable_catalogue() -> tuple[VariableInfo, ...]:
         ("pool_name_ipv6", "IPv6 pool name"),
         ("mac", "MAC address the contract is bound to"),
         ("simultaneous_use", "Maximum number of simultaneous sessions"),
+        ("plan", "Name of the contract's plan (absent without a plan)"),
+        (
+            "quota_state",
+            "normal, or over when the contract used up its plan's data quota this period "
+            "(absent when the plan has no quota)",
+        ),
+        ("session_timeout", "The plan's Session-Timeout in seconds"),
+        ("idle_timeout", "The plan's Idle-Timeout in seconds"),
         ("nas_name", "Name of the NAS asking"),
         ("nas_address", "Address of the NAS asking"),
         ("pop_name", "Point of presence of the NAS"),
@@ -248,9 +287,13 @@ def lint_layout(rows: Sequence[tuple[str, str]], catalog: AttributeLookup) -> li
     A row is refused when its attribute is not in ``catalog``, its template does not parse,
     it names an unknown variable (with or without fallback), or it renders to a value that
     ``check_value`` rejects for the attribute's type, either for the sample contract or, for
-    a template with fallbacks, with every fallback in place of its variable.
+    a template with fallbacks, with every fallback in place of its variable. And the row at
+    which the sample contract's reply passes the 4096 octets of a RADIUS packet (RFC 2865 §3)
+    is refused: no contract with all of its variables could be answered.
     """
     problems: list[LayoutProblem] = []
+    size = codec.REPLY_OVERHEAD  # the sample's reply so far: header, Message-Authenticator
+    oversized = False
     for row, (attribute, text) in enumerate(rows):
         spec = catalog.get(attribute)
         if spec is None:
@@ -275,6 +318,16 @@ def lint_layout(rows: Sequence[tuple[str, str]], catalog: AttributeLookup) -> li
             )
             problems.append(LayoutProblem(row, "template", message))
             continue
+        if not oversized:
+            size += _size(spec, value)
+            if size > codec.MAX_PACKET:
+                oversized = True
+                message = (
+                    f"with this row the reply to the sample contract is {size} octets (header "
+                    f"and Message-Authenticator included), more than the {codec.MAX_PACKET} of "
+                    "a RADIUS packet (RFC 2865 §3)"
+                )
+                problems.append(LayoutProblem(row, "template", message))
         optional = template.variables - template.required
         if not optional:
             continue
@@ -321,6 +374,14 @@ def render_rows(
         except MissingVariable:
             continue
     return rendered
+
+
+def _size(spec: AttributeSpec, value: str) -> int:
+    """Octets ``value`` adds to a reply as ``spec``; 0 for what the codec would refuse."""
+    try:
+        return codec.attribute_size(spec, encode_value(spec, value))
+    except ValueError:
+        return 0  # e.g. a tagged integer too large for its 24 bits: render() leaves it out
 
 
 def _is_known(name: str) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from radius_contracts.aaa.authorize import Refusal
-from radius_contracts.domain import parse_mac
+from radius_contracts.domain import station_key
 from radius_contracts.store.accounting import Applied
 
 __all__ = ["OpenSession", "SessionView"]
@@ -28,7 +28,11 @@ __all__ = ["OpenSession", "SessionView"]
 
 @dataclass(slots=True)
 class OpenSession:
-    """An open session as the check sees it (also an accepted login awaiting its Start)."""
+    """An open session as the check sees it (also an accepted login awaiting its Start).
+
+    ``calling_station_id`` is kept normalised (see station_key): sessions are compared many
+    times, and are made once.
+    """
 
     nas_id: int
     key: str  # Acct-Session-Id; "" for a login awaiting its Start
@@ -38,18 +42,14 @@ class OpenSession:
     nas_port_id: str | None
     expires: float = 0.0  # monotonic deadline of a login awaiting its Start
 
-
-def _station(value: str | None) -> str | None:
-    # NAS write the same MAC in different notations in Access- and Accounting-Requests.
-    if not value:
-        return None
-    return parse_mac(value) or value
+    def __post_init__(self) -> None:
+        self.calling_station_id = station_key(self.calling_station_id)
 
 
 def same_place(a: OpenSession, b: OpenSession) -> bool:
     """Whether two sessions come from the same subscriber device or the same NAS port."""
-    station = _station(a.calling_station_id)
-    if station is not None and station == _station(b.calling_station_id):
+    station = a.calling_station_id
+    if station is not None and station == b.calling_station_id:
         return True
     if a.nas_id != b.nas_id:
         return False
@@ -68,6 +68,34 @@ def _anonymous(session: OpenSession) -> bool:
     )
 
 
+def occupied(
+    sessions: Iterable[OpenSession],
+    pending: Iterable[OpenSession],
+    login: OpenSession,
+    now: float,
+) -> int:
+    """How many of a contract's places ``login`` would not take over: its open sessions and
+    its accepted logins still awaiting their Start (``expires`` after ``now``), except those
+    at the login's own place (it replaces them) and logins whose Start already arrived (they
+    are counted as their session)."""
+    count = 0
+    others = []
+    for session in sessions:
+        if not same_place(session, login):
+            count += 1
+            others.append(session)
+    for waiting in pending:
+        if waiting.expires <= now or same_place(waiting, login):
+            continue
+        if not any(same_place(waiting, session) for session in others):
+            count += 1
+    return count
+
+
+def limit_reached(limit: int) -> Refusal:
+    return Refusal(f"simultaneous use limit of {limit} reached")
+
+
 class SessionView:
     """Open sessions and logins awaiting their Accounting-Start, per contract."""
 
@@ -76,7 +104,7 @@ class SessionView:
         self._clock = clock
         self._open: dict[int, dict[tuple[int, str], OpenSession]] = {}
         self._pending: dict[int, list[OpenSession]] = {}
-        self._replaying: list[Applied] | None = None
+        self._replays: list[list[Applied]] = []  # reloads reading meanwhile (begin_reload)
         self.ready = False  # loaded at least once, and the last refresh worked
         self.refused = 0  # logins refused for the limit (metrics)
 
@@ -90,24 +118,10 @@ class SessionView:
         pending = self._pending.get(contract_id)
         if not sessions and not pending:
             return None
-        count = 0
-        others = []
-        if sessions:
-            for session in sessions.values():
-                if not same_place(session, login):
-                    count += 1
-                    others.append(session)
-        if pending:
-            now = self._clock()
-            for waiting in pending:
-                if waiting.expires <= now or same_place(waiting, login):
-                    continue
-                # A login whose Start arrived is already counted as its session.
-                if not any(same_place(waiting, session) for session in others):
-                    count += 1
-        if count >= limit:
+        taken = occupied(sessions.values() if sessions else (), pending or (), login, self._clock())
+        if taken >= limit:
             self.refused += 1
-            return Refusal(f"simultaneous use limit of {limit} reached")
+            return limit_reached(limit)
         return None
 
     def admit(self, contract_id: int, login: OpenSession) -> None:
@@ -140,8 +154,8 @@ class SessionView:
 
     def applied(self, applied: Applied) -> None:
         """An accounting batch was committed: follow its sessions and NAS reboots."""
-        if self._replaying is not None:
-            self._replaying.append(applied)
+        for replay in self._replays:
+            replay.append(applied)
         self._apply(applied)
 
     def _apply(self, applied: Applied) -> None:
@@ -192,24 +206,43 @@ class SessionView:
             if not sessions:
                 del self._open[contract_id]
 
-    def begin_reload(self) -> None:
-        """A reload from the database starts: remember commits made while it reads."""
-        self._replaying = []
+    def begin_reload(self) -> list[Applied]:
+        """A reload from the database starts: commits made while it reads are remembered in
+        the list returned, to be applied again over what it read."""
+        replay: list[Applied] = []
+        self._replays.append(replay)
+        return replay
 
-    def finish_reload(self, rows: Iterable[tuple[int, OpenSession]]) -> None:
-        """Replace the open sessions with ``rows`` (contract id, session) from the database."""
+    def finish_reload(
+        self,
+        rows: Iterable[tuple[int, OpenSession]],
+        replay: list[Applied],
+        contracts: Iterable[int] | None = None,
+    ) -> None:
+        """Replace the open sessions with ``rows`` (contract id, session) from the database:
+        all of them, or those of ``contracts`` (sessions other nodes started or stopped)."""
         fresh: dict[int, dict[tuple[int, str], OpenSession]] = {}
         for contract_id, session in rows:
             fresh.setdefault(contract_id, {})[(session.nas_id, session.key)] = session
-        replay, self._replaying = self._replaying or [], None
-        self._open = fresh
+        self._replays.remove(replay)
+        if contracts is None:
+            self._open = fresh
+        else:
+            for contract_id in contracts:
+                if contract_id in fresh:
+                    self._open[contract_id] = fresh[contract_id]
+                else:
+                    self._open.pop(contract_id, None)
+        # Batches in the order they were committed, over what was read before some of them:
+        # each leaves its sessions as it found them, so applying one again changes nothing.
         for applied in replay:
             self._apply(applied)
-        self.ready = True
+        if contracts is None:
+            self.ready = True
 
-    def reload_failed(self) -> None:
+    def reload_failed(self, replay: list[Applied]) -> None:
         """The reload could not read the database; the view stays as it was."""
-        self._replaying = None
+        self._replays.remove(replay)
 
     def sweep(self) -> int:
         """Forget logins whose Accounting-Start never came (run by the periodic jobs); returns

@@ -16,6 +16,7 @@ from radius_contracts.api.routes import (
     catalogue,
     contracts,
     health,
+    plans,
     radius,
     sessions,
 )
@@ -26,8 +27,9 @@ from radius_contracts.services.registry import Services
 
 DESCRIPTION = """\
 Manage what the RADIUS daemon answers: manufacturers, POPs, NAS, the RADIUS attribute catalogue,
-layouts (per-manufacturer reply attributes with templates), IP pools and subscribers' contracts;
-read the accounting sessions and each contract's traffic usage.
+layouts (per-manufacturer reply attributes with templates), IP pools, service plans (speeds, data
+quotas, time windows) and subscribers' contracts; read the accounting sessions, each contract's
+traffic usage and its data quota.
 
 Every `/api/v1` call needs an API token (`Authorization: Bearer rc_…` or `X-API-Key: rc_…`);
 `read-only` tokens may only read. Errors are `application/problem+json` (RFC 9457) and name the
@@ -79,6 +81,8 @@ def create_app(
         radius.attributes,
         radius.layouts,
         catalogue.pools,
+        plans.router,
+        plans.quota,
         contracts.router,
         auth_log.router,
         sessions.usage,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -103,3 +103,27 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
 
     async with migrating(engine) as connection:
         await connection.run_sync(run)
+
+
+@contextmanager
+def ids_kept(connection: Connection, table: str) -> Iterator[None]:
+    """Around a migration's rebuild of ``table`` (SQLite batch mode): its next id stays where
+    it was. The copy's INSERT … SELECT would set it to the highest id still in the table, so
+    ids of deleted rows would be handed out again (see migration 0005)."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    read = "SELECT seq FROM sqlite_sequence WHERE name = ?"
+    before = connection.exec_driver_sql(read, (table,)).scalar()
+    yield
+    if before is None:
+        return
+    after = connection.exec_driver_sql(read, (table,)).scalar()
+    if after is None:
+        connection.exec_driver_sql(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, before)
+        )
+    elif after < before:
+        connection.exec_driver_sql(
+            "UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (before, table)
+        )

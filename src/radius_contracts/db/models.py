@@ -166,10 +166,68 @@ class Pool(Audited, Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class Plan(Audited, Base):
+    """A service plan: speeds, optional timeouts, a data quota and time windows.
+
+    Contracts reference one; their own speeds, when set, win over the plan's (plans.py).
+    """
+
+    __tablename__ = "plans"
+    __table_args__ = IDS_NEVER_REUSED
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    min_upload: Mapped[str | None] = mapped_column(String(32))
+    max_upload: Mapped[str | None] = mapped_column(String(32))
+    min_download: Mapped[str | None] = mapped_column(String(32))
+    max_download: Mapped[str | None] = mapped_column(String(32))
+    session_timeout: Mapped[int | None] = mapped_column(Integer)  # seconds (Session-Timeout)
+    idle_timeout: Mapped[int | None] = mapped_column(Integer)  # seconds (Idle-Timeout)
+    # The data quota (fair-usage policy): a byte cap per period; None: no quota.
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    quota_period: Mapped[str | None] = mapped_column(String(16))
+    quota_counts: Mapped[str | None] = mapped_column(String(16))
+    quota_action: Mapped[str | None] = mapped_column(String(16))
+    fup_min_upload: Mapped[str | None] = mapped_column(String(32))
+    fup_max_upload: Mapped[str | None] = mapped_column(String(32))
+    fup_min_download: Mapped[str | None] = mapped_column(String(32))
+    fup_max_download: Mapped[str | None] = mapped_column(String(32))
+    # Time windows: [{"days": ["mon", …], "start": "HH:MM", "end": "HH:MM", <speeds>}].
+    windows: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Which window the online sessions were last moved to by CoA ("none", or its index), so
+    # that one node among several sends each boundary's CoA, and a boundary missed while
+    # every node was down is caught up at the next start. NULL: never evaluated.
+    window_applied: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    external_refs: Mapped[list[PlanExternalRef]] = relationship(
+        back_populates="plan",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="PlanExternalRef.id",
+    )
+
+
+class PlanExternalRef(Base):
+    """A plan's identifier in a billing system (e.g. the planIds it sends with contracts)."""
+
+    __tablename__ = "plan_external_refs"
+    __table_args__ = (UniqueConstraint("app", "external_id"), IDS_NEVER_REUSED)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id", ondelete="CASCADE"), index=True)
+    app: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(128))
+
+    plan: Mapped[Plan] = relationship(back_populates="external_refs")
+
+
 class Contract(Audited, Base):
     __tablename__ = "contracts"
     __table_args__ = (
         CheckConstraint("simultaneous_use >= 1", name="simultaneous_use"),
+        CheckConstraint("billing_day BETWEEN 1 AND 31", name="billing_day"),
         IDS_NEVER_REUSED,
     )
 
@@ -205,6 +263,11 @@ class Contract(Audited, Base):
     delegated_ipv6_prefix: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
     mac: Mapped[str | None] = mapped_column(String(17))
     simultaneous_use: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("plans.id", ondelete="RESTRICT"), index=True
+    )
+    # Day of the month billing months start on (quota periods of that kind); None: the 1st.
+    billing_day: Mapped[int | None] = mapped_column(Integer)
 
     external_refs: Mapped[list[ExternalRef]] = relationship(
         back_populates="contract",
@@ -288,6 +351,38 @@ class AcctSession(Base):
     terminate_cause: Mapped[str | None] = mapped_column(String(64))
 
 
+class LoginClaim(Base):
+    """A login accepted for a contract with a simultaneous-use limit whose Accounting-Start
+    has not come yet, as every node and worker process must count it.
+
+    Written only where several processes decide (nodes sharing PostgreSQL, or worker
+    processes): each decision locks the contract (an advisory lock on PostgreSQL, the write
+    lock on SQLite), counts its open sessions and unexpired claims, and adds its own claim in
+    the same transaction, so two logins at the same moment cannot both take the last place.
+    Claims end when they expire (``[accounting] start_wait``); a login whose Start arrived is
+    counted as its session, not twice (same place).
+    """
+
+    __tablename__ = "login_claims"
+    __table_args__ = (
+        Index("ix_login_claims_contract", "contract_id", "expires_at"),
+        Index("ix_login_claims_expires", "expires_at"),
+        IDS_NEVER_REUSED,
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    contract_id: Mapped[int] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
+    nas_id: Mapped[int | None] = mapped_column(ForeignKey("nas.id", ondelete="SET NULL"))
+    # The login's place (aaa.sessions.same_place): Calling-Station-Id as compared (a MAC in
+    # one notation), NAS port and port id.
+    station: Mapped[str | None] = mapped_column(String(253))
+    nas_port: Mapped[int | None] = mapped_column(BigInteger)
+    nas_port_id: Mapped[str | None] = mapped_column(String(253))
+    node: Mapped[str] = mapped_column(String(255))  # who accepted it
+    claimed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class CoaLogEntry(Base):
     """One CoA or Disconnect-Request sent for a session, and how the NAS answered."""
 
@@ -350,6 +445,31 @@ class UsageDaily(Base):
     input_octets: Mapped[int] = mapped_column(BigInteger, default=0)
     output_octets: Mapped[int] = mapped_column(BigInteger, default=0)
     session_time: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class QuotaUsage(Base):
+    """Traffic a contract used against its plan's cap in one quota period.
+
+    Added to by accounting in the same transaction as the session deltas, so it counts what
+    is stored exactly once. ``state`` turns ``over`` in the transaction whose traffic crosses
+    the cap (a conditional UPDATE: one node wins when several race); ``restored_at`` is set
+    once the period ended and full speed was given back.
+    """
+
+    __tablename__ = "quota_usage"
+    __table_args__ = (Index("ix_quota_usage_state", "state", "period_end"),)
+
+    contract_id: Mapped[int] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True
+    )
+    period_start: Mapped[date] = mapped_column(primary_key=True)  # local date, inclusive
+    period_end: Mapped[date]  # local date, exclusive
+    # Server defaults: accounting inserts rows with plain SQL that names only what it adds.
+    used_bytes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    extra_bytes: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))  # top-ups
+    state: Mapped[str] = mapped_column(String(8), server_default=text("'normal'"))
+    changed_at: Mapped[datetime | None]
+    restored_at: Mapped[datetime | None]
 
 
 class Lease(Base):

@@ -28,16 +28,20 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, Protocol
 
+from radius_contracts.radius import wire_speedups
 from radius_contracts.radius.dictionary import AttributeSpec
 from radius_contracts.radius.messages import HiddenAttribute
 
 __all__ = [
     "MAX_PACKET",
     "MAX_VALUE",
+    "REPLY_OVERHEAD",
     "Code",
     "MalformedPacket",
     "Packet",
+    "PacketTooLarge",
     "attribute",
+    "attribute_size",
     "decode",
     "decrypt_user_password",
     "encode_attribute",
@@ -45,6 +49,7 @@ __all__ = [
     "encode_hidden",
     "encode_reply",
     "encode_request",
+    "hidden_size",
     "hide_user_password",
     "new_authenticator",
     "salt_decrypt",
@@ -144,6 +149,9 @@ _HEADER = struct.Struct("!BBH")
 _ZERO16: Final = bytes(16)
 # A Message-Authenticator attribute with its value zeroed: the form the HMAC is computed over.
 _MA_PLACEHOLDER: Final = bytes((MESSAGE_AUTHENTICATOR, 18)) + _ZERO16
+# What every Access-Accept/Reject/Challenge carries besides its attributes: the header and
+# the Message-Authenticator that encode_reply puts first.
+REPLY_OVERHEAD: Final = MIN_PACKET + len(_MA_PLACEHOLDER)
 
 # Requests whose Request Authenticator is a hash over the packet, not a random nonce:
 # RFC 2866 §3 (accounting) and RFC 5176 §2.3 / §3.5 (dynamic authorization).
@@ -175,7 +183,7 @@ def _md5_constructor() -> Callable[[bytes], _Hash]:
 _new_md5: Final = _md5_constructor()
 
 
-def _md5(data: bytes) -> bytes:
+def _py_md5(data: bytes) -> bytes:
     # MD5 is what RFC 2865/2866/2868/5176 prescribe for authenticators and hiding; the
     # protocol's security rests on the shared secret, and we cannot choose another hash.
     return _new_md5(data).digest()
@@ -187,14 +195,14 @@ def _hmac_pads(secret: bytes) -> tuple[_Hash, _Hash]:
     # 64-octet block hashed first. Hashing the two padded keys once per secret and copying
     # the states saves two compression rounds per packet; with OpenSSL 3, hmac.digest() costs
     # about four times this (it builds a fresh EVP context per call).
-    key = _md5(secret) if len(secret) > 64 else secret
+    key = _py_md5(secret) if len(secret) > 64 else secret
     key = key.ljust(64, b"\x00")
     inner = _new_md5(bytes(octet ^ 0x36 for octet in key))
     outer = _new_md5(bytes(octet ^ 0x5C for octet in key))
     return inner, outer
 
 
-def _hmac_md5(secret: bytes, *parts: bytes) -> bytes:
+def _py_hmac_md5(secret: bytes, *parts: bytes) -> bytes:
     inner_pad, outer_pad = _hmac_pads(secret)
     inner = inner_pad.copy()
     for part in parts:
@@ -202,6 +210,20 @@ def _hmac_md5(secret: bytes, *parts: bytes) -> bytes:
     outer = outer_pad.copy()
     outer.update(inner.digest())
     return outer.digest()
+
+
+_WIRE = wire_speedups.module()
+# The C wire code computes the same digests without a Python object per step.
+_md5: Final[Callable[[bytes], bytes]] = _WIRE.md5 if _WIRE is not None else _py_md5
+_hmac_md5: Final[Callable[..., bytes]] = _WIRE.hmac_md5 if _WIRE is not None else _py_hmac_md5
+
+
+class PacketTooLarge(ValueError):
+    """A packet to be built would pass the 4096 octets of RFC 2865 §3; ``size`` says by how much."""
+
+    def __init__(self, what: str, size: int) -> None:
+        super().__init__(f"the {what} would be {size} octets, at most {MAX_PACKET}")
+        self.size = size
 
 
 class MalformedPacket(ValueError):
@@ -445,6 +467,8 @@ def decrypt_user_password(value: bytes, secret: bytes, authenticator: bytes) -> 
 
     Only trailing NULs (the padding) are removed; the result is octets, not text.
     """
+    if _WIRE is not None:
+        return _WIRE.decrypt_password(value, secret, authenticator)
     size = len(value)
     if size < 16 or size > 128 or size % 16:
         return None
@@ -625,6 +649,36 @@ def encode_hidden(
     return vendor_attribute(hidden.vendor_id, hidden.code, value)
 
 
+def hidden_size(hidden: HiddenAttribute) -> int:
+    """Octets :func:`encode_hidden` makes of ``hidden``, worked out without encrypting.
+
+    Reply sizes are checked before anything is encrypted (the keys need the request), so
+    this follows the padding rules instead. ValueError for an ``encrypt`` it does not know.
+    """
+    size = len(hidden.value)
+    if hidden.encrypt == 1:
+        # RFC 2865 §5.2: padded with NULs to a multiple of 16 octets, one block at least.
+        octets = max(16, size + -size % 16)
+    elif hidden.encrypt == 2:
+        # RFC 2868 §3.5: two salt octets, then a length octet and the data, padded to 16.
+        octets = 2 + (size + 1) + -(size + 1) % 16 + (hidden.tag is not None)
+    else:
+        raise ValueError(f"attribute {hidden.code}: encrypt={hidden.encrypt} is not supported")
+    return octets + (2 if hidden.vendor_id is None else 8)
+
+
+def attribute_size(spec: AttributeSpec, value: bytes) -> int:
+    """Octets ``value`` (as ``encode_value`` made it) takes in a packet as ``spec``.
+
+    Header, Vendor-Specific wrapper, tag octet and encryption padding included: what the
+    attribute adds to a reply. ValueError when it cannot be encoded at all.
+    """
+    if spec.encrypt:
+        tag = 0 if spec.has_tag else None
+        return hidden_size(HiddenAttribute(spec.code, value, spec.encrypt, spec.vendor_id, tag))
+    return len(encode_attribute(spec, value))
+
+
 # -- packets -----------------------------------------------------------------------------------
 
 
@@ -645,7 +699,7 @@ def _framed(
     """
     length = MIN_PACKET + len(body)
     if length > MAX_PACKET:
-        raise ValueError(f"the {what} would be {length} octets, at most {MAX_PACKET}")
+        raise PacketTooLarge(what, length)
     header = _HEADER.pack(code, identifier, length)
     if signed:
         mac = _hmac_md5(secret, header, authenticator, body)
@@ -670,7 +724,7 @@ def encode_reply(
     (BlastRADIUS mitigation) and is the HMAC-MD5 of RFC 3579 §3.2 with the Request
     Authenticator in the Authenticator field. Leave it out (``message_authenticator=False``)
     for an Accounting-Response to an Accounting-Request: no RFC defines one there. Raises
-    ValueError if the packet would exceed 4096 octets.
+    PacketTooLarge (a ValueError) if the packet would exceed 4096 octets.
     """
     if len(request_authenticator) != 16:
         raise ValueError("a Request Authenticator is 16 octets")

@@ -39,7 +39,13 @@ class AccessRequest:
     nas_port: int | None = None
     nas_port_id: str | None = None
     eap: bool = False  # an EAP-Message was present (not supported: rejected)
-    proxied: bool = False  # Proxy-State present: the reply must echo it (RFC 2865 §5.33)
+    # Octets of the request's Proxy-State attributes (headers included): the listener echoes
+    # them in the reply (RFC 2865 §5.33), so they count against its 4096 octets.
+    proxy_state_size: int = 0
+    # Identifier and Request Authenticator, set for CHAP requests (the challenge check needs
+    # them): a NAS's retransmit repeats both (RFC 5080 §2.2.2), a new request changes one.
+    identifier: int = 0
+    authenticator: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
 from radius_contracts.logging import RateLimitedLog
-from radius_contracts.radius import codec, request_context
+from radius_contracts.radius import codec, request_context, wire_speedups
 from radius_contracts.radius.clients import ClientTable, NasClient
 from radius_contracts.radius.dedup import IN_PROGRESS, Key, ReplyCache
 from radius_contracts.radius.histogram import Histogram
 from radius_contracts.radius.messages import AccessRequest, AccountingRequest, AuthDecision
+from radius_contracts.radius.wire_speedups import AccessFields
 
 log = logging.getLogger("radius_contracts.radius")
 
@@ -101,6 +102,8 @@ class StatsTotal:
         return sum(part[name] for part in self._parts)
 
 
+_ACCESS_REQUEST_OCTET = bytes((codec.Code.ACCESS_REQUEST,))
+
 # Request results (Stats.requests).
 ACCEPT, REJECT, RESPONSE = "accept", "reject", "response"
 DUPLICATE, DROPPED, NOT_RECORDED = "duplicate", "dropped", "not_recorded"
@@ -123,6 +126,15 @@ def _first_values(packet: codec.Packet) -> dict[int, bytes]:
         if kind not in first:
             first[kind] = value
     return first
+
+
+def _proxy_state_size(packet: codec.Packet) -> int:
+    """Octets the Proxy-State echo adds to the reply (RFC 2865 §5.33: every one, unchanged)."""
+    size, proxy_state = 0, codec.PROXY_STATE
+    for kind, value in packet.attributes:  # a plain loop costs half of sum() over a genexpr
+        if kind == proxy_state:
+            size += len(value) + 2
+    return size
 
 
 def _counter64(low: bytes | None, high: bytes | None) -> int | None:
@@ -201,6 +213,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self._replies = replies
         self._delayed = 0
         self._warn = RateLimitedLog(log)
+        # The C wire code for Access-Requests (None: pure Python; see radius.wire_speedups).
+        self._wire = wire_speedups.module() if auth_handler is not None else None
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = True
@@ -260,6 +274,14 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             stats.add("drop_unknown_nas")
             self._warn.warning(source, "ignoring RADIUS packets from %s: not an active NAS", source)
             return
+        wire, auth = self._wire, self._auth
+        if wire is not None and auth is not None and data[:1] == _ACCESS_REQUEST_OCTET:
+            # The C wire code parses and verifies the common Access-Request; it declines
+            # (None) what it does not handle, which the Python path below then takes.
+            fields = wire.parse_access(data, client.secret)
+            if fields is not None:
+                self._fast_access(fields, client, addr, auth, started)
+                return
         try:
             packet = codec.decode(data)
         except codec.MalformedPacket as exc:
@@ -271,7 +293,6 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if code == codec.Code.STATUS_SERVER:
             self._status_server(packet, client, addr)
             return
-        auth = self._auth
         if code == codec.Code.ACCESS_REQUEST and auth is not None:
             self._access_request(packet, client, addr, auth, started)
             return
@@ -324,57 +345,106 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         auth: AuthHandler,
         started: float,
     ) -> None:
-        stats = self.stats
         key: Key = (addr[:2], packet.identifier, packet.authenticator)
+        ma = 0
+        if packet.has_message_authenticator:
+            ma = 1 if codec.verify_message_authenticator(packet, client.secret) else -1
+        if not self._admissible(key, ma, client, addr):
+            return
+        request = self._access_fields(packet, client, str(addr[0]))
+        if request is None:
+            self.stats.drop(packet.code, "drop_malformed")
+            self.stats.add("malformed_user_password")
+            return
+        states = tuple(packet.get_all(codec.PROXY_STATE)) if request.proxy_state_size else ()
+        self._decide(auth, request, client, addr, key, states, started)
+
+    def _fast_access(
+        self,
+        fields: AccessFields,
+        client: NasClient,
+        addr: tuple[str | object, ...],
+        auth: AuthHandler,
+        started: float,
+    ) -> None:
+        """An Access-Request the C wire code parsed (see _wire.c: the same fields as
+        _access_fields, the Message-Authenticator already checked)."""
+        (identifier, authenticator, ma, user_name, password, chap_password, chap_challenge,
+         calling, called, nas_port, nas_port_id, eap, states, states_size) = fields  # fmt: skip
+        key: Key = (addr[:2], identifier, authenticator)
+        if not self._admissible(key, ma, client, addr):
+            return
+        request = AccessRequest(
+            client.id, str(addr[0]), user_name, password, chap_password, chap_challenge,
+            None, None, calling, called, nas_port, nas_port_id, eap, states_size,
+        )  # fmt: skip
+        if chap_password is not None:
+            # Only the CHAP challenge check tells a retransmit from a new request.
+            request.identifier = identifier
+            request.authenticator = authenticator
+        self._decide(auth, request, client, addr, key, states, started)
+
+    def _admissible(
+        self, key: Key, ma: int, client: NasClient, addr: tuple[str | object, ...]
+    ) -> bool:
+        """Whether an Access-Request goes on to the handler: not a retransmit (answered from
+        the reply cache here), and its Message-Authenticator (``ma``: 1 right, -1 wrong, 0
+        none) as the NAS requires."""
+        stats = self.stats
         cached = self._replies.get(key)
         if cached is not None:
             stats.add("duplicates")
-            stats.request(packet.code, DUPLICATE)
+            stats.request(codec.Code.ACCESS_REQUEST, DUPLICATE)
             if cached is not IN_PROGRESS:
                 self._send(cached, addr)
-            return
-        secret = client.secret
-        if packet.has_message_authenticator:
+            return False
+        if ma < 0:
             # RFC 3579 §3.2: a wrong Message-Authenticator means a silent discard.
-            if not codec.verify_message_authenticator(packet, secret):
-                stats.drop(packet.code, "drop_bad_message_authenticator")
-                self._warn.warning(
-                    (addr[0], "ma"), "bad Message-Authenticator from %s (wrong secret?)", addr[0]
-                )
-                return
-        elif client.require_message_authenticator:
+            stats.drop(codec.Code.ACCESS_REQUEST, "drop_bad_message_authenticator")
+            self._warn.warning(
+                (addr[0], "ma"), "bad Message-Authenticator from %s (wrong secret?)", addr[0]
+            )
+            return False
+        if ma == 0 and client.require_message_authenticator:
             # BlastRADIUS (CVE-2024-3596): without it an attacker on path can forge replies.
-            stats.drop(packet.code, "drop_missing_message_authenticator")
+            stats.drop(codec.Code.ACCESS_REQUEST, "drop_missing_message_authenticator")
             self._warn.warning(
                 (addr[0], "no-ma"),
                 "Access-Request from %s without Message-Authenticator; the NAS requires one",
                 addr[0],
             )
-            return
-        request = self._access_fields(packet, client, str(addr[0]))
-        if request is None:
-            stats.drop(packet.code, "drop_malformed")
-            stats.add("malformed_user_password")
-            return
+            return False
+        return True
+
+    def _decide(
+        self,
+        auth: AuthHandler,
+        request: AccessRequest,
+        client: NasClient,
+        addr: tuple[str | object, ...],
+        key: Key,
+        states: tuple[bytes, ...],
+        started: float,
+    ) -> None:
         decision = auth.handle_access(request)
         if not isinstance(decision, AuthDecision):
-            self._access_later(packet, client, addr, key, request, decision, started)
+            self._access_later(client, addr, key, request, decision, states, started)
             return
-        self._answer_access(packet, client, addr, key, request, decision, started)
+        self._answer_access(client, addr, key, request, decision, states, started)
 
     def _access_later(
         self,
-        packet: codec.Packet,
         client: NasClient,
         addr: tuple[str | object, ...],
         key: Key,
         request: AccessRequest,
         pending: Awaitable[AuthDecision],
+        states: tuple[bytes, ...],
         started: float,
     ) -> None:
         """Answer once the handler's database work is done; no reply if it fails."""
         if self._pending_access >= self._options.max_pending_access:
-            self.stats.drop(packet.code, "drop_over_capacity")
+            self.stats.drop(codec.Code.ACCESS_REQUEST, "drop_over_capacity")
             if asyncio.iscoroutine(pending):
                 pending.close()
             return
@@ -386,7 +456,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                 decision = await pending
             except Exception as exc:
                 # e.g. the database is down: stay silent so the NAS tries its other server.
-                self.stats.drop(packet.code, "drop_handler_failed")
+                self.stats.drop(codec.Code.ACCESS_REQUEST, "drop_handler_failed")
                 self._replies.discard(key)
                 self._warn.warning(
                     "access-failed", "no answer to an Access-Request from %s: %r", addr[0], exc
@@ -395,7 +465,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             finally:
                 self._pending_access -= 1
             self._replies.discard(key)
-            self._answer_access(packet, client, addr, key, request, decision, started)
+            self._answer_access(client, addr, key, request, decision, states, started)
 
         task = asyncio.ensure_future(finish())
         self._tasks.add(task)
@@ -403,46 +473,57 @@ class RadiusProtocol(asyncio.DatagramProtocol):
 
     def _answer_access(
         self,
-        packet: codec.Packet,
         client: NasClient,
         addr: tuple[str | object, ...],
         key: Key,
         request: AccessRequest,
         decision: AuthDecision,
+        states: tuple[bytes, ...],
         started: float,
     ) -> None:
         stats = self.stats
-        secret = client.secret
         code = codec.Code.ACCESS_ACCEPT if decision.accept else codec.Code.ACCESS_REJECT
-        reply = codec.encode_reply(
-            code,
-            packet.identifier,
-            packet.authenticator,
-            decision.attributes,
-            secret,
-            proxy_states=packet.get_all(codec.PROXY_STATE) if request.proxied else (),
-            hidden=decision.hidden,
-        )
+        identifier, authenticator = key[1], key[2]
+        wire = self._wire
+        try:
+            if wire is not None and not decision.hidden:
+                reply = wire.reply(
+                    code, identifier, authenticator, decision.attributes, client.secret, states
+                )
+            else:
+                reply = codec.encode_reply(
+                    code, identifier, authenticator, decision.attributes, client.secret,
+                    proxy_states=states, hidden=decision.hidden,
+                )  # fmt: skip
+        except ValueError as exc:  # codec.PacketTooLarge, or the C code's ValueError
+            # The handler answers a reply that would not fit with an Access-Reject that does;
+            # only a request that is nearly all Proxy-State and lacks credentials leaves no
+            # room even for that (its echo alone passes 4096 octets).
+            stats.drop(codec.Code.ACCESS_REQUEST, "drop_reply_too_large")
+            self._warn.warning(
+                (addr[0], "too-large"), "no answer to an Access-Request from %s: %s", addr[0], exc
+            )
+            return
         if log.isEnabledFor(logging.DEBUG):
             _log_decision(request, decision)
         delay = self._options.reject_delay
         if decision.accept or delay <= 0:
             if decision.accept:
                 stats.add("accepts")
-                stats.request(packet.code, ACCEPT)
+                stats.request(codec.Code.ACCESS_REQUEST, ACCEPT)
             else:
                 stats.add("rejects")
-                stats.request(packet.code, REJECT)
+                stats.request(codec.Code.ACCESS_REQUEST, REJECT)
             self._replies.put(key, reply)
             self._send(reply, addr)
             stats.latency.observe(time.perf_counter() - started)
             return
         if self._delayed >= self._options.max_delayed_rejects:
             # A flood of failing logins: holding more replies would only grow memory.
-            stats.drop(packet.code, "drop_over_capacity")
+            stats.drop(codec.Code.ACCESS_REQUEST, "drop_over_capacity")
             return
         stats.add("rejects")
-        stats.request(packet.code, REJECT)
+        stats.request(codec.Code.ACCESS_REQUEST, REJECT)
         self._delayed += 1
         self._replies.put(key, IN_PROGRESS)
         assert self._loop is not None
@@ -608,7 +689,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if codec.VENDOR_SPECIFIC in first:
             ms_chap_challenge = packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP_CHALLENGE)
             ms_chap2_response = packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP2_RESPONSE)
-        return AccessRequest(
+        request = AccessRequest(
             nas_id=client.id,
             source=source,
             user_name=_text_or_none(get(codec.USER_NAME)),
@@ -622,5 +703,10 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             nas_port=_integer_or_none(get(codec.NAS_PORT)),
             nas_port_id=_text_or_none(get(codec.NAS_PORT_ID)),
             eap=codec.EAP_MESSAGE in first,
-            proxied=codec.PROXY_STATE in first,
+            proxy_state_size=_proxy_state_size(packet) if codec.PROXY_STATE in first else 0,
         )
+        if chap_password is not None:
+            # Only the CHAP challenge check tells a retransmit from a new request.
+            request.identifier = packet.identifier
+            request.authenticator = packet.authenticator
+        return request

@@ -15,6 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.live import LiveSessions
+from radius_contracts.aaa.quota import QuotaKeeper
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import AuditEntry
 from radius_contracts.db.types import utcnow
@@ -80,6 +81,8 @@ class ServiceContext:
     live: LiveSessions | None = None
     # The ISP's time zone: a contract date sent as a date-time is its date there.
     zone: tzinfo = UTC
+    # Quota states of contracts (re-checked after top-ups and plan changes); None in the CLI.
+    quota: QuotaKeeper | None = None
     dialect: str = field(default="", init=False)  # "sqlite", "postgresql"
     _writer: asyncio.Lock | None = field(default=None, init=False, repr=False)
 

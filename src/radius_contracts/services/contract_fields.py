@@ -80,6 +80,8 @@ def contract_defaults() -> dict[str, Any]:
         "customer": customer_defaults(),
         "custom_fields": {},
         "external_refs": [],
+        "plan_id": None,
+        "billing_day": None,
         "config": config_defaults(),
     }
 

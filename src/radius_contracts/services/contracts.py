@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from radius_contracts.aaa.handler import Preview
 from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.db.errors import wrap_db_errors
-from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas, Pool
+from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas, Plan, Pool
 from radius_contracts.db.types import utcnow
 from radius_contracts.domain import (
     TRANSITIONS,
@@ -38,6 +38,7 @@ from radius_contracts.services.contract_fields import (
     new_config,
     new_contract,
 )
+from radius_contracts.services.plans import Plans
 from radius_contracts.store import common
 
 log = logging.getLogger("radius_contracts.services.contracts")
@@ -62,7 +63,14 @@ class Contracts(CrudService[Contract]):
     label = "contract"
     entity = "contracts"
     unique = ("number",)
-    filters = ("status", "number", "customer_external_id", "pool_name_ipv4", "pool_name_ipv6")
+    filters = (
+        "status",
+        "number",
+        "customer_external_id",
+        "pool_name_ipv4",
+        "pool_name_ipv6",
+        "plan_id",
+    )
     search = ("number", "username", "customer_name", "customer_external_id")
     sorts = (
         "id",
@@ -164,6 +172,7 @@ class Contracts(CrudService[Contract]):
                         field=field_name(column),
                     )
         await self._check_pools(session, data)
+        await self._check_plan(session, row, data)
         await self._check_refs(session, row, data.get("external_refs"))
 
     @staticmethod
@@ -188,6 +197,23 @@ class Contracts(CrudService[Contract]):
                 raise InvalidInput(f"no pool named {name!r}", field=field_name(column))
             if family not in families:
                 raise InvalidInput(f"pool {name!r} is an {family} pool", field=field_name(column))
+
+    @staticmethod
+    async def _check_plan(
+        session: AsyncSession, row: Contract | None, data: Mapping[str, Any]
+    ) -> None:
+        plan_id = data.get("plan_id")
+        if plan_id is None or (row is not None and row.plan_id == plan_id):
+            return  # keeping a retired plan is fine; only new assignments need an active one
+        plan = await session.get(Plan, plan_id)
+        if plan is None:
+            raise InvalidInput(f"plan {plan_id} does not exist", field="plan_id")
+        if not plan.active:
+            raise InvalidInput(
+                f"plan {plan.name!r} is retired (inactive): it keeps its contracts but takes no "
+                "new ones",
+                field="plan_id",
+            )
 
     @staticmethod
     async def _check_refs(
@@ -358,6 +384,10 @@ class Contracts(CrudService[Contract]):
         Fields left out keep their current value, so a billing system can send what it owns.
         """
         values = dict(data)
+        if "plan_external_id" in values:
+            # The billing system names the plan by its own id, under the same app.
+            plan_ref = values.pop("plan_external_id")
+            values["plan_id"] = None if plan_ref is None else await self._plan_of(app, plan_ref)
         refs = [dict(ref) for ref in values.get("external_refs") or ()]
         if not any(ref["app"] == app and ref["external_id"] == external_id for ref in refs):
             refs.insert(0, {"app": app, "external_id": external_id})
@@ -376,7 +406,24 @@ class Contracts(CrudService[Contract]):
             values["external_refs"] = refs
         return await self.update(actor, existing.id, values), False
 
+    async def _plan_of(self, app: str, external_id: str) -> int:
+        with wrap_db_errors():
+            async with self.context.sessions() as session:
+                plan = await Plans.by_external(session, app, external_id)
+        if plan is None:
+            raise InvalidInput(f"no plan with {app} id {external_id!r}", field="plan_external_id")
+        return plan.id
+
     # -- live sessions (CoA and Disconnect after the commit) --------------------------------------
+
+    async def _committed(self, row: Contract, before: Any) -> Contract:
+        await self.context.committed(self.entity, row.id)
+        quota = self.context.quota
+        if quota is not None and row.plan_id is not None:
+            # A new plan or billing day may mean another period, another cap.
+            await quota.evaluate([row.id], follow=False)
+        self._after(row.id, before)
+        return row
 
     async def _before(self, row_id: int | None) -> ContractSnapshot | None:
         live = self.context.live

@@ -12,7 +12,9 @@ from radius_contracts.services.catalogue import Manufacturers, Pops
 from radius_contracts.services.contracts import Contracts
 from radius_contracts.services.layouts import Layouts
 from radius_contracts.services.nas import NasService
+from radius_contracts.services.plans import Plans
 from radius_contracts.services.pools import Pools
+from radius_contracts.services.quotas import Quotas
 from radius_contracts.services.sessions import SessionsService
 from radius_contracts.services.tokens import Tokens
 
@@ -27,6 +29,8 @@ class Services:
     layouts: Layouts
     pools: Pools
     contracts: Contracts
+    plans: Plans
+    quotas: Quotas
     tokens: Tokens
     audit: AuditLog
     auth_log: AuthLogService
@@ -43,6 +47,8 @@ class Services:
             layouts=Layouts(context),
             pools=Pools(context),
             contracts=Contracts(context),
+            plans=Plans(context),
+            quotas=Quotas(context),
             tokens=Tokens(context),
             audit=AuditLog(context),
             auth_log=AuthLogService(context),

@@ -26,6 +26,8 @@ from typing import Any
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from radius_contracts.domain import station_key
+from radius_contracts.plans import QuotaCounts, counted_bytes
 from radius_contracts.store.driver import placeholders, timestamp
 
 START, STOP, INTERIM, ACCOUNTING_ON, ACCOUNTING_OFF = 1, 2, 3, 7, 8
@@ -121,15 +123,39 @@ class SessionState:
     framed_ip: str | None
     framed_ipv6_prefix: str | None
     delegated_ipv6_prefix: str | None
+    opened: bool = False  # this batch started the session (its row is new)
 
 
 @dataclass(slots=True)
 class Applied:
-    """What one batch changed: sessions touched (last state each) and NAS that rebooted."""
+    """What one batch changed: sessions touched (last state each), NAS that rebooted, and the
+    contracts this batch's traffic pushed over their quota (with the period's start)."""
 
     sessions: list[SessionState] = field(default_factory=list)
     reboots: list[tuple[int, datetime]] = field(default_factory=list)
     ignored: int = 0  # records that repeated what was already stored
+    quota_over: list[tuple[int, date]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaTarget:
+    """Where a contract's traffic counts against its quota: the period (local dates, end
+    exclusive), which direction counts, and the cap (top-ups come on top, per row)."""
+
+    period_start: date
+    period_end: date
+    counts: QuotaCounts
+    cap_bytes: int
+
+
+QuotaResolver = Callable[[int, datetime], QuotaTarget | None]
+"""(contract id, when the record happened) → where its traffic counts, or None (no quota)."""
+
+
+@dataclass(slots=True)
+class _QuotaDelta:
+    target: QuotaTarget
+    used: int = 0
 
 
 @dataclass(slots=True)
@@ -180,6 +206,29 @@ class _Sql:
             "SET input_octets = usage_daily.input_octets + excluded.input_octets, "
             "output_octets = usage_daily.output_octets + excluded.output_octets, "
             "session_time = usage_daily.session_time + excluded.session_time"
+        )
+
+        marks = placeholders(self.paramstyle, 4)
+        self.quota_add = (
+            "INSERT INTO quota_usage (contract_id, period_start, period_end, used_bytes) "  # noqa: S608
+            f"VALUES ({', '.join(marks)}) ON CONFLICT (contract_id, period_start) DO UPDATE "
+            "SET used_bytes = quota_usage.used_bytes + excluded.used_bytes"
+        )
+        a, b, c = placeholders(self.paramstyle, 3)
+        # Conditional: when several transactions push one contract over (nodes sharing a
+        # PostgreSQL database), the first to commit changes the row and the others, which
+        # wait for its lock and then see ``over``, change nothing.
+        self.quota_cross = (
+            f"UPDATE quota_usage SET state = 'over', changed_at = {a} "  # noqa: S608
+            f"WHERE contract_id = {b} AND period_start = {c} AND state = 'normal'"
+        )
+
+        a, b, c, d, e, f = placeholders(self.paramstyle, 6)
+        self.claims_taken = (
+            f"DELETE FROM login_claims WHERE contract_id = {a} AND (station = {b} "  # noqa: S608
+            f"OR (nas_id = {c} AND (nas_port_id = {d} OR nas_port = {e})) "
+            "OR (station IS NULL AND nas_port IS NULL AND nas_port_id IS NULL "
+            f"AND {f} = 1))"
         )
 
     def update(self, columns: tuple[str, ...]) -> str:
@@ -242,46 +291,131 @@ def _segments(
     yield segment, None
 
 
-async def apply(session: AsyncSession, records: Sequence[AcctRecord]) -> Applied:
+async def apply(
+    session: AsyncSession,
+    records: Sequence[AcctRecord],
+    quota: QuotaResolver | None = None,
+    claims: bool = False,
+) -> Applied:
     """Apply ``records`` in order inside the caller's transaction (it commits).
 
     Contracts and NAS are taken as they were when the records were resolved: one deleted
     since makes the batch fail on its foreign key, and the writer retries the rest without it.
+    ``quota`` says where each contract's traffic counts against a quota (see QuotaTarget).
+    With ``claims`` (simultaneous use decided in the database, aaa.claims), a new session
+    takes over the login claims at its place: the login is now counted as the session.
     """
     connection = await session.connection()
     sql = _sql(connection.dialect.name, connection.dialect.paramstyle)
     applied = Applied()
+    used: dict[tuple[int, date], _QuotaDelta] = {}
     for segment, reboot in _segments(records):
         if segment:
             found: dict[tuple[int, str], _Sessions] = {}
             for statement, params in _load_statements(sql, segment):
                 result = await connection.exec_driver_sql(statement, tuple(params))
                 _absorb(sql, found, result)
-            for statement, rows in _plan(sql, segment, found, applied):
+            for statement, rows in _plan(sql, segment, found, applied, quota, used, claims):
                 await connection.exec_driver_sql(statement, rows)
         if reboot is not None:
             for statement, params in _reboot_statements(sql, reboot.nas_id, reboot.at):
                 await connection.exec_driver_sql(statement, tuple(params))
             applied.reboots.append((reboot.nas_id, reboot.at))
+    if used:
+        await connection.exec_driver_sql(sql.quota_add, _quota_rows(sql, used))
+        ids = sorted({contract_id for contract_id, _start in used})
+        statement, params = _quota_read(sql, ids)
+        result = await connection.exec_driver_sql(statement, params)
+        now = sql.time(datetime.now(UTC))
+        for contract_id, start in _crossings(sql, used, result):
+            crossed = await connection.exec_driver_sql(
+                sql.quota_cross, (now, contract_id, sql.day(start))
+            )
+            if crossed.rowcount:
+                applied.quota_over.append((contract_id, start))
     return applied
 
 
-def apply_sqlite(connection: sqlite3.Connection, records: Sequence[AcctRecord]) -> Applied:
+def apply_sqlite(
+    connection: sqlite3.Connection,
+    records: Sequence[AcctRecord],
+    quota: QuotaResolver | None = None,
+    claims: bool = False,
+) -> Applied:
     """:func:`apply` for a plain sqlite3 connection inside the caller's transaction."""
     sql = _sql("sqlite", "qmark")
     applied = Applied()
+    used: dict[tuple[int, date], _QuotaDelta] = {}
     for segment, reboot in _segments(records):
         if segment:
             found: dict[tuple[int, str], _Sessions] = {}
             for statement, params in _load_statements(sql, segment):
                 _absorb(sql, found, connection.execute(statement, params))
-            for statement, rows in _plan(sql, segment, found, applied):
+            for statement, rows in _plan(sql, segment, found, applied, quota, used, claims):
                 connection.executemany(statement, rows)
         if reboot is not None:
             for statement, params in _reboot_statements(sql, reboot.nas_id, reboot.at):
                 connection.execute(statement, params)
             applied.reboots.append((reboot.nas_id, reboot.at))
+    if used:
+        connection.executemany(sql.quota_add, _quota_rows(sql, used))
+        ids = sorted({contract_id for contract_id, _start in used})
+        crossings: list[tuple[int, date]] = []
+        for start in range(0, len(ids), 500):
+            statement, params = _quota_read(sql, ids[start : start + 500])
+            crossings += _crossings(sql, used, connection.execute(statement, params))
+        now = sql.time(datetime.now(UTC))
+        for contract_id, period_start in crossings:
+            cursor = connection.execute(sql.quota_cross, (now, contract_id, sql.day(period_start)))
+            if cursor.rowcount:
+                applied.quota_over.append((contract_id, period_start))
     return applied
+
+
+def _quota_rows(sql: _Sql, used: dict[tuple[int, date], _QuotaDelta]) -> list[tuple[Any, ...]]:
+    # In key order: transactions on several nodes then lock the rows in the same order and
+    # cannot deadlock each other.
+    return [
+        (contract_id, sql.day(start), sql.day(delta.target.period_end), delta.used)
+        for (contract_id, start), delta in sorted(used.items())
+    ]
+
+
+def _quota_read(sql: _Sql, ids: Sequence[int]) -> Statement:
+    """These contracts' quota rows (their current periods among them), by primary key.
+
+    The state is filtered in Python: with ``state = 'normal'`` in the WHERE clause SQLite
+    prefers the (state, period_end) index and walks every normal row, about 7 µs a contract.
+    """
+    columns = "contract_id, period_start, used_bytes, extra_bytes, state"
+    if sql.dialect == "postgresql":
+        (a,) = sql.marks(1)
+        return (
+            f"SELECT {columns} FROM quota_usage "  # noqa: S608 - our names
+            f"WHERE contract_id = ANY({a}::int[])",
+            (list(ids),),
+        )
+    marks = ", ".join(sql.marks(len(ids)))
+    return (
+        f"SELECT {columns} FROM quota_usage WHERE contract_id IN ({marks})",  # noqa: S608
+        tuple(ids),
+    )
+
+
+def _crossings(
+    sql: _Sql, used: dict[tuple[int, date], _QuotaDelta], rows: Iterable[Any]
+) -> list[tuple[int, date]]:
+    """The rows still ``normal`` this batch added to that are now at or past their cap
+    (plus top-ups)."""
+    crossed: list[tuple[int, date]] = []
+    for contract_id, raw_start, total, extra, state in rows:
+        if state != "normal":
+            continue
+        start = raw_start if isinstance(raw_start, date) else date.fromisoformat(raw_start)
+        delta = used.get((contract_id, start))
+        if delta is not None and total >= delta.target.cap_bytes + extra:
+            crossed.append((contract_id, start))
+    return crossed
 
 
 def _reboot_statements(sql: _Sql, nas_id: int, at: datetime) -> list[Statement]:
@@ -379,6 +513,7 @@ def foreseen(records: Sequence[AcctRecord]) -> Applied:
                 record.framed_ip,
                 record.framed_ipv6_prefix,
                 record.delegated_ipv6_prefix,
+                record.kind == START,
             )
         )
     return applied
@@ -463,8 +598,14 @@ def _plan(
     records: Sequence[AcctRecord],
     found: dict[tuple[int, str], _Sessions],
     applied: Applied,
+    quota: QuotaResolver | None = None,
+    used: dict[tuple[int, date], _QuotaDelta] | None = None,
+    claims: bool = False,
 ) -> list[Batch]:
-    """Decide what each record does to its session; the writes that do it, in order."""
+    """Decide what each record does to its session; the writes that do it, in order.
+
+    Traffic that counts against a quota is added to ``used`` (written by the caller).
+    """
     usage: dict[tuple[int, date], list[int]] = {}
     inserts: list[_Row] = []
     touched: dict[int, _Row] = {}  # id(row) → row, in first-touch order
@@ -479,10 +620,24 @@ def _plan(
             totals[0] += delta[0]
             totals[1] += delta[1]
             totals[2] += delta[2]
+            if quota is not None and used is not None and (delta[0] or delta[1]):
+                target = quota(record.contract_id, record.at)
+                if target is not None:
+                    key = (record.contract_id, target.period_start)
+                    counted = used.get(key)
+                    if counted is None:
+                        counted = used[key] = _QuotaDelta(target)
+                    counted.used += counted_bytes(target.counts, delta[0], delta[1])
 
     writes: list[Batch] = []
     if inserts:
         writes.append((sql.insert, [_bind(sql, row.values, _COLUMNS) for row in inserts]))
+        if claims:
+            taken: list[Sequence[Any]] = [
+                _claim_place(row.values) for row in inserts if row.values["contract_id"]
+            ]
+            if taken:
+                writes.append((sql.claims_taken, taken))
     updates: dict[tuple[str, ...], list[_Row]] = {}
     for row in touched.values():
         if row.id is not None and row.changed:
@@ -516,6 +671,7 @@ def _plan(
                 values["framed_ip"],
                 values["framed_ipv6_prefix"],
                 values["delegated_ipv6_prefix"],
+                row.id is None,
             )
         )
     return writes
@@ -568,6 +724,15 @@ def _decide(
     )
 
 
+def _claim_place(values: dict[str, Any]) -> tuple[Any, ...]:
+    """Parameters of _Sql.claims_taken for a new session: its contract and place (the same
+    place as aaa.sessions.same_place: station, or NAS and port, or neither says)."""
+    station = station_key(values["calling_station_id"])
+    port, port_id = values["nas_port"], values["nas_port_id"]
+    anonymous = int(station is None and port is None and port_id is None)
+    return (values["contract_id"], station, values["nas_id"], port_id, port, anonymous)
+
+
 def _bind(sql: _Sql, values: dict[str, Any], columns: Iterable[str]) -> tuple[Any, ...]:
     time = sql.time
     return tuple(
@@ -587,17 +752,27 @@ OpenRow = tuple[int, int, str, datetime, str | None, int | None, str | None]
 """(contract id, NAS id, session id, started at, calling station, NAS port, NAS port id)"""
 
 
-async def open_sessions(session: AsyncSession) -> list[OpenRow]:
-    """Open sessions of contracts, except those older than their NAS's last Accounting-On."""
+async def open_sessions(
+    session: AsyncSession, contract_ids: Sequence[int] | None = None
+) -> list[OpenRow]:
+    """Open sessions of contracts (all, or these), except those older than their NAS's last
+    Accounting-On."""
     connection = await session.connection()
     sql = _sql(connection.dialect.name, connection.dialect.paramstyle)
-    result = await connection.exec_driver_sql(
+    query = (
         "SELECT s.contract_id, s.nas_id, s.acct_unique_id, s.started_at, "
         "s.calling_station_id, s.nas_port, s.nas_port_id FROM sessions s "
         "LEFT JOIN nas n ON n.id = s.nas_id "
         "WHERE s.stopped_at IS NULL AND s.contract_id IS NOT NULL AND s.nas_id IS NOT NULL "
         "AND (n.accounting_on_at IS NULL OR s.started_at > n.accounting_on_at)"
     )
+    params: tuple[Any, ...] = ()
+    if contract_ids is not None:
+        ids = sorted(set(contract_ids))
+        marks = sql.marks(len(ids))
+        query += f" AND s.contract_id IN ({', '.join(marks)})"
+        params = tuple(ids)
+    result = await connection.exec_driver_sql(query, params)
     rows: list[OpenRow] = []
     for raw in result:
         row: tuple[Any, ...] = tuple(raw)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import date
 from types import MappingProxyType
 from typing import Any
 
@@ -20,8 +21,10 @@ from radius_contracts.db.models import (
     LayoutAttribute,
     Manufacturer,
     Nas,
+    Plan,
     Pool,
     Pop,
+    QuotaUsage,
     RadiusAttribute,
 )
 from radius_contracts.domain import (
@@ -35,6 +38,16 @@ from radius_contracts.domain import (
     PoolFamily,
     PoolMode,
     PoolSnapshot,
+)
+from radius_contracts.plans import (
+    PlanSnapshot,
+    QuotaAction,
+    QuotaCounts,
+    QuotaPeriod,
+    QuotaRule,
+    QuotaState,
+    Speeds,
+    window_of,
 )
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -63,6 +76,8 @@ _CONTRACT_COLUMNS = (
     Contract.delegated_ipv6_prefix,
     Contract.mac,
     Contract.simultaneous_use,
+    Contract.plan_id,
+    Contract.billing_day,
 )
 _STATUSES = {status.value: status for status in ContractStatus}
 
@@ -97,6 +112,8 @@ def _snapshot(row: Row[Any]) -> ContractSnapshot:
         delegated_ipv6_prefix,
         mac,
         simultaneous_use,
+        plan_id,
+        billing_day,
     ) = tuple(row)
     return ContractSnapshot(
         id=contract_id,
@@ -126,6 +143,8 @@ def _snapshot(row: Row[Any]) -> ContractSnapshot:
         customer_custom_fields=(
             MappingProxyType(customer_custom_fields) if customer_custom_fields else _EMPTY
         ),
+        plan_id=plan_id,
+        billing_day=billing_day,
     )
 
 
@@ -242,6 +261,61 @@ async def layouts(session: AsyncSession) -> list[LayoutSnapshot]:
         )
         for layout_id, name, manufacturer_id, purpose in heads
     ]
+
+
+def plan_snapshot(row: Plan) -> PlanSnapshot:
+    """A plan row as authorization sees it."""
+    quota = None
+    if row.quota_bytes is not None:
+        quota = QuotaRule(
+            cap_bytes=row.quota_bytes,
+            period=QuotaPeriod(row.quota_period or QuotaPeriod.MONTH),
+            counts=QuotaCounts(row.quota_counts or QuotaCounts.BOTH),
+            action=QuotaAction(row.quota_action or QuotaAction.FUP),
+            speeds=Speeds(
+                row.fup_min_upload, row.fup_max_upload, row.fup_min_download, row.fup_max_download
+            ),
+        )
+    return PlanSnapshot(
+        id=row.id,
+        name=row.name,
+        speeds=Speeds(row.min_upload, row.max_upload, row.min_download, row.max_download),
+        session_timeout=row.session_timeout,
+        idle_timeout=row.idle_timeout,
+        quota=quota,
+        windows=tuple(window_of(window) for window in row.windows or ()),
+    )
+
+
+async def plans(session: AsyncSession) -> list[PlanSnapshot]:
+    """Every plan, retired ones too: their contracts keep them."""
+    rows = (await session.scalars(select(Plan).order_by(Plan.id))).all()
+    return [plan_snapshot(row) for row in rows]
+
+
+async def quota_over(
+    session: AsyncSession, today: date, contract_ids: Sequence[int] | None = None
+) -> dict[int, date]:
+    """Contracts over their cap in a period that has not ended by local ``today``, with the
+    period's start (the caller checks it is the contract's current one)."""
+    stmt = select(QuotaUsage.contract_id, QuotaUsage.period_start).where(
+        QuotaUsage.state == QuotaState.OVER.value,
+        QuotaUsage.period_end > today,
+        QuotaUsage.period_start <= today,
+    )
+    found: dict[int, date] = {}
+    if contract_ids is None:
+        for contract_id, start in await session.execute(stmt):
+            found[contract_id] = start
+        return found
+    unique = sorted(set(contract_ids))
+    for start_at in range(0, len(unique), 1000):
+        chunk = unique[start_at : start_at + 1000]
+        for contract_id, start in await session.execute(
+            stmt.where(QuotaUsage.contract_id.in_(chunk))
+        ):
+            found[contract_id] = start
+    return found
 
 
 async def pools(session: AsyncSession) -> list[PoolSnapshot]:

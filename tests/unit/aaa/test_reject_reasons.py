@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from radius_contracts.aaa import chap_challenges
 from radius_contracts.aaa.authorize import mac_binding_refusal, purpose_of
+from radius_contracts.aaa.handler import too_large_reason
 from radius_contracts.aaa.reject_reasons import LABELS, OTHER, reject_label
 from radius_contracts.domain import ConnectionConfig, ContractSnapshot, ContractStatus
 
@@ -24,6 +26,9 @@ from radius_contracts.domain import ConnectionConfig, ContractSnapshot, Contract
         ("MAC address aa:bb:cc:dd:ee:ff is not the one bound to the contract", "mac_binding"),
         ("simultaneous use limit of 2 reached", "simultaneous_use"),
         ('pool "odd"\nname is exhausted', "pool_exhausted"),
+        (too_large_reason(4321), "reply_too_large"),
+        (chap_challenges.SHORT_CHALLENGE, "chap_challenge_short"),
+        (chap_challenges.REUSED_CHALLENGE, "chap_challenge_reused"),
         ("something new", OTHER),
     ],
 )

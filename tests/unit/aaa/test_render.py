@@ -226,7 +226,12 @@ def test_sample_contract_has_every_field_set() -> None:
     assert (cfg.pool_name_ipv4, cfg.pool_name_ipv6) == ("pool-v4", "pool-v6")
     assert cfg.mac == "00:11:22:33:44:55"
     assert all(getattr(cfg, f.name) is not None for f in fields(cfg))
-    assert all(getattr(SAMPLE_CONTRACT, f.name) for f in fields(SAMPLE_CONTRACT))
+    # What the index derives from the plan (the window in force, the stored config when the
+    # plan's policy changed the speeds) is not the contract's own data.
+    derived = {"window", "own_config"}
+    assert all(
+        getattr(SAMPLE_CONTRACT, f.name) for f in fields(SAMPLE_CONTRACT) if f.name not in derived
+    )
 
 
 def test_sample_values_give_custom_variables_a_placeholder() -> None:
@@ -437,6 +442,23 @@ def test_invalid_layout_needs_a_problem() -> None:
 
 
 # --- against the real dictionaries, once they have landed ------------------------------------
+
+
+def test_lint_refuses_the_row_at_which_the_sample_reply_passes_4096_octets() -> None:
+    # 252 octets a row: the header and Message-Authenticator (38) and 16 rows make 4070.
+    rows = [("Framed-Pool", "p" * 250)] * 17
+
+    [problem] = lint_layout(rows, CATALOG)
+
+    assert (problem.row, problem.field) == (16, "template")
+    assert "4322 octets" in problem.message and "4096" in problem.message
+    assert lint_layout(rows[:16], CATALOG) == []
+
+
+def test_lint_sizes_the_sample_whose_custom_fields_are_short() -> None:
+    # What a billing system may later write into a custom field is unknown when the layout is
+    # saved: the preview and the daemon judge each contract's reply.
+    assert lint_layout([("Framed-Pool", "{custom.note}")] * 17, CATALOG) == []
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def state(
 def view(start_wait: float = 60.0) -> tuple[SessionView, Clock]:
     clock = Clock()
     sessions = SessionView(start_wait=start_wait, clock=clock)
-    sessions.finish_reload([])
+    sessions.finish_reload([], sessions.begin_reload())
     return sessions, clock
 
 
@@ -91,7 +91,18 @@ def test_reboot_drops_the_nas_sessions_started_before() -> None:
 
 def test_commits_during_a_reload_are_not_lost() -> None:
     sessions, _ = view()
-    sessions.begin_reload()
+    replay = sessions.begin_reload()
     sessions.applied(Applied(sessions=[state(1, "s1", "a")]))  # committed while reading
-    sessions.finish_reload([])  # the read did not see it
+    sessions.finish_reload([], replay)  # the read did not see it
     assert sessions.count(1) == 1
+
+
+def test_a_reload_of_some_contracts_leaves_the_others_and_keeps_commits_made_meanwhile() -> None:
+    sessions, _ = view()
+    sessions.applied(Applied(sessions=[state(1, "s1", "a"), state(2, "s2", "b")]))
+    replay = sessions.begin_reload()
+    sessions.applied(Applied(sessions=[state(1, "s3", "c")]))  # committed while reading
+    # Contract 1 as read (s1 stopped by another node, s3 not seen yet); contract 2 untouched.
+    sessions.finish_reload([], replay, contracts=[1])
+    assert (sessions.count(1), sessions.count(2)) == (1, 1)
+    assert sessions.ready

@@ -720,6 +720,38 @@ def test_encode_hidden_refuses(hidden: HiddenAttribute) -> None:
         codec.encode_hidden(hidden, SECRET, bytes(16))
 
 
+@pytest.mark.parametrize(("encrypt", "tag"), [(1, None), (2, None), (2, 0), (2, 5)])
+@pytest.mark.parametrize("vendor_id", [None, 311])
+def test_hidden_size_is_what_encode_hidden_makes(
+    encrypt: int, tag: int | None, vendor_id: int | None
+) -> None:
+    for size in range(0, 129 if encrypt == 1 else 240):
+        hidden = HiddenAttribute(69, b"s" * size, encrypt, vendor_id, tag)
+        encoded = codec.encode_hidden(hidden, SECRET, bytes(16))
+        assert codec.hidden_size(hidden) == len(encoded), size
+
+
+def test_attribute_size_counts_headers_tags_and_padding(catalog: AttributeCatalog) -> None:
+    for name, text in [
+        ("Session-Timeout", "3600"),
+        ("Mikrotik-Rate-Limit", "10M/50M"),
+        ("Tunnel-Private-Group-Id", "vlan-100"),
+        ("Tunnel-Type", "VLAN"),
+        ("Tunnel-Password", "tunnel-secret"),
+    ]:
+        spec = catalog.get(name)
+        assert spec is not None, name
+        value = encode_value(spec, text)
+        if spec.encrypt:
+            tag = 0 if spec.has_tag else None
+            hidden = HiddenAttribute(spec.code, value, spec.encrypt, spec.vendor_id, tag)
+            expected = len(codec.encode_hidden(hidden, SECRET, bytes(16)))
+        else:
+            expected = len(codec.encode_attribute(spec, value))
+        assert codec.attribute_size(spec, value) == expected, name
+    assert len(codec.encode_reply(2, 1, bytes(16), b"", SECRET)) == codec.REPLY_OVERHEAD
+
+
 # -- replies -------------------------------------------------------------------------------
 
 
@@ -754,8 +786,9 @@ def test_reply_over_4096_octets_is_refused() -> None:
     # exactly 4096 octets.
     full = codec.attribute(codec.CLASS, bytes(253)) * 15 + codec.attribute(codec.CLASS, bytes(231))
     assert len(codec.encode_reply(2, 1, bytes(16), full, SECRET)) == 4096
-    with pytest.raises(ValueError, match="4096"):
+    with pytest.raises(codec.PacketTooLarge, match="4096") as raised:
         codec.encode_reply(2, 1, bytes(16), full, SECRET, proxy_states=[b"x"])
+    assert raised.value.size == 4099
     assert len(codec.encode_reply(2, 1, bytes(16), full, SECRET, message_authenticator=False)) == (
         4078
     )

@@ -134,6 +134,19 @@ ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=128), Pri
 # The customer's id in the billing system: stored in a 100-character column.
 CustomerExternalId = Annotated[str, StringConstraints(min_length=1, max_length=100), Printable]
 Number = Annotated[Text253, StringConstraints(max_length=100)]
+BillingDay = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=31,
+        description="Day of the month billing months start on (quota periods of type "
+        "billing_month; 31 means each month's last day when it has fewer). Null: the 1st.",
+    ),
+]
+PlanId = Annotated[
+    Id,
+    Field(description="The contract's plan: its speeds apply where the config sets none."),
+]
 
 
 def _pool_spelling(config: Any) -> Any:
@@ -246,6 +259,8 @@ class ContractCreate(_Dates):
     customer: Customer = Field(default_factory=Customer)
     custom_fields: CustomFields = Field(default_factory=dict)
     external_refs: list[ExternalRef] = Field(default_factory=list, max_length=20)
+    plan_id: PlanId | None = None
+    billing_day: BillingDay | None = None
     config: ConnectionConfig
 
     def service_values(self) -> dict[str, Any]:
@@ -264,6 +279,8 @@ class ContractUpdate(Patch, _Dates):
     customer: Customer | None = None
     custom_fields: CustomFields | None = None
     external_refs: list[ExternalRef] | None = Field(default=None, max_length=20)
+    plan_id: PlanId | None = None
+    billing_day: BillingDay | None = None
     config: ConnectionConfigPatch | None = None
 
 
@@ -271,6 +288,17 @@ class ContractUpsert(ContractUpdate):
     """Create-or-update from a billing system: creating needs number and config.username."""
 
     not_null: ClassVar[frozenset[str]] = ContractUpdate.not_null
+    plan_external_id: ExternalId | None = Field(
+        default=None,
+        description="The plan by the billing system's own id for it (an external id of the "
+        "plan under the same app as the path); instead of plan_id.",
+    )
+
+    @model_validator(mode="after")
+    def _one_plan(self) -> Any:
+        if self.plan_id is not None and self.plan_external_id is not None:
+            raise ValueError("give plan_id or plan_external_id, not both")
+        return self
 
 
 class ConfigPublic(Output):
@@ -310,6 +338,8 @@ class ContractPublic(AuditedOutput):
     customer: CustomerPublic
     custom_fields: dict[str, Any]
     external_refs: list[ExternalRefPublic]
+    plan_id: int | None
+    billing_day: int | None
     config: ConfigPublic
 
     @classmethod
@@ -332,6 +362,8 @@ class ContractPublic(AuditedOutput):
                 "external_refs": [
                     {"app": ref.app, "external_id": ref.external_id} for ref in row.external_refs
                 ],
+                "plan_id": row.plan_id,
+                "billing_day": row.billing_day,
                 "config": {
                     **{
                         k: getattr(row, k) for k in ConfigPublic.model_fields if k != "has_password"
@@ -386,6 +418,7 @@ class ContractFilters(ListQuery):
     pop_id: Id | None = Field(default=None, description="Online on a NAS of this POP now.")
     pool_name_ipv4: Name | None = None
     pool_name_ipv6: Name | None = None
+    plan_id: Id | None = Field(default=None, description="On this plan.")
     q: Text253 | None = Field(
         default=None, description="Text search in number, username, customer name and id."
     )
@@ -399,13 +432,28 @@ class ReplyAttributePublic(Output):
 class PreviewPublic(Output):
     """The reply a NAS would get for this contract now (credentials assumed right)."""
 
-    decision: Literal["accept", "reject"]
+    decision: Literal["accept", "reject"] = Field(
+        description="What a PAP or CHAP login would get. A reply that would not fit a RADIUS "
+        "packet (4096 octets, RFC 2865 §3) is a reject: the daemon answers it with an "
+        "Access-Reject, reason 'reply too large (N octets, at most 4096)'."
+    )
     reason: str = Field(description="Why; for a reject, what the Reply-Message would say.")
     nas_id: int
     layout: str | None = Field(description="Name of the layout used, null if none applies.")
     attributes: list[ReplyAttributePublic] = Field(
         description="Reply attributes in wire order, without Message-Authenticator and the "
-        "per-request MS-CHAPv2/MPPE attributes."
+        "per-request MS-CHAPv2/MPPE attributes (also when the reply is too large: these are "
+        "what would not fit)."
+    )
+    reply_size: int | None = Field(
+        description="Octets of the Access-Accept for a PAP or CHAP login: header, "
+        "Message-Authenticator, attributes, addresses leased from managed pools; without the "
+        "Proxy-State a NAS or proxy may send, which is echoed and counts too. Null when the "
+        "contract is refused before a reply is rendered."
+    )
+    warnings: list[str] = Field(
+        description="Logins refused although this preview accepts, e.g. MS-CHAPv2 when its "
+        "additions would pass 4096 octets."
     )
 
     @classmethod
@@ -419,4 +467,6 @@ class PreviewPublic(Output):
             attributes=[
                 ReplyAttributePublic(attribute=a.name, value=a.value) for a in preview.attributes
             ],
+            reply_size=preview.size,
+            warnings=list(preview.warnings),
         )

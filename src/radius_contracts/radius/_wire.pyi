@@ -1,0 +1,35 @@
+Buffer = bytes | bytearray | memoryview
+
+def md5(data: Buffer, /) -> bytes: ...
+def hmac_md5(key: Buffer, /, *parts: Buffer) -> bytes: ...
+def decrypt_password(value: Buffer, secret: Buffer, authenticator: Buffer, /) -> bytes | None: ...
+def parse_access(
+    data: bytes, secret: bytes, /
+) -> (
+    tuple[
+        int,
+        bytes,
+        int,
+        str | None,
+        bytes | None,
+        bytes | None,
+        bytes | None,
+        str | None,
+        str | None,
+        int | None,
+        str | None,
+        bool,
+        tuple[bytes, ...],
+        int,
+    ]
+    | None
+): ...
+def reply(
+    code: int,
+    identifier: int,
+    request_authenticator: bytes,
+    attributes: bytes,
+    secret: bytes,
+    proxy_states: tuple[bytes, ...],
+    /,
+) -> bytes: ...

@@ -1,0 +1,182 @@
+"""The optional C wire code gives exactly what the pure Python codec gives.
+
+Random and crafted packets, mutated a byte at a time: whenever ``_wire.parse_access`` answers,
+its fields are what ``codec.decode`` and the listener's Python path make of the packet; when it
+declines (None), the Python path is the one that runs, so declining is always safe. Skipped
+when the extension was not built (the pure Python path is then the only one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import random
+
+import pytest
+
+from radius_contracts import testauth
+from radius_contracts.radius import codec, wire_speedups
+
+_wire = wire_speedups.module()
+pytestmark = pytest.mark.skipif(_wire is None, reason="the C wire code is not built")
+
+SECRET = b"wire-test-secret-1"
+
+
+def test_md5_and_hmac_md5_match_hashlib() -> None:
+    assert _wire is not None
+    rng = random.Random(1)
+    for size in [*range(130), 1000, 4096]:
+        data = rng.randbytes(size)
+        assert _wire.md5(data) == hashlib.md5(data).digest(), size
+    for key_size in (0, 1, 16, 63, 64, 65, 200):
+        key = rng.randbytes(key_size)
+        parts = [rng.randbytes(rng.randrange(0, 300)) for _ in range(rng.randrange(0, 4))]
+        expected = hmac.new(key, b"".join(parts), "md5").digest()
+        assert _wire.hmac_md5(key, *parts) == expected
+
+
+def test_decrypt_password_matches_the_codec() -> None:
+    assert _wire is not None
+    rng = random.Random(2)
+    authenticator = rng.randbytes(16)
+    for plain in (b"", b"a", b"x" * 15, b"x" * 16, b"y" * 17, b"z" * 128, b"pw\x00\x00"):
+        hidden = codec.hide_user_password(plain, SECRET, authenticator)
+        expected = codec.decrypt_user_password(hidden, SECRET, authenticator)
+        assert _wire.decrypt_password(hidden, SECRET, authenticator) == expected
+    for size in (0, 15, 17, 144):  # not a User-Password length
+        assert _wire.decrypt_password(bytes(size), SECRET, authenticator) is None
+
+
+def _reference(data: bytes, secret: bytes) -> tuple[object, ...] | None:
+    """What the listener's Python path makes of ``data`` (None: it would not get there)."""
+    try:
+        packet = codec.decode(data)
+    except codec.MalformedPacket:
+        return None
+    if packet.code != codec.Code.ACCESS_REQUEST:
+        return None
+    ma = 0
+    if packet.has_message_authenticator:
+        ma = 1 if codec.verify_message_authenticator(packet, secret) else -1
+    first: dict[int, bytes] = {}
+    for kind, value in packet.attributes:
+        first.setdefault(kind, value)
+    password = first.get(codec.USER_PASSWORD)
+    if password is not None and ma >= 0:
+        password = codec.decrypt_user_password(password, secret, packet.authenticator)
+        if password is None:
+            return None
+    elif ma < 0:
+        password = None
+    chap, challenge = first.get(codec.CHAP_PASSWORD), first.get(codec.CHAP_CHALLENGE)
+    if chap is not None and challenge is None:
+        challenge = packet.authenticator
+
+    def text(kind: int) -> str | None:
+        value = first.get(kind)
+        return None if value is None else value.decode("utf-8", "replace")
+
+    port = first.get(codec.NAS_PORT)
+    return (
+        packet.identifier,
+        packet.authenticator,
+        ma,
+        text(codec.USER_NAME),
+        password,
+        chap,
+        challenge,
+        text(codec.CALLING_STATION_ID),
+        text(codec.CALLED_STATION_ID),
+        int.from_bytes(port, "big") if port is not None and len(port) == 4 else None,
+        text(codec.NAS_PORT_ID),
+        codec.EAP_MESSAGE in first,
+        tuple(packet.get_all(codec.PROXY_STATE)),
+        sum(len(state) + 2 for state in packet.get_all(codec.PROXY_STATE)),
+    )
+
+
+def _packets(rng: random.Random) -> list[bytes]:
+    station = codec.attribute(codec.CALLING_STATION_ID, b"02-00-00-AA-BB-CC")
+    port = codec.attribute(codec.NAS_PORT, (70000).to_bytes(4, "big"))
+    port_id = codec.attribute(codec.NAS_PORT_ID, "ünï-port".encode())
+    proxy = codec.attribute(codec.PROXY_STATE, b"state-1") + codec.attribute(33, b"state-2")
+    made = [
+        testauth.access_request(1, SECRET, "ana@fiber", "secret-pw", station).data,
+        testauth.access_request(2, SECRET, "bob", "x" * 40, port, port_id).data,
+        testauth.access_request(3, SECRET, "chap-user", "pw", method="chap").data,
+        testauth.access_request(4, SECRET, "no-ma", "pw", message_authenticator=False).data,
+        testauth.access_request(5, SECRET, "proxied", "pw", proxy, station).data,
+        testauth.access_request(6, SECRET, "eap", None, codec.attribute(79, b"\x02")).data,
+        testauth.access_request(7, SECRET, "mschap", "pw", method="mschapv2").data,
+        testauth.access_request(8, b"another-secret", "wrong-secret", "pw").data,
+        # A User-Name that is not UTF-8: replacement characters on both paths.
+        codec.encode_request(
+            codec.Code.ACCESS_REQUEST, 9, codec.attribute(codec.USER_NAME, b"\xff\xfe-x"), SECRET
+        ),
+        codec.encode_request(codec.Code.ACCOUNTING_REQUEST, 10, station, SECRET),
+    ]
+    made.append(made[0] + b"padding beyond the Length field")
+    return made
+
+
+def test_parse_access_agrees_with_the_python_path_on_good_and_mutated_packets() -> None:
+    assert _wire is not None
+    rng = random.Random(3)
+    handled = 0
+    for data in _packets(rng):
+        candidates = [data]
+        for _ in range(300):  # one byte changed, or the packet cut short
+            mutated = bytearray(data)
+            if rng.random() < 0.2:
+                mutated = mutated[: rng.randrange(0, len(mutated))]
+            elif mutated:
+                mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+            candidates.append(bytes(mutated))
+        for candidate in candidates:
+            fast = _wire.parse_access(candidate, SECRET)
+            if fast is None:
+                continue  # the Python path decides
+            handled += 1
+            assert fast == _reference(candidate, SECRET), candidate.hex()
+    assert handled > 500
+
+
+def test_parse_access_takes_the_common_requests_and_leaves_the_rest() -> None:
+    assert _wire is not None
+    packets = _packets(random.Random(4))
+    taken = [_wire.parse_access(data, SECRET) is not None for data in packets]
+    # PAP, CHAP, without Message-Authenticator, proxied, EAP, a wrong secret (-1), bad UTF-8,
+    # padding: handled. MS-CHAP (Vendor-Specific) and an Accounting-Request: not.
+    assert taken == [True, True, True, True, True, True, False, True, True, False, True]
+    wrong = _wire.parse_access(packets[7], SECRET)
+    assert wrong is not None and wrong[2] == -1 and wrong[4] is None
+
+
+def test_reply_matches_encode_reply() -> None:
+    assert _wire is not None
+    rng = random.Random(5)
+    for _ in range(200):
+        authenticator = rng.randbytes(16)
+        attributes = b"".join(
+            codec.attribute(rng.randrange(1, 200), rng.randbytes(rng.randrange(1, 40)))
+            for _ in range(rng.randrange(0, 8))
+        )
+        states = tuple(rng.randbytes(rng.randrange(1, 60)) for _ in range(rng.randrange(0, 3)))
+        code, identifier = rng.choice((2, 3)), rng.randrange(256)
+        expected = codec.encode_reply(
+            code, identifier, authenticator, attributes, SECRET, proxy_states=states
+        )
+        assert _wire.reply(code, identifier, authenticator, attributes, SECRET, states) == expected
+
+
+def test_reply_refuses_what_encode_reply_refuses() -> None:
+    assert _wire is not None
+    with pytest.raises(ValueError, match="4096"):
+        _wire.reply(2, 1, bytes(16), bytes(4060), SECRET, ())
+    with pytest.raises(ValueError, match="16 octets"):
+        _wire.reply(2, 1, bytes(15), b"", SECRET, ())
+    with pytest.raises(ValueError, match="Proxy-State"):
+        _wire.reply(2, 1, bytes(16), b"", SECRET, (b"",))
+    assert os.environ.get("RADIUS_CONTRACTS_PURE_PYTHON") != "1"
