@@ -21,12 +21,13 @@ import asyncpg
 import httpx
 import pytest
 
-from radius_contracts.daemon import BOOTSTRAP_TOKEN_FILE, Daemon
+from radius_contracts.daemon import Daemon
 from radius_contracts.db import migrate
 from radius_contracts.db.engine import create_engine
 from radius_contracts.domain import TokenRole
 from radius_contracts.services.base import SYSTEM
 from radius_contracts.settings import SchedulerSettings, Settings, load_settings
+from radius_contracts.startup import BOOTSTRAP_TOKEN_FILE
 
 # CI provides PostgreSQL here (trust auth); override to point the suite elsewhere.
 PG_ENV = "RADIUS_CONTRACTS_TEST_PG"

@@ -9,20 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import logging
-import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import uvicorn
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from radius_contracts import logging as daemon_logging
 from radius_contracts import sdnotify
@@ -32,7 +27,7 @@ from radius_contracts.aaa.accounting import (
     AccountingWriter,
     LeaseTracking,
 )
-from radius_contracts.aaa.auth_log import AuthLogWriter
+from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
 from radius_contracts.aaa.batch_log import BatchLog
 from radius_contracts.aaa.claims import LoginClaims
 from radius_contracts.aaa.coa_dispatch import CoaDispatcher
@@ -47,15 +42,12 @@ from radius_contracts.api.app import create_app
 from radius_contracts.api.request_log import RequestLog
 from radius_contracts.change_feed import ChangeFeed
 from radius_contracts.contract_dates import CONTRACT_DATES_AT, ContractDates
-from radius_contracts.db import migrate
 from radius_contracts.db.engine import (
-    create_engine,
     is_sqlite,
     redacted_url,
-    session_factory,
     sqlite_path,
 )
-from radius_contracts.domain import CoaRecord, TokenRole
+from radius_contracts.domain import CoaRecord
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex, Catalogue
 from radius_contracts.jobs import Scheduler, SessionJobs, node_name
@@ -73,16 +65,20 @@ from radius_contracts.radius.protocol import (
     StatsTotal,
 )
 from radius_contracts.reload import RUNTIME_KEYS, changed_keys, merge
-from radius_contracts.services.base import SYSTEM, ServiceContext
-from radius_contracts.services.defaults import seed_defaults
 from radius_contracts.services.registry import Services
 from radius_contracts.settings import Settings
+from radius_contracts.startup import (
+    engine_of,
+    ensure_admin_token,
+    load_catalog,
+    open_services,
+    settle_heap,
+)
 from radius_contracts.store.accounting import Applied, SqliteAccountingConnection
+from radius_contracts.workers.pool import WorkerPool
 
 log = logging.getLogger("radius_contracts.daemon")
 
-BOOTSTRAP_TOKEN_NAME = "admin"  # noqa: S105  (names, not secrets)
-BOOTSTRAP_TOKEN_FILE = "admin-token"  # noqa: S105
 SHUTDOWN_BUDGET = 20.0
 """Seconds SIGTERM may take in all, every phase included. Below the unit's TimeoutStopSec=30,
 so systemd never has to SIGKILL a daemon that is finishing its accounting commits."""
@@ -90,89 +86,6 @@ RELOAD_DATABASE_TIMEOUT = 10.0
 """Seconds a reload waits for the database to read NAS, layouts and pools; then it fails."""
 _RELOAD_ATTEMPTS = 3  # reads of the catalogue while API changes keep replacing it
 SPOOL_DIRECTORY = "accounting-spool"
-
-
-def load_catalog(settings: Settings) -> AttributeCatalog:
-    return AttributeCatalog.load(settings.radius.dictionary, settings.radius.extra_dictionary_dirs)
-
-
-async def open_services(settings: Settings, *, run_migrations: bool) -> Services:
-    """Dictionaries, engine, schema and attribute catalogue: everything the use cases need."""
-    catalog = load_catalog(settings)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    database = settings.database
-
-    def engine_for(statement_timeout: float | None) -> AsyncEngine:
-        return create_engine(
-            settings.database_url,
-            echo=database.echo,
-            pool_size=database.pool_size,
-            sqlite_synchronous=database.sqlite_synchronous,
-            connect_timeout=database.connect_timeout,
-            statement_timeout=statement_timeout,
-        )
-
-    engine = engine_for(database.statement_timeout)
-    new_database = False
-    if run_migrations:
-        # Migrations get an engine of their own without the statement timeout: building an
-        # index over millions of sessions may rightly take longer than any query should.
-        migrations = engine_for(None)
-        try:
-            new_database = await migrate.upgrade(migrations)
-        finally:
-            await migrations.dispose()
-    context = ServiceContext(sessions=session_factory(engine), catalog=catalog, zone=settings.zone)
-    services = Services.build(context)
-    if run_migrations:
-        added = await services.attributes.sync(catalog)
-        if added:
-            log.info("added %d dictionary attributes to the catalogue", added)
-    if new_database:
-        # After the sync: the default layouts are linted against the catalogue table.
-        await seed_defaults(services)
-    return services
-
-
-def engine_of(services: Services) -> AsyncEngine:
-    bind = services.context.sessions.kw["bind"]
-    assert isinstance(bind, AsyncEngine)
-    return bind
-
-
-async def ensure_admin_token(services: Services, state_dir: Path) -> Path | None:
-    """On a database without an admin token, create one and write it to the state directory.
-
-    The token goes to a 0600 file, never to the log: logs are often shipped elsewhere.
-    """
-    if await services.tokens.has_admin():
-        return None
-    path = state_dir / BOOTSTRAP_TOKEN_FILE
-    _row, token = await services.tokens.create(SYSTEM, BOOTSTRAP_TOKEN_NAME, TokenRole.ADMIN)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
-    log.warning("created the first admin API token; it is in %s", path)
-    return path
-
-
-def _settle_heap() -> None:
-    """Keep the garbage collector off the authorization index.
-
-    The index holds a few objects per contract, millions at scale, and they live as long as
-    the process. Without this every full collection walks all of them (hundreds of ms at a
-    million contracts: a latency spike for every packet in flight), and young collections
-    run every 700 allocations of the packet path. Freezing moves what exists now out of the
-    collector's sight; the higher threshold makes young collections rarer.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    # The database driver's worker thread (aiosqlite) runs Python between SQLite calls. Each
-    # time the event loop thread gives the GIL up for a syscall (recvfrom, sendto, epoll), it
-    # may wait a whole switch interval to get it back: 5 ms by default, which showed as a p99
-    # of 80-90 ms at 5,000 req/s while the auth log was being written. 2 ms bounds that
-    sys.setswitchinterval(0.002)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -231,6 +144,7 @@ class Daemon:
         self.contract_dates: ContractDates | None = None
         self.quota: QuotaKeeper | None = None
         self.claims: LoginClaims | None = None
+        self.worker_pool: WorkerPool | None = None
         self.plan_windows: PlanWindows | None = None
         self.change_feed: ChangeFeed | None = None
         self.port_stats: dict[Port, Stats] = {"auth": Stats(), "acct": Stats()}
@@ -295,7 +209,7 @@ class Daemon:
             services.context.sessions, zone=self.settings.zone, clock=lambda: self.clock()
         )
         await self.index.load()
-        _settle_heap()
+        settle_heap()
         services.context.listeners.append(self.index.changed_many)
         if not is_sqlite(self.settings.database_url):
             # Other nodes on this database: their commits reach this index, ours theirs.
@@ -342,6 +256,10 @@ class Daemon:
         )
         index = self.index
         ports: dict[Port, int] = {"auth": radius.auth_port, "acct": radius.acct_port}
+        if radius.workers > 1:
+            # The worker processes answer on the authentication port (workers.pool).
+            del ports["auth"]
+            await self._start_workers()
         for kind, port in ports.items():
             replies = ReplyCache(radius.duplicate_window)
             replies.start(asyncio.get_running_loop())
@@ -369,6 +287,26 @@ class Daemon:
             else:
                 self.acct_port = bound
 
+    async def _start_workers(self) -> None:
+        assert self.services is not None and self.auth_log is not None
+        auth_log = self.auth_log
+
+        def take(events: Sequence[AuthEvent]) -> None:
+            for event in events:
+                auth_log.record(event)
+
+        pool = self.worker_pool = WorkerPool(
+            self.settings, self.settings.radius.workers, on_auth_log=take
+        )
+        # Committed changes reach the workers' indexes as they reach this one's.
+        self.services.context.listeners.append(pool.changed)
+        try:
+            await pool.start()
+        except BaseException:
+            await pool.stop(5.0)
+            raise
+        self.auth_port = pool.port
+
     async def _start_accounting(self) -> None:
         """Session view, accounting writer and handler, and the periodic session jobs."""
         assert self.services is not None and self.index is not None
@@ -395,8 +333,7 @@ class Daemon:
             )
         quota = self.quota = QuotaKeeper(self.index, sessions, clock=lambda: self.clock())
         self.services.context.quota = quota
-        if self.change_feed is not None:
-            quota.announce = self.change_feed.publish
+        quota.announce = self._announce
         store = self.accounting_store = AccountingStore(
             sessions,
             sqlite=sqlite,
@@ -414,8 +351,7 @@ class Daemon:
         def applied(batch: Applied) -> None:
             view.applied(batch)
             quota.applied(batch)
-            if self.change_feed is not None:
-                self._announce_sessions(batch)
+            self._announce_sessions(batch)
 
         self.accounting = AccountingWriter(
             store.write,
@@ -518,6 +454,8 @@ class Daemon:
     async def _refresh(self, entity: str, ids: Sequence[int]) -> None:
         """Another node committed these rows (the change feed): this node follows."""
         assert self.index is not None
+        if self.worker_pool is not None:
+            await self.worker_pool.changed(entity, ids)
         if entity == "sessions":
             # Sessions it started or stopped, by contract: the session view reads them.
             if self.session_jobs is not None:
@@ -533,11 +471,12 @@ class Daemon:
             await self.session_jobs.reload_view()
 
     def _announce_sessions(self, batch: Applied) -> None:
-        """Tell the other nodes which contracts this batch started or stopped sessions of,
-        so their session views follow within a moment (the periodic refresh is only the
-        safety net)."""
-        feed = self.change_feed
-        assert feed is not None
+        """Tell the other nodes (and this node's workers) which contracts this batch started
+        or stopped sessions of, so their session views follow within a moment (the periodic
+        refresh is only the safety net)."""
+        announcers = self._announcers()
+        if not announcers:
+            return  # one process alone: nobody to tell
         ids = sorted(
             {
                 state.contract_id
@@ -545,13 +484,31 @@ class Daemon:
                 if state.contract_id is not None and (state.opened or state.stopped_at)
             }
         )
-        if ids:
-            self._spawn(feed.publish("sessions", ids), "announce-sessions")
+        if not ids:
+            return
+        for announce in announcers:
+            self._spawn(announce("sessions", ids), "announce-sessions")
+
+    async def _announce(self, entity: str, ids: Sequence[int]) -> None:
+        for announce in self._announcers():
+            await announce(entity, ids)
+
+    def _announcers(self) -> list[Callable[[str, Sequence[int]], Coroutine[Any, Any, None]]]:
+        """Who must hear of changes this node made outside the services (sessions, quota
+        states): the other nodes (change feed) and this node's worker processes."""
+        found: list[Callable[[str, Sequence[int]], Coroutine[Any, Any, None]]] = []
+        if self.change_feed is not None:
+            found.append(self.change_feed.publish)
+        if self.worker_pool is not None:
+            found.append(self.worker_pool.changed)
+        return found
 
     def _decides_in_database(self) -> bool:
         """Whether simultaneous use is decided in the database (aaa.claims): where another
-        node may decide too."""
+        node, or worker process, may decide too."""
         decisions = self.settings.accounting.simultaneous_use_decisions
+        if self.settings.radius.workers > 1:
+            return True  # worker processes always decide apart from each other
         if decisions == "auto":
             return not is_sqlite(self.settings.database_url)
         return decisions == "database"
@@ -607,6 +564,13 @@ class Daemon:
         state: dict[str, Any] = {}
         if self.index is not None:
             state["authentication"] = {"contracts_in_index": len(self.index)}
+            pool = self.worker_pool
+            if pool is not None:
+                state["authentication"]["workers"] = {
+                    "answering": pool.alive,
+                    "configured": self.settings.radius.workers,
+                    "restarts": pool.crashes,
+                }
         writer = self.accounting
         if writer is not None:
             accounting: dict[str, Any] = {
@@ -689,6 +653,10 @@ class Daemon:
             len(catalogue.pools),
             ", ".join(changed) or "none",
         )
+        if self.worker_pool is not None:
+            # The workers read their files and the catalogue again, each swapping in at once.
+            for problem in await self.worker_pool.reload(self.settings):
+                log.error("reload: %s", problem)
         # New dictionary attributes join the catalogue table, for layouts saved from now on.
         await self._sync_attributes(staged.catalog)
 
@@ -817,14 +785,17 @@ class Daemon:
         if self._api is not None and self._api_task is not None:
             # In-flight API requests finish; their CoA go to the live-session machinery below.
             await self._bounded(self._api_task, left(), "management API")
-        # 2. Finish what was taken.
+        # 2. Finish what was taken. The workers first: they answer what they took and hand
+        # over their auth log while this process still writes it.
+        if self.worker_pool is not None:
+            await self.worker_pool.stop(min(left(), SHUTDOWN_BUDGET / 2))
         if self.accounting is not None:
             await self.accounting.close(left())
-        if self.claims is not None:
-            self.claims.close()
             if self._accounting_task is not None:
                 # A batch in the middle of its commit is let finish and answered.
                 await asyncio.wait({self._accounting_task}, timeout=left())
+        if self.claims is not None:
+            self.claims.close()
         for _transport, protocol in self._listeners:
             # Accepts waiting on a pool lease are answered while the sockets are still open.
             await protocol.drain(left())

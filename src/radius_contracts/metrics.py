@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,6 +39,7 @@ from radius_contracts.radius.protocol import Port, Stats
 
 if TYPE_CHECKING:
     from radius_contracts.daemon import Daemon
+    from radius_contracts.workers.pool import WorkerPool
 
 log = logging.getLogger("radius_contracts.metrics")
 
@@ -157,8 +159,16 @@ class DaemonCollector(Collector):
 
     # -- RADIUS listeners ---------------------------------------------------------------------
 
+    def _workers(self) -> WorkerPool | None:
+        pool: WorkerPool | None = getattr(self._daemon, "worker_pool", None)
+        return pool
+
     def _radius(self) -> Iterator[Metric]:
-        ports = self._daemon.port_stats
+        ports: dict[Port, Stats] = dict(self._daemon.port_stats)
+        pool = self._workers()
+        if pool is not None:
+            # The worker processes answer the authentication port: their counters, summed.
+            ports["auth"] = pool.auth_stats()
         requests = CounterMetricFamily(
             PREFIX + "radius_requests",
             "RADIUS requests from active NAS that decoded, by port, code and result (accept, "
@@ -222,14 +232,20 @@ class DaemonCollector(Collector):
             "Access-Rejects decided, by reason (the auth log has the full phrase).",
             labels=["reason"],
         )
-        for reason, count in sorted(handler.rejects.items()):
+        rejects = Counter(handler.rejects)
+        tracked = len(handler.challenges)
+        pool = self._workers()
+        if pool is not None:
+            rejects.update(pool.total("rejects"))
+            tracked += pool.count("challenges")
+        for reason, count in sorted(rejects.items()):
             family.add_metric([reason], count)
         yield family
         yield GaugeMetricFamily(
             PREFIX + "chap_challenges_tracked",
             "CHAP challenges remembered to refuse their reuse (radius.chap_challenge_window; "
-            "at most 200,000).",
-            value=len(handler.challenges),
+            "at most 200,000 per process).",
+            value=tracked,
         )
 
     # -- authorization index ------------------------------------------------------------------
@@ -349,14 +365,18 @@ class DaemonCollector(Collector):
             value=writer.commit_seconds,
         )
         sessions = self._daemon.sessions
+        pool = self._workers()
         if sessions is not None:
             yield CounterMetricFamily(
                 PREFIX + "simultaneous_use_refused",
                 "Logins refused for their contract's simultaneous-use limit.",
-                value=sessions.refused,
+                value=sessions.refused + (pool.count("refused") if pool is not None else 0),
             )
         claims = getattr(self._daemon, "claims", None)
         if claims is not None:
+            decisions = Counter(claims.decided)
+            if pool is not None:
+                decisions.update(pool.total("decided"))
             decided = CounterMetricFamily(
                 PREFIX + "simultaneous_use_decisions",
                 "Logins of contracts with a limit decided across nodes and processes, by how: "
@@ -365,7 +385,7 @@ class DaemonCollector(Collector):
                 labels=["by"],
             )
             for how in ("database", "local", "refused"):
-                decided.add_metric([how], claims.decided[how])
+                decided.add_metric([how], decisions[how])
             yield decided
 
     # -- pools --------------------------------------------------------------------------------

@@ -152,6 +152,17 @@ class RadiusSettings(_Section):
         description="Socket receive buffer in bytes, to absorb bursts (capped by "
         "net.core.rmem_max).",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes answering Access-Requests. 1: the main process does, as "
+        "everything else. More: that many worker processes share the authentication port "
+        "(SO_REUSEPORT), each with its own index, so every core answers; the main process "
+        "keeps the API, accounting, the scheduler and CoA. Logins of contracts with a "
+        "simultaneous-use limit are then decided in the database. About one per core, "
+        "leaving one for the main process under accounting load.",
+    )
 
     @field_validator("bind", mode="before")
     @classmethod

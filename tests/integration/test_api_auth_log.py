@@ -11,10 +11,10 @@ from sqlalchemy import delete, func, select
 
 from conftest import Factory, RunningDaemon
 from radius_contracts.aaa.auth_log import AuthEvent
-from radius_contracts.daemon import engine_of
 from radius_contracts.db.models import AuthLogEntry
 from radius_contracts.services import auth_log as auth_log_service
 from radius_contracts.services.registry import Services
+from radius_contracts.startup import engine_of
 
 
 def services(daemon: RunningDaemon) -> Services:

@@ -14,11 +14,11 @@ from test_cli import run  # the CLI as an operator runs it
 
 from conftest import RunningDaemon, admin_sql, make_settings, start_daemon, stop_daemon
 from radius_contracts.aaa.render import render_rows, template_values
-from radius_contracts.daemon import engine_of, load_catalog, open_services
 from radius_contracts.domain import ConnectionConfig, ContractSnapshot, ContractStatus
 from radius_contracts.radius.dictionary import check_value
 from radius_contracts.services.defaults import DEFAULT_MANUFACTURERS
 from radius_contracts.settings import Settings
+from radius_contracts.startup import engine_of, load_catalog, open_services
 
 MANUFACTURERS = {
     "MikroTik": ("Mikrotik", 14988),

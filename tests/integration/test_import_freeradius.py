@@ -16,9 +16,9 @@ import pytest
 
 from conftest import admin_sql, make_settings, start_daemon, stop_daemon
 from radius_client import RadiusClient
-from radius_contracts.daemon import engine_of, open_services
 from radius_contracts.services import import_freeradius as fr
 from radius_contracts.settings import load_settings
+from radius_contracts.startup import engine_of, open_services
 
 CLI = [sys.executable, "-m", "radius_contracts"]
 

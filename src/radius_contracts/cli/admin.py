@@ -54,9 +54,9 @@ async def with_services(
     """Open the database as the daemon does (migrating it first unless told not to), run
     ``work`` and close it again."""
     from radius_contracts.change_feed import ChangeFeed
-    from radius_contracts.daemon import engine_of, open_services
     from radius_contracts.db.engine import is_sqlite
     from radius_contracts.jobs import node_name
+    from radius_contracts.startup import engine_of, open_services
 
     services = await open_services(settings, run_migrations=migrate)
     feed = None
@@ -114,7 +114,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_config(args: argparse.Namespace, settings: Settings) -> int:
-    from radius_contracts.daemon import load_catalog
+    from radius_contracts.startup import load_catalog
 
     catalog = load_catalog(settings)
     print(f"config ok; {len(catalog)} attributes from {settings.radius.dictionary}")

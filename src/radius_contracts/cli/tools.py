@@ -117,7 +117,7 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _test_auth(args: argparse.Namespace, settings: Settings) -> int:
-    from radius_contracts.daemon import load_catalog
+    from radius_contracts.startup import load_catalog
 
     secret = args.secret if args.secret is not None else os.environ.get(TEST_SECRET_ENV)
     if not secret:

@@ -1,0 +1,1 @@
+"""RADIUS worker processes: Access-Requests answered on every core (``[radius] workers``)."""

@@ -1,0 +1,7 @@
+"""``python -m radius_contracts.workers``: one worker, started by the main process."""
+
+import sys
+
+from radius_contracts.workers.process import main
+
+sys.exit(main())
