@@ -27,6 +27,14 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 
+# The C wire code (src/radius_contracts/radius/_wire.c) needs a compiler and the Python
+# headers; without them the install goes on and the daemon runs the same code in Python.
+headers=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+if ! command -v cc >/dev/null || [ ! -f "$headers/Python.h" ]; then
+    apt_install gcc python3-dev 2>/dev/null \
+        || echo "note: no C compiler or Python headers: the RADIUS wire code runs in pure Python" >&2
+fi
+
 spec="$ROOT"
 [ -n "${EXTRAS:-}" ] && spec="$ROOT[$EXTRAS]"
 # Reinstall only when the packaging or the C wire code changed since the last install into
