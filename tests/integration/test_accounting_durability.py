@@ -3,12 +3,8 @@ writes, and across `kill -9` of the daemon in the middle of accounting load."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +17,7 @@ import pytest
 from conftest import RunningDaemon, make_settings, start_daemon, stop_daemon
 from radius_client import RadiusClient, attr
 from radius_contracts.radius import codec
+from served import Served, free_port
 
 SECRET = "durability-secret"
 
@@ -99,46 +96,6 @@ def test_database_refusing_writes(own_daemon: RunningDaemon) -> None:
 
 
 # -- kill -9 under load ----------------------------------------------------------------------
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Served:
-    """`radius-contracts serve` as a child process."""
-
-    def __init__(self, config: Path, api_port: int, log: Path | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RADIUS_CONTRACTS_")}
-        self.log = log
-        with log.open("a") if log else open(os.devnull, "w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "radius_contracts", "serve", "--config", str(config)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.base_url = f"http://127.0.0.1:{api_port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the daemon did not start")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
 
 
 class AccountingLoad:

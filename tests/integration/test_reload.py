@@ -21,12 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
-from test_accounting_durability import Served, free_port
 
 from conftest import Factory, add_nas, admin_sql
 from radius_client import RadiusClient
 from radius_contracts.radius import codec
 from radius_contracts.settings import default_dictionary
+from served import Served, free_port
 
 SECRET = "reload-nas-secret"
 AUTH_REQUESTS = 6000
