@@ -199,6 +199,10 @@ class _Sql:
             f"DO UPDATE SET {', '.join(merge)}"
         )
         self._updates: dict[tuple[str, ...], str] = {}
+        # Per column list: where its timestamps are (converted for the driver when bound).
+        self._time_positions: dict[tuple[str, ...], tuple[int, ...]] = {}
+        # Per set of changed columns: those columns in table order (an UPDATE's SET list).
+        self._changed_columns: dict[frozenset[str], tuple[str, ...]] = {}
         marks = placeholders(self.paramstyle, 5)
         self.usage = (
             "INSERT INTO usage_daily (contract_id, day, input_octets, output_octets, "  # noqa: S608
@@ -240,6 +244,27 @@ class _Sql:
             statement = f"UPDATE sessions SET {sets} WHERE id = {marks[-1]}"  # noqa: S608
             self._updates[columns] = statement
         return statement
+
+    def bind(self, values: dict[str, Any], columns: tuple[str, ...]) -> tuple[Any, ...]:
+        """The parameters of ``columns`` from a session's ``values``, timestamps converted."""
+        bound = [values[name] for name in columns]
+        positions = self._time_positions.get(columns)
+        if positions is None:
+            positions = tuple(i for i, name in enumerate(columns) if name in _TIMES)
+            self._time_positions[columns] = positions
+        time = self.time
+        for i in positions:
+            if bound[i] is not None:
+                bound[i] = time(bound[i])
+        return tuple(bound)  # SQLAlchemy's driver-level executemany takes tuples only
+
+    def changed_columns(self, changed: set[str]) -> tuple[str, ...]:
+        """``changed`` in table order; a batch sees only a few distinct sets, so cached."""
+        key = frozenset(changed)
+        columns = self._changed_columns.get(key)
+        if columns is None:
+            columns = self._changed_columns[key] = tuple(c for c in _COLUMNS if c in key)
+        return columns
 
     def marks(self, count: int, start: int = 1) -> list[str]:
         return placeholders(self.paramstyle, count, start)
@@ -631,7 +656,7 @@ def _plan(
 
     writes: list[Batch] = []
     if inserts:
-        writes.append((sql.insert, [_bind(sql, row.values, _COLUMNS) for row in inserts]))
+        writes.append((sql.insert, [sql.bind(row.values, _COLUMNS) for row in inserts]))
         if claims:
             taken: list[Sequence[Any]] = [
                 _claim_place(row.values) for row in inserts if row.values["contract_id"]
@@ -641,11 +666,10 @@ def _plan(
     updates: dict[tuple[str, ...], list[_Row]] = {}
     for row in touched.values():
         if row.id is not None and row.changed:
-            columns = tuple(c for c in _COLUMNS if c in row.changed)
-            updates.setdefault(columns, []).append(row)
+            updates.setdefault(sql.changed_columns(row.changed), []).append(row)
     for columns, rows in updates.items():
         writes.append(
-            (sql.update(columns), [(*_bind(sql, row.values, columns), row.id) for row in rows])
+            (sql.update(columns), [(*sql.bind(row.values, columns), row.id) for row in rows])
         )
     if usage:
         writes.append(
@@ -731,14 +755,6 @@ def _claim_place(values: dict[str, Any]) -> tuple[Any, ...]:
     port, port_id = values["nas_port"], values["nas_port_id"]
     anonymous = int(station is None and port is None and port_id is None)
     return (values["contract_id"], station, values["nas_id"], port_id, port, anonymous)
-
-
-def _bind(sql: _Sql, values: dict[str, Any], columns: Iterable[str]) -> tuple[Any, ...]:
-    time = sql.time
-    return tuple(
-        time(values[name]) if name in _TIMES and values[name] is not None else values[name]
-        for name in columns
-    )
 
 
 def is_data_error(exc: BaseException) -> bool:
