@@ -73,7 +73,9 @@ def callgrind_run(requests: int, src: Path | None, kinds: list[str]) -> dict[str
             f"--callgrind-out-file={out}/out.%p",
             sys.executable, __file__, "--worker", str(requests), "--kinds", ",".join(kinds),
         ]  # fmt: skip
-        subprocess.run(argv, env=env, check=True, capture_output=True)
+        run = subprocess.run(argv, env=env, check=False, capture_output=True, text=True)
+        if run.returncode != 0:
+            sys.exit(f"the worker failed ({run.returncode}):\n{run.stderr[-3000:]}")
         totals: dict[str, int] = {}
         for dump in Path(out).glob("out.*.*"):
             text = dump.read_text()
