@@ -9,6 +9,7 @@
  *   md5(data) -> 16 bytes                                   RFC 1321
  *   hmac_md5(key, *parts) -> 16 bytes                       RFC 2104
  *   decrypt_password(value, secret, authenticator)          RFC 2865 §5.2
+ *   salt_encrypt(plain, secret, authenticator, salt)        RFC 2868 §3.5, RFC 2548 §2.4.2
  *   parse_access(data, secret) -> tuple | None              RFC 2865 §3, §5; RFC 3579 §3.2
  *   reply(code, identifier, request_authenticator, attributes, secret, proxy_states)
  *
@@ -296,6 +297,68 @@ static PyObject *wire_decrypt_password(PyObject *self, PyObject *const *args, Py
     return PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)size);
 }
 
+/* RFC 2868 §3.5 / RFC 2548 §2.4.2 (MS-MPPE keys): the salt, then P = length octet + plain +
+ * zero padding to 16, c(1) = p(1) xor MD5(S + R + salt), c(i) = p(i) xor MD5(S + c(i-1)).
+ * Same checks and result as codec.salt_encrypt. */
+static PyObject *wire_salt_encrypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "salt_encrypt(plain, secret, authenticator, salt)");
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (!PyBytes_Check(args[i])) {
+            PyErr_SetString(PyExc_TypeError, "salt_encrypt takes bytes");
+            return NULL;
+        }
+    }
+    const uint8_t *plain = (const uint8_t *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t plain_size = PyBytes_GET_SIZE(args[0]);
+    const uint8_t *secret = (const uint8_t *)PyBytes_AS_STRING(args[1]);
+    size_t secret_size = (size_t)PyBytes_GET_SIZE(args[1]);
+    const uint8_t *salt = (const uint8_t *)PyBytes_AS_STRING(args[3]);
+    if (PyBytes_GET_SIZE(args[3]) != 2 || !(salt[0] & 0x80)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "the salt is two octets with the high bit set (RFC 2868 §3.5)");
+        return NULL;
+    }
+    if (PyBytes_GET_SIZE(args[2]) != 16) {
+        PyErr_SetString(PyExc_ValueError, "a Request Authenticator is 16 octets");
+        return NULL;
+    }
+    if (plain_size > 239) {
+        PyErr_Format(PyExc_ValueError, "%zd octets, at most 239 fit when salt-encrypted",
+                     plain_size);
+        return NULL;
+    }
+    size_t padded = ((size_t)plain_size + 1 + 15) / 16 * 16;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(2 + padded));
+    if (!result) return NULL;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+    out[0] = salt[0];
+    out[1] = salt[1];
+    uint8_t *cipher = out + 2;
+    cipher[0] = (uint8_t)plain_size;
+    memcpy(cipher + 1, plain, (size_t)plain_size);
+    memset(cipher + 1 + plain_size, 0, padded - 1 - (size_t)plain_size);
+    md5_ctx base, ctx;
+    uint8_t key[16];
+    md5_init(&base);
+    md5_update(&base, secret, secret_size);
+    ctx = base;
+    md5_update(&ctx, (const uint8_t *)PyBytes_AS_STRING(args[2]), 16);
+    md5_update(&ctx, salt, 2);
+    for (size_t start = 0; start < padded; start += 16) {
+        if (start) {
+            ctx = base;
+            md5_update(&ctx, cipher + start - 16, 16);
+        }
+        md5_final(&ctx, key);
+        for (int i = 0; i < 16; i++) cipher[start + i] ^= key[i];
+    }
+    return result;
+}
+
 /* The first value of each attribute the Access-Request path reads, by position. */
 typedef struct {
     const uint8_t *value;
@@ -567,6 +630,8 @@ static PyMethodDef wire_methods[] = {
      "HMAC-MD5 (RFC 2104) of the parts, concatenated, under key."},
     {"decrypt_password", (PyCFunction)(void (*)(void))wire_decrypt_password, METH_FASTCALL,
      "Reverse RFC 2865 §5.2 hiding; None for a length that cannot be one."},
+    {"salt_encrypt", (PyCFunction)(void (*)(void))wire_salt_encrypt, METH_FASTCALL,
+     "RFC 2868 §3.5 salted encryption: salt + ciphertext, as codec.salt_encrypt."},
     {"parse_access", (PyCFunction)(void (*)(void))wire_parse_access, METH_FASTCALL,
      "The fields of a well-formed Access-Request, or None (see the module)."},
     {"reply", (PyCFunction)(void (*)(void))wire_reply, METH_FASTCALL,

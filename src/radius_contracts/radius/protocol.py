@@ -486,9 +486,15 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         identifier, authenticator = key[1], key[2]
         wire = self._wire
         try:
-            if wire is not None and not decision.hidden:
+            if wire is not None:
+                attributes = decision.attributes
+                if decision.hidden:
+                    # encode_reply's order: the plain attributes, then the hidden ones.
+                    attributes += codec.encode_hidden_attributes(
+                        decision.hidden, client.secret, authenticator
+                    )
                 reply = wire.reply(
-                    code, identifier, authenticator, decision.attributes, client.secret, states
+                    code, identifier, authenticator, attributes, client.secret, states
                 )
             else:
                 reply = codec.encode_reply(

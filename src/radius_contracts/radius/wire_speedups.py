@@ -32,6 +32,9 @@ class Wire(Protocol):
     def decrypt_password(
         self, value: bytes, secret: bytes, authenticator: bytes, /
     ) -> bytes | None: ...
+    def salt_encrypt(
+        self, plain: bytes, secret: bytes, authenticator: bytes, salt: bytes, /
+    ) -> bytes: ...
     def parse_access(self, data: bytes, secret: bytes, /) -> AccessFields | None: ...
     def reply(
         self,

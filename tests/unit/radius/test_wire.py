@@ -17,6 +17,7 @@ import pytest
 
 from radius_contracts import testauth
 from radius_contracts.radius import codec, wire_speedups
+from radius_contracts.radius.messages import HiddenAttribute
 
 _wire = wire_speedups.module()
 pytestmark = pytest.mark.skipif(_wire is None, reason="the C wire code is not built")
@@ -180,3 +181,61 @@ def test_reply_refuses_what_encode_reply_refuses() -> None:
     with pytest.raises(ValueError, match="Proxy-State"):
         _wire.reply(2, 1, bytes(16), b"", SECRET, (b"",))
     assert os.environ.get("RADIUS_CONTRACTS_PURE_PYTHON") != "1"
+
+
+def test_salt_encrypt_matches_the_python_code() -> None:
+    assert _wire is not None
+    rng = random.Random(6)
+    for size in range(240):
+        plain, authenticator = rng.randbytes(size), rng.randbytes(16)
+        salt = bytes((rng.randrange(0x80, 0x100), rng.randrange(256)))
+        expected = codec._py_salt_encrypt(plain, SECRET, authenticator, salt)
+        assert _wire.salt_encrypt(plain, SECRET, authenticator, salt) == expected, size
+        assert codec.salt_decrypt(expected, SECRET, authenticator) == plain
+    for bad in ((bytes(240), b"\x80\x00", 16), (b"x", b"\x7f\x00", 16), (b"x", b"\x80", 16),
+                (b"x", b"\x80\x00", 15)):  # fmt: skip
+        plain, salt, size = bad
+        for encrypt in (_wire.salt_encrypt, codec._py_salt_encrypt):
+            with pytest.raises(ValueError):
+                encrypt(plain, SECRET, bytes(size), salt)
+
+
+def test_reply_with_hidden_attributes_as_the_listener_builds_it() -> None:
+    # protocol._answer_access hands the C reply the plain attributes followed by the hidden
+    # ones (codec.encode_hidden_attributes); encode_reply(hidden=...) gives the same packet but
+    # for the random salts, so compare what a NAS reads from both.
+    assert _wire is not None
+    rng = random.Random(7)
+    for _ in range(100):
+        authenticator = rng.randbytes(16)
+        kind = rng.choice([1, 11, 18, 25, 27, 85])  # not 26, 33 or 80: those are checked below
+        attributes = codec.attribute(kind, rng.randbytes(rng.randrange(1, 30)))
+        hidden = (
+            HiddenAttribute(codec.MS_MPPE_SEND_KEY, rng.randbytes(16), 2, codec.VENDOR_MICROSOFT),
+            HiddenAttribute(codec.MS_MPPE_RECV_KEY, rng.randbytes(16), 2, codec.VENDOR_MICROSOFT),
+        )
+        states = tuple(rng.randbytes(rng.randrange(1, 40)) for _ in range(rng.randrange(0, 3)))
+        hidden_octets = codec.encode_hidden_attributes(hidden, SECRET, authenticator)
+        fast = _wire.reply(2, 7, authenticator, attributes + hidden_octets, SECRET, states)
+        slow = codec.encode_reply(
+            2, 7, authenticator, attributes, SECRET, proxy_states=states, hidden=hidden
+        )
+        assert len(fast) == len(slow)
+        readings = []
+        for data in (fast, slow):
+            packet = codec.decode(data)
+            assert codec.verify_response_authenticator(packet, SECRET, authenticator)
+            assert codec.verify_message_authenticator(packet, SECRET, authenticator)
+            seen: list[tuple[int, bytes | None]] = []
+            for kind, value in packet.attributes:
+                if kind == codec.VENDOR_SPECIFIC:
+                    split = codec.split_vendor_specific(value)
+                    assert split is not None
+                    [(sub_type, sub_value)] = split[1]
+                    seen.append((sub_type, codec.salt_decrypt(sub_value, SECRET, authenticator)))
+                elif kind != codec.MESSAGE_AUTHENTICATOR:
+                    seen.append((kind, value))
+            readings.append(seen)
+        assert readings[0] == readings[1]
+        keys = [(item.code, item.value) for item in hidden]
+        assert readings[0][1:3] == keys  # after the plain attribute, before the Proxy-States
