@@ -13,9 +13,9 @@
  *   parse_access(data, secret) -> tuple | None              RFC 2865 §3, §5; RFC 3579 §3.2
  *   reply(code, identifier, request_authenticator, attributes, secret, proxy_states)
  *
- * parse_access returns None for anything it does not handle (a malformed packet, MS-CHAP
- * attributes, a User-Password of odd length): the caller then takes the Python path, which
- * knows every detail (and every reason to drop a packet).
+ * parse_access returns None for anything it does not handle (a malformed packet, a
+ * User-Password of odd length): the caller then takes the Python path, which knows every
+ * detail (and every reason to drop a packet).
  *
  * MD5 is written here from the algorithm as RFC 1321 §3 specifies it (four rounds of
  * sixteen steps, T[i] = floor(2^32 * |sin(i)|)); RADIUS cannot choose another hash.
@@ -374,8 +374,38 @@ enum {
     F_CALLED,
     F_NAS_PORT,
     F_NAS_PORT_ID,
+    F_MS_CHAP_CHALLENGE, /* Microsoft Vendor-Specific sub-attributes (RFC 2548 §2.3.2) */
+    F_MS_CHAP2_RESPONSE,
     F_COUNT,
 };
+
+enum { VENDOR_MICROSOFT = 311, MS_CHAP_CHALLENGE = 11, MS_CHAP2_RESPONSE = 25 };
+
+/* codec.Packet.vendor: a Vendor-Specific value counts only in the RFC 2865 §5.26 format (a
+ * 4-octet Vendor-Id, then sub-attributes of type and length filling it exactly); the first
+ * MS-CHAP-Challenge and MS-CHAP2-Response found in such Microsoft values are kept. */
+static void take_microsoft(const uint8_t *value, size_t size, field *fields)
+{
+    if (size < 6) return;
+    uint32_t vendor = ((uint32_t)value[0] << 24) | ((uint32_t)value[1] << 16) |
+                      ((uint32_t)value[2] << 8) | value[3];
+    if (vendor != VENDOR_MICROSOFT) return;
+    for (size_t pos = 4; pos < size;) { /* the whole value must split, or none of it counts */
+        if (pos + 1 == size) return;
+        size_t end = pos + value[pos + 1];
+        if (end < pos + 2 || end > size) return;
+        pos = end;
+    }
+    for (size_t pos = 4; pos < size; pos += value[pos + 1]) {
+        int slot = value[pos] == MS_CHAP_CHALLENGE   ? F_MS_CHAP_CHALLENGE
+                   : value[pos] == MS_CHAP2_RESPONSE ? F_MS_CHAP2_RESPONSE
+                                                     : -1;
+        if (slot >= 0 && !fields[slot].value) {
+            fields[slot].value = value + pos + 2;
+            fields[slot].size = (size_t)value[pos + 1] - 2;
+        }
+    }
+}
 
 static int slot_of(uint8_t kind)
 {
@@ -409,12 +439,13 @@ static PyObject *text_or_none(const field *f)
  * parse_access(data, secret) -> None, or a tuple of
  *   (identifier, authenticator, message_authenticator, user_name, password, chap_password,
  *    chap_challenge, calling_station_id, called_station_id, nas_port, nas_port_id, eap,
- *    proxy_states, proxy_state_size)
+ *    proxy_states, proxy_state_size, ms_chap_challenge, ms_chap2_response)
  * message_authenticator: 0 none, 1 valid, -1 wrong. password: the decrypted User-Password
  * (NULs removed) or None. chap_challenge: CHAP-Challenge, else the Request Authenticator when
  * there is a CHAP-Password (RFC 2865 §5.3). Text fields as str, NAS-Port as int.
  * proxy_states: every Proxy-State value in order; proxy_state_size: the octets their echo
- * adds to a reply.
+ * adds to a reply. ms_chap_challenge, ms_chap2_response: the Microsoft sub-attributes
+ * (RFC 2548 §2.3.2) or None.
  */
 static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -445,10 +476,11 @@ static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssi
         if (end > length || end < pos + 2) Py_RETURN_NONE;
         size_t vsize = end - pos - 2;
         /* What codec.decode refuses (zero-length values, a second or short
-         * Message-Authenticator) and what this path does not handle (Vendor-Specific, e.g.
-         * MS-CHAP) go to the Python path, which drops or handles them. */
-        if (vsize == 0 || kind == 0 || kind == VENDOR_SPECIFIC) Py_RETURN_NONE;
-        if (kind == MESSAGE_AUTHENTICATOR) {
+         * Message-Authenticator) goes to the Python path, which drops or handles it. */
+        if (vsize == 0 || kind == 0) Py_RETURN_NONE;
+        if (kind == VENDOR_SPECIFIC) {
+            take_microsoft(data + pos + 2, vsize, fields); /* others: nothing reads them */
+        } else if (kind == MESSAGE_AUTHENTICATOR) {
             if (vsize != 16 || ma_offset >= 0) Py_RETURN_NONE;
             ma_offset = (long)pos + 2;
         } else if (kind == EAP_MESSAGE) {
@@ -530,12 +562,13 @@ static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssi
     }
     /* "N" steals the references made here */
     return Py_BuildValue(
-        "(iy#iNNNNNNNNNNn)", data[1], (const char *)authenticator, (Py_ssize_t)16, ma,
+        "(iy#iNNNNNNNNNNnNN)", data[1], (const char *)authenticator, (Py_ssize_t)16, ma,
         text_or_none(&fields[F_USER_NAME]), password_value,
         bytes_or_none(&fields[F_CHAP_PASSWORD]), bytes_or_none(&challenge),
         text_or_none(&fields[F_CALLING]), text_or_none(&fields[F_CALLED]), nas_port,
         text_or_none(&fields[F_NAS_PORT_ID]), PyBool_FromLong(eap), states,
-        (Py_ssize_t)proxy_size);
+        (Py_ssize_t)proxy_size, bytes_or_none(&fields[F_MS_CHAP_CHALLENGE]),
+        bytes_or_none(&fields[F_MS_CHAP2_RESPONSE]));
 }
 
 /*

@@ -22,6 +22,8 @@ def parse_access(
         bool,
         tuple[bytes, ...],
         int,
+        bytes | None,
+        bytes | None,
     ]
     | None
 ): ...

@@ -95,6 +95,8 @@ def _reference(data: bytes, secret: bytes) -> tuple[object, ...] | None:
         codec.EAP_MESSAGE in first,
         tuple(packet.get_all(codec.PROXY_STATE)),
         sum(len(state) + 2 for state in packet.get_all(codec.PROXY_STATE)),
+        packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP_CHALLENGE),
+        packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP2_RESPONSE),
     )
 
 
@@ -148,9 +150,13 @@ def test_parse_access_takes_the_common_requests_and_leaves_the_rest() -> None:
     assert _wire is not None
     packets = _packets(random.Random(4))
     taken = [_wire.parse_access(data, SECRET) is not None for data in packets]
-    # PAP, CHAP, without Message-Authenticator, proxied, EAP, a wrong secret (-1), bad UTF-8,
-    # padding: handled. MS-CHAP (Vendor-Specific) and an Accounting-Request: not.
-    assert taken == [True, True, True, True, True, True, False, True, True, False, True]
+    # PAP, CHAP, without Message-Authenticator, proxied, EAP, MS-CHAPv2, a wrong secret (-1),
+    # bad UTF-8, padding: handled. An Accounting-Request: not.
+    assert taken == [True, True, True, True, True, True, True, True, True, False, True]
+    mschapv2 = _wire.parse_access(packets[6], SECRET)
+    assert mschapv2 is not None
+    assert mschapv2[14] is not None and len(mschapv2[14]) == 16  # MS-CHAP-Challenge
+    assert mschapv2[15] is not None and len(mschapv2[15]) == 50  # MS-CHAP2-Response
     wrong = _wire.parse_access(packets[7], SECRET)
     assert wrong is not None and wrong[2] == -1 and wrong[4] is None
 
@@ -239,3 +245,35 @@ def test_reply_with_hidden_attributes_as_the_listener_builds_it() -> None:
         assert readings[0] == readings[1]
         keys = [(item.code, item.value) for item in hidden]
         assert readings[0][1:3] == keys  # after the plain attribute, before the Proxy-States
+
+
+def test_parse_access_reads_ms_chap_as_packet_vendor_does() -> None:
+    assert _wire is not None
+    ms, name = codec.VENDOR_MICROSOFT, codec.attribute(codec.USER_NAME, b"ms-user")
+    challenge = codec.vendor_attribute(ms, codec.MS_CHAP_CHALLENGE, b"c" * 16)
+    response = codec.vendor_attribute(ms, codec.MS_CHAP2_RESPONSE, b"r" * 50)
+    other_vendor = codec.vendor_attribute(14988, codec.MS_CHAP_CHALLENGE, b"not-microsoft")
+    # A Microsoft value that does not split into sub-attributes: skipped whole.
+    broken = codec.attribute(codec.VENDOR_SPECIFIC, ms.to_bytes(4, "big") + b"\x0b\x12cc")
+    both = codec.attribute(
+        codec.VENDOR_SPECIFIC,
+        ms.to_bytes(4, "big") + b"\x0b\x12" + b"C" * 16 + b"\x19\x34" + b"R" * 50,
+    )
+    empty = codec.attribute(codec.VENDOR_SPECIFIC, ms.to_bytes(4, "big") + b"\x0b\x02")
+    short = codec.attribute(codec.VENDOR_SPECIFIC, b"\x00\x00\x01")
+    bodies = [
+        other_vendor + challenge + response,
+        broken + both + challenge,
+        challenge + both + response,
+        empty + response + challenge,
+        short + challenge,
+        other_vendor,
+    ]
+    for body in bodies:
+        data = codec.encode_request(codec.Code.ACCESS_REQUEST, 1, name + body, SECRET)
+        fast = _wire.parse_access(data, SECRET)
+        assert fast is not None and fast == _reference(data, SECRET), body.hex()
+    first = _wire.parse_access(
+        codec.encode_request(codec.Code.ACCESS_REQUEST, 1, name + bodies[1], SECRET), SECRET
+    )
+    assert first is not None and (first[14], first[15]) == (b"C" * 16, b"R" * 50)
