@@ -30,7 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-KINDS = ("pap", "pap-proxy-state", "chap-authenticator", "chap-challenge")
+KINDS = (
+    "pap", "pap-proxy-state", "chap-authenticator", "chap-challenge", "mschapv2",
+    "mschapv2-first",
+)  # fmt: skip
+# mschapv2-first is the first MS-CHAPv2 login of a user after a restart: whatever the server
+# derives from a password and keeps (aaa.mschap's caches) is dropped before every request.
 SECRET = b"listener-cost-secret"
 PASSWORD = "listener-cost-pw"
 
@@ -40,20 +45,24 @@ def main() -> None:
     parser.add_argument("--src", type=Path, help="run this source tree (PYTHONPATH) instead")
     parser.add_argument("--short", type=int, default=2000, help="requests per kind, short run")
     parser.add_argument("--long", type=int, default=6000, help="requests per kind, long run")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    kinds = args.kinds.split(",")
+    if unknown := set(kinds) - set(KINDS):
+        parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
     if args.worker:
-        worker(args.worker)
+        worker(args.worker, kinds)
         return
-    runs = {n: callgrind_run(n, args.src) for n in (args.short, args.long)}
+    runs = {n: callgrind_run(n, args.src, kinds) for n in (args.short, args.long)}
     span = args.long - args.short
     print(f"{'request':20} {'instructions':>12}")
-    for kind in KINDS:
+    for kind in kinds:
         per_request = (runs[args.long][kind] - runs[args.short][kind]) / span
         print(f"{kind:20} {per_request:12,.0f}")
 
 
-def callgrind_run(requests: int, src: Path | None) -> dict[str, int]:
+def callgrind_run(requests: int, src: Path | None, kinds: list[str]) -> dict[str, int]:
     """Instructions counted per kind in one run of ``requests`` requests of each kind."""
     env = dict(os.environ)
     if src is not None:
@@ -62,9 +71,11 @@ def callgrind_run(requests: int, src: Path | None) -> dict[str, int]:
         argv = [
             "valgrind", "--tool=callgrind", "--instr-atstart=no",
             f"--callgrind-out-file={out}/out.%p",
-            sys.executable, __file__, "--worker", str(requests),
+            sys.executable, __file__, "--worker", str(requests), "--kinds", ",".join(kinds),
         ]  # fmt: skip
-        subprocess.run(argv, env=env, check=True, capture_output=True)
+        run = subprocess.run(argv, env=env, check=False, capture_output=True, text=True)
+        if run.returncode != 0:
+            sys.exit(f"the worker failed ({run.returncode}):\n{run.stderr[-3000:]}")
         totals: dict[str, int] = {}
         for dump in Path(out).glob("out.*.*"):
             text = dump.read_text()
@@ -80,16 +91,19 @@ def callgrind_run(requests: int, src: Path | None) -> dict[str, int]:
 class _Sink:
     """A transport that drops replies: no sendto syscall in the count."""
 
+    last_code = 0
+
     def sendto(self, data: bytes, addr: object) -> None:
-        pass
+        self.last_code = data[0]
 
     def is_closing(self) -> bool:
         return False
 
 
-def worker(requests: int) -> None:
-    from radius_contracts.daemon import BOOTSTRAP_TOKEN_FILE, Daemon
+def worker(requests: int, kinds: list[str]) -> None:
+    from radius_contracts.daemon import Daemon
     from radius_contracts.settings import load_settings
+    from radius_contracts.startup import BOOTSTRAP_TOKEN_FILE
 
     state = Path(tempfile.mkdtemp(prefix="listener-cost-"))
     settings = load_settings(
@@ -120,15 +134,18 @@ def worker(requests: int) -> None:
         token = (state / BOOTSTRAP_TOKEN_FILE).read_text().strip()
         user = _set_up(f"http://127.0.0.1:{daemon.api_port}", token)
         protocol = next(p for _t, p in daemon._listeners if p.port == "auth")
-        protocol.transport = _Sink()  # type: ignore[assignment]
+        sink = protocol.transport = _Sink()  # type: ignore[assignment]
         builders = _builders(user)
-        for kind in KINDS:
+        for kind in kinds:
             build = builders[kind]
             warm = [build(i) for i in range(200)]
             packets = [build(i) for i in range(requests)]
+            forget = _forget_passwords if kind == "mschapv2-first" else None
             _feed(loop, protocol.datagram_received, warm, None)
+            if sink.last_code != 2:  # every kind is a request the daemon accepts
+                raise RuntimeError(f"{kind}: reply code {sink.last_code}, not Access-Accept")
             time.sleep(1.5)  # the auth log writer flushes outside the count
-            _feed(loop, protocol.datagram_received, packets, kind)
+            _feed(loop, protocol.datagram_received, packets, kind, forget)
     finally:
         loop.call_soon_threadsafe(daemon.stop)
         thread.join(60)
@@ -148,6 +165,7 @@ def _set_up(base_url: str, token: str) -> str:
 
 
 def _builders(user: str) -> dict[str, Callable[[int], bytes]]:
+    from radius_contracts.aaa import mschap
     from radius_contracts.radius import codec
 
     name = codec.attribute(codec.USER_NAME, user.encode())
@@ -169,8 +187,24 @@ def _builders(user: str) -> dict[str, Callable[[int], bytes]]:
             body += codec.attribute(codec.CHAP_CHALLENGE, challenge)
         return codec.encode_request(1, i % 256, body, SECRET, authenticator=authenticator)
 
+    def mschapv2(i: int) -> bytes:
+        authenticator_challenge, peer_challenge = os.urandom(16), os.urandom(16)
+        nt_response = mschap.generate_nt_response(
+            authenticator_challenge, peer_challenge, user.encode(), PASSWORD
+        )
+        response = bytes((i % 256, 0)) + peer_challenge + bytes(8) + nt_response
+        ms = codec.VENDOR_MICROSOFT
+        body = (
+            name
+            + codec.vendor_attribute(ms, codec.MS_CHAP_CHALLENGE, authenticator_challenge)
+            + codec.vendor_attribute(ms, codec.MS_CHAP2_RESPONSE, response)
+        )
+        return codec.encode_request(1, i % 256, body, SECRET)
+
     return {
         "pap": pap,
+        "mschapv2": mschapv2,
+        "mschapv2-first": mschapv2,
         "pap-proxy-state": lambda i: pap(i, proxy_state),
         "chap-authenticator": lambda i: chap(i, False),
         "chap-challenge": lambda i: chap(i, True),
@@ -182,8 +216,12 @@ def _feed(
     received: Callable[[bytes, Any], None],
     packets: list[bytes],
     dump: str | None,
+    before_each: Callable[[], None] | None = None,
 ) -> None:
-    """Hand ``packets`` to the listener on its own loop; count them when ``dump`` names them."""
+    """Hand ``packets`` to the listener on its own loop; count them when ``dump`` names them.
+
+    ``before_each`` runs before every packet, inside the count.
+    """
     pid = str(os.getpid())
 
     def control(*args: str) -> None:
@@ -194,12 +232,23 @@ def _feed(
         if dump:
             control("-i", "on")
         for packet in packets:
+            if before_each is not None:
+                before_each()
             received(packet, address)
         if dump:
             control("-i", "off")
             control("-d", dump)
 
     asyncio.run_coroutine_threadsafe(run(), loop).result()
+
+
+def _forget_passwords() -> None:
+    """Drop what aaa.mschap keeps per password, as a restart does (a few hundred instructions)."""
+    from radius_contracts.aaa import mschap
+
+    prepare = getattr(mschap, "prepare_password", None)
+    if prepare is not None:
+        prepare.cache_clear()
 
 
 if __name__ == "__main__":

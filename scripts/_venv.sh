@@ -27,8 +27,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 
-# The C wire code (src/radius_contracts/radius/_wire.c) needs a compiler and the Python
-# headers; without them the install goes on and the daemon runs the same code in Python.
+# The C wire code (src/radius_contracts/radius/_wire.c) and MS-CHAPv2 check
+# (src/radius_contracts/aaa/_mschap.c) need a compiler and the Python headers; without them the
+# install goes on and the daemon runs the same code in Python.
 headers=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 if ! command -v cc >/dev/null || [ ! -f "$headers/Python.h" ]; then
     apt_install gcc python3-dev 2>/dev/null \
@@ -42,7 +43,8 @@ spec="$ROOT"
 # a C compiler and the Python headers it goes on without it, and the daemon runs pure Python).
 stamp="$VENV/.installed-${EXTRAS:-base}"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] \
-    || [ "$ROOT/src/radius_contracts/radius/_wire.c" -nt "$stamp" ]; then
+    || [ "$ROOT/src/radius_contracts/radius/_wire.c" -nt "$stamp" ] \
+    || [ "$ROOT/src/radius_contracts/aaa/_mschap.c" -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q -e "$spec"
     touch "$stamp"
 fi

@@ -21,6 +21,7 @@ import uvicorn
 
 from radius_contracts import logging as daemon_logging
 from radius_contracts import sdnotify
+from radius_contracts.aaa import mschap_speedups
 from radius_contracts.aaa.accounting import (
     AccountingHandler,
     AccountingStore,
@@ -195,10 +196,11 @@ class Daemon:
         )
         sdnotify.notify(f"READY=1\nSTATUS={status}")
         log.info(
-            "radius-contracts ready: %s, database %s, wire code %s",
+            "radius-contracts ready: %s, database %s, wire code %s, MS-CHAPv2 %s",
             status,
             redacted_url(settings.database_url),
             "C" if wire_speedups.active() else "pure Python",
+            "C" if mschap_speedups.active() else "pure Python",
         )
 
     async def _start_radius(self) -> None:

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from radius_contracts.aaa import mschap
+from radius_contracts.aaa import mschap, mschap_speedups
 
 __all__ = ["MsChapV2Result", "check_chap", "check_mschapv2", "check_pap"]
 
@@ -29,6 +29,9 @@ _MS_CHAP2_RESPONSE_LEN = 50  # RFC 2548 §2.3.2: Ident, Flags, Peer-Challenge, R
 _DUMMY_CHAP_PASSWORD = bytes(_CHAP_PASSWORD_LEN)
 _DUMMY_MS_CHAP_CHALLENGE = bytes(_MS_CHAP_CHALLENGE_LEN)
 _DUMMY_MS_CHAP2_RESPONSE = bytes(_MS_CHAP2_RESPONSE_LEN)
+
+# The C MS-CHAPv2 check, or None: pure Python (see aaa.mschap_speedups).
+_FAST = mschap_speedups.module()
 
 
 def _octets(password: str) -> bytes:
@@ -85,7 +88,12 @@ class MsChapV2Result:
 
 
 def check_mschapv2(
-    user_name: str, ms_chap_challenge: bytes, ms_chap2_response: bytes, password: str | None
+    user_name: str,
+    ms_chap_challenge: bytes,
+    ms_chap2_response: bytes,
+    password: str | None,
+    *,
+    fast: mschap_speedups.MsChap | None = _FAST,
 ) -> MsChapV2Result | None:
     """MS-CHAPv2 over RADIUS (RFC 2548 §2.3.2, RFC 2759 §8): the result, or None on failure.
 
@@ -93,6 +101,10 @@ def check_mschapv2(
     Peer-Challenge (16), Reserved (8), NT-Response (24). ``user_name`` is the User-Name as
     sent; :func:`mschap.challenge_hash` drops a ``DOMAIN\\`` prefix as RFC 2759 §8.2 says.
     Flags and Reserved are not checked: they carry nothing the check depends on.
+
+    ``fast`` is the C check (aaa/_mschap.c), None for the pure Python one; both give the same
+    answers. The C check derives everything from the password on every call, in a few
+    microseconds, so the first login of a user after a restart costs what later ones do.
     """
     well_formed = (
         len(ms_chap_challenge) == _MS_CHAP_CHALLENGE_LEN
@@ -100,13 +112,21 @@ def check_mschapv2(
     )
     if not well_formed:
         ms_chap_challenge, ms_chap2_response = _DUMMY_MS_CHAP_CHALLENGE, _DUMMY_MS_CHAP2_RESPONSE
-    prepared = mschap.prepare_password(_DUMMY_PASSWORD if password is None else password)
+    secret = _DUMMY_PASSWORD if password is None else password
     ident = ms_chap2_response[:1]
-    peer_challenge = ms_chap2_response[2:18]
-    nt_response = ms_chap2_response[26:50]
     # surrogateescape gives back the octets of a User-Name that was not valid UTF-8, if the
     # codec decoded it that way; the hash must see what the peer hashed.
     username = user_name.encode("utf-8", "surrogateescape")
+    if fast is not None:
+        # bytes(): the C code takes exactly bytes (a memoryview or bytearray would not do).
+        found = fast.check(secret, username, bytes(ms_chap_challenge), bytes(ms_chap2_response))
+        if found is None or not (well_formed and password is not None):
+            return None
+        signed, send_key, recv_key = found  # signed: the "S=..." Authenticator Response
+        return MsChapV2Result(success=ident + signed, send_key=send_key, recv_key=recv_key)
+    prepared = mschap.prepare_password(secret)
+    peer_challenge = ms_chap2_response[2:18]
+    nt_response = ms_chap2_response[26:50]
     challenge = mschap.challenge_hash(peer_challenge, ms_chap_challenge, username)
     matches = hmac.compare_digest(prepared.challenge_response(challenge), nt_response)
     if not (matches and well_formed and password is not None):

@@ -10,14 +10,15 @@
  *   md5(data) -> 16 bytes                                   RFC 1321
  *   hmac_md5(key, *parts) -> 16 bytes                       RFC 2104
  *   decrypt_password(value, secret, authenticator)          RFC 2865 §5.2
+ *   salt_encrypt(plain, secret, authenticator, salt)        RFC 2868 §3.5, RFC 2548 §2.4.2
  *   parse_access(data, secret) -> tuple | None              RFC 2865 §3, §5; RFC 3579 §3.2
  *   parse_accounting(data, secret) -> tuple | None          RFC 2866 §3, §5; RFC 2869 §5
  *   reply(code, identifier, request_authenticator, attributes, secret, proxy_states[,
  *         message_authenticator])
  *
- * parse_access returns None for anything it does not handle (a malformed packet, MS-CHAP
- * attributes, a User-Password of odd length): the caller then takes the Python path, which
- * knows every detail (and every reason to drop a packet).
+ * parse_access returns None for anything it does not handle (a malformed packet, a
+ * User-Password of odd length): the caller then takes the Python path, which knows every
+ * detail (and every reason to drop a packet).
  *
  * MD5 is written here from the algorithm as RFC 1321 §3 specifies it (four rounds of
  * sixteen steps, T[i] = floor(2^32 * |sin(i)|)); RADIUS cannot choose another hash.
@@ -320,6 +321,68 @@ static PyObject *wire_decrypt_password(PyObject *self, PyObject *const *args, Py
     return PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)size);
 }
 
+/* RFC 2868 §3.5 / RFC 2548 §2.4.2 (MS-MPPE keys): the salt, then P = length octet + plain +
+ * zero padding to 16, c(1) = p(1) xor MD5(S + R + salt), c(i) = p(i) xor MD5(S + c(i-1)).
+ * Same checks and result as codec.salt_encrypt. */
+static PyObject *wire_salt_encrypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "salt_encrypt(plain, secret, authenticator, salt)");
+        return NULL;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (!PyBytes_Check(args[i])) {
+            PyErr_SetString(PyExc_TypeError, "salt_encrypt takes bytes");
+            return NULL;
+        }
+    }
+    const uint8_t *plain = (const uint8_t *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t plain_size = PyBytes_GET_SIZE(args[0]);
+    const uint8_t *secret = (const uint8_t *)PyBytes_AS_STRING(args[1]);
+    size_t secret_size = (size_t)PyBytes_GET_SIZE(args[1]);
+    const uint8_t *salt = (const uint8_t *)PyBytes_AS_STRING(args[3]);
+    if (PyBytes_GET_SIZE(args[3]) != 2 || !(salt[0] & 0x80)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "the salt is two octets with the high bit set (RFC 2868 §3.5)");
+        return NULL;
+    }
+    if (PyBytes_GET_SIZE(args[2]) != 16) {
+        PyErr_SetString(PyExc_ValueError, "a Request Authenticator is 16 octets");
+        return NULL;
+    }
+    if (plain_size > 239) {
+        PyErr_Format(PyExc_ValueError, "%zd octets, at most 239 fit when salt-encrypted",
+                     plain_size);
+        return NULL;
+    }
+    size_t padded = ((size_t)plain_size + 1 + 15) / 16 * 16;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(2 + padded));
+    if (!result) return NULL;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+    out[0] = salt[0];
+    out[1] = salt[1];
+    uint8_t *cipher = out + 2;
+    cipher[0] = (uint8_t)plain_size;
+    memcpy(cipher + 1, plain, (size_t)plain_size);
+    memset(cipher + 1 + plain_size, 0, padded - 1 - (size_t)plain_size);
+    md5_ctx base, ctx;
+    uint8_t key[16];
+    md5_init(&base);
+    md5_update(&base, secret, secret_size);
+    ctx = base;
+    md5_update(&ctx, (const uint8_t *)PyBytes_AS_STRING(args[2]), 16);
+    md5_update(&ctx, salt, 2);
+    for (size_t start = 0; start < padded; start += 16) {
+        if (start) {
+            ctx = base;
+            md5_update(&ctx, cipher + start - 16, 16);
+        }
+        md5_final(&ctx, key);
+        for (int i = 0; i < 16; i++) cipher[start + i] ^= key[i];
+    }
+    return result;
+}
+
 /* The first value of each attribute the Access-Request path reads, by position. */
 typedef struct {
     const uint8_t *value;
@@ -335,8 +398,38 @@ enum {
     F_CALLED,
     F_NAS_PORT,
     F_NAS_PORT_ID,
+    F_MS_CHAP_CHALLENGE, /* Microsoft Vendor-Specific sub-attributes (RFC 2548 §2.3.2) */
+    F_MS_CHAP2_RESPONSE,
     F_COUNT,
 };
+
+enum { VENDOR_MICROSOFT = 311, MS_CHAP_CHALLENGE = 11, MS_CHAP2_RESPONSE = 25 };
+
+/* codec.Packet.vendor: a Vendor-Specific value counts only in the RFC 2865 §5.26 format (a
+ * 4-octet Vendor-Id, then sub-attributes of type and length filling it exactly); the first
+ * MS-CHAP-Challenge and MS-CHAP2-Response found in such Microsoft values are kept. */
+static void take_microsoft(const uint8_t *value, size_t size, field *fields)
+{
+    if (size < 6) return;
+    uint32_t vendor = ((uint32_t)value[0] << 24) | ((uint32_t)value[1] << 16) |
+                      ((uint32_t)value[2] << 8) | value[3];
+    if (vendor != VENDOR_MICROSOFT) return;
+    for (size_t pos = 4; pos < size;) { /* the whole value must split, or none of it counts */
+        if (pos + 1 == size) return;
+        size_t end = pos + value[pos + 1];
+        if (end < pos + 2 || end > size) return;
+        pos = end;
+    }
+    for (size_t pos = 4; pos < size; pos += value[pos + 1]) {
+        int slot = value[pos] == MS_CHAP_CHALLENGE   ? F_MS_CHAP_CHALLENGE
+                   : value[pos] == MS_CHAP2_RESPONSE ? F_MS_CHAP2_RESPONSE
+                                                     : -1;
+        if (slot >= 0 && !fields[slot].value) {
+            fields[slot].value = value + pos + 2;
+            fields[slot].size = (size_t)value[pos + 1] - 2;
+        }
+    }
+}
 
 static int slot_of(uint8_t kind)
 {
@@ -370,12 +463,13 @@ static PyObject *text_or_none(const field *f)
  * parse_access(data, secret) -> None, or a tuple of
  *   (identifier, authenticator, message_authenticator, user_name, password, chap_password,
  *    chap_challenge, calling_station_id, called_station_id, nas_port, nas_port_id, eap,
- *    proxy_states, proxy_state_size)
+ *    proxy_states, proxy_state_size, ms_chap_challenge, ms_chap2_response)
  * message_authenticator: 0 none, 1 valid, -1 wrong. password: the decrypted User-Password
  * (NULs removed) or None. chap_challenge: CHAP-Challenge, else the Request Authenticator when
  * there is a CHAP-Password (RFC 2865 §5.3). Text fields as str, NAS-Port as int.
  * proxy_states: every Proxy-State value in order; proxy_state_size: the octets their echo
- * adds to a reply.
+ * adds to a reply. ms_chap_challenge, ms_chap2_response: the Microsoft sub-attributes
+ * (RFC 2548 §2.3.2) or None.
  */
 static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -406,10 +500,11 @@ static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssi
         if (end > length || end < pos + 2) Py_RETURN_NONE;
         size_t vsize = end - pos - 2;
         /* What codec.decode refuses (zero-length values, a second or short
-         * Message-Authenticator) and what this path does not handle (Vendor-Specific, e.g.
-         * MS-CHAP) go to the Python path, which drops or handles them. */
-        if (vsize == 0 || kind == 0 || kind == VENDOR_SPECIFIC) Py_RETURN_NONE;
-        if (kind == MESSAGE_AUTHENTICATOR) {
+         * Message-Authenticator) goes to the Python path, which drops or handles it. */
+        if (vsize == 0 || kind == 0) Py_RETURN_NONE;
+        if (kind == VENDOR_SPECIFIC) {
+            take_microsoft(data + pos + 2, vsize, fields); /* others: nothing reads them */
+        } else if (kind == MESSAGE_AUTHENTICATOR) {
             if (vsize != 16 || ma_offset >= 0) Py_RETURN_NONE;
             ma_offset = (long)pos + 2;
         } else if (kind == EAP_MESSAGE) {
@@ -491,12 +586,13 @@ static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssi
     }
     /* "N" steals the references made here */
     return Py_BuildValue(
-        "(iy#iNNNNNNNNNNn)", data[1], (const char *)authenticator, (Py_ssize_t)16, ma,
+        "(iy#iNNNNNNNNNNnNN)", data[1], (const char *)authenticator, (Py_ssize_t)16, ma,
         text_or_none(&fields[F_USER_NAME]), password_value,
         bytes_or_none(&fields[F_CHAP_PASSWORD]), bytes_or_none(&challenge),
         text_or_none(&fields[F_CALLING]), text_or_none(&fields[F_CALLED]), nas_port,
         text_or_none(&fields[F_NAS_PORT_ID]), PyBool_FromLong(eap), states,
-        (Py_ssize_t)proxy_size);
+        (Py_ssize_t)proxy_size, bytes_or_none(&fields[F_MS_CHAP_CHALLENGE]),
+        bytes_or_none(&fields[F_MS_CHAP2_RESPONSE]));
 }
 
 /* -- Accounting-Request ---------------------------------------------------------------------- */
@@ -816,6 +912,8 @@ static PyMethodDef wire_methods[] = {
      "HMAC-MD5 (RFC 2104) of the parts, concatenated, under key."},
     {"decrypt_password", (PyCFunction)(void (*)(void))wire_decrypt_password, METH_FASTCALL,
      "Reverse RFC 2865 §5.2 hiding; None for a length that cannot be one."},
+    {"salt_encrypt", (PyCFunction)(void (*)(void))wire_salt_encrypt, METH_FASTCALL,
+     "RFC 2868 §3.5 salted encryption: salt + ciphertext, as codec.salt_encrypt."},
     {"parse_access", (PyCFunction)(void (*)(void))wire_parse_access, METH_FASTCALL,
      "The fields of a well-formed Access-Request, or None (see the module)."},
     {"parse_accounting", (PyCFunction)(void (*)(void))wire_parse_accounting, METH_FASTCALL,

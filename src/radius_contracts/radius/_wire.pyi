@@ -3,6 +3,7 @@ Buffer = bytes | bytearray | memoryview
 def md5(data: Buffer, /) -> bytes: ...
 def hmac_md5(key: Buffer, /, *parts: Buffer) -> bytes: ...
 def decrypt_password(value: Buffer, secret: Buffer, authenticator: Buffer, /) -> bytes | None: ...
+def salt_encrypt(plain: bytes, secret: bytes, authenticator: bytes, salt: bytes, /) -> bytes: ...
 def parse_access(
     data: bytes, secret: bytes, /
 ) -> (
@@ -21,6 +22,8 @@ def parse_access(
         bool,
         tuple[bytes, ...],
         int,
+        bytes | None,
+        bytes | None,
     ]
     | None
 ): ...

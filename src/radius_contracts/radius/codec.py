@@ -488,8 +488,16 @@ def salt_encrypt(plain: bytes, secret: bytes, authenticator: bytes, salt: bytes)
     two octets with the high bit set. Raises ValueError if the result would not fit an
     attribute (``plain`` over 239 octets) or the salt is invalid.
     """
+    if _WIRE is not None:
+        return _WIRE.salt_encrypt(bytes(plain), secret, authenticator, salt)
+    return _py_salt_encrypt(plain, secret, authenticator, salt)
+
+
+def _py_salt_encrypt(plain: bytes, secret: bytes, authenticator: bytes, salt: bytes) -> bytes:
     if len(salt) != 2 or not salt[0] & 0x80:
         raise ValueError("the salt is two octets with the high bit set (RFC 2868 §3.5)")
+    if len(authenticator) != 16:
+        raise ValueError("a Request Authenticator is 16 octets")
     if len(plain) > 239:
         # 1 length octet + 239 = 240 = 15 blocks; with the 2 salt octets and a tag that is
         # 243 octets, and a 16th block would pass the 253-octet value limit.
@@ -649,6 +657,19 @@ def encode_hidden(
     return vendor_attribute(hidden.vendor_id, hidden.code, value)
 
 
+def encode_hidden_attributes(
+    hidden: Sequence[HiddenAttribute], secret: bytes, request_authenticator: bytes
+) -> bytes:
+    """Encrypt and frame the hidden attributes of one reply, each salt different (see
+    :func:`encode_hidden`); what :func:`encode_reply` puts after the plain attributes."""
+    used: set[int] = set()
+    parts = []
+    for item in hidden:
+        salt = _new_salt(used) if item.encrypt == 2 else None
+        parts.append(encode_hidden(item, secret, request_authenticator, salt=salt))
+    return b"".join(parts)
+
+
 def hidden_size(hidden: HiddenAttribute) -> int:
     """Octets :func:`encode_hidden` makes of ``hidden``, worked out without encrypting.
 
@@ -730,10 +751,7 @@ def encode_reply(
         raise ValueError("a Request Authenticator is 16 octets")
     parts = [_MA_PLACEHOLDER, attributes] if message_authenticator else [attributes]
     if hidden:
-        used: set[int] = set()
-        for item in hidden:
-            salt = _new_salt(used) if item.encrypt == 2 else None
-            parts.append(encode_hidden(item, secret, request_authenticator, salt=salt))
+        parts.append(encode_hidden_attributes(hidden, secret, request_authenticator))
     # RFC 2865 §5.33: Proxy-State MUST be returned unmodified; §5: the order of attributes
     # of the same type MUST be preserved. Last, so our own attributes never follow them.
     for state in proxy_states:

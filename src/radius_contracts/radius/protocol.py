@@ -317,13 +317,15 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         """An Access-Request the C wire code parsed (see _wire.c: the same fields as
         _access_fields, the Message-Authenticator already checked)."""
         (identifier, authenticator, ma, user_name, password, chap_password, chap_challenge,
-         calling, called, nas_port, nas_port_id, eap, states, states_size) = fields  # fmt: skip
+         calling, called, nas_port, nas_port_id, eap, states, states_size, ms_chap_challenge,
+         ms_chap2_response) = fields  # fmt: skip
         key: Key = (addr[:2], identifier, authenticator)
         if not self._admissible(key, ma, client, addr):
             return
         request = AccessRequest(
             client.id, str(addr[0]), user_name, password, chap_password, chap_challenge,
-            None, None, calling, called, nas_port, nas_port_id, eap, states_size,
+            ms_chap_challenge, ms_chap2_response, calling, called, nas_port, nas_port_id, eap,
+            states_size,
         )  # fmt: skip
         if chap_password is not None:
             # Only the CHAP challenge check tells a retransmit from a new request.
@@ -433,9 +435,15 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         identifier, authenticator = key[1], key[2]
         wire = self._wire
         try:
-            if wire is not None and not decision.hidden:
+            if wire is not None:
+                attributes = decision.attributes
+                if decision.hidden:
+                    # encode_reply's order: the plain attributes, then the hidden ones.
+                    attributes += codec.encode_hidden_attributes(
+                        decision.hidden, client.secret, authenticator
+                    )
                 reply = wire.reply(
-                    code, identifier, authenticator, decision.attributes, client.secret, states
+                    code, identifier, authenticator, attributes, client.secret, states
                 )
             else:
                 reply = codec.encode_reply(

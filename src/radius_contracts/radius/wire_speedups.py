@@ -16,12 +16,13 @@ PURE_PYTHON_ENV = "RADIUS_CONTRACTS_PURE_PYTHON"
 
 AccessFields = tuple[
     int, bytes, int, str | None, bytes | None, bytes | None, bytes | None, str | None,
-    str | None, int | None, str | None, bool, tuple[bytes, ...], int,
+    str | None, int | None, str | None, bool, tuple[bytes, ...], int, bytes | None, bytes | None,
 ]  # fmt: skip
 """What parse_access returns for an Access-Request it handles: identifier, authenticator,
 Message-Authenticator (1 right, -1 wrong, 0 none), User-Name, decrypted User-Password,
 CHAP-Password, CHAP challenge, Calling- and Called-Station-Id, NAS-Port, NAS-Port-Id,
-EAP-Message present, the Proxy-States and the octets their echo adds."""
+EAP-Message present, the Proxy-States and the octets their echo adds, MS-CHAP-Challenge and
+MS-CHAP2-Response."""
 
 AccountingFields = tuple[
     int, bytes, int, str | None, str | None, int, int | None, int | None, int | None,
@@ -42,6 +43,9 @@ class Wire(Protocol):
     def decrypt_password(
         self, value: bytes, secret: bytes, authenticator: bytes, /
     ) -> bytes | None: ...
+    def salt_encrypt(
+        self, plain: bytes, secret: bytes, authenticator: bytes, salt: bytes, /
+    ) -> bytes: ...
     def parse_access(self, data: bytes, secret: bytes, /) -> AccessFields | None: ...
     def parse_accounting(self, data: bytes, secret: bytes, /) -> AccountingFields | None: ...
     def reply(

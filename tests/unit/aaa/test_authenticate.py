@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 
 import pytest
 
-from radius_contracts.aaa import authenticate, mschap
-from radius_contracts.aaa.authenticate import check_chap, check_mschapv2, check_pap
+from radius_contracts.aaa import authenticate, mschap, mschap_speedups
+from radius_contracts.aaa.authenticate import MsChapV2Result, check_chap, check_mschapv2, check_pap
 
 DUMMY = authenticate._DUMMY_PASSWORD
 NON_ASCII = "Pässwörd €😀"
@@ -95,6 +97,20 @@ SEND_KEY = bytes.fromhex("8B7CDC149B993A1BA118CB153F56DCCB")
 RECV_KEY = bytes.fromhex("D5F0E9521E3EA9589645E86051C82226")
 
 
+# Every MS-CHAPv2 test runs on the C check (aaa/_mschap.c) when it is built and on the pure
+# Python one; the daemon takes the first it has.
+Check = Callable[[str, bytes, bytes, str | None], MsChapV2Result | None]
+_IMPLEMENTATIONS = {"python": None, "c": mschap_speedups.module()}
+
+
+@pytest.fixture(params=sorted(_IMPLEMENTATIONS))
+def check(request: pytest.FixtureRequest) -> Check:
+    fast = _IMPLEMENTATIONS[request.param]
+    if request.param == "c" and fast is None:
+        pytest.skip("the C MS-CHAPv2 check is not built")
+    return functools.partial(check_mschapv2, fast=fast)
+
+
 def ms_chap2_response(
     user: bytes,
     password: str,
@@ -111,8 +127,8 @@ def ms_chap2_response(
     return bytes([ident, flags]) + PEER_CHALLENGE + reserved + nt_response
 
 
-def test_mschapv2_accepts_the_rfc_sample() -> None:
-    result = check_mschapv2(
+def test_mschapv2_accepts_the_rfc_sample(check: Check) -> None:
+    result = check(
         "User", AUTHENTICATOR_CHALLENGE, ms_chap2_response(b"User", "clientPass"), "clientPass"
     )
     assert result is not None
@@ -122,60 +138,62 @@ def test_mschapv2_accepts_the_rfc_sample() -> None:
     assert SEND_KEY.hex() not in repr(result).lower()
 
 
-def test_mschapv2_ignores_flags_and_reserved() -> None:
+def test_mschapv2_ignores_flags_and_reserved(check: Check) -> None:
     response = ms_chap2_response(b"User", "clientPass", flags=1, reserved=b"\xff" * 8)
-    assert check_mschapv2("User", AUTHENTICATOR_CHALLENGE, response, "clientPass") is not None
+    assert check("User", AUTHENTICATOR_CHALLENGE, response, "clientPass") is not None
 
 
-def test_mschapv2_rejects_a_wrong_password_user_name_or_challenge() -> None:
+def test_mschapv2_rejects_a_wrong_password_user_name_or_challenge(check: Check) -> None:
     response = ms_chap2_response(b"User", "clientPass")
-    assert check_mschapv2("User", AUTHENTICATOR_CHALLENGE, response, "clientpass") is None
-    assert check_mschapv2("user", AUTHENTICATOR_CHALLENGE, response, "clientPass") is None
-    assert check_mschapv2("User", bytes(16), response, "clientPass") is None
+    assert check("User", AUTHENTICATOR_CHALLENGE, response, "clientpass") is None
+    assert check("user", AUTHENTICATOR_CHALLENGE, response, "clientPass") is None
+    assert check("User", bytes(16), response, "clientPass") is None
 
 
-def test_mschapv2_unknown_user_fails_even_with_the_dummy_password() -> None:
+def test_mschapv2_unknown_user_fails_even_with_the_dummy_password(check: Check) -> None:
     response = ms_chap2_response(b"User", DUMMY)
-    assert check_mschapv2("User", AUTHENTICATOR_CHALLENGE, response, None) is None
+    assert check("User", AUTHENTICATOR_CHALLENGE, response, None) is None
 
 
 @pytest.mark.parametrize(
     ("challenge_length", "response_length"), [(15, 50), (17, 50), (16, 49), (16, 51), (0, 0)]
 )
-def test_mschapv2_rejects_wrong_lengths(challenge_length: int, response_length: int) -> None:
+def test_mschapv2_rejects_wrong_lengths(
+    check: Check, challenge_length: int, response_length: int
+) -> None:
     challenge = (AUTHENTICATOR_CHALLENGE + bytes(1))[:challenge_length]
     response = (ms_chap2_response(b"User", "clientPass") + bytes(1))[:response_length]
-    assert check_mschapv2("User", challenge, response, "clientPass") is None
+    assert check("User", challenge, response, "clientPass") is None
 
 
-def test_mschapv2_all_zero_input_never_matches_even_for_the_dummy() -> None:
-    assert check_mschapv2("User", bytes(16), bytes(50), DUMMY) is None
+def test_mschapv2_all_zero_input_never_matches_even_for_the_dummy(check: Check) -> None:
+    assert check("User", bytes(16), bytes(50), DUMMY) is None
 
 
-def test_mschapv2_strips_a_windows_domain_from_the_user_name() -> None:
+def test_mschapv2_strips_a_windows_domain_from_the_user_name(check: Check) -> None:
     # RFC 2759 §8.2: the peer hashes "User" although it sends "EXAMPLE\User" as User-Name.
     response = ms_chap2_response(b"User", "clientPass")
-    result = check_mschapv2("EXAMPLE\\User", AUTHENTICATOR_CHALLENGE, response, "clientPass")
+    result = check("EXAMPLE\\User", AUTHENTICATOR_CHALLENGE, response, "clientPass")
     assert result is not None
     assert result.success == b"\x2a" + AUTHENTICATOR_RESPONSE
     # A peer that hands the full name to the primitives gets the same answer.
     response = ms_chap2_response(b"EXAMPLE\\User", "clientPass")
-    assert check_mschapv2("User", AUTHENTICATOR_CHALLENGE, response, "clientPass") is not None
+    assert check("User", AUTHENTICATOR_CHALLENGE, response, "clientPass") is not None
 
 
-def test_mschapv2_non_ascii_password_and_user_name() -> None:
+def test_mschapv2_non_ascii_password_and_user_name(check: Check) -> None:
     user = "José"
     response = ms_chap2_response(user.encode("utf-8"), NON_ASCII)
-    result = check_mschapv2(user, AUTHENTICATOR_CHALLENGE, response, NON_ASCII)
+    result = check(user, AUTHENTICATOR_CHALLENGE, response, NON_ASCII)
     assert result is not None
     keys = mschap.mppe_keys_128(mschap.nt_password_hash(NON_ASCII), response[26:])
     assert (result.send_key, result.recv_key) == keys
-    assert check_mschapv2(user, AUTHENTICATOR_CHALLENGE, response, "Pässwörd €") is None
+    assert check(user, AUTHENTICATOR_CHALLENGE, response, "Pässwörd €") is None
 
 
-def test_mschapv2_user_name_octets_survive_surrogateescape() -> None:
+def test_mschapv2_user_name_octets_survive_surrogateescape(check: Check) -> None:
     # A User-Name that is not UTF-8, decoded by the codec with surrogateescape.
     raw = b"caf\xe9"
     response = ms_chap2_response(raw, "clientPass")
     user = raw.decode("utf-8", "surrogateescape")
-    assert check_mschapv2(user, AUTHENTICATOR_CHALLENGE, response, "clientPass") is not None
+    assert check(user, AUTHENTICATOR_CHALLENGE, response, "clientPass") is not None

@@ -18,6 +18,7 @@ import pytest
 
 from radius_contracts import testauth
 from radius_contracts.radius import codec, fields, wire_speedups
+from radius_contracts.radius.messages import HiddenAttribute
 
 _wire = wire_speedups.module()
 pytestmark = pytest.mark.skipif(_wire is None, reason="the C wire code is not built")
@@ -95,6 +96,8 @@ def _reference(data: bytes, secret: bytes) -> tuple[object, ...] | None:
         codec.EAP_MESSAGE in first,
         tuple(packet.get_all(codec.PROXY_STATE)),
         sum(len(state) + 2 for state in packet.get_all(codec.PROXY_STATE)),
+        packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP_CHALLENGE),
+        packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP2_RESPONSE),
     )
 
 
@@ -148,9 +151,13 @@ def test_parse_access_takes_the_common_requests_and_leaves_the_rest() -> None:
     assert _wire is not None
     packets = _packets(random.Random(4))
     taken = [_wire.parse_access(data, SECRET) is not None for data in packets]
-    # PAP, CHAP, without Message-Authenticator, proxied, EAP, a wrong secret (-1), bad UTF-8,
-    # padding: handled. MS-CHAP (Vendor-Specific) and an Accounting-Request: not.
-    assert taken == [True, True, True, True, True, True, False, True, True, False, True]
+    # PAP, CHAP, without Message-Authenticator, proxied, EAP, MS-CHAPv2, a wrong secret (-1),
+    # bad UTF-8, padding: handled. An Accounting-Request: not.
+    assert taken == [True, True, True, True, True, True, True, True, True, False, True]
+    mschapv2 = _wire.parse_access(packets[6], SECRET)
+    assert mschapv2 is not None
+    assert mschapv2[14] is not None and len(mschapv2[14]) == 16  # MS-CHAP-Challenge
+    assert mschapv2[15] is not None and len(mschapv2[15]) == 50  # MS-CHAP2-Response
     wrong = _wire.parse_access(packets[7], SECRET)
     assert wrong is not None and wrong[2] == -1 and wrong[4] is None
 
@@ -349,3 +356,93 @@ def test_accounting_response_matches_encode_reply() -> None:
             codec.Code.ACCOUNTING_RESPONSE, identifier, authenticator, b"", SECRET, states, False
         )
         assert made == expected
+
+
+def test_salt_encrypt_matches_the_python_code() -> None:
+    assert _wire is not None
+    rng = random.Random(6)
+    for size in range(240):
+        plain, authenticator = rng.randbytes(size), rng.randbytes(16)
+        salt = bytes((rng.randrange(0x80, 0x100), rng.randrange(256)))
+        expected = codec._py_salt_encrypt(plain, SECRET, authenticator, salt)
+        assert _wire.salt_encrypt(plain, SECRET, authenticator, salt) == expected, size
+        assert codec.salt_decrypt(expected, SECRET, authenticator) == plain
+    for bad in ((bytes(240), b"\x80\x00", 16), (b"x", b"\x7f\x00", 16), (b"x", b"\x80", 16),
+                (b"x", b"\x80\x00", 15)):  # fmt: skip
+        plain, salt, size = bad
+        for encrypt in (_wire.salt_encrypt, codec._py_salt_encrypt):
+            with pytest.raises(ValueError):
+                encrypt(plain, SECRET, bytes(size), salt)
+
+
+def test_reply_with_hidden_attributes_as_the_listener_builds_it() -> None:
+    # protocol._answer_access hands the C reply the plain attributes followed by the hidden
+    # ones (codec.encode_hidden_attributes); encode_reply(hidden=...) gives the same packet but
+    # for the random salts, so compare what a NAS reads from both.
+    assert _wire is not None
+    rng = random.Random(7)
+    for _ in range(100):
+        authenticator = rng.randbytes(16)
+        kind = rng.choice([1, 11, 18, 25, 27, 85])  # not 26, 33 or 80: those are checked below
+        attributes = codec.attribute(kind, rng.randbytes(rng.randrange(1, 30)))
+        hidden = (
+            HiddenAttribute(codec.MS_MPPE_SEND_KEY, rng.randbytes(16), 2, codec.VENDOR_MICROSOFT),
+            HiddenAttribute(codec.MS_MPPE_RECV_KEY, rng.randbytes(16), 2, codec.VENDOR_MICROSOFT),
+        )
+        states = tuple(rng.randbytes(rng.randrange(1, 40)) for _ in range(rng.randrange(0, 3)))
+        hidden_octets = codec.encode_hidden_attributes(hidden, SECRET, authenticator)
+        fast = _wire.reply(2, 7, authenticator, attributes + hidden_octets, SECRET, states)
+        slow = codec.encode_reply(
+            2, 7, authenticator, attributes, SECRET, proxy_states=states, hidden=hidden
+        )
+        assert len(fast) == len(slow)
+        readings = []
+        for data in (fast, slow):
+            packet = codec.decode(data)
+            assert codec.verify_response_authenticator(packet, SECRET, authenticator)
+            assert codec.verify_message_authenticator(packet, SECRET, authenticator)
+            seen: list[tuple[int, bytes | None]] = []
+            for kind, value in packet.attributes:
+                if kind == codec.VENDOR_SPECIFIC:
+                    split = codec.split_vendor_specific(value)
+                    assert split is not None
+                    [(sub_type, sub_value)] = split[1]
+                    seen.append((sub_type, codec.salt_decrypt(sub_value, SECRET, authenticator)))
+                elif kind != codec.MESSAGE_AUTHENTICATOR:
+                    seen.append((kind, value))
+            readings.append(seen)
+        assert readings[0] == readings[1]
+        keys = [(item.code, item.value) for item in hidden]
+        assert readings[0][1:3] == keys  # after the plain attribute, before the Proxy-States
+
+
+def test_parse_access_reads_ms_chap_as_packet_vendor_does() -> None:
+    assert _wire is not None
+    ms, name = codec.VENDOR_MICROSOFT, codec.attribute(codec.USER_NAME, b"ms-user")
+    challenge = codec.vendor_attribute(ms, codec.MS_CHAP_CHALLENGE, b"c" * 16)
+    response = codec.vendor_attribute(ms, codec.MS_CHAP2_RESPONSE, b"r" * 50)
+    other_vendor = codec.vendor_attribute(14988, codec.MS_CHAP_CHALLENGE, b"not-microsoft")
+    # A Microsoft value that does not split into sub-attributes: skipped whole.
+    broken = codec.attribute(codec.VENDOR_SPECIFIC, ms.to_bytes(4, "big") + b"\x0b\x12cc")
+    both = codec.attribute(
+        codec.VENDOR_SPECIFIC,
+        ms.to_bytes(4, "big") + b"\x0b\x12" + b"C" * 16 + b"\x19\x34" + b"R" * 50,
+    )
+    empty = codec.attribute(codec.VENDOR_SPECIFIC, ms.to_bytes(4, "big") + b"\x0b\x02")
+    short = codec.attribute(codec.VENDOR_SPECIFIC, b"\x00\x00\x01")
+    bodies = [
+        other_vendor + challenge + response,
+        broken + both + challenge,
+        challenge + both + response,
+        empty + response + challenge,
+        short + challenge,
+        other_vendor,
+    ]
+    for body in bodies:
+        data = codec.encode_request(codec.Code.ACCESS_REQUEST, 1, name + body, SECRET)
+        fast = _wire.parse_access(data, SECRET)
+        assert fast is not None and fast == _reference(data, SECRET), body.hex()
+    first = _wire.parse_access(
+        codec.encode_request(codec.Code.ACCESS_REQUEST, 1, name + bodies[1], SECRET), SECRET
+    )
+    assert first is not None and (first[14], first[15]) == (b"C" * 16, b"R" * 50)
