@@ -22,7 +22,7 @@ log = logging.getLogger("radius_contracts.memory")
 __all__ = ["MemoryReport"]
 
 _TOP = 25
-FRAMES = 10
+FRAMES = 4
 _IGNORED = (
     tracemalloc.Filter(False, tracemalloc.__file__),
     tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
