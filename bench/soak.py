@@ -16,14 +16,14 @@ Printed per minute: requests sent and answered, requests left unanswered (no rep
 processes. At the end: RSS at minute 10 and at the end and whether it stayed within 5 %, and
 whether every minute kept p99 under 20 ms.
 
-``--trace-from M`` sends the daemon SIGUSR2 after minute M (it starts tracing allocations) and
-every ``--dump-every`` minutes after that: each time the daemon writes what grew since the
-previous signal to state_dir/memory-*.txt (see radius_contracts.memory_debug). Tracing makes
-the daemon several times slower: use a lower rate, and read such a run only for where memory
-goes, not for its figures.
+``--report-every M`` sends the daemon SIGUSR2 every M minutes: it writes a memory report to
+state_dir/memory-*.txt (RSS, the C heap's in-use and free-but-kept bytes, Python blocks, the
+object types that grew; see radius_contracts.memory_debug). ``--tracemalloc N`` also starts it
+with PYTHONTRACEMALLOC=N, so the reports name the source lines that grew; tracing makes the
+daemon several times slower: use a low rate, and read such a run only for where memory goes.
 
     .venv/bin/python bench/soak.py --minutes 60
-    .venv/bin/python bench/soak.py --minutes 15 --rate 500 --trace-from 3 --keep
+    .venv/bin/python bench/soak.py --minutes 15 --rate 200 --tracemalloc 1 --report-every 3 --keep
 """
 
 from __future__ import annotations
@@ -246,6 +246,8 @@ def start_daemon(
     text = config.read_text().replace("[api]", f"{extra[0]}\n[api]", 1)
     config.write_text(text)
     env = _clean_env()
+    if args.tracemalloc:
+        env["PYTHONTRACEMALLOC"] = str(args.tracemalloc)
     command = [sys.executable, "-m", "radius_contracts", "serve", "--config", str(config)]
     with (state / "daemon.log").open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -315,12 +317,7 @@ def run(args: argparse.Namespace, state: Path) -> int:
             mine = rss_mib(process.pid)
             workers = sum(rss_mib(pid) for pid in children(process.pid))
             rss.append(mine + workers)
-            done = minute_no + 1
-            if (
-                args.trace_from
-                and done >= args.trace_from
-                and ((done - args.trace_from) % args.dump_every == 0)
-            ):
+            if args.report_every and (minute_no + 1) % args.report_every == 0:
                 process.send_signal(signal.SIGUSR2)
             shown = minutes[minute_no - 1] if minute_no else None
             if shown is not None:
@@ -373,8 +370,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds before unanswered")
     parser.add_argument("--auth-log-rows", type=int, default=50_000, help="[auth_log] max_rows")
     parser.add_argument("--jobs-interval", type=float, default=5.0)
-    parser.add_argument("--trace-from", type=int, default=0, help="minute; 0: no tracing")
-    parser.add_argument("--dump-every", type=int, default=5, help="minutes between SIGUSR2")
+    parser.add_argument("--tracemalloc", type=int, default=0, help="frames; 0: no tracing")
+    parser.add_argument("--report-every", type=int, default=0, help="minutes between SIGUSR2")
     parser.add_argument("--state", type=Path, help="state directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary state directory")
     args = parser.parse_args()
