@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.domain import station_key
 from radius_contracts.plans import QuotaCounts, counted_bytes
-from radius_contracts.store.driver import placeholders, timestamp
+from radius_contracts.store.driver import padded, placeholders, timestamp
 
 START, STOP, INTERIM, ACCOUNTING_ON, ACCOUNTING_OFF = 1, 2, 3, 7, 8
 
@@ -395,10 +395,11 @@ def _quota_read(sql: _Sql, ids: Sequence[int]) -> Statement:
             f"WHERE contract_id = ANY({a}::int[])",
             (list(ids),),
         )
-    marks = ", ".join(sql.marks(len(ids)))
+    values = padded(list(ids))
+    marks = ", ".join(sql.marks(len(values)))
     return (
         f"SELECT {columns} FROM quota_usage WHERE contract_id IN ({marks})",  # noqa: S608
-        tuple(ids),
+        tuple(values),
     )
 
 
@@ -459,7 +460,7 @@ def _load_statements(sql: _Sql, records: Sequence[AcctRecord]) -> list[Statement
             )
             continue
         for start in range(0, len(values), 500):
-            chunk = values[start : start + 500]
+            chunk = padded(values[start : start + 500])
             # Placeholders in the order they appear: qmark binds by position.
             marks = sql.marks(len(chunk) + 3)
             statements.append(
@@ -768,7 +769,7 @@ async def open_sessions(
     )
     params: tuple[Any, ...] = ()
     if contract_ids is not None:
-        ids = sorted(set(contract_ids))
+        ids = padded(sorted(set(contract_ids)))
         marks = sql.marks(len(ids))
         query += f" AND s.contract_id IN ({', '.join(marks)})"
         params = tuple(ids)
