@@ -52,6 +52,7 @@ from radius_contracts.domain import CoaRecord
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex, Catalogue
 from radius_contracts.jobs import Scheduler, SessionJobs, node_name
+from radius_contracts.memory_debug import MemoryReport
 from radius_contracts.metrics import DaemonMetrics, PoolUse
 from radius_contracts.radius import wire_speedups
 from radius_contracts.radius.coa import CoaSender
@@ -871,6 +872,9 @@ async def serve(settings: Settings, reread: Callable[[], Settings] | None = None
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, daemon.stop)
         loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+        # Where memory goes, for finding a leak (radius_contracts.memory_debug).
+        report = MemoryReport(settings.state_dir)
+        loop.add_signal_handler(signal.SIGUSR2, report.write)
     try:
         await daemon.start()
     except BaseException:

@@ -276,6 +276,7 @@ class Scheduler:
         self._jobs: dict[str, _Entry] = {}
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._firing: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     def every(
         self, name: str, seconds: float, job: Job, *, shared: bool = False, description: str = ""
@@ -343,12 +344,23 @@ class Scheduler:
         self._scheduler.start()
 
     async def _fired(self, name: str) -> None:
+        if self._stopping:
+            # APScheduler hands a due turn to a task of its own, which may start only after
+            # shutdown() began (pausing does not recall it): it does not run now. The turn
+            # stays due in the database, so the next start or another node takes it.
+            return
         # Tracked so that shutdown can wait for the jobs that are running.
         task = asyncio.current_task()
         assert task is not None
         self._firing.add(task)
         try:
             await self.fire(name)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # shutdown() cancelled it when the grace ran out: say so in one line, rather than
+            # let APScheduler log it as a job that failed, with a traceback.
+            log.warning("job %s cancelled: it did not finish within the shutdown budget", name)
         finally:
             self._firing.discard(task)
 
@@ -501,6 +513,10 @@ class Scheduler:
         """
         if not self._scheduler.running:
             return
+        # From here no turn starts (see _fired): every run that started is in _firing, so
+        # this set is complete. Without it, a turn handed out just before the pause started
+        # after the set was taken, and was cancelled mid-run by the scheduler's shutdown.
+        self._stopping = True
         self._scheduler.pause()
         running = set(self._firing)
         if running:

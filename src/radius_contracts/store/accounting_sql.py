@@ -15,7 +15,7 @@ from radius_contracts.store.accounting_records import (
     AcctRecord,
     QuotaDelta,
 )
-from radius_contracts.store.driver import placeholders, timestamp
+from radius_contracts.store.driver import padded, placeholders, timestamp
 
 COUNTERS = ("session_time", "input_octets", "output_octets", "input_packets", "output_packets")
 DETAILS = (
@@ -192,10 +192,11 @@ def quota_read(sql: Sql, ids: Sequence[int]) -> Statement:
             f"WHERE contract_id = ANY({a}::int[])",
             (list(ids),),
         )
-    marks = ", ".join(sql.marks(len(ids)))
+    values = padded(list(ids))
+    marks = ", ".join(sql.marks(len(values)))
     return (
         f"SELECT {columns} FROM quota_usage WHERE contract_id IN ({marks})",  # noqa: S608
-        tuple(ids),
+        tuple(values),
     )
 
 
@@ -240,7 +241,7 @@ def load_statements(sql: Sql, records: Sequence[AcctRecord]) -> list[Statement]:
             )
             continue
         for start in range(0, len(values), 500):
-            chunk = values[start : start + 500]
+            chunk = padded(values[start : start + 500])
             # Placeholders in the order they appear: qmark binds by position.
             marks = sql.marks(len(chunk) + 3)
             statements.append(

@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult, Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.db.models import AuthLogEntry
-from radius_contracts.store.driver import placeholders
+from radius_contracts.store.driver import padded, placeholders
 
 __all__ = [
     "COLUMNS",
@@ -58,7 +58,7 @@ async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> s
     if not ids:
         return set()
     connection = await session.connection()
-    values = list(ids)
+    values = padded(sorted(ids))
     marks = ", ".join(placeholders(connection.dialect.paramstyle, len(values)))
     result = await connection.exec_driver_sql(
         f"SELECT id FROM {table} WHERE id IN ({marks})",  # noqa: S608 - table is ours

@@ -3,9 +3,15 @@ SQLAlchemy's per-row parameter processing and hand statements to the driver as t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
-__all__ = ["placeholders", "timestamp"]
+__all__ = ["padded", "placeholders", "timestamp"]
+
+T = TypeVar("T")
+
+_SMALLEST_LIST = 8
 
 
 def placeholders(paramstyle: str, count: int, start: int = 1) -> list[str]:
@@ -15,6 +21,23 @@ def placeholders(paramstyle: str, count: int, start: int = 1) -> list[str]:
     if paramstyle == "numeric_dollar":
         return [f"${n}" for n in range(start, start + count)]
     raise ValueError(f"no driver-level SQL for paramstyle {paramstyle}")
+
+
+def padded(values: Sequence[T]) -> list[T]:
+    """``values`` lengthened to the next power of two (at least 8) by repeating
+    the last one, for an ``IN (…)`` list: the same rows match, and the statement's text takes
+    one of a few lengths instead of one per batch size.
+
+    Every connection keeps its last prepared statements (sqlite3: 128, asyncpg: 100); an IN
+    list of each length is a statement of its own, tens of KiB each once prepared, so one
+    per batch size filled those caches and the daemon's memory grew for hours (bench/soak.py).
+    """
+    if not values:
+        return []
+    size = _SMALLEST_LIST
+    while size < len(values):
+        size *= 2
+    return [*values, *[values[-1]] * (size - len(values))]
 
 
 def timestamp(dialect: str, at: datetime) -> datetime | str:

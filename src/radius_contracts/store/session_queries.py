@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.store.accounting_sql import statements_for
+from radius_contracts.store.driver import padded
 
 OpenRow = tuple[int, int, str, datetime, str | None, int | None, str | None]
 """(contract id, NAS id, session id, started at, calling station, NAS port, NAS port id)"""
@@ -31,7 +32,7 @@ async def open_sessions(
     )
     params: tuple[Any, ...] = ()
     if contract_ids is not None:
-        ids = sorted(set(contract_ids))
+        ids = padded(sorted(set(contract_ids)))
         marks = sql.marks(len(ids))
         query += f" AND s.contract_id IN ({', '.join(marks)})"
         params = tuple(ids)
