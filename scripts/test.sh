@@ -69,6 +69,7 @@ if [ $# -eq 0 ]; then
     # too, so the path a machine without a compiler takes stays tested.
     RADIUS_CONTRACTS_PURE_PYTHON=1 "$VENV/bin/pytest" -q -p no:randomly tests/unit/radius \
         tests/integration/test_radius_auth.py tests/integration/test_radius_chap.py \
-        tests/integration/test_radius_reply_size.py tests/integration/test_radius_fuzz.py
+        tests/integration/test_radius_reply_size.py tests/integration/test_radius_fuzz.py \
+        tests/integration/test_radius_accounting.py
 fi
 exec "$VENV/bin/pytest" "$@"

@@ -40,9 +40,9 @@ from radius_contracts.errors import NotFound
 from radius_contracts.index import AuthIndex
 from radius_contracts.services.jobs import JobStatus, JobValue
 from radius_contracts.settings import AccountingSettings
-from radius_contracts.store import accounting as store
 from radius_contracts.store import jobs as job_rows
 from radius_contracts.store import quota as quota_store
+from radius_contracts.store import session_queries as store
 
 log = logging.getLogger("radius_contracts.jobs")
 

@@ -1,5 +1,6 @@
 /*
- * radius_contracts.radius._wire: the per-packet wire work of an Access-Request in C.
+ * radius_contracts.radius._wire: the per-packet wire work of Access- and Accounting-Requests
+ * in C.
  *
  * Optional: radius/codec.py and radius/protocol.py use it when it was built, and their pure
  * Python code otherwise (or with RADIUS_CONTRACTS_PURE_PYTHON=1); both give the same answers,
@@ -11,7 +12,9 @@
  *   decrypt_password(value, secret, authenticator)          RFC 2865 §5.2
  *   salt_encrypt(plain, secret, authenticator, salt)        RFC 2868 §3.5, RFC 2548 §2.4.2
  *   parse_access(data, secret) -> tuple | None              RFC 2865 §3, §5; RFC 3579 §3.2
- *   reply(code, identifier, request_authenticator, attributes, secret, proxy_states)
+ *   parse_accounting(data, secret) -> tuple | None          RFC 2866 §3, §5; RFC 2869 §5
+ *   reply(code, identifier, request_authenticator, attributes, secret, proxy_states[,
+ *         message_authenticator])
  *
  * parse_access returns None for anything it does not handle (a malformed packet, a
  * User-Password of odd length): the caller then takes the Python path, which knows every
@@ -23,6 +26,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <arpa/inet.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -187,16 +191,36 @@ enum {
     USER_NAME = 1,
     USER_PASSWORD = 2,
     CHAP_PASSWORD = 3,
+    NAS_IP_ADDRESS = 4,
     NAS_PORT = 5,
+    FRAMED_IP_ADDRESS = 8,
     VENDOR_SPECIFIC = 26,
     CALLED_STATION_ID = 30,
     CALLING_STATION_ID = 31,
+    NAS_IDENTIFIER = 32,
     PROXY_STATE = 33,
+    ACCT_STATUS_TYPE = 40,
+    ACCT_DELAY_TIME = 41,
+    ACCT_INPUT_OCTETS = 42,
+    ACCT_OUTPUT_OCTETS = 43,
+    ACCT_SESSION_ID = 44,
+    ACCT_SESSION_TIME = 46,
+    ACCT_INPUT_PACKETS = 47,
+    ACCT_OUTPUT_PACKETS = 48,
+    ACCT_TERMINATE_CAUSE = 49,
+    ACCT_INPUT_GIGAWORDS = 52,
+    ACCT_OUTPUT_GIGAWORDS = 53,
+    EVENT_TIMESTAMP = 55,
     CHAP_CHALLENGE = 60,
     EAP_MESSAGE = 79,
     MESSAGE_AUTHENTICATOR = 80,
     NAS_PORT_ID = 87,
+    NAS_IPV6_ADDRESS = 95,
+    FRAMED_IPV6_PREFIX = 97,
+    DELEGATED_IPV6_PREFIX = 123,
+    FRAMED_IPV6_ADDRESS = 168,
     ACCESS_REQUEST = 1,
+    ACCOUNTING_REQUEST = 4,
     HEADER = 20,
     MAX_PACKET = 4096,
 };
@@ -571,20 +595,241 @@ static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssi
         bytes_or_none(&fields[F_MS_CHAP2_RESPONSE]));
 }
 
+/* -- Accounting-Request ---------------------------------------------------------------------- */
+
+/* The first value of each attribute the accounting path reads, by position. */
+enum {
+    A_STATUS,
+    A_SESSION_ID,
+    A_USER_NAME,
+    A_DELAY,
+    A_EVENT_TIMESTAMP,
+    A_SESSION_TIME,
+    A_INPUT_OCTETS,
+    A_INPUT_GIGAWORDS,
+    A_OUTPUT_OCTETS,
+    A_OUTPUT_GIGAWORDS,
+    A_INPUT_PACKETS,
+    A_OUTPUT_PACKETS,
+    A_FRAMED_IP,
+    A_FRAMED_IPV6_PREFIX,
+    A_FRAMED_IPV6_ADDRESS,
+    A_DELEGATED_IPV6_PREFIX,
+    A_CALLING,
+    A_CALLED,
+    A_NAS_PORT,
+    A_NAS_PORT_ID,
+    A_NAS_IP,
+    A_NAS_IPV6,
+    A_NAS_IDENTIFIER,
+    A_TERMINATE_CAUSE,
+    A_COUNT,
+};
+
+static int accounting_slot_of(uint8_t kind)
+{
+    switch (kind) {
+    case ACCT_STATUS_TYPE: return A_STATUS;
+    case ACCT_SESSION_ID: return A_SESSION_ID;
+    case USER_NAME: return A_USER_NAME;
+    case ACCT_DELAY_TIME: return A_DELAY;
+    case EVENT_TIMESTAMP: return A_EVENT_TIMESTAMP;
+    case ACCT_SESSION_TIME: return A_SESSION_TIME;
+    case ACCT_INPUT_OCTETS: return A_INPUT_OCTETS;
+    case ACCT_INPUT_GIGAWORDS: return A_INPUT_GIGAWORDS;
+    case ACCT_OUTPUT_OCTETS: return A_OUTPUT_OCTETS;
+    case ACCT_OUTPUT_GIGAWORDS: return A_OUTPUT_GIGAWORDS;
+    case ACCT_INPUT_PACKETS: return A_INPUT_PACKETS;
+    case ACCT_OUTPUT_PACKETS: return A_OUTPUT_PACKETS;
+    case FRAMED_IP_ADDRESS: return A_FRAMED_IP;
+    case FRAMED_IPV6_PREFIX: return A_FRAMED_IPV6_PREFIX;
+    case FRAMED_IPV6_ADDRESS: return A_FRAMED_IPV6_ADDRESS;
+    case DELEGATED_IPV6_PREFIX: return A_DELEGATED_IPV6_PREFIX;
+    case CALLING_STATION_ID: return A_CALLING;
+    case CALLED_STATION_ID: return A_CALLED;
+    case NAS_PORT: return A_NAS_PORT;
+    case NAS_PORT_ID: return A_NAS_PORT_ID;
+    case NAS_IP_ADDRESS: return A_NAS_IP;
+    case NAS_IPV6_ADDRESS: return A_NAS_IPV6;
+    case NAS_IDENTIFIER: return A_NAS_IDENTIFIER;
+    case ACCT_TERMINATE_CAUSE: return A_TERMINATE_CAUSE;
+    default: return -1;
+    }
+}
+
+/* A 4-octet integer attribute (RFC 2865 §5 "integer"); 0 when absent or of another size. */
+static int integer_of(const field *f, uint32_t *out)
+{
+    if (!f->value || f->size != 4) return 0;
+    *out = ((uint32_t)f->value[0] << 24) | ((uint32_t)f->value[1] << 16) |
+           ((uint32_t)f->value[2] << 8) | (uint32_t)f->value[3];
+    return 1;
+}
+
+static PyObject *integer_or_none(const field *f)
+{
+    uint32_t value;
+    if (!integer_of(f, &value)) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(value);
+}
+
+/* RFC 2869 §5.1-5.2: Gigawords count how often the 32-bit octet counter wrapped. */
+static PyObject *counter64_or_none(const field *low, const field *high)
+{
+    uint32_t octets = 0, gigawords = 0;
+    int has_octets = integer_of(low, &octets), has_gigawords = integer_of(high, &gigawords);
+    if (!has_octets && !has_gigawords) Py_RETURN_NONE;
+    return PyLong_FromUnsignedLongLong(((unsigned long long)gigawords << 32) | octets);
+}
+
+/* An address attribute as text: 4 octets IPv4, 16 IPv6 (as socket.inet_ntop writes them). */
+static PyObject *address_or_none(const field *f)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (!f->value || (f->size != 4 && f->size != 16)) Py_RETURN_NONE;
+    if (!inet_ntop(f->size == 4 ? AF_INET : AF_INET6, f->value, text, sizeof text))
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(text);
+}
+
 /*
- * reply(code, identifier, request_authenticator, attributes, secret, proxy_states) -> bytes
- * Message-Authenticator first (RFC 3579 §3.2, BlastRADIUS), then ``attributes`` (complete
+ * parse_accounting(data, secret) -> None, or a tuple of
+ *   (identifier, authenticator, status_type, session_id, user_name, delay, event_timestamp,
+ *    session_time, input_octets, output_octets, input_packets, output_packets, framed_ip,
+ *    framed_ipv6_prefix, framed_ipv6_address, delegated_ipv6_prefix, calling_station_id,
+ *    called_station_id, nas_port, nas_port_id, nas_ip_address, nas_identifier,
+ *    terminate_cause, proxy_states)
+ * for a well-formed Accounting-Request whose Request Authenticator (RFC 2866 §3) and, when
+ * present, Message-Authenticator (RFC 3579 §3.2 with sixteen zero octets for the
+ * Authenticator, RFC 5080 §2.2) are right. The fields are radius.fields.accounting_request's:
+ * the first value of each; integers of 4 octets, else None; octet counters with their
+ * Gigawords; addresses as text; the IPv6 prefixes raw (the caller parses those rare ones);
+ * NAS-IP-Address, else NAS-IPv6-Address. None for anything else (a wrong authenticator, no
+ * Acct-Status-Type, a session status without Acct-Session-Id, what decode would refuse): the
+ * Python path then takes the packet and drops or counts it for its reason.
+ */
+static PyObject *wire_parse_accounting(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "parse_accounting(data, secret)");
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[0]) || !PyBytes_CheckExact(args[1])) Py_RETURN_NONE;
+    const uint8_t *data = (const uint8_t *)PyBytes_AS_STRING(args[0]);
+    size_t size = (size_t)PyBytes_GET_SIZE(args[0]);
+    const uint8_t *secret = (const uint8_t *)PyBytes_AS_STRING(args[1]);
+    size_t secret_size = (size_t)PyBytes_GET_SIZE(args[1]);
+    if (size < HEADER || size > MAX_PACKET || data[0] != ACCOUNTING_REQUEST) Py_RETURN_NONE;
+    size_t length = ((size_t)data[2] << 8) | data[3];
+    if (length < HEADER || length > size) Py_RETURN_NONE;
+
+    field fields[A_COUNT];
+    memset(fields, 0, sizeof fields);
+    long ma_offset = -1;
+    int proxied = 0;
+    size_t pos = HEADER;
+    while (pos < length) {
+        if (pos + 2 > length) Py_RETURN_NONE;
+        uint8_t kind = data[pos];
+        size_t end = pos + data[pos + 1];
+        if (end > length || end < pos + 2) Py_RETURN_NONE;
+        size_t vsize = end - pos - 2;
+        if (vsize == 0 || kind == 0) Py_RETURN_NONE;
+        if (kind == MESSAGE_AUTHENTICATOR) {
+            if (vsize != 16 || ma_offset >= 0) Py_RETURN_NONE;
+            ma_offset = (long)pos + 2;
+        } else if (kind == PROXY_STATE) {
+            proxied++;
+        } else {
+            int slot = accounting_slot_of(kind);
+            if (slot >= 0 && !fields[slot].value) {
+                fields[slot].value = data + pos + 2;
+                fields[slot].size = vsize;
+            }
+        }
+        pos = end;
+    }
+
+    /* RFC 2866 §3: MD5(Code + Identifier + Length + 16 zero octets + Attributes + Secret) */
+    uint8_t expected[16], diff = 0;
+    md5_ctx md5;
+    md5_init(&md5);
+    md5_update(&md5, data, 4);
+    md5_update(&md5, zero16, 16);
+    md5_update(&md5, data + HEADER, length - HEADER);
+    md5_update(&md5, secret, secret_size);
+    md5_final(&md5, expected);
+    for (int i = 0; i < 16; i++) diff |= expected[i] ^ data[4 + i]; /* constant time */
+    if (diff) Py_RETURN_NONE;
+    if (ma_offset >= 0) {
+        hmac_ctx ctx;
+        hmac_init(&ctx, secret, secret_size);
+        md5_update(&ctx.inner, data, 4);
+        md5_update(&ctx.inner, zero16, 16);
+        md5_update(&ctx.inner, data + HEADER, (size_t)ma_offset - HEADER);
+        md5_update(&ctx.inner, zero16, 16);
+        md5_update(&ctx.inner, data + ma_offset + 16, length - (size_t)ma_offset - 16);
+        hmac_final(&ctx, expected);
+        for (int i = 0; i < 16; i++) diff |= expected[i] ^ data[ma_offset + i];
+        if (diff) Py_RETURN_NONE;
+    }
+
+    uint32_t status, delay = 0;
+    if (!integer_of(&fields[A_STATUS], &status)) Py_RETURN_NONE;
+    /* RFC 2866 §5.5: Acct-Session-Id in every request; the session statuses cannot do
+     * without it (Start, Stop, Interim-Update) */
+    if (!fields[A_SESSION_ID].value && status >= 1 && status <= 3) Py_RETURN_NONE;
+    integer_of(&fields[A_DELAY], &delay);
+    const field *nas_ip = fields[A_NAS_IP].value ? &fields[A_NAS_IP] : &fields[A_NAS_IPV6];
+
+    PyObject *states = PyTuple_New(proxied);
+    if (!states) return NULL;
+    for (int i = 0, at = HEADER; i < proxied; at += data[at + 1]) {
+        if (data[at] != PROXY_STATE) continue;
+        PyObject *state = PyBytes_FromStringAndSize((const char *)data + at + 2, data[at + 1] - 2);
+        if (!state) {
+            Py_DECREF(states);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(states, i++, state);
+    }
+    /* "N" steals the references made here (and releases them all if one is NULL) */
+    return Py_BuildValue(
+        "(iy#INNkNNNNNNNNNNNNNNNNNN)", data[1], (const char *)data + 4, (Py_ssize_t)16,
+        (unsigned int)status, text_or_none(&fields[A_SESSION_ID]),
+        text_or_none(&fields[A_USER_NAME]), (unsigned long)delay,
+        integer_or_none(&fields[A_EVENT_TIMESTAMP]), integer_or_none(&fields[A_SESSION_TIME]),
+        counter64_or_none(&fields[A_INPUT_OCTETS], &fields[A_INPUT_GIGAWORDS]),
+        counter64_or_none(&fields[A_OUTPUT_OCTETS], &fields[A_OUTPUT_GIGAWORDS]),
+        integer_or_none(&fields[A_INPUT_PACKETS]), integer_or_none(&fields[A_OUTPUT_PACKETS]),
+        address_or_none(&fields[A_FRAMED_IP]), bytes_or_none(&fields[A_FRAMED_IPV6_PREFIX]),
+        address_or_none(&fields[A_FRAMED_IPV6_ADDRESS]),
+        bytes_or_none(&fields[A_DELEGATED_IPV6_PREFIX]), text_or_none(&fields[A_CALLING]),
+        text_or_none(&fields[A_CALLED]), integer_or_none(&fields[A_NAS_PORT]),
+        text_or_none(&fields[A_NAS_PORT_ID]), address_or_none(nas_ip),
+        text_or_none(&fields[A_NAS_IDENTIFIER]), integer_or_none(&fields[A_TERMINATE_CAUSE]),
+        states);
+}
+
+/*
+ * reply(code, identifier, request_authenticator, attributes, secret, proxy_states,
+ *       message_authenticator=True) -> bytes
+ * Message-Authenticator first (RFC 3579 §3.2, BlastRADIUS; left out when
+ * message_authenticator is false, as for an Accounting-Response), then ``attributes`` (complete
  * attributes), then each Proxy-State echoed unmodified in order (RFC 2865 §5.33); the Response
  * Authenticator last (RFC 2865 §3). ValueError past 4096 octets.
  */
 static PyObject *wire_reply(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
+    if (nargs != 6 && nargs != 7) {
         PyErr_SetString(PyExc_TypeError,
                         "reply(code, identifier, request_authenticator, attributes, secret, "
-                        "proxy_states)");
+                        "proxy_states, message_authenticator=True)");
         return NULL;
     }
+    int signed_reply = 1;
+    if (nargs == 7 && (signed_reply = PyObject_IsTrue(args[6])) < 0) return NULL;
+    Py_ssize_t ma_size = signed_reply ? 18 : 0;
     long code = PyLong_AsLong(args[0]);
     long identifier = PyLong_AsLong(args[1]);
     if ((code == -1 || identifier == -1) && PyErr_Occurred()) return NULL;
@@ -604,7 +849,7 @@ static PyObject *wire_reply(PyObject *self, PyObject *const *args, Py_ssize_t na
     const uint8_t *request_authenticator = (const uint8_t *)PyBytes_AS_STRING(args[2]);
     Py_ssize_t attributes_size = PyBytes_GET_SIZE(args[3]);
     Py_ssize_t states = PyTuple_GET_SIZE(args[5]);
-    Py_ssize_t length = HEADER + 18 + attributes_size;
+    Py_ssize_t length = HEADER + ma_size + attributes_size;
     for (Py_ssize_t i = 0; i < states; i++) {
         PyObject *state = PyTuple_GET_ITEM(args[5], i);
         if (!PyBytes_CheckExact(state) || PyBytes_GET_SIZE(state) < 1 ||
@@ -626,11 +871,13 @@ static PyObject *wire_reply(PyObject *self, PyObject *const *args, Py_ssize_t na
     out[2] = (uint8_t)(length >> 8);
     out[3] = (uint8_t)length;
     memcpy(out + 4, request_authenticator, 16);
-    out[20] = MESSAGE_AUTHENTICATOR;
-    out[21] = 18;
-    memset(out + 22, 0, 16);
-    memcpy(out + 38, PyBytes_AS_STRING(args[3]), (size_t)attributes_size);
-    uint8_t *cursor = out + 38 + attributes_size;
+    if (signed_reply) {
+        out[20] = MESSAGE_AUTHENTICATOR;
+        out[21] = 18;
+        memset(out + 22, 0, 16);
+    }
+    memcpy(out + HEADER + ma_size, PyBytes_AS_STRING(args[3]), (size_t)attributes_size);
+    uint8_t *cursor = out + HEADER + ma_size + attributes_size;
     for (Py_ssize_t i = 0; i < states; i++) {
         PyObject *state = PyTuple_GET_ITEM(args[5], i);
         Py_ssize_t state_size = PyBytes_GET_SIZE(state);
@@ -643,10 +890,12 @@ static PyObject *wire_reply(PyObject *self, PyObject *const *args, Py_ssize_t na
     size_t secret_size = (size_t)PyBytes_GET_SIZE(args[4]);
     /* RFC 3579 §3.2: over the reply with the Request Authenticator in its Authenticator
      * field and the Message-Authenticator zeroed, which is how ``out`` stands now. */
-    hmac_ctx hmac;
-    hmac_init(&hmac, secret, secret_size);
-    md5_update(&hmac.inner, out, (size_t)length);
-    hmac_final(&hmac, out + 22);
+    if (signed_reply) {
+        hmac_ctx hmac;
+        hmac_init(&hmac, secret, secret_size);
+        md5_update(&hmac.inner, out, (size_t)length);
+        hmac_final(&hmac, out + 22);
+    }
     /* RFC 2865 §3: MD5(Code + Identifier + Length + Request Authenticator + Attributes +
      * Secret), with the finished Message-Authenticator among the attributes. */
     md5_ctx md5;
@@ -667,6 +916,8 @@ static PyMethodDef wire_methods[] = {
      "RFC 2868 §3.5 salted encryption: salt + ciphertext, as codec.salt_encrypt."},
     {"parse_access", (PyCFunction)(void (*)(void))wire_parse_access, METH_FASTCALL,
      "The fields of a well-formed Access-Request, or None (see the module)."},
+    {"parse_accounting", (PyCFunction)(void (*)(void))wire_parse_accounting, METH_FASTCALL,
+     "The fields of a well-formed, authentic Accounting-Request, or None (see the module)."},
     {"reply", (PyCFunction)(void (*)(void))wire_reply, METH_FASTCALL,
      "A reply with Message-Authenticator, attributes, Proxy-States and Response Authenticator."},
     {NULL, NULL, 0, NULL},

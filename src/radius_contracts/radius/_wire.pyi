@@ -27,6 +27,37 @@ def parse_access(
     ]
     | None
 ): ...
+def parse_accounting(
+    data: bytes, secret: bytes, /
+) -> (
+    tuple[
+        int,
+        bytes,
+        int,
+        str | None,
+        str | None,
+        int,
+        int | None,
+        int | None,
+        int | None,
+        int | None,
+        int | None,
+        int | None,
+        str | None,
+        bytes | None,
+        str | None,
+        bytes | None,
+        str | None,
+        str | None,
+        int | None,
+        str | None,
+        str | None,
+        str | None,
+        int | None,
+        tuple[bytes, ...],
+    ]
+    | None
+): ...
 def reply(
     code: int,
     identifier: int,
@@ -34,5 +65,6 @@ def reply(
     attributes: bytes,
     secret: bytes,
     proxy_states: tuple[bytes, ...],
+    message_authenticator: bool = True,
     /,
 ) -> bytes: ...

@@ -8,6 +8,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Sequence
 
+from radius_contracts.radius import udp
 from radius_contracts.radius.protocol import RadiusProtocol
 
 
@@ -45,13 +46,11 @@ async def open_listeners(
     receive_buffer: int,
 ) -> list[tuple[asyncio.DatagramTransport, RadiusProtocol]]:
     """Bind ``port`` on every address; on failure, close what was opened and raise OSError."""
-    loop = asyncio.get_running_loop()
     opened: list[tuple[asyncio.DatagramTransport, RadiusProtocol]] = []
     try:
         for address in addresses:
             sock = udp_socket(address, port, receive_buffer)
-            transport, proto = await loop.create_datagram_endpoint(protocol, sock=sock)
-            opened.append((transport, proto))
+            opened.append(await udp.open_endpoint(protocol, sock))
     except BaseException:
         for transport, _proto in opened:
             transport.close()

@@ -10,21 +10,19 @@ Anything wrong is dropped and counted, never answered: the NAS retransmits or fa
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
 from radius_contracts.logging import RateLimitedLog
-from radius_contracts.radius import codec, request_context, wire_speedups
+from radius_contracts.radius import codec, fields, request_context, wire_speedups
 from radius_contracts.radius.clients import ClientTable, NasClient
 from radius_contracts.radius.dedup import IN_PROGRESS, Key, ReplyCache
 from radius_contracts.radius.histogram import Histogram
 from radius_contracts.radius.messages import AccessRequest, AccountingRequest, AuthDecision
-from radius_contracts.radius.wire_speedups import AccessFields
+from radius_contracts.radius.wire_speedups import AccessFields, AccountingFields
 
 log = logging.getLogger("radius_contracts.radius")
 
@@ -103,70 +101,13 @@ class StatsTotal:
 
 
 _ACCESS_REQUEST_OCTET = bytes((codec.Code.ACCESS_REQUEST,))
+_ACCOUNTING_REQUEST_OCTET = bytes((codec.Code.ACCOUNTING_REQUEST,))
 
 # Request results (Stats.requests).
 ACCEPT, REJECT, RESPONSE = "accept", "reject", "response"
 DUPLICATE, DROPPED, NOT_RECORDED = "duplicate", "dropped", "not_recorded"
 
 
-def _text_or_none(value: bytes | None) -> str | None:
-    # RADIUS "text" should be UTF-8 (RFC 2865 §5); anything else is kept visible, not dropped.
-    return None if value is None else value.decode("utf-8", "replace")
-
-
-def _integer_or_none(value: bytes | None) -> int | None:
-    return int.from_bytes(value, "big") if value is not None and len(value) == 4 else None
-
-
-def _first_values(packet: codec.Packet) -> dict[int, bytes]:
-    """The first value of each attribute type, in one pass: every field the handlers read is
-    then a dict read (this runs for every request, so it is written for speed)."""
-    first: dict[int, bytes] = {}
-    for kind, value in packet.attributes:
-        if kind not in first:
-            first[kind] = value
-    return first
-
-
-def _proxy_state_size(packet: codec.Packet) -> int:
-    """Octets the Proxy-State echo adds to the reply (RFC 2865 §5.33: every one, unchanged)."""
-    size, proxy_state = 0, codec.PROXY_STATE
-    for kind, value in packet.attributes:  # a plain loop costs half of sum() over a genexpr
-        if kind == proxy_state:
-            size += len(value) + 2
-    return size
-
-
-def _counter64(low: bytes | None, high: bytes | None) -> int | None:
-    octets, gigawords = _integer_or_none(low), _integer_or_none(high)
-    if octets is None and gigawords is None:
-        return None
-    return ((gigawords or 0) << 32) + (octets or 0)
-
-
-def _address_or_none(value: bytes | None) -> str | None:
-    if value is None:
-        return None
-    if len(value) == 4:
-        return socket.inet_ntop(socket.AF_INET, value)
-    if len(value) == 16:
-        return socket.inet_ntop(socket.AF_INET6, value)
-    return None
-
-
-def _prefix_or_none(value: bytes | None) -> str | None:
-    """An IPv6 prefix attribute (RFC 3162 §2.3): reserved, length, then the prefix bits."""
-    if value is None or not 2 <= len(value) <= 18 or value[1] > 128:
-        return None
-    try:
-        network = ipaddress.IPv6Network((value[2:].ljust(16, b"\0"), value[1]), strict=False)
-    except ValueError:
-        return None
-    return str(network)
-
-
-# Status types that describe one session and so need its Acct-Session-Id.
-_SESSION_STATUS_TYPES = frozenset({1, 2, 3})
 # RFC 2866 §5.1 and RFC 2869 §5.4 names of Acct-Status-Type values, for log lines.
 _STATUS_NAMES = {
     1: "Start", 2: "Stop", 3: "Interim-Update", 7: "Accounting-On", 8: "Accounting-Off",
@@ -213,8 +154,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self._replies = replies
         self._delayed = 0
         self._warn = RateLimitedLog(log)
-        # The C wire code for Access-Requests (None: pure Python; see radius.wire_speedups).
-        self._wire = wire_speedups.module() if auth_handler is not None else None
+        # The C wire code (None: pure Python; see radius.wire_speedups).
+        self._wire = wire_speedups.module()
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = True
@@ -274,14 +215,21 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             stats.add("drop_unknown_nas")
             self._warn.warning(source, "ignoring RADIUS packets from %s: not an active NAS", source)
             return
-        wire, auth = self._wire, self._auth
-        if wire is not None and auth is not None and data[:1] == _ACCESS_REQUEST_OCTET:
-            # The C wire code parses and verifies the common Access-Request; it declines
-            # (None) what it does not handle, which the Python path below then takes.
-            fields = wire.parse_access(data, client.secret)
-            if fields is not None:
-                self._fast_access(fields, client, addr, auth, started)
-                return
+        wire, auth, acct = self._wire, self._auth, self._acct
+        if wire is not None:
+            # The C wire code parses and verifies the common Access- and Accounting-Request;
+            # it declines (None) what it does not handle, which the Python path below takes.
+            first = data[:1]
+            if auth is not None and first == _ACCESS_REQUEST_OCTET:
+                access = wire.parse_access(data, client.secret)
+                if access is not None:
+                    self._fast_access(access, client, addr, auth, started)
+                    return
+            elif acct is not None and first == _ACCOUNTING_REQUEST_OCTET:
+                accounting = wire.parse_accounting(data, client.secret)
+                if accounting is not None:
+                    self._fast_accounting(accounting, client, addr, acct, started)
+                    return
         try:
             packet = codec.decode(data)
         except codec.MalformedPacket as exc:
@@ -296,7 +244,6 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if code == codec.Code.ACCESS_REQUEST and auth is not None:
             self._access_request(packet, client, addr, auth, started)
             return
-        acct = self._acct
         if code == codec.Code.ACCOUNTING_REQUEST and acct is not None:
             self._accounting_request(packet, client, addr, acct, started)
             return
@@ -558,15 +505,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         stats = self.stats
         code = packet.code
         key: Key = (addr[:2], packet.identifier, packet.authenticator)
-        replies = self._replies
-        cached = replies.get(key)
-        if cached is not None:
-            # RFC 5080 §2.2.2: a retransmit gets the same answer and is never recorded twice;
-            # one that comes while the first is still being committed waits for that commit.
-            stats.add("duplicates")
-            stats.request(code, DUPLICATE)
-            if cached is not IN_PROGRESS:
-                self._send(cached, addr)
+        if self._answered_again(key, code, addr):
             return
         secret = client.secret
         # RFC 2866 §3: the Request Authenticator is an MD5 over the packet and the secret; a
@@ -584,7 +523,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         ):
             stats.drop(code, "drop_bad_message_authenticator")
             return
-        request = self._accounting_fields(packet, client, str(addr[0]))
+        request = fields.accounting_request(packet, client.id, str(addr[0]))
         if request is None:
             stats.drop(code, "drop_malformed")
             stats.add("malformed_accounting")
@@ -594,9 +533,52 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                 addr[0],
             )
             return
+        states = tuple(packet.get_all(codec.PROXY_STATE))
+        self._record(request, client, addr, key, states, acct, started)
+
+    def _fast_accounting(
+        self,
+        parsed: AccountingFields,
+        client: NasClient,
+        addr: tuple[str | object, ...],
+        acct: AcctHandler,
+        started: float,
+    ) -> None:
+        """An Accounting-Request the C wire code parsed and found authentic (see _wire.c:
+        the same checks and fields as the Python path above)."""
+        key: Key = (addr[:2], parsed[0], parsed[1])
+        if self._answered_again(key, codec.Code.ACCOUNTING_REQUEST, addr):
+            return
+        request = fields.accounting_request_from_wire(parsed, client.id, str(addr[0]))
+        self._record(request, client, addr, key, parsed[23], acct, started)
+
+    def _answered_again(self, key: Key, code: int, addr: tuple[str | object, ...]) -> bool:
+        """RFC 5080 §2.2.2: a retransmit gets the same answer and is never recorded twice;
+        one that comes while the first is still being committed waits for that commit."""
+        cached = self._replies.get(key)
+        if cached is None:
+            return False
+        self.stats.add("duplicates")
+        self.stats.request(code, DUPLICATE)
+        if cached is not IN_PROGRESS:
+            self._send(cached, addr)
+        return True
+
+    def _record(
+        self,
+        request: AccountingRequest,
+        client: NasClient,
+        addr: tuple[str | object, ...],
+        key: Key,
+        proxy_states: tuple[bytes, ...],
+        acct: AcctHandler,
+        started: float,
+    ) -> None:
+        """Hand ``request`` to the accounting handler; answer once it is durably recorded."""
+        stats, replies, wire = self.stats, self._replies, self._wire
+        code = codec.Code.ACCOUNTING_REQUEST
         replies.put(key, IN_PROGRESS)
-        identifier, authenticator = packet.identifier, packet.authenticator
-        proxy_states = packet.get_all(codec.PROXY_STATE)
+        identifier, authenticator, secret = key[1], key[2], client.secret
         # done() runs in the accounting writer's task: its lines name this request explicitly.
         datagram = request_context.current.get() if log.isEnabledFor(logging.DEBUG) else None
 
@@ -616,10 +598,17 @@ class RadiusProtocol(asyncio.DatagramProtocol):
                 stats.add("accounting_not_recorded")
                 stats.request(code, NOT_RECORDED)
                 return
-            reply = codec.encode_reply(
-                codec.Code.ACCOUNTING_RESPONSE, identifier, authenticator, b"", secret,
-                proxy_states=proxy_states, message_authenticator=False,
-            )  # fmt: skip
+            # No Message-Authenticator: no RFC defines one on an Accounting-Response.
+            if wire is not None:
+                reply = wire.reply(
+                    codec.Code.ACCOUNTING_RESPONSE, identifier, authenticator, b"", secret,
+                    proxy_states, False,
+                )  # fmt: skip
+            else:
+                reply = codec.encode_reply(
+                    codec.Code.ACCOUNTING_RESPONSE, identifier, authenticator, b"", secret,
+                    proxy_states=proxy_states, message_authenticator=False,
+                )  # fmt: skip
             replies.put(key, reply)
             stats.add("accounting_responses")
             stats.request(code, RESPONSE)
@@ -632,56 +621,11 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             stats.drop(code, "drop_over_capacity")
 
     @staticmethod
-    def _accounting_fields(
-        packet: codec.Packet, client: NasClient, source: str
-    ) -> AccountingRequest | None:
-        """The accounting handler's view; None without a status type or a needed session id."""
-        first = _first_values(packet)
-        get = first.get
-        status = _integer_or_none(get(codec.ACCT_STATUS_TYPE))
-        session_id = _text_or_none(get(codec.ACCT_SESSION_ID))
-        if status is None:
-            return None
-        if session_id is None and status in _SESSION_STATUS_TYPES:
-            return None  # RFC 2866 §5.5: Acct-Session-Id MUST be in every Accounting-Request
-        nas_ip = get(codec.NAS_IP_ADDRESS)
-        if nas_ip is None:
-            nas_ip = get(codec.NAS_IPV6_ADDRESS)
-        return AccountingRequest(
-            nas_id=client.id,
-            source=source,
-            status_type=status,
-            acct_session_id=session_id,
-            user_name=_text_or_none(get(codec.USER_NAME)),
-            delay=_integer_or_none(get(codec.ACCT_DELAY_TIME)) or 0,
-            event_timestamp=_integer_or_none(get(codec.EVENT_TIMESTAMP)),
-            session_time=_integer_or_none(get(codec.ACCT_SESSION_TIME)),
-            # RFC 2869 §5.1-5.2: Gigawords count how often the 32-bit counter wrapped.
-            input_octets=_counter64(get(codec.ACCT_INPUT_OCTETS), get(codec.ACCT_INPUT_GIGAWORDS)),
-            output_octets=_counter64(
-                get(codec.ACCT_OUTPUT_OCTETS), get(codec.ACCT_OUTPUT_GIGAWORDS)
-            ),
-            input_packets=_integer_or_none(get(codec.ACCT_INPUT_PACKETS)),
-            output_packets=_integer_or_none(get(codec.ACCT_OUTPUT_PACKETS)),
-            framed_ip=_address_or_none(get(codec.FRAMED_IP_ADDRESS)),
-            framed_ipv6_prefix=_prefix_or_none(get(codec.FRAMED_IPV6_PREFIX)),
-            framed_ipv6_address=_address_or_none(get(codec.FRAMED_IPV6_ADDRESS)),
-            delegated_ipv6_prefix=_prefix_or_none(get(codec.DELEGATED_IPV6_PREFIX)),
-            calling_station_id=_text_or_none(get(codec.CALLING_STATION_ID)),
-            called_station_id=_text_or_none(get(codec.CALLED_STATION_ID)),
-            nas_port=_integer_or_none(get(codec.NAS_PORT)),
-            nas_port_id=_text_or_none(get(codec.NAS_PORT_ID)),
-            nas_ip_address=_address_or_none(nas_ip),
-            nas_identifier=_text_or_none(get(codec.NAS_IDENTIFIER)),
-            terminate_cause=_integer_or_none(get(codec.ACCT_TERMINATE_CAUSE)),
-        )
-
-    @staticmethod
     def _access_fields(
         packet: codec.Packet, client: NasClient, source: str
     ) -> AccessRequest | None:
         """The handler's view of the packet; None when User-Password cannot be decrypted."""
-        first = _first_values(packet)
+        first = fields.first_values(packet)
         get = first.get
         password = get(codec.USER_PASSWORD)
         if password is not None:
@@ -700,18 +644,18 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         request = AccessRequest(
             nas_id=client.id,
             source=source,
-            user_name=_text_or_none(get(codec.USER_NAME)),
+            user_name=fields.text_or_none(get(codec.USER_NAME)),
             password=password,
             chap_password=chap_password,
             chap_challenge=chap_challenge,
             ms_chap_challenge=ms_chap_challenge,
             ms_chap2_response=ms_chap2_response,
-            calling_station_id=_text_or_none(get(codec.CALLING_STATION_ID)),
-            called_station_id=_text_or_none(get(codec.CALLED_STATION_ID)),
-            nas_port=_integer_or_none(get(codec.NAS_PORT)),
-            nas_port_id=_text_or_none(get(codec.NAS_PORT_ID)),
+            calling_station_id=fields.text_or_none(get(codec.CALLING_STATION_ID)),
+            called_station_id=fields.text_or_none(get(codec.CALLED_STATION_ID)),
+            nas_port=fields.integer_or_none(get(codec.NAS_PORT)),
+            nas_port_id=fields.text_or_none(get(codec.NAS_PORT_ID)),
             eap=codec.EAP_MESSAGE in first,
-            proxy_state_size=_proxy_state_size(packet) if codec.PROXY_STATE in first else 0,
+            proxy_state_size=fields.proxy_state_size(packet) if codec.PROXY_STATE in first else 0,
         )
         if chap_password is not None:
             # Only the CHAP challenge check tells a retransmit from a new request.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Protocol, cast
 
-__all__ = ["PURE_PYTHON_ENV", "AccessFields", "Wire", "active", "module"]
+__all__ = ["PURE_PYTHON_ENV", "AccessFields", "AccountingFields", "Wire", "active", "module"]
 
 PURE_PYTHON_ENV = "RADIUS_CONTRACTS_PURE_PYTHON"
 
@@ -23,6 +23,16 @@ Message-Authenticator (1 right, -1 wrong, 0 none), User-Name, decrypted User-Pas
 CHAP-Password, CHAP challenge, Calling- and Called-Station-Id, NAS-Port, NAS-Port-Id,
 EAP-Message present, the Proxy-States and the octets their echo adds, MS-CHAP-Challenge and
 MS-CHAP2-Response."""
+
+AccountingFields = tuple[
+    int, bytes, int, str | None, str | None, int, int | None, int | None, int | None,
+    int | None, int | None, int | None, str | None, bytes | None, str | None, bytes | None,
+    str | None, str | None, int | None, str | None, str | None, str | None, int | None,
+    tuple[bytes, ...],
+]  # fmt: skip
+"""What parse_accounting returns for an authentic Accounting-Request it handles: identifier,
+authenticator, then AccountingRequest's fields from status_type to terminate_cause (the two
+IPv6 prefixes as raw attribute values), then the Proxy-States."""
 
 
 class Wire(Protocol):
@@ -37,6 +47,7 @@ class Wire(Protocol):
         self, plain: bytes, secret: bytes, authenticator: bytes, salt: bytes, /
     ) -> bytes: ...
     def parse_access(self, data: bytes, secret: bytes, /) -> AccessFields | None: ...
+    def parse_accounting(self, data: bytes, secret: bytes, /) -> AccountingFields | None: ...
     def reply(
         self,
         code: int,
@@ -45,6 +56,7 @@ class Wire(Protocol):
         attributes: bytes,
         secret: bytes,
         proxy_states: tuple[bytes, ...],
+        message_authenticator: bool = True,
         /,
     ) -> bytes: ...
 

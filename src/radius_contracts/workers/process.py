@@ -43,6 +43,7 @@ from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.db.engine import create_engine, session_factory
 from radius_contracts.index import AuthIndex
 from radius_contracts.jobs import SessionJobs, node_name
+from radius_contracts.radius import udp
 from radius_contracts.radius.dedup import ReplyCache
 from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.radius.protocol import ListenerOptions, RadiusProtocol, Stats
@@ -177,7 +178,7 @@ class Worker:
                     "auth", lambda: index.clients, handler, self.stats, options, replies
                 )
 
-            transport, proto = await loop.create_datagram_endpoint(protocol, sock=sock)
+            transport, proto = await udp.open_endpoint(protocol, sock)
             self.listeners.append((transport, proto))
         for message in self._pending:
             await self._apply(message)
