@@ -154,7 +154,9 @@ def worker(requests: int, kinds: list[str]) -> None:
 def _set_up(base_url: str, token: str) -> str:
     import httpx
 
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as api:
+    # A generous timeout: under callgrind on a busy machine one API call can take many seconds.
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=300) as api:
         nas = {"name": "bench", "address": "127.0.0.1", "secret": SECRET.decode(),
                "manufacturer_id": 1}  # fmt: skip
         api.post("/api/v1/nas", json=nas).raise_for_status()

@@ -553,6 +553,16 @@ def _new_salt(used: set[int]) -> bytes:
             return salt.to_bytes(2, "big")
 
 
+def _new_salts(count: int) -> list[bytes]:
+    """``count`` different salts as :func:`_new_salt` makes them, from one getrandom call
+    (a system call per salt cost more than the rest of encrypting an MPPE key)."""
+    while True:
+        raw = os.urandom(2 * count)
+        salts = [bytes((raw[i] | 0x80, raw[i + 1])) for i in range(0, 2 * count, 2)]
+        if len(set(salts)) == count:  # a repeat (1 in 32,768 for two): draw them all again
+            return salts
+
+
 # -- attribute builders ------------------------------------------------------------------------
 
 
@@ -662,10 +672,10 @@ def encode_hidden_attributes(
 ) -> bytes:
     """Encrypt and frame the hidden attributes of one reply, each salt different (see
     :func:`encode_hidden`); what :func:`encode_reply` puts after the plain attributes."""
-    used: set[int] = set()
+    salts = iter(_new_salts(sum(item.encrypt == 2 for item in hidden)))
     parts = []
     for item in hidden:
-        salt = _new_salt(used) if item.encrypt == 2 else None
+        salt = next(salts) if item.encrypt == 2 else None
         parts.append(encode_hidden(item, secret, request_authenticator, salt=salt))
     return b"".join(parts)
 

@@ -530,9 +530,10 @@ def test_salt_decrypt_with_impossible_length_octet_is_none() -> None:
 
 
 def test_reply_salts_are_unique_within_a_packet(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A random source that repeats itself must not lead to two equal salts in one packet.
-    draws = iter([5, 5, 5, 9, 5, 9, 11])
-    monkeypatch.setattr(codec.os, "urandom", lambda size: next(draws).to_bytes(size, "big"))
+    # A random source that repeats itself must not lead to two equal salts in one packet: the
+    # three salts come from one draw of 6 octets, and a draw with a repeat is thrown away.
+    draws = iter([b"\x00\x05\x80\x05\x00\x09", b"\x00\x05\x00\x09\x00\x0b"])
+    monkeypatch.setattr(codec.os, "urandom", lambda size: next(draws))
     hidden = [
         HiddenAttribute(codec.MS_MPPE_SEND_KEY, b"s" * 16, 2, vendor_id=codec.VENDOR_MICROSOFT),
         HiddenAttribute(codec.MS_MPPE_RECV_KEY, b"r" * 16, 2, vendor_id=codec.VENDOR_MICROSOFT),
