@@ -89,8 +89,8 @@ class _Sink:
 
 def worker(requests: int) -> None:
     from radius_contracts.daemon import Daemon
-    from radius_contracts.startup import BOOTSTRAP_TOKEN_FILE
     from radius_contracts.settings import load_settings
+    from radius_contracts.startup import BOOTSTRAP_TOKEN_FILE
 
     state = Path(tempfile.mkdtemp(prefix="listener-cost-"))
     settings = load_settings(

@@ -132,7 +132,7 @@ class AuthLogService:
                             await store.add_counts(connection, day, counts)
         except BaseException:
             self._next_id = None  # numbers handed out above were not used: count again
-            self.bound.written({})
+            self.bound.failed()
             raise
         self.bound.written(made)
 

@@ -87,6 +87,10 @@ class UnknownBound:
         self._pending_made = made
         return plan
 
+    def failed(self) -> None:
+        """The batch planned last was not written: it used none of the cap."""
+        self._pending_made = {}
+
     def written(self, rows: dict[Key, tuple[date, int]]) -> None:
         """The batch planned last committed: remember its new rows, forget old minutes."""
         self._rows.update(rows)
