@@ -138,7 +138,9 @@ def worker(requests: int) -> None:
 def _set_up(base_url: str, token: str) -> str:
     import httpx
 
-    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}) as api:
+    # Under callgrind the API answers slowly on a loaded host: far past httpx's default 5 s.
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, headers=auth, timeout=300) as api:
         nas = {"name": "bench", "address": "127.0.0.1", "secret": SECRET.decode(),
                "manufacturer_id": 1}  # fmt: skip
         api.post("/api/v1/nas", json=nas).raise_for_status()
