@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from radius_contracts.aaa.auth_log import AuthEvent
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import Contract
+from radius_contracts.errors import InvalidInput
 from radius_contracts.services.auth_log_bound import Key, UnknownBound
 from radius_contracts.services.base import ServiceContext
 from radius_contracts.store import auth_log as store
@@ -79,6 +80,16 @@ def _utc(at: datetime) -> datetime:
     if at.tzinfo is None:
         return at.replace(tzinfo=UTC)
     return at if at.tzinfo is UTC else at.astimezone(UTC)
+
+
+def _moment(value: datetime | None, field: str) -> datetime | None:
+    """A filter's time as aware UTC; a naive one is taken as UTC already."""
+    if value is None:
+        return None
+    try:
+        return _utc(value)
+    except OverflowError:
+        raise InvalidInput(f"{value.isoformat()} is out of range in UTC", field=field) from None
 
 
 class AuthLogService:
@@ -154,6 +165,9 @@ class AuthLogService:
         self, where: store.AuthLogFilter, *, limit: int = 50, offset: int = 0
     ) -> AuthLogPage:
         """Entries matching ``where``, newest first, across the day tables."""
+        where = replace(
+            where, since=_moment(where.since, "since"), until=_moment(where.until, "until")
+        )
         with wrap_db_errors():
             for attempt in range(1, _READ_TRIES + 1):
                 try:

@@ -1,6 +1,6 @@
 """The auth log: every Access-Request outcome, for "why can't this customer connect"."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -76,12 +76,6 @@ class AuthLogFilters(AuthLogQuery):
     )
 
 
-def _utc(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
 def _body(page: AuthLogPage) -> dict[str, Any]:
     return {
         "items": [AuthLogEntryPublic.model_validate(row) for row in page.items],
@@ -142,8 +136,8 @@ async def system_auth_log(
         username=query.username,
         nas_id=query.nas_id,
         contract_id=query.contract_id,
-        since=_utc(query.since),
-        until=_utc(query.until),
+        since=query.since,
+        until=query.until,
     )
     page = await services.auth_log.page(where, limit=query.limit, offset=query.offset)
     return _body(page)
