@@ -7,9 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from conftest import Factory, RunningDaemon
 from radius_contracts.aaa.auth_log import AuthEvent
+from radius_contracts.errors import StorageUnavailable
 from radius_contracts.services.registry import Services
 from radius_contracts.startup import engine_of
 from radius_contracts.store import auth_log as store
@@ -274,3 +276,23 @@ def test_ids_are_never_reused_after_every_day_is_dropped(
 
     [fresh] = _select(daemon)
     assert fresh.id > newest.id
+
+
+@pytest.mark.usefixtures("empty_auth_log")
+def test_a_write_recovers_when_its_day_table_was_dropped_elsewhere(
+    daemon: RunningDaemon, make: Factory
+) -> None:
+    """Another node's retention (or a rolled-back write) leaves the day cache wrong once."""
+    contract = make.contract()
+    write(daemon, event(contract["id"], reason="first"))
+
+    async def drop_today() -> None:
+        async with engine_of(services(daemon)).begin() as connection:
+            await store.drop_day(connection, datetime.now(UTC).date())
+
+    daemon.run(drop_today())
+    with pytest.raises((StorageUnavailable, DBAPIError)):  # as the wrapper maps each dialect's
+        write(daemon, event(contract["id"], reason="second"))
+    write(daemon, event(contract["id"], reason="second"))  # the writer's retry
+
+    assert [row.reason for row in _select(daemon, contract_id=contract["id"])] == ["second"]

@@ -142,7 +142,10 @@ class AuthLogService:
                         if day in self._days:  # not dropped meanwhile
                             await store.add_counts(connection, day, counts)
         except BaseException:
-            self._next_id = None  # numbers handed out above were not used: count again
+            # Rolled back: the numbers handed out were not used, tables made above were not
+            # made (and another node may have dropped one): find both out again next time.
+            self._next_id = None
+            self._days.clear()
             self.bound.failed()
             raise
         self.bound.written(made)
