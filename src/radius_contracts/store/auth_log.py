@@ -107,6 +107,8 @@ _DDL = {
         "count INTEGER NOT NULL DEFAULT 1)"
     ),
 }
+# pg_advisory_xact_lock key of day table creation (any constant no other code uses).
+_LOCK_KEY = 0x61757468_6C6F6700  # "authlog\0"
 _INDEX = "CREATE INDEX IF NOT EXISTS ix_{table}_contract ON {table} (contract_id, id)"
 
 
@@ -157,6 +159,11 @@ async def days(connection: AsyncConnection) -> list[date]:
 async def ensure_day(connection: AsyncConnection, day: date) -> None:
     """Create ``day``'s table (and its index) when missing."""
     table = table_name(day)
+    if connection.dialect.name == "postgresql":
+        # Two nodes creating the same table at once: IF NOT EXISTS alone is not atomic there
+        # (one fails on the catalogue's unique index). The lock, held to the commit, queues
+        # them; the second then finds the table. Taken once per day per process.
+        await connection.exec_driver_sql("SELECT pg_advisory_xact_lock($1)", (_LOCK_KEY,))
     await connection.exec_driver_sql(_DDL[connection.dialect.name].format(table=table))
     await connection.exec_driver_sql(_INDEX.format(table=table))
 
