@@ -225,6 +225,7 @@ class Daemon:
             await self.change_feed.start()
             services.context.listeners.append(self.change_feed.publish)
         log_settings = self.settings.auth_log
+        services.auth_log.bound.per_minute = log_settings.unknown_rows_per_minute
         self.auth_log = AuthLogWriter(
             services.auth_log.write,
             purge=services.auth_log.purge,
@@ -730,6 +731,8 @@ class Daemon:
             self.auth_log.max_rows = auth_log.max_rows
             self.auth_log.flush_interval = auth_log.flush_interval
             self.auth_log.max_pending = auth_log.max_pending
+            if self.services is not None:
+                self.services.auth_log.bound.per_minute = auth_log.unknown_rows_per_minute
         if settings.logging != old.logging:
             daemon_logging.configure(settings.logging)
         restart = [key for key in changed if key not in RUNTIME_KEYS]

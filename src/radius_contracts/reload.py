@@ -28,6 +28,7 @@ RUNTIME_KEYS = frozenset(
         "auth_log.max_rows",
         "auth_log.flush_interval",
         "auth_log.max_pending",
+        "auth_log.unknown_rows_per_minute",
         "coa.timeout",
         "coa.tries",
         "coa.backoff",

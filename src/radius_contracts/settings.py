@@ -191,10 +191,23 @@ class LoggingSettings(_Section):
 
 class AuthLogSettings(_Section):
     retention_days: int = Field(
-        default=30, ge=1, description="Auth log entries older than this many days are deleted."
+        default=30,
+        ge=1,
+        description="The auth log is kept in one table per UTC day; a day's table is dropped "
+        "whole once the whole day is older than this many days.",
     )
     max_rows: int = Field(
-        default=1_000_000, ge=1, description="Beyond this many entries the oldest are deleted."
+        default=1_000_000,
+        ge=1,
+        description="Beyond this many entries the oldest whole days are dropped (today's "
+        "never, so today alone may hold more).",
+    )
+    unknown_rows_per_minute: int = Field(
+        default=1000,
+        ge=1,
+        description="Requests whose User-Name matches no contract fold into one row per "
+        "User-Name, NAS, result and reason per minute (with a count); at most this many such "
+        "rows per minute, the rest of the minute fold into one row per NAS, result and reason.",
     )
     flush_interval: float = Field(
         default=1.0,

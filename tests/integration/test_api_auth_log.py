@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DBAPIError
 
 from conftest import Factory, RunningDaemon
 from radius_contracts.aaa.auth_log import AuthEvent
-from radius_contracts.db.models import AuthLogEntry
-from radius_contracts.services import auth_log as auth_log_service
+from radius_contracts.errors import StorageUnavailable
 from radius_contracts.services.registry import Services
 from radius_contracts.startup import engine_of
+from radius_contracts.store import auth_log as store
+
+TODAY_NAIVE = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
 
 
 def services(daemon: RunningDaemon) -> Services:
@@ -46,7 +48,8 @@ def test_entries_read_back_newest_first(
 ) -> None:
     contract = make.contract()
     nas = make.nas()
-    base = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    # Today: the daemon's retention drops days past auth_log.retention_days.
+    base = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     write(
         daemon,
         event(contract["id"], at=base, nas_id=nas["id"]),
@@ -69,13 +72,15 @@ def test_entries_read_back_newest_first(
     newest, middle, oldest = body["items"]
     assert newest == {
         "id": newest["id"],
-        "at": "2026-03-01T12:00:09Z",
+        "at": f"{base.date()}T00:00:09Z",
         "result": "accept",
         "reason": "accepted",
         "method": "chap",
         "nas_id": None,
+        "contract_id": contract["id"],
         "username": "ana@fiber",
         "calling_station_id": None,
+        "count": 1,
     }
     assert middle["reason"] == "MAC address mismatch"
     assert (oldest["result"], oldest["nas_id"], oldest["method"]) == ("reject", nas["id"], "pap")
@@ -138,7 +143,7 @@ def test_dangling_references_and_odd_wire_values_are_stored(
             nas_id=gone["id"],  # deleted between the request and the write
             username="nul\x00byte" + "x" * 300,
             reason="r" * 400,
-            at=datetime(2026, 3, 1, 12, 0),  # naive: taken as UTC
+            at=TODAY_NAIVE,  # naive: taken as UTC
         ),
         event(2147483000),  # no such contract: kept without the reference
     )
@@ -148,85 +153,146 @@ def test_dangling_references_and_odd_wire_values_are_stored(
     assert entry["nas_id"] is None
     assert entry["username"].startswith("nul\ufffdbyte") and len(entry["username"]) == 253
     assert len(entry["reason"]) == 255
-    assert entry["at"] == "2026-03-01T12:00:00Z"
+    assert entry["at"] == f"{TODAY_NAIVE.date()}T00:00:00Z"
+
+
+def _select(daemon: RunningDaemon, **where: Any) -> list[store.AuthLogRow]:
+    async def rows() -> list[store.AuthLogRow]:
+        async with services(daemon).context.sessions() as session:
+            connection = await session.connection()
+            found, _ = await store.select_page(
+                connection, store.AuthLogFilter(**where), limit=100_000, offset=0
+            )
+            return found
+
+    result: list[store.AuthLogRow] = daemon.run(rows())
+    return result
 
 
 def test_deleting_a_contract_deletes_its_entries(
     daemon: RunningDaemon, api: httpx.Client, make: Factory
 ) -> None:
     contract = make.contract()
-    write(daemon, event(contract["id"]), event(contract["id"]))
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    write(daemon, event(contract["id"]), event(contract["id"], at=yesterday))
+    assert len(_select(daemon, contract_id=contract["id"])) == 2
     assert api.delete(f"/api/v1/contracts/{contract['id']}").status_code == 204
 
-    async def remaining() -> int:
-        async with services(daemon).context.sessions() as session:
-            stmt = select(func.count()).where(AuthLogEntry.contract_id == contract["id"])
-            return int((await session.execute(stmt)).scalar_one())
-
-    assert daemon.run(remaining()) == 0
+    assert _select(daemon, contract_id=contract["id"]) == []  # from every day's table
 
 
 @pytest.fixture
 def empty_auth_log(daemon: RunningDaemon) -> None:
-    """Start from an empty table: the purge tests count rows across the whole table."""
+    """Start with no day tables: the purge tests look at every day."""
     writer = getattr(daemon.daemon, "auth_log", None)
 
     async def clear() -> None:
         if writer is not None:  # outcomes of earlier RADIUS tests: written now, not mid-test
             await writer.flush()
         async with engine_of(services(daemon)).begin() as connection:
-            await connection.execute(delete(AuthLogEntry))
+            for day in await store.days(connection):
+                await store.drop_day(connection, day)
+        services(daemon).auth_log._days.clear()
 
     daemon.run(clear())
 
 
-def _ids(daemon: RunningDaemon) -> list[int]:
-    async def ids() -> list[int]:
-        async with services(daemon).context.sessions() as session:
-            return list((await session.scalars(select(AuthLogEntry.id))).all())
+def _days(daemon: RunningDaemon) -> list[date]:
+    """The days with a table up to today (PostgreSQL's purge makes tomorrow's ahead)."""
 
-    result: list[int] = daemon.run(ids())
-    return sorted(result)
+    async def days() -> list[date]:
+        async with engine_of(services(daemon)).connect() as connection:
+            today = datetime.now(UTC).date()
+            return [day for day in await store.days(connection) if day <= today]
+
+    result: list[date] = daemon.run(days())
+    return result
+
+
+def _purge(daemon: RunningDaemon, older_than: datetime, max_rows: int = 1_000_000) -> int:
+    dropped: int = daemon.run(
+        services(daemon).auth_log.purge(older_than=older_than, max_rows=max_rows)
+    )
+    return dropped
 
 
 @pytest.mark.usefixtures("empty_auth_log")
-def test_purge_by_age(daemon: RunningDaemon, make: Factory) -> None:
+def test_purge_by_age_drops_whole_days(daemon: RunningDaemon, make: Factory) -> None:
     contract = make.contract()
     now = datetime.now(UTC)
     write(
         daemon,
         *(event(contract["id"], at=now - timedelta(days=40 + n)) for n in range(3)),
+        event(contract["id"], at=now - timedelta(days=40)),
         *(event(contract["id"], at=now - timedelta(days=n)) for n in range(2)),
     )
+    assert len(_days(daemon)) == 5
 
-    deleted = daemon.run(
-        services(daemon).auth_log.purge(older_than=now - timedelta(days=30), max_rows=1000)
-    )
+    assert _purge(daemon, now - timedelta(days=30)) == 4
 
-    assert deleted == 3
-    assert len(_ids(daemon)) == 2
+    assert _days(daemon) == sorted({(now - timedelta(days=n)).date() for n in range(2)})
+    assert len(_select(daemon, contract_id=contract["id"])) == 2
+    assert _purge(daemon, now - timedelta(days=30)) == 0  # nothing left to drop
 
 
 @pytest.mark.usefixtures("empty_auth_log")
-def test_purge_by_max_rows_keeps_the_newest(
-    daemon: RunningDaemon, make: Factory, monkeypatch: pytest.MonkeyPatch
+def test_purge_by_max_rows_drops_the_oldest_whole_days(
+    daemon: RunningDaemon, make: Factory
 ) -> None:
-    monkeypatch.setattr(auth_log_service, "PURGE_CHUNK", 3)  # several chunks, one transaction each
     contract = make.contract()
-    write(daemon, *(event(contract["id"], reason=str(n)) for n in range(10)))
-    before = _ids(daemon)
-
-    deleted = daemon.run(
-        services(daemon).auth_log.purge(
-            older_than=datetime.now(UTC) - timedelta(days=30), max_rows=4
-        )
+    now = datetime.now(UTC)
+    # 3 entries on each of 4 days, today included.
+    write(
+        daemon,
+        *(
+            event(contract["id"], at=now - timedelta(days=day), reason=f"{day}.{n}")
+            for day in (3, 2, 1, 0)
+            for n in range(3)
+        ),
     )
 
-    assert deleted == 6
-    assert _ids(daemon) == before[-4:]
-    assert (
-        daemon.run(
-            services(daemon).auth_log.purge(older_than=datetime(2000, 1, 1, tzinfo=UTC), max_rows=4)
-        )
-        == 0
-    )
+    # 7 rows allowed: today and yesterday (6) fit, the day before would make 9.
+    assert _purge(daemon, now - timedelta(days=30), max_rows=7) == 6
+
+    assert [row.reason for row in _select(daemon)] == ["0.2", "0.1", "0.0", "1.2", "1.1", "1.0"]
+    # Today's table stays, whatever max_rows says.
+    assert _purge(daemon, now - timedelta(days=30), max_rows=1) == 3
+    assert _days(daemon) == [now.date()]
+
+
+@pytest.mark.usefixtures("empty_auth_log")
+def test_ids_are_never_reused_after_every_day_is_dropped(
+    daemon: RunningDaemon, make: Factory
+) -> None:
+    contract = make.contract()
+    old = datetime.now(UTC) - timedelta(days=60)
+    write(daemon, event(contract["id"], at=old), event(contract["id"], at=old))
+    [newest, _] = _select(daemon)
+    assert _purge(daemon, datetime.now(UTC) - timedelta(days=30)) == 2
+    assert _days(daemon) == []
+    services(daemon).auth_log._next_id = None  # as after a restart
+
+    write(daemon, event(contract["id"]))
+
+    [fresh] = _select(daemon)
+    assert fresh.id > newest.id
+
+
+@pytest.mark.usefixtures("empty_auth_log")
+def test_a_write_recovers_when_its_day_table_was_dropped_elsewhere(
+    daemon: RunningDaemon, make: Factory
+) -> None:
+    """Another node's retention (or a rolled-back write) leaves the day cache wrong once."""
+    contract = make.contract()
+    write(daemon, event(contract["id"], reason="first"))
+
+    async def drop_today() -> None:
+        async with engine_of(services(daemon)).begin() as connection:
+            await store.drop_day(connection, datetime.now(UTC).date())
+
+    daemon.run(drop_today())
+    with pytest.raises((StorageUnavailable, DBAPIError)):  # as the wrapper maps each dialect's
+        write(daemon, event(contract["id"], reason="second"))
+    write(daemon, event(contract["id"], reason="second"))  # the writer's retry
+
+    assert [row.reason for row in _select(daemon, contract_id=contract["id"])] == ["second"]

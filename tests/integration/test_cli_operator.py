@@ -258,14 +258,7 @@ def test_unreachable_daemon_exits_3(tmp_path: Path, setup: Setup) -> None:
 
 # -- auth-log: GET /api/v1/auth-log (issue 17, item 2) ------------------------------------------
 
-NEEDS_AUTH_LOG = pytest.mark.xfail(
-    reason="needs GET /api/v1/auth-log (issue 17 item 2, another branch): remove this mark "
-    "once it is merged",
-    strict=True,
-)
 
-
-@NEEDS_AUTH_LOG
 def test_auth_log_rejects_show_a_wrong_password_and_an_unknown_user(setup: Setup) -> None:
     sub = online(setup)
     stranger = f"nobody-{secrets.token_hex(4)}"
@@ -287,7 +280,6 @@ def test_auth_log_rejects_show_a_wrong_password_and_an_unknown_user(setup: Setup
     assert scripted["items"][0]["contract_id"] == sub.contract["id"]
 
 
-@NEEDS_AUTH_LOG
 def test_auth_log_follow_prints_new_entries(setup: Setup) -> None:
     username = f"follow-{secrets.token_hex(4)}"
     argv = [*CLI, "auth-log", "--follow", "--json", "--interval", "0.2", "--username", username,

@@ -26,6 +26,7 @@ from radius_contracts.db import (
 from radius_contracts.db.base import Base
 from radius_contracts.db.engine import create_engine, sqlite_path
 from radius_contracts.db.types import DateTimeUTC
+from radius_contracts.store import auth_log as auth_log_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -192,6 +193,17 @@ _T = {
         sa.column("result"),
         sa.column("reason"),
     ),
+    # Revision 0009 moves the auth log into one table per UTC day (_NOW's here).
+    "auth_log_day": sa.table(
+        "auth_log_20261101",
+        sa.column("id"),
+        sa.column("at", _WHEN),
+        sa.column("contract_id"),
+        sa.column("nas_id"),
+        sa.column("result"),
+        sa.column("reason"),
+        sa.column("count"),
+    ),
     "audit_log": sa.table(
         "audit_log",
         sa.column("id"),
@@ -347,9 +359,9 @@ async def _check_ids_after_upgrade(url: str) -> None:
             assert [tuple(r) for r in sessions] == [(kept_session, kept, kept_nas)]
             refs = (await connection.execute(sa.select(_T["contract_external_refs"]))).all()
             assert [(r.id, r.contract_id) for r in refs] == [(before["ref"], kept)]
-            log = (await connection.execute(sa.select(_T["auth_log"]))).all()
-            assert [(r.id, r.contract_id, r.nas_id) for r in log] == [
-                (before["log"], kept, kept_nas)
+            log = (await connection.execute(sa.select(_T["auth_log_day"]))).all()
+            assert [(r.id, r.contract_id, r.nas_id, r.at, r.count) for r in log] == [
+                (before["log"], kept, kept_nas, _NOW, 1)
             ]
             # The deleted ones' ids, the newest of each, are not handed out again.
             new_nas = await _add(
@@ -393,6 +405,12 @@ async def _check_ids_after_upgrade(url: str) -> None:
                 **counters,
             )
             assert new_session > gone_session
+            # The log's next id is past the moved ones (a new day continues the numbering).
+            if connection.dialect.name == "sqlite":
+                assert await auth_log_store.next_id(connection) > before["log"]
+            else:
+                next_log = await connection.scalar(sa.text("SELECT nextval('auth_log_ids')"))
+                assert next_log > before["log"]
         # And back: the rows survive a downgrade too.
         await migrate.downgrade(engine, "0004")
         async with engine.connect() as connection:
@@ -410,16 +428,23 @@ async def _check_migrating_is_one_checked_transaction(url: str) -> None:
     engine = create_engine(url)
     try:
         await migrate.upgrade(engine)
-        with pytest.raises(migrate.BrokenForeignKeys, match="auth_log -> contracts"):
+        with pytest.raises(migrate.BrokenForeignKeys, match="auth_log_20261101 -> contracts"):
             async with migrate.migrating(engine) as connection:
                 await connection.exec_driver_sql("CREATE TABLE scratch (x INTEGER)")
+                await auth_log_store.ensure_day(connection, _NOW.date())
                 await _add(
-                    connection, "auth_log", at=_NOW, contract_id=12345, result="x", reason=""
+                    connection,
+                    "auth_log_day",
+                    at=_NOW,
+                    contract_id=12345,
+                    result="x",
+                    reason="",
+                    count=1,
                 )
         async with engine.connect() as connection:
             tables = await connection.run_sync(lambda c: sa.inspect(c).get_table_names())
             assert "scratch" not in tables  # the DDL was rolled back with the rest
-            assert await connection.scalar(sa.text("SELECT count(*) FROM auth_log")) == 0
+            assert await auth_log_store.days(connection) == []  # made in it: rolled back too
             assert await connection.scalar(sa.text("PRAGMA foreign_keys")) == 1
     finally:
         await engine.dispose()

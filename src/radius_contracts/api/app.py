@@ -85,6 +85,7 @@ def create_app(
         plans.quota,
         contracts.router,
         auth_log.router,
+        auth_log.everyone,
         sessions.usage,
         sessions.router,
         audit.router,

@@ -535,24 +535,5 @@ class AuditEntry(Base):
     __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"), IDS_NEVER_REUSED)
 
 
-class AuthLogEntry(Base):
-    """One Access-Request outcome: what support staff read to answer "why can't they connect"."""
-
-    __tablename__ = "auth_log"
-    # Pages of one contract's entries, newest first; also what ON DELETE CASCADE looks up.
-    # No index on nas_id (deleting a NAS is rare) nor on at (ids grow with time, so purges
-    # walk the primary key): every index slows the batch inserts, ~2.7 µs a row for `at`.
-    __table_args__ = (Index("ix_auth_log_contract", "contract_id", "id"), IDS_NEVER_REUSED)
-
-    # 64-bit: NAS retrying a misconfigured CPE every few seconds add up to billions of rows over
-    # the years, even though purges keep the table itself small. SQLite's INTEGER PRIMARY KEY
-    # is already 64-bit and must stay spelt INTEGER to remain the autoincrementing rowid.
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    at: Mapped[datetime]
-    contract_id: Mapped[int | None] = mapped_column(ForeignKey("contracts.id", ondelete="CASCADE"))
-    username: Mapped[str | None] = mapped_column(String(253))
-    nas_id: Mapped[int | None] = mapped_column(ForeignKey("nas.id", ondelete="SET NULL"))
-    calling_station_id: Mapped[str | None] = mapped_column(String(253))
-    result: Mapped[str] = mapped_column(String(8))  # "accept" or "reject"
-    reason: Mapped[str] = mapped_column(String(255))
-    method: Mapped[str | None] = mapped_column(String(16))  # pap, chap, mschapv2, mac
+# The auth log is no ORM table: it is one table per UTC day, made and dropped by
+# store/auth_log.py (revision 0009), so that retention drops whole days.

@@ -1,27 +1,66 @@
-"""Auth log queries: batch insert, one contract's entries newest first, purge by age and count."""
+"""Auth log queries: one table per UTC day, batch inserts, reads across days, whole-day drops.
+
+Why a table per day: retention then drops whole tables, and a DROP TABLE costs the same for ten
+rows as for ten million (no per-row delete, no index maintenance, no long write lock that
+stalls the auth log writer and, on SQLite, every other writer). The same design serves SQLite
+and PostgreSQL; only the DDL for the id differs (see ``_DDL``).
+
+Ids grow across days, so "newest first" is ``id DESC`` over the days newest first, and a row's
+id is unique in the whole log: on PostgreSQL every day table takes its ids from the one
+sequence ``auth_log_ids``; on SQLite (one writer: one node, worker processes forward their
+outcomes to it) a new day's AUTOINCREMENT counter starts where the newest day's ended.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
-from datetime import datetime
-from typing import Any, cast
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import CursorResult, Select, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    func,
+    select,
+    true,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from radius_contracts.db.models import AuthLogEntry
+from radius_contracts.db.types import DateTimeUTC
 from radius_contracts.store.driver import padded, placeholders
 
 __all__ = [
     "COLUMNS",
-    "cutoff_id",
-    "delete_older",
-    "delete_upto",
+    "PREFIX",
+    "AuthLogFilter",
+    "AuthLogRow",
+    "add_counts",
+    "day_of",
+    "days",
+    "drop_day",
+    "ensure_day",
     "existing",
+    "id_span",
+    "insert_returning_id",
     "insert_rows",
-    "page_stmt",
+    "next_id",
+    "remember_id",
+    "select_page",
+    "table_name",
+    "vanished",
 ]
 
+PREFIX = "auth_log_"
+_NAME = re.compile(r"^auth_log_(\d{8})$")
 
 COLUMNS = (
     "at",
@@ -32,25 +71,195 @@ COLUMNS = (
     "result",
     "reason",
     "method",
+    "count",
 )
 """Order of the values in each row passed to insert_rows."""
 
+# The day table, spelt per dialect. Foreign keys as the single table had them: deleting a
+# contract deletes its entries, deleting a NAS keeps them without the reference. The index
+# serves one contract's pages and the ON DELETE CASCADE lookup; no index on `at` (days already
+# bound the time range) nor on username (every index slows the batch inserts).
+_DDL = {
+    "sqlite": (
+        "CREATE TABLE IF NOT EXISTS {table} ("
+        "id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, "
+        "at DATETIME NOT NULL, "
+        "contract_id INTEGER REFERENCES contracts (id) ON DELETE CASCADE, "
+        "username VARCHAR(253), "
+        "nas_id INTEGER REFERENCES nas (id) ON DELETE SET NULL, "
+        "calling_station_id VARCHAR(253), "
+        "result VARCHAR(8) NOT NULL, "
+        "reason VARCHAR(255) NOT NULL, "
+        "method VARCHAR(16), "
+        "count INTEGER NOT NULL DEFAULT 1)"
+    ),
+    "postgresql": (
+        "CREATE TABLE IF NOT EXISTS {table} ("
+        "id BIGINT NOT NULL DEFAULT nextval('auth_log_ids') PRIMARY KEY, "
+        "at TIMESTAMP WITH TIME ZONE NOT NULL, "
+        "contract_id INTEGER REFERENCES contracts (id) ON DELETE CASCADE, "
+        "username VARCHAR(253), "
+        "nas_id INTEGER REFERENCES nas (id) ON DELETE SET NULL, "
+        "calling_station_id VARCHAR(253), "
+        "result VARCHAR(8) NOT NULL, "
+        "reason VARCHAR(255) NOT NULL, "
+        "method VARCHAR(16), "
+        "count INTEGER NOT NULL DEFAULT 1)"
+    ),
+}
+# pg_advisory_xact_lock key of day table creation (any constant no other code uses).
+_LOCK_KEY = 0x61757468_6C6F6700  # "authlog\0"
+_INDEX = "CREATE INDEX IF NOT EXISTS ix_{table}_contract ON {table} (contract_id, id)"
 
-async def insert_rows(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` (values in COLUMNS order) with one driver-level executemany.
+
+def table_name(day: date) -> str:
+    return f"{PREFIX}{day:%Y%m%d}"
+
+
+def day_of(at: datetime) -> date:
+    """The UTC day whose table holds an entry made at ``at`` (aware)."""
+    return at.astimezone(UTC).date()
+
+
+def _table(day: date) -> Table:
+    """A Core view of one day's table, for typed reads (DDL is ``_DDL``'s)."""
+    return Table(
+        table_name(day),
+        MetaData(),
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+        Column("at", DateTimeUTC(timezone=True)),
+        Column("contract_id", Integer),
+        Column("username", String(253)),
+        Column("nas_id", Integer),
+        Column("calling_station_id", String(253)),
+        Column("result", String(8)),
+        Column("reason", String(255)),
+        Column("method", String(16)),
+        Column("count", Integer),
+    )
+
+
+async def days(connection: AsyncConnection) -> list[date]:
+    """Every day that has a table, oldest first (read from the catalogue: no registry to drift)."""
+    if connection.dialect.name == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'auth_log_%'"
+    else:
+        sql = (
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            " AND tablename LIKE 'auth_log_%'"
+        )
+    found = []
+    for (name,) in await connection.exec_driver_sql(sql):
+        match = _NAME.match(name)
+        if match:
+            found.append(datetime.strptime(match.group(1), "%Y%m%d").date())
+    return sorted(found)
+
+
+async def ensure_day(connection: AsyncConnection, day: date) -> None:
+    """Create ``day``'s table (and its index) when missing."""
+    table = table_name(day)
+    if connection.dialect.name == "postgresql":
+        # Two nodes creating the same table at once: IF NOT EXISTS alone is not atomic there
+        # (one fails on the catalogue's unique index). The lock, held to the commit, queues
+        # them; the second then finds the table. Taken once per day per process.
+        await connection.exec_driver_sql("SELECT pg_advisory_xact_lock($1)", (_LOCK_KEY,))
+    await connection.exec_driver_sql(_DDL[connection.dialect.name].format(table=table))
+    await connection.exec_driver_sql(_INDEX.format(table=table))
+
+
+async def next_id(connection: AsyncConnection) -> int:
+    """SQLite: the id the next entry takes, past every id the log ever handed out.
+
+    SQLite has no sequence shared by tables, so its single writer numbers the rows itself. The
+    highest id ever used survives dropped days in sqlite_sequence under the name ``auth_log``
+    (the single table's, before revision 0009; see drop_day).
+    """
+    high = 0
+    for day in await days(connection):
+        span = await id_span(connection, day)
+        high = max(high, span[1] if span else 0)
+    result = await connection.exec_driver_sql(
+        "SELECT max(seq) FROM sqlite_sequence WHERE name LIKE 'auth_log%'"
+    )
+    return max(high, result.scalar() or 0) + 1
+
+
+async def drop_day(connection: AsyncConnection, day: date) -> None:
+    """Drop ``day``'s table whole; on SQLite remember its highest id first (see next_id)."""
+    table = table_name(day)
+    if connection.dialect.name == "sqlite":
+        span = await id_span(connection, day)
+        if span is not None:
+            await remember_id(connection, span[1])
+    await connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+
+
+async def remember_id(connection: AsyncConnection, high: int) -> None:
+    """SQLite: keep ``high`` as the highest auth log id ever used (see next_id)."""
+    updated = await connection.exec_driver_sql(
+        "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'auth_log'", (high,)
+    )
+    if not updated.rowcount:
+        await connection.exec_driver_sql(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('auth_log', ?)", (high,)
+        )
+
+
+async def id_span(connection: AsyncConnection, day: date) -> tuple[int, int] | None:
+    """The smallest and largest id in ``day``'s table (two primary-key lookups), None if empty.
+
+    ``max - min + 1`` is how many rows the day took: an upper bound (rows of deleted contracts
+    leave gaps), had in O(log n) where a count(*) reads the whole table.
+    """
+    table = table_name(day)
+    result = await connection.exec_driver_sql(
+        f"SELECT (SELECT min(id) FROM {table}), (SELECT max(id) FROM {table})"  # noqa: S608
+    )
+    low, high = tuple(result.one())
+    return None if low is None else (int(low), int(high))
+
+
+async def insert_rows(
+    connection: AsyncConnection, day: date, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` (values in COLUMNS order, on SQLite after the id) in one executemany.
 
     The auth log takes a row for every Access-Request, thousands a second: SQLAlchemy's
     per-row parameter processing cost more than the whole request, so the statement goes
     to the driver as is. ``at`` must already be in the driver's form (see ``timestamp``).
     """
-    if not rows:
-        return
-    connection = await session.connection()
-    sql = (
-        f"INSERT INTO auth_log ({', '.join(COLUMNS)}) "  # noqa: S608 - our names
-        f"VALUES ({', '.join(placeholders(connection.dialect.paramstyle, len(COLUMNS)))})"
+    if rows:
+        await connection.exec_driver_sql(_insert_sql(connection, day), list(rows))
+
+
+async def insert_returning_id(connection: AsyncConnection, day: date, row: tuple[Any, ...]) -> int:
+    """Insert one row and return its id (the unknown-username rows whose count grows later)."""
+    result = await connection.exec_driver_sql(_insert_sql(connection, day) + " RETURNING id", row)
+    return int(result.scalar_one())
+
+
+def _insert_sql(connection: AsyncConnection, day: date) -> str:
+    # SQLite's rows come numbered by the writer (see next_id), PostgreSQL's by the sequence.
+    columns = ("id", *COLUMNS) if connection.dialect.name == "sqlite" else COLUMNS
+    marks = placeholders(connection.dialect.paramstyle, len(columns))
+    return (
+        f"INSERT INTO {table_name(day)} ({', '.join(columns)}) "  # noqa: S608 - our names
+        f"VALUES ({', '.join(marks)})"
     )
-    await connection.exec_driver_sql(sql, list(rows))
+
+
+async def add_counts(
+    connection: AsyncConnection, day: date, counts: Sequence[tuple[int, int]]
+) -> None:
+    """Add ``n`` to the count of row ``id`` for each ``(n, id)``."""
+    if counts:
+        marks = placeholders(connection.dialect.paramstyle, 2)
+        await connection.exec_driver_sql(
+            f"UPDATE {table_name(day)} SET count = count + {marks[0]} "  # noqa: S608
+            f"WHERE id = {marks[1]}",
+            list(counts),
+        )
 
 
 async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> set[int]:
@@ -58,7 +267,7 @@ async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> s
     if not ids:
         return set()
     connection = await session.connection()
-    values = padded(sorted(ids))
+    values = padded(sorted(ids))  # a few statement lengths, not one per batch (driver.padded)
     marks = ", ".join(placeholders(connection.dialect.paramstyle, len(values)))
     result = await connection.exec_driver_sql(
         f"SELECT id FROM {table} WHERE id IN ({marks})",  # noqa: S608 - table is ours
@@ -67,48 +276,101 @@ async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> s
     return {row[0] for row in result}
 
 
-def page_stmt(contract_id: int, result: str | None = None) -> Select[AuthLogEntry]:
-    """A contract's entries, newest first (ids grow with arrival; ix_auth_log_contract)."""
-    stmt = select(AuthLogEntry).where(AuthLogEntry.contract_id == contract_id)
-    if result is not None:
-        stmt = stmt.where(AuthLogEntry.result == result)
-    return stmt.order_by(AuthLogEntry.id.desc())
+def vanished(exc: DBAPIError) -> bool:
+    """Whether ``exc`` says a day table is gone (dropped by retention while being read)."""
+    text = str(exc.orig)
+    return PREFIX in text and ("no such table" in text or "does not exist" in text)
 
 
-def _rowcount(result: Any) -> int:
-    return cast(CursorResult[Any], result).rowcount
+@dataclass(frozen=True, slots=True)
+class AuthLogFilter:
+    """What a page of the log is restricted to; every given field must match."""
+
+    result: str | None = None
+    reason: str | None = None  # case-insensitive substring
+    username: str | None = None  # exact, as the NAS sent it
+    nas_id: int | None = None
+    contract_id: int | None = None
+    since: datetime | None = None  # at >= since
+    until: datetime | None = None  # at < until
 
 
-async def delete_older(session: AsyncSession, older_than: datetime, limit: int) -> int:
-    """Delete up to ``limit`` entries from before ``older_than``; returns how many went.
+@dataclass(frozen=True, slots=True)
+class AuthLogRow:
+    id: int
+    at: datetime
+    contract_id: int | None
+    username: str | None
+    nas_id: int | None
+    calling_station_id: str | None
+    result: str
+    reason: str
+    method: str | None
+    count: int
 
-    ``at`` has no index (it would slow every insert); ids grow with time, so walking the
-    primary key from the oldest end finds the old entries first.
+
+def _where(table: Table, where: AuthLogFilter) -> list[ColumnElement[bool]]:
+    c = table.c
+    clauses: list[ColumnElement[bool]] = []
+    if where.result is not None:
+        clauses.append(c.result == where.result)
+    if where.reason is not None:
+        escaped = where.reason.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append(func.lower(c.reason).like(f"%{escaped.lower()}%", escape="\\"))
+    if where.username is not None:
+        clauses.append(c.username == where.username)
+    if where.nas_id is not None:
+        clauses.append(c.nas_id == where.nas_id)
+    if where.contract_id is not None:
+        clauses.append(c.contract_id == where.contract_id)
+    if where.since is not None:
+        clauses.append(c.at >= where.since)
+    if where.until is not None:
+        clauses.append(c.at < where.until)
+    return clauses
+
+
+def _in_range(day: date, where: AuthLogFilter) -> bool:
+    start = datetime.combine(day, time(), UTC)
+    if where.since is not None and start + timedelta(days=1) <= where.since:
+        return False
+    return not (where.until is not None and start >= where.until)
+
+
+async def select_page(
+    connection: AsyncConnection, where: AuthLogFilter, *, limit: int, offset: int
+) -> tuple[list[AuthLogRow], int]:
+    """One page of matching entries, newest first, and how many match in all.
+
+    Walks the day tables newest first, one at a time: a page near the top reads only the
+    newest days' rows, and no compound SELECT grows with retention_days.
     """
-    chunk = (
-        select(AuthLogEntry.id)
-        .where(AuthLogEntry.at < older_than)
-        .order_by(AuthLogEntry.id)
-        .limit(limit)
-    )
-    stmt = delete(AuthLogEntry).where(AuthLogEntry.id.in_(chunk.scalar_subquery()))
-    return _rowcount(await session.execute(stmt))
-
-
-async def cutoff_id(session: AsyncSession, keep: int) -> int | None:
-    """The newest id beyond the newest ``keep`` entries (delete up to it), or None."""
-    stmt = select(AuthLogEntry.id).order_by(AuthLogEntry.id.desc()).offset(keep).limit(1)
-    found: int | None = (await session.scalars(stmt)).first()
-    return found
-
-
-async def delete_upto(session: AsyncSession, last_id: int, limit: int) -> int:
-    """Delete up to ``limit`` of the oldest entries with ``id <= last_id``."""
-    chunk = (
-        select(AuthLogEntry.id)
-        .where(AuthLogEntry.id <= last_id)
-        .order_by(AuthLogEntry.id)
-        .limit(limit)
-    )
-    stmt = delete(AuthLogEntry).where(AuthLogEntry.id.in_(chunk.scalar_subquery()))
-    return _rowcount(await session.execute(stmt))
+    items: list[AuthLogRow] = []
+    skip, total = offset, 0
+    for day in reversed(await days(connection)):
+        if not _in_range(day, where):
+            continue
+        table = _table(day)
+        clauses = _where(table, where)
+        condition = and_(true(), *clauses)
+        count = int(
+            (
+                await connection.execute(select(func.count()).where(condition).select_from(table))
+            ).scalar_one()
+        )
+        total += count
+        if len(items) >= limit or count == 0:
+            continue
+        if skip >= count:
+            skip -= count
+            continue
+        stmt = (
+            select(table)
+            .where(condition)
+            .order_by(table.c.id.desc())
+            .limit(limit - len(items))
+            .offset(skip)
+        )
+        skip = 0
+        items.extend(AuthLogRow(**row._mapping) for row in await connection.execute(stmt))
+    return items, total
