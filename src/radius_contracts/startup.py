@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ __all__ = [
     "ensure_admin_token",
     "load_catalog",
     "open_services",
+    "raise_open_files_limit",
     "settle_heap",
 ]
 
@@ -98,6 +100,18 @@ async def ensure_admin_token(services: Services, state_dir: Path) -> Path | None
         fh.write(token + "\n")
     log.warning("created the first admin API token; it is in %s", path)
     return path
+
+
+def raise_open_files_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: each API connection and each NAS socket is a
+    descriptor, and the usual soft 1,024 let a thousand idle connections lock staff out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open files limit from %d: %s", soft, exc)
 
 
 def settle_heap() -> None:
