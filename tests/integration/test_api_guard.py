@@ -296,3 +296,16 @@ def test_2000_idle_connections_do_not_lock_staff_out(served: Served) -> None:
         for sock in idle:
             sock.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_refusals_are_logged_once_per_client_per_minute(served: Served) -> None:
+    log: Path = served.log  # type: ignore[assignment]
+    line = "API refused 127.0.0.1: 401"
+    before = log.read_text().count(line)
+    for _ in range(5):
+        assert httpx.post(f"{served.base_url}/api/v1/pops", json={}).status_code == 401
+    time.sleep(0.3)  # the daemon's log handler writes as it goes; leave it a moment
+    logged = log.read_text().count(line)
+    assert logged >= 1  # the first refusal of the minute (here or in an earlier test)
+    assert logged - before <= 1
+    assert refusals(served, "unauthenticated") >= 5
