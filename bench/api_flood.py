@@ -95,7 +95,9 @@ def daemon(workers: int) -> Iterator[tuple[subprocess.Popen[bytes], str, int, st
 
 
 def provision(base: str, token: str) -> None:
-    """A loopback NAS and USERS contracts (user-N / pw-N), through the API."""
+    """A loopback NAS and USERS contracts (user-N / pw-N), through the API. No
+    simultaneous-use limit: the prober logs each user in again and again, and with workers a
+    limit is decided in the database (not the warm path this measures)."""
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as api:
         makers = api.get("/api/v1/manufacturers", params={"q": "MikroTik"}).json()["items"]
         maker = next(m for m in makers if m["name"] == "MikroTik")
@@ -106,7 +108,8 @@ def provision(base: str, token: str) -> None:
         for i in range(USERS):
             api.post("/api/v1/contracts", json={
                 "number": f"F-{i}", "config": {"username": f"user-{i}", "password": f"pw-{i}",
-                                               "max_upload": "10M", "max_download": "50M"},
+                                               "max_upload": "10M", "max_download": "50M",
+                                               "simultaneous_use": None},
             }).raise_for_status()  # fmt: skip
     time.sleep(1.5)  # the index (and worker processes) see every change within a second
 
