@@ -222,7 +222,7 @@ class ApiSettings(_Section):
         description="Seconds an idle keep-alive connection stays open between requests.",
     )
     max_header_bytes: int = Field(
-        default=65_536,
+        default=16_384,
         ge=4096,
         description="Largest request line plus headers; a bigger one closes the connection.",
     )

@@ -309,3 +309,13 @@ def test_refusals_are_logged_once_per_client_per_minute(served: Served) -> None:
     assert logged >= 1  # the first refusal of the minute (here or in an earlier test)
     assert logged - before <= 1
     assert refusals(served, "unauthenticated") >= 5
+
+
+def test_oversized_headers_are_refused_and_the_connection_closed(served: Served) -> None:
+    with connect(served) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        sent = send_until_answered(sock, 1 * MiB, b"X-Padding: " + b"a" * 1000 + b"\r\n")
+        data = response(sock, timeout=5)
+    # h11 stops at api.max_header_bytes (16 KiB): 400 and close, well before 1 MiB is taken.
+    assert sent < 1 * MiB
+    assert data == b"" or status(data) == 400

@@ -28,7 +28,7 @@ from radius_contracts.api.refusals import Refusals, client_of
 class ConnectionLimits:
     max_connections: int = 4096
     header_timeout: float = 10.0
-    max_header_bytes: int = 65_536
+    max_header_bytes: int = 16_384
 
 
 def guarded_protocol(limits: ConnectionLimits, refusals: Refusals) -> type[H11Protocol]:
