@@ -40,6 +40,9 @@ from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.aaa.spool import AccountingSpool
 from radius_contracts.aaa.windows import PlanWindows
 from radius_contracts.api.app import create_app
+from radius_contracts.api.connections import ConnectionLimits, guarded_protocol
+from radius_contracts.api.guard import ApiGuard, ApiLimits
+from radius_contracts.api.refusals import Refusals
 from radius_contracts.api.request_log import RequestLog
 from radius_contracts.change_feed import ChangeFeed
 from radius_contracts.contract_dates import CONTRACT_DATES_AT, ContractDates
@@ -74,6 +77,7 @@ from radius_contracts.startup import (
     ensure_admin_token,
     load_catalog,
     open_services,
+    raise_open_files_limit,
     settle_heap,
 )
 from radius_contracts.store.accounting import Applied, SqliteAccountingConnection
@@ -151,6 +155,7 @@ class Daemon:
         self.change_feed: ChangeFeed | None = None
         self.port_stats: dict[Port, Stats] = {"auth": Stats(), "acct": Stats()}
         self.stats = StatsTotal(self.port_stats.values())  # both ports' outcomes summed
+        self.api_refusals = Refusals()
         self.metrics = DaemonMetrics(self)
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
         self.acct_port: int | None = None
@@ -159,22 +164,49 @@ class Daemon:
 
     async def start(self) -> None:
         settings = self.settings
+        raise_open_files_limit()
         self.services = await open_services(
             settings, run_migrations=settings.database.migrate_on_start
         )
         await ensure_admin_token(self.services, settings.state_dir)
         await self._start_radius()
-        config = uvicorn.Config(
-            RequestLog(
-                create_app(
-                    self.services,
-                    metrics=self.metrics.exposition,
-                    jobs=self.scheduler,
-                    readiness=self.readiness,
-                )
+        api = settings.api
+        app = create_app(
+            self.services,
+            metrics=self.metrics.exposition,
+            jobs=self.scheduler,
+            readiness=self.readiness,
+        )
+        guarded = ApiGuard(
+            app,
+            authenticate=self.services.tokens.authenticate,
+            limits=ApiLimits(
+                max_body_bytes=api.max_body_bytes,
+                max_bulk_body_bytes=api.max_bulk_body_bytes,
+                max_requests=api.max_requests,
+                body_timeout=api.body_timeout,
             ),
-            host=settings.api.host,
-            port=settings.api.port,
+            refusals=self.api_refusals,
+        )
+        protocol = guarded_protocol(
+            ConnectionLimits(
+                max_connections=api.max_connections,
+                header_timeout=api.header_timeout,
+                max_header_bytes=api.max_header_bytes,
+            ),
+            self.api_refusals,
+        )
+        config = uvicorn.Config(
+            # RequestLog outermost: refusals get a request id and an access line too.
+            RequestLog(guarded),
+            host=api.host,
+            port=api.port,
+            http=protocol,
+            # The protocol closes connections beyond max_connections itself; this is uvicorn's
+            # own bound (503) on connections plus requests in flight, a backstop.
+            limit_concurrency=api.max_connections + api.max_requests,
+            timeout_keep_alive=api.keep_alive_timeout,  # type: ignore[arg-type]
+            h11_max_incomplete_event_size=api.max_header_bytes,
             # Logging is ours (logging.configure); RequestLog writes the one line per request.
             log_config=None,
             access_log=False,

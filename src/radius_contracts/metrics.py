@@ -156,6 +156,7 @@ class DaemonCollector(Collector):
         yield from self._pools()
         yield from self._coa()
         yield from self._reloads()
+        yield from self._api()
 
     # -- RADIUS listeners ---------------------------------------------------------------------
 
@@ -468,6 +469,21 @@ class DaemonCollector(Collector):
         )
         for result, count in sorted(reloads.items()):
             family.add_metric([str(result)], count)
+        yield family
+
+    def _api(self) -> Iterator[Metric]:
+        refusals = getattr(self._daemon, "api_refusals", None)
+        if refusals is None:
+            return
+        family = CounterMetricFamily(
+            PREFIX + "api_refusals",
+            "Management API requests and connections refused before they cost anything, by "
+            "reason (unauthenticated, body_too_large, body_timeout, busy, "
+            "too_many_connections, header_timeout, headers_too_large).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(refusals.counts.items()):
+            family.add_metric([reason], count)
         yield family
 
 

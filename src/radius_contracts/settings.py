@@ -182,6 +182,50 @@ class RadiusSettings(_Section):
 class ApiSettings(_Section):
     host: str = Field(default="127.0.0.1", description="Management API listen address.")
     port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body; a bigger one gets 413 before it is read.",
+    )
+    max_bulk_body_bytes: int = Field(
+        default=8_388_608,
+        ge=1024,
+        description="Largest body of the bulk endpoints (POST /api/v1/contracts/bulk/…).",
+    )
+    max_requests: int = Field(
+        default=32,
+        ge=1,
+        description="Requests handled at once; beyond it 503 with Retry-After.",
+    )
+    max_connections: int = Field(
+        default=4096,
+        ge=16,
+        description="Open connections; a request on a connection beyond it gets 503.",
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send a request's headers (from connecting or "
+        "from the previous response); then the connection is closed.",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a whole request body; then 408.",
+    )
+    keep_alive_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="Seconds an idle keep-alive connection stays open between requests.",
+    )
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=4096,
+        description="Largest request line plus headers; a bigger one closes the connection.",
+    )
 
 
 class LoggingSettings(_Section):

@@ -6,27 +6,31 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import resource
 import sys
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from radius_contracts.db import migrate
-from radius_contracts.db.engine import create_engine, session_factory
+from radius_contracts.db.engine import create_engine, is_sqlite, session_factory, sqlite_path
 from radius_contracts.domain import TokenRole
 from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.services.base import SYSTEM, ServiceContext
 from radius_contracts.services.defaults import seed_defaults
 from radius_contracts.services.registry import Services
 from radius_contracts.settings import Settings
+from radius_contracts.state_files import make_private
 
 __all__ = [
     "BOOTSTRAP_TOKEN_FILE",
     "BOOTSTRAP_TOKEN_NAME",
+    "database_file",
     "engine_of",
     "ensure_admin_token",
     "load_catalog",
     "open_services",
+    "raise_open_files_limit",
     "settle_heap",
 ]
 
@@ -43,7 +47,8 @@ def load_catalog(settings: Settings) -> AttributeCatalog:
 async def open_services(settings: Settings, *, run_migrations: bool) -> Services:
     """Dictionaries, engine, schema and attribute catalogue: everything the use cases need."""
     catalog = load_catalog(settings)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    # Before the database, spool or token file can be created: see state_files.
+    make_private(settings.state_dir, database_file(settings))
     database = settings.database
 
     def engine_for(statement_timeout: float | None) -> AsyncEngine:
@@ -78,6 +83,14 @@ async def open_services(settings: Settings, *, run_migrations: bool) -> Services
     return services
 
 
+def database_file(settings: Settings) -> Path | None:
+    """The SQLite database file, or None on PostgreSQL (or an in-memory SQLite)."""
+    if not is_sqlite(settings.database_url):
+        return None
+    path = sqlite_path(settings.database_url)
+    return Path(path) if path and path != ":memory:" else None
+
+
 def engine_of(services: Services) -> AsyncEngine:
     bind = services.context.sessions.kw["bind"]
     assert isinstance(bind, AsyncEngine)
@@ -98,6 +111,18 @@ async def ensure_admin_token(services: Services, state_dir: Path) -> Path | None
         fh.write(token + "\n")
     log.warning("created the first admin API token; it is in %s", path)
     return path
+
+
+def raise_open_files_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: each API connection and each NAS socket is a
+    descriptor, and the usual soft 1,024 let a thousand idle connections lock staff out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65_536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open files limit from %d: %s", soft, exc)
 
 
 def settle_heap() -> None:

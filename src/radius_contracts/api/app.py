@@ -35,6 +35,12 @@ Every `/api/v1` call needs an API token (`Authorization: Bearer rc_…` or `X-AP
 `read-only` tokens may only read. Errors are `application/problem+json` (RFC 9457) and name the
 offending `field`. Secrets (NAS secrets, contract passwords) are write-only.
 
+Limits, checked before a body is read: a request to `/api/v1` without a valid token gets 401
+from its headers alone; a body over the configured limit (`[api] max_body_bytes`, 1 MiB by
+default; `max_bulk_body_bytes`, 8 MiB, for `POST /contracts/bulk/…`) gets 413; a body that does
+not arrive within `body_timeout` gets 408; beyond `max_requests` requests at once the answer is
+503 with `Retry-After: 1`. These refusals close the connection.
+
 Every response carries `X-Request-ID`: the caller's own when it sent a sane one (1-128 of
 `A-Z a-z 0-9 . _ : -`), else one made up; the daemon's log lines about the request carry it.
 """
@@ -47,7 +53,11 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {**_PROBLEM, "description": "No such object"},
     409: {**_PROBLEM, "description": "Conflicts with existing data, or still in use"},
     422: {**_PROBLEM, "description": "Invalid input; `field` names it"},
-    503: {**_PROBLEM, "description": "The database is unreachable"},
+    503: {
+        **_PROBLEM,
+        "description": "The database is unreachable, or too many requests at once (see "
+        "Retry-After)",
+    },
 }
 
 

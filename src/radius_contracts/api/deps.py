@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from radius_contracts.api.guard import CALLER_STATE
 from radius_contracts.api.request_log import note_token_name
 from radius_contracts.domain import TokenRole
 from radius_contracts.services.base import Actor
@@ -26,12 +27,17 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def get_caller(
+    request: Request,
     services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key)],
 ) -> Caller:
-    token = bearer.credentials if bearer else api_key
-    caller = await services.tokens.authenticate(token) if token else None
+    # api.guard checked the token before the body was read and left the caller here; without
+    # the guard (or when the database did not answer it) the token is checked now.
+    caller: Caller | None = request.scope.get("state", {}).get(CALLER_STATE)
+    if caller is None:
+        token = bearer.credentials if bearer else api_key
+        caller = await services.tokens.authenticate(token) if token else None
     if caller is None:
         raise HTTPException(
             401,

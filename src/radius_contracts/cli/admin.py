@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import functools
 import os
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -114,11 +115,15 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_config(args: argparse.Namespace, settings: Settings) -> int:
-    from radius_contracts.startup import load_catalog
+    from radius_contracts.startup import database_file, load_catalog
+    from radius_contracts.state_files import loose_modes
 
     catalog = load_catalog(settings)
     print(f"config ok; {len(catalog)} attributes from {settings.radius.dictionary}")
     print(f"database: {settings.database_url.split('://', 1)[0]}, state in {settings.state_dir}")
+    # The daemon makes them private when it starts; until then, say what others can read.
+    for problem in loose_modes(settings.state_dir, database_file(settings)):
+        print(f"warning: {problem}; `serve` makes it private (0700/0600)", file=sys.stderr)
     return 0
 
 
