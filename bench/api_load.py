@@ -54,6 +54,7 @@ LAST_NAMES = (
 )  # fmt: skip
 PLANS = (("Home 100", "10M", "100M"), ("Home 300", "30M", "300M"), ("Pro 1G", "100M", "1G"))
 LIST = "/api/v1/contracts"
+BULK = "/api/v1/contracts/by-external/billing"
 
 
 # -- the daemon under test ------------------------------------------------------------------------
@@ -123,6 +124,16 @@ def start_server(state_dir: Path, database_url: str | None) -> Server:
         time.sleep(0.2)
     token = (state_dir / "admin-token").read_text().strip()
     return Server(process=process, base_url=base_url, token=token, log=log)
+
+
+def daemon_cpu_seconds(server: Server) -> float:
+    """CPU time (user + system, every thread) the daemon process has used so far.
+
+    Steadier than wall-clock rates on a shared machine: what one request costs the server.
+    """
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (proc(5): fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def stop_server(server: Server) -> None:
@@ -195,6 +206,13 @@ def contract_body(i: int) -> dict[str, Any]:
     }
 
 
+def bulk_item(i: int) -> dict[str, Any]:
+    """``contract_body(i)`` as one item of the bulk upsert: the billing id beside the body."""
+    body = contract_body(i)
+    body["external_id"] = body.pop("external_refs")[0]["external_id"]
+    return body
+
+
 @dataclass
 class CreationResult:
     created: list[int] = field(default_factory=list)  # numbers of the contracts made
@@ -202,6 +220,7 @@ class CreationResult:
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    cpu: float = 0.0  # daemon CPU seconds spent while creating
 
 
 async def create_contracts(
@@ -209,6 +228,7 @@ async def create_contracts(
 ) -> CreationResult:
     result = CreationResult()
     numbers = iter(range(1, count + 1))
+    cpu_before = daemon_cpu_seconds(server)
     started = time.perf_counter()
     deadline = started + max_seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -242,6 +262,40 @@ async def create_contracts(
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         reporter.cancel()
     result.elapsed = time.perf_counter() - started
+    result.cpu = daemon_cpu_seconds(server) - cpu_before
+    return result
+
+
+async def bulk_create_contracts(
+    server: Server, first: int, count: int, chunk: int, max_seconds: float
+) -> CreationResult:
+    """``count`` contracts from number ``first`` on, ``chunk`` per bulk upsert, one at a time
+    (a billing system's sync job), stopped after ``max_seconds``."""
+    result = CreationResult()
+    headers = {"Authorization": f"Bearer {server.token}", "X-Client-System": "billing"}
+    cpu_before = daemon_cpu_seconds(server)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=300) as client:
+        for start in range(first, first + count, chunk):
+            if time.perf_counter() - started > max_seconds:
+                break
+            numbers = list(range(start, min(start + chunk, first + count)))
+            t0 = time.perf_counter()
+            response = await client.put(BULK, json=[bulk_item(i) for i in numbers])
+            result.latencies.append(time.perf_counter() - t0)
+            if response.status_code != 200:
+                result.failed += len(numbers)
+                result.failures.append(f"{response.status_code} {response.text[:200]}")
+                continue
+            for i, outcome in zip(numbers, response.json()["results"], strict=True):
+                if outcome["status"] == 201:
+                    result.created.append(i)
+                else:
+                    result.failed += 1
+                    if len(result.failures) < 5:
+                        result.failures.append(str(outcome)[:200])
+    result.elapsed = time.perf_counter() - started
+    result.cpu = daemon_cpu_seconds(server) - cpu_before
     return result
 
 

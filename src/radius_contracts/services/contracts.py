@@ -38,6 +38,7 @@ from radius_contracts.services.contract_fields import (
     new_config,
     new_contract,
 )
+from radius_contracts.services.contracts_bulk import ItemOutcome, bulk_upsert
 from radius_contracts.services.plans import Plans
 from radius_contracts.store import common
 
@@ -387,32 +388,79 @@ class Contracts(CrudService[Contract]):
         if "plan_external_id" in values:
             # The billing system names the plan by its own id, under the same app.
             plan_ref = values.pop("plan_external_id")
-            values["plan_id"] = None if plan_ref is None else await self._plan_of(app, plan_ref)
-        refs = [dict(ref) for ref in values.get("external_refs") or ()]
-        if not any(ref["app"] == app and ref["external_id"] == external_id for ref in refs):
-            refs.insert(0, {"app": app, "external_id": external_id})
+            values["plan_id"] = None if plan_ref is None else await self.plan_of(app, plan_ref)
         with wrap_db_errors():
             async with self.context.sessions() as session:
                 existing = await self._by_external(session, app, external_id)
+        values = self.upsert_values(app, external_id, values, creating=existing is None)
         if existing is None:
+            return await self.create(actor, values), True
+        return await self.update(actor, existing.id, values), False
+
+    @staticmethod
+    def upsert_values(
+        app: str, external_id: str, data: Mapping[str, Any], *, creating: bool
+    ) -> dict[str, Any]:
+        """What an upsert creates or changes (API shape, the plan already resolved): the
+        reference in the path always stays attached; a create needs number and username."""
+        values = dict(data)
+        refs = [dict(ref) for ref in values.get("external_refs") or ()]
+        if not any(ref["app"] == app and ref["external_id"] == external_id for ref in refs):
+            refs.insert(0, {"app": app, "external_id": external_id})
+        if creating:
             values["external_refs"] = refs
             missing = [key for key in ("number", "config") if not values.get(key)]
             if missing or not values["config"].get("username"):
                 field = missing[0] if missing else "config.username"
                 raise InvalidInput(f"{field} is required to create a contract", field=field)
-            return await self.create(actor, values), True
-        if "external_refs" in values:
-            # The reference in the path always stays attached to the contract.
+        elif "external_refs" in values:
             values["external_refs"] = refs
-        return await self.update(actor, existing.id, values), False
+        return values
 
-    async def _plan_of(self, app: str, external_id: str) -> int:
+    async def bulk_upsert_external(
+        self, actor: Actor, app: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[ItemOutcome]:
+        """Upsert many contracts by ``app``'s ids in one transaction (see contracts_bulk)."""
+        return await bulk_upsert(self, actor, app, items)
+
+    api_field_names = staticmethod(_api_field_names)
+
+    async def plan_of(self, app: str, external_id: str) -> int:
         with wrap_db_errors():
             async with self.context.sessions() as session:
                 plan = await Plans.by_external(session, app, external_id)
         if plan is None:
             raise InvalidInput(f"no plan with {app} id {external_id!r}", field="plan_external_id")
         return plan.id
+
+    def log_bulk(self, written: int, refused: int, seconds: float) -> None:
+        if written:
+            log.info(
+                "bulk upsert: %d contracts written in one commit (%.2f s), %d refused",
+                written,
+                seconds,
+                refused,
+            )
+
+    async def committed_bulk(self, rows: Mapping[int, Contract], before: Mapping[int, Any]) -> None:
+        """After a bulk commit: the index and other nodes once, quota, then live sessions."""
+        ids = list(rows)
+        if not ids:
+            return
+        await self.context.committed_many(self.entity, ids)
+        quota = self.context.quota
+        planned = [row_id for row_id, row in rows.items() if row.plan_id is not None]
+        if quota is not None and planned:
+            await quota.evaluate(planned, follow=False)
+        live = self.context.live
+        if live is not None:
+            changed = {
+                row_id: before[row_id]
+                for row_id in ids
+                if before.get(row_id) is not None and live.contract(row_id) is not None
+            }
+            if changed:
+                live.contracts_changed(changed)
 
     # -- live sessions (CoA and Disconnect after the commit) --------------------------------------
 
