@@ -14,23 +14,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from radius_contracts.aaa.handler import Preview
 from radius_contracts.aaa.live import LiveSessions
 from radius_contracts.db.errors import wrap_db_errors
-from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas, Plan, Pool
+from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas
 from radius_contracts.db.types import utcnow
 from radius_contracts.domain import (
     TRANSITIONS,
     ContractSnapshot,
     ContractStatus,
-    PoolFamily,
-    allowed_transitions,
 )
 from radius_contracts.errors import (
     Conflict,
     InvalidInput,
-    InvalidTransition,
     NotFound,
     StorageUnavailable,
 )
 from radius_contracts.services.base import Actor, CrudService, audit, audit_many, stamp
+from radius_contracts.services.contract_checks import DbLookups, check_contract, check_transition
 from radius_contracts.services.contract_fields import (
     field_name,
     flatten,
@@ -43,9 +41,6 @@ from radius_contracts.services.plans import Plans
 from radius_contracts.store import common
 
 log = logging.getLogger("radius_contracts.services.contracts")
-
-# Addresses that only one contract may hold at a time.
-EXCLUSIVE_ADDRESSES = ("ipv4", "ipv6", "delegated_ipv6_prefix")
 
 
 @contextmanager
@@ -137,103 +132,14 @@ class Contracts(CrudService[Contract]):
         )
         return (await session.scalars(stmt)).first()
 
-    # -- checks -------------------------------------------------------------------------------
+    # -- checks (services.contract_checks: the same rules for single and bulk writes) --------
 
     async def _check(
         self, session: AsyncSession, row: Contract | None, data: dict[str, Any]
     ) -> None:
-        if "status" in data and row is not None and data["status"] != row.status:
-            self._check_transition(row, ContractStatus(data["status"]))
-        start = data.get("start_date", row.start_date if row else None)
-        end = data.get("end_date", row.end_date if row else None)
-        if start and end and end < start:
-            raise InvalidInput(f"end_date {end} is before start_date {start}", field="end_date")
-        others = [Contract.id != row.id] if row is not None else []
-        if "username_key" in data:
-            taken = await session.scalar(
-                select(Contract.number).where(
-                    Contract.username_key == data["username_key"], *others
-                )
-            )
-            if taken:
-                raise Conflict(
-                    f"username {data['username']!r} is already used by contract {taken}",
-                    field="config.username",
-                )
-        for column in EXCLUSIVE_ADDRESSES:
-            if data.get(column):
-                holder = await session.scalar(
-                    select(Contract.number).where(
-                        getattr(Contract, column) == data[column], *others
-                    )
-                )
-                if holder:
-                    raise Conflict(
-                        f"{data[column]} is already assigned to contract {holder}",
-                        field=field_name(column),
-                    )
-        await self._check_pools(session, data)
-        await self._check_plan(session, row, data)
-        await self._check_refs(session, row, data.get("external_refs"))
+        await check_contract(DbLookups(session), row, data)
 
-    @staticmethod
-    def _check_transition(row: Contract, target: ContractStatus) -> None:
-        current = ContractStatus(row.status)
-        if target not in allowed_transitions(current).values():
-            raise InvalidTransition(
-                f"contract {row.number} cannot go from {current} to {target}", field="status"
-            )
-
-    @staticmethod
-    async def _check_pools(session: AsyncSession, data: Mapping[str, Any]) -> None:
-        for column, families in (
-            ("pool_name_ipv4", {PoolFamily.IPV4}),
-            ("pool_name_ipv6", {PoolFamily.IPV6, PoolFamily.IPV6_PD}),
-        ):
-            name = data.get(column)
-            if not name:
-                continue
-            family = await session.scalar(select(Pool.family).where(Pool.name == name))
-            if family is None:
-                raise InvalidInput(f"no pool named {name!r}", field=field_name(column))
-            if family not in families:
-                raise InvalidInput(f"pool {name!r} is an {family} pool", field=field_name(column))
-
-    @staticmethod
-    async def _check_plan(
-        session: AsyncSession, row: Contract | None, data: Mapping[str, Any]
-    ) -> None:
-        plan_id = data.get("plan_id")
-        if plan_id is None or (row is not None and row.plan_id == plan_id):
-            return  # keeping a retired plan is fine; only new assignments need an active one
-        plan = await session.get(Plan, plan_id)
-        if plan is None:
-            raise InvalidInput(f"plan {plan_id} does not exist", field="plan_id")
-        if not plan.active:
-            raise InvalidInput(
-                f"plan {plan.name!r} is retired (inactive): it keeps its contracts but takes no "
-                "new ones",
-                field="plan_id",
-            )
-
-    @staticmethod
-    async def _check_refs(
-        session: AsyncSession, row: Contract | None, refs: Sequence[Mapping[str, str]] | None
-    ) -> None:
-        seen: set[tuple[str, str]] = set()
-        for index, ref in enumerate(refs or ()):
-            key = (ref["app"], ref["external_id"])
-            if key in seen:
-                raise InvalidInput(
-                    f"{key[0]} id {key[1]!r} is listed twice", field=f"external_refs[{index}]"
-                )
-            seen.add(key)
-            holder = await Contracts._by_external(session, *key)
-            if holder is not None and (row is None or holder.id != row.id):
-                raise Conflict(
-                    f"{key[0]} id {key[1]!r} already belongs to contract {holder.number}",
-                    field=f"external_refs[{index}]",
-                )
+    _check_transition = staticmethod(check_transition)
 
     def _apply(self, row: Contract, data: Mapping[str, Any]) -> None:
         for key, value in data.items():

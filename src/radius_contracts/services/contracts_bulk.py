@@ -18,12 +18,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import Contract, ExternalRef
 from radius_contracts.errors import Conflict, InvalidInput, NotFound, RadiusContractsError
 from radius_contracts.services.base import Actor, audit, stamp
+from radius_contracts.services.contract_checks import (
+    UNIQUE_COLUMNS,
+    ChunkLookups,
+    check_contract,
+    check_number,
+)
 from radius_contracts.services.contract_fields import flatten, in_zone, new_contract
 
 if TYPE_CHECKING:
@@ -71,70 +78,94 @@ async def bulk_upsert(
     started = time.monotonic()
     wanted = list(dict.fromkeys(external_id for external_id, _ in items))
     plans: dict[str, int | InvalidInput] = {}
-    outcomes: list[ItemOutcome] = []
+    outcomes: dict[int, ItemOutcome] = {}
     written: dict[int, Contract] = {}
     before: dict[int, Any] = {}
     with wrap_db_errors():
         async with context.transaction() as session:
-            rows: dict[str, Contract] = {}
-            for start in range(0, len(wanted), 500):
-                stmt = (
-                    select(ExternalRef.external_id, Contract)
-                    .join(Contract, ExternalRef.contract_id == Contract.id)
-                    .where(
-                        ExternalRef.app == app,
-                        ExternalRef.external_id.in_(wanted[start : start + 500]),
-                    )
-                    .options(selectinload(Contract.external_refs))
-                )
-                for external_id, held in await session.execute(stmt):
-                    rows[external_id] = held
+            rows = await _by_external(session, app, wanted)
             for found in rows.values():
                 before.setdefault(found.id, await contracts._before(found.id))
+            # What each item writes, in column names; refused items get their outcome now.
+            prepared: list[tuple[int, str, dict[str, Any]]] = []
+            created: set[str] = set()
             for index, (external_id, data) in enumerate(items):
+                creating = external_id not in rows and external_id not in created
                 try:
                     values = dict(data)
                     if "plan_external_id" in values:
                         ref = values.pop("plan_external_id")
-                        values["plan_id"] = (
-                            None if ref is None else await _plan(contracts, plans, app, ref)
-                        )
-                    row: Contract | None = rows.get(external_id)
-                    creating = row is None
+                        plan = None if ref is None else await _plan(contracts, plans, app, ref)
+                        values["plan_id"] = plan
                     values = contracts.upsert_values(app, external_id, values, creating=creating)
-                    with contracts.api_field_names():
-                        values = in_zone(values, context.zone)
-                        flat = flatten(new_contract(values) if creating else values)
-                        given = dict(flat)
-                        await contracts._check_unique(session, row, flat)
-                        await contracts._check(session, row, flat)
+                    values = in_zone(values, context.zone)
+                    flat = flatten(new_contract(values) if creating else values)
                 except RadiusContractsError as exc:
-                    outcomes.append(
-                        ItemOutcome(index, external_id, _status_of(exc), detail=exc.detail,
-                                    field=exc.field)
-                    )  # fmt: skip
+                    outcomes[index] = _refused(index, external_id, exc)
                     continue
+                if creating:
+                    created.add(external_id)
+                prepared.append((index, external_id, flat))
+            lookups = await ChunkLookups.load(session, [flat for _, _, flat in prepared])
+            audits: list[tuple[str, int, Contract, dict[str, Any]]] = []
+            for index, external_id, flat in prepared:
+                row = rows.get(external_id)
+                if row is not None and row.id is None:
+                    await session.flush()  # created earlier in this chunk: give it its id
+                try:
+                    with contracts.api_field_names():
+                        await check_number(lookups, row, flat)
+                        await check_contract(lookups, row, flat)
+                except RadiusContractsError as exc:
+                    outcomes[index] = _refused(index, external_id, exc)
+                    continue
+                creating = row is None
                 if row is None:
                     row = Contract()
-                    contracts._apply(row, flat)
-                    stamp(row, actor, created=True)
+                    row.external_refs = []
                     session.add(row)
-                    # The next items' checks see this one (a username twice in one chunk).
-                    await session.flush()
                     rows[external_id] = row
+                    held_before: dict[str, Any] = {}
                 else:
-                    contracts._apply(row, flat)
-                    stamp(row, actor, created=False)
-                    await session.flush()
-                audit(session, actor, "create" if creating else "update", contracts.entity,
-                      row.id, given)  # fmt: skip
+                    held_before = {column: getattr(row, column) for column in UNIQUE_COLUMNS}
+                refs_before = [(ref.app, ref.external_id) for ref in row.external_refs]
+                contracts._apply(row, flat)
+                stamp(row, actor, created=creating)
+                lookups.applied(row, held_before, refs_before)
+                audits.append(("create" if creating else "update", index, row, dict(flat)))
+            await session.flush()
+            for action, index, row, given in audits:
+                audit(session, actor, action, contracts.entity, row.id, given)
                 written[row.id] = row
-                status = 201 if creating else 200
-                outcomes.append(ItemOutcome(index, external_id, status, row.id, row.number))
-    ids = list(written)
-    contracts.log_bulk(len(ids), len(items) - len(ids), time.monotonic() - started)
+                status = 201 if action == "create" else 200
+                outcomes[index] = ItemOutcome(index, items[index][0], status, row.id, row.number)
+    contracts.log_bulk(len(written), len(items) - len(audits), time.monotonic() - started)
     await contracts.committed_bulk(written, before)
-    return outcomes
+    return [outcomes[index] for index in range(len(items))]
+
+
+def _refused(index: int, external_id: str, exc: RadiusContractsError) -> ItemOutcome:
+    return ItemOutcome(index, external_id, _status_of(exc), detail=exc.detail, field=exc.field)
+
+
+async def _by_external(
+    session: AsyncSession, app: str, external_ids: Sequence[str], chunk: int = 500
+) -> dict[str, Contract]:
+    """The contracts ``app`` knows by these ids, with their references loaded."""
+    rows: dict[str, Contract] = {}
+    for start in range(0, len(external_ids), chunk):
+        stmt = (
+            select(ExternalRef.external_id, Contract)
+            .join(Contract, ExternalRef.contract_id == Contract.id)
+            .where(
+                ExternalRef.app == app,
+                ExternalRef.external_id.in_(external_ids[start : start + chunk]),
+            )
+            .options(selectinload(Contract.external_refs))
+        )
+        for external_id, row in await session.execute(stmt):
+            rows[external_id] = row
+    return rows
 
 
 async def _plan(

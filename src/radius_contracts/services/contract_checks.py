@@ -1,0 +1,264 @@
+"""The rules a contract write must pass, asked of the database or of a preloaded chunk.
+
+One set of rules for every write path: single writes look each value up in the database
+(:class:`DbLookups`); a bulk upsert loads the values of its whole chunk in a few queries first
+(:class:`ChunkLookups`) and keeps them current as its items are applied, so the 500th item
+sees what the 10th took, exactly as two single calls in a row would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from radius_contracts.db.models import Contract, ExternalRef, Plan, Pool
+from radius_contracts.domain import ContractStatus, PoolFamily, allowed_transitions
+from radius_contracts.errors import Conflict, InvalidInput, InvalidTransition
+from radius_contracts.services.contract_fields import field_name
+
+# Values only one contract may hold at a time (the number and the username too).
+EXCLUSIVE_ADDRESSES = ("ipv4", "ipv6", "delegated_ipv6_prefix")
+UNIQUE_COLUMNS = ("number", "username_key", *EXCLUSIVE_ADDRESSES)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFacts:
+    name: str
+    active: bool
+
+
+class Lookups(Protocol):
+    async def holder(self, column: str, value: Any, other_than: int | None) -> str | None:
+        """The number of a contract other than ``other_than`` whose ``column`` is ``value``."""
+
+    async def pool_family(self, name: str) -> str | None: ...
+
+    async def plan(self, plan_id: int) -> PlanFacts | None: ...
+
+    async def ref_holder(self, app: str, external_id: str) -> tuple[int | None, str] | None:
+        """(id, number) of the contract with this external reference (id None: a contract
+        created in the same chunk, not yet flushed)."""
+
+
+class DbLookups:
+    """Each question answered by one query, in the write's own transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def holder(self, column: str, value: Any, other_than: int | None) -> str | None:
+        others = [Contract.id != other_than] if other_than is not None else []
+        stmt = select(Contract.number).where(getattr(Contract, column) == value, *others)
+        return await self.session.scalar(stmt.limit(1))
+
+    async def pool_family(self, name: str) -> str | None:
+        return await self.session.scalar(select(Pool.family).where(Pool.name == name))
+
+    async def plan(self, plan_id: int) -> PlanFacts | None:
+        row = await self.session.get(Plan, plan_id)
+        return None if row is None else PlanFacts(row.name, row.active)
+
+    async def ref_holder(self, app: str, external_id: str) -> tuple[int, str] | None:
+        stmt = (
+            select(Contract.id, Contract.number)
+            .join(ExternalRef)
+            .where(ExternalRef.app == app, ExternalRef.external_id == external_id)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else (row[0], row[1])
+
+
+Owner = int | Contract
+
+
+def _owner_id(owner: Owner) -> int | None:
+    return owner.id if isinstance(owner, Contract) else owner
+
+
+def _is(owner: Owner, row: Contract) -> bool:
+    return owner is row or (row.id is not None and _owner_id(owner) == row.id)
+
+
+class ChunkLookups:
+    """The answers for a whole chunk, loaded up front; :meth:`applied` keeps them current."""
+
+    def __init__(self) -> None:
+        # column → value → (holder, number); the holder is a contract id, or the row itself
+        # for a contract created in this chunk (its id comes with the flush).
+        self.held: dict[str, dict[Any, tuple[Owner, str]]] = {c: {} for c in UNIQUE_COLUMNS}
+        self.pools: dict[str, str] = {}
+        self.plans: dict[int, PlanFacts] = {}
+        self.refs: dict[tuple[str, str], tuple[Owner, str]] = {}
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, values: Sequence[Mapping[str, Any]], chunk: int = 500
+    ) -> ChunkLookups:
+        """Everything the checks of ``values`` (flattened writes) can ask, in a few queries."""
+        found = cls()
+        for column in UNIQUE_COLUMNS:
+            wanted = sorted({v[column] for v in values if v.get(column)})
+            attribute = getattr(Contract, column)
+            for start in range(0, len(wanted), chunk):
+                stmt = select(attribute, Contract.id, Contract.number).where(
+                    attribute.in_(wanted[start : start + chunk])
+                )
+                for value, contract_id, number in await session.execute(stmt):
+                    found.held[column][value] = (contract_id, number)
+        for name, family in await session.execute(select(Pool.name, Pool.family)):
+            found.pools[name] = family
+        plan_ids = sorted({v["plan_id"] for v in values if v.get("plan_id") is not None})
+        if plan_ids:
+            stmt = select(Plan.id, Plan.name, Plan.active).where(Plan.id.in_(plan_ids))
+            for plan_id, name, active in await session.execute(stmt):
+                found.plans[plan_id] = PlanFacts(name, active)
+        refs = sorted(
+            {(r["app"], r["external_id"]) for v in values for r in v.get("external_refs") or ()}
+        )
+        pair = tuple_(ExternalRef.app, ExternalRef.external_id)
+        for start in range(0, len(refs), chunk):
+            stmt = (
+                select(ExternalRef.app, ExternalRef.external_id, Contract.id, Contract.number)
+                .join(Contract, ExternalRef.contract_id == Contract.id)
+                .where(pair.in_(refs[start : start + chunk]))
+            )
+            for app, external_id, contract_id, number in await session.execute(stmt):
+                found.refs[(app, external_id)] = (contract_id, number)
+        return found
+
+    async def holder(self, column: str, value: Any, other_than: int | None) -> str | None:
+        held = self.held[column].get(value)
+        if held is None:
+            return None
+        owner = _owner_id(held[0])
+        return held[1] if owner is None or owner != other_than else None
+
+    async def pool_family(self, name: str) -> str | None:
+        return self.pools.get(name)
+
+    async def plan(self, plan_id: int) -> PlanFacts | None:
+        return self.plans.get(plan_id)
+
+    async def ref_holder(self, app: str, external_id: str) -> tuple[int | None, str] | None:
+        held = self.refs.get((app, external_id))
+        return None if held is None else (_owner_id(held[0]), held[1])
+
+    def applied(
+        self, row: Contract, before: Mapping[str, Any], refs_before: Iterable[tuple[str, str]]
+    ) -> None:
+        """``row`` was written: what it held before (``before``) is free, what it has is taken."""
+        for column in UNIQUE_COLUMNS:
+            old, new = before.get(column), getattr(row, column)
+            held = self.held[column]
+            if old is not None and old in held and _is(held[old][0], row):
+                del held[old]
+            if new is not None:
+                held[new] = (row, row.number)
+        for key in refs_before:
+            if key in self.refs and _is(self.refs[key][0], row):
+                del self.refs[key]
+        for ref in row.external_refs:
+            self.refs[(ref.app, ref.external_id)] = (row, row.number)
+
+
+# -- the rules --------------------------------------------------------------------------------
+
+
+async def check_number(lookups: Lookups, row: Contract | None, data: Mapping[str, Any]) -> None:
+    """The contract number is unique (as CrudService._check_unique words it)."""
+    number = data.get("number")
+    if number is not None and await lookups.holder("number", number, _id(row)):
+        raise Conflict(f"a contract with number {number!r} already exists", field="number")
+
+
+async def check_contract(lookups: Lookups, row: Contract | None, data: Mapping[str, Any]) -> None:
+    """Refuse ``data`` (a create when ``row`` is None, else an update of ``row``)."""
+    if "status" in data and row is not None and data["status"] != row.status:
+        check_transition(row, ContractStatus(data["status"]))
+    start = data.get("start_date", row.start_date if row else None)
+    end = data.get("end_date", row.end_date if row else None)
+    if start and end and end < start:
+        raise InvalidInput(f"end_date {end} is before start_date {start}", field="end_date")
+    if "username_key" in data:
+        taken = await lookups.holder("username_key", data["username_key"], _id(row))
+        if taken:
+            raise Conflict(
+                f"username {data['username']!r} is already used by contract {taken}",
+                field="config.username",
+            )
+    for column in EXCLUSIVE_ADDRESSES:
+        if data.get(column):
+            holder = await lookups.holder(column, data[column], _id(row))
+            if holder:
+                raise Conflict(
+                    f"{data[column]} is already assigned to contract {holder}",
+                    field=field_name(column),
+                )
+    await _check_pools(lookups, data)
+    await _check_plan(lookups, row, data)
+    await _check_refs(lookups, row, data.get("external_refs"))
+
+
+def _id(row: Contract | None) -> int | None:
+    return None if row is None else row.id
+
+
+def check_transition(row: Contract, target: ContractStatus) -> None:
+    current = ContractStatus(row.status)
+    if target not in allowed_transitions(current).values():
+        raise InvalidTransition(
+            f"contract {row.number} cannot go from {current} to {target}", field="status"
+        )
+
+
+async def _check_pools(lookups: Lookups, data: Mapping[str, Any]) -> None:
+    for column, families in (
+        ("pool_name_ipv4", {PoolFamily.IPV4}),
+        ("pool_name_ipv6", {PoolFamily.IPV6, PoolFamily.IPV6_PD}),
+    ):
+        name = data.get(column)
+        if not name:
+            continue
+        family = await lookups.pool_family(name)
+        if family is None:
+            raise InvalidInput(f"no pool named {name!r}", field=field_name(column))
+        if family not in families:
+            raise InvalidInput(f"pool {name!r} is an {family} pool", field=field_name(column))
+
+
+async def _check_plan(lookups: Lookups, row: Contract | None, data: Mapping[str, Any]) -> None:
+    plan_id = data.get("plan_id")
+    if plan_id is None or (row is not None and row.plan_id == plan_id):
+        return  # keeping a retired plan is fine; only new assignments need an active one
+    plan = await lookups.plan(plan_id)
+    if plan is None:
+        raise InvalidInput(f"plan {plan_id} does not exist", field="plan_id")
+    if not plan.active:
+        raise InvalidInput(
+            f"plan {plan.name!r} is retired (inactive): it keeps its contracts but takes no "
+            "new ones",
+            field="plan_id",
+        )
+
+
+async def _check_refs(
+    lookups: Lookups, row: Contract | None, refs: Sequence[Mapping[str, str]] | None
+) -> None:
+    seen: set[tuple[str, str]] = set()
+    for index, ref in enumerate(refs or ()):
+        key = (ref["app"], ref["external_id"])
+        if key in seen:
+            raise InvalidInput(
+                f"{key[0]} id {key[1]!r} is listed twice", field=f"external_refs[{index}]"
+            )
+        seen.add(key)
+        holder = await lookups.ref_holder(*key)
+        if holder is not None and (row is None or holder[0] != row.id):
+            raise Conflict(
+                f"{key[0]} id {key[1]!r} already belongs to contract {holder[1]}",
+                field=f"external_refs[{index}]",
+            )
