@@ -3,6 +3,7 @@
 Run by hand (not part of the test suite); it prints its figures::
 
     .venv/bin/python bench/api_load.py                        # SQLite, 100,000 contracts
+    .venv/bin/python bench/api_load.py --count 3000 --bulk-count 97000   # 100k, mostly bulk
     .venv/bin/python bench/api_load.py --count 20000 \\
         --database-url postgresql://postgres@127.0.0.1:5432/test
 
@@ -13,7 +14,10 @@ database is created next to the one named in the URL and dropped at the end.
 1. Creation: ``--count`` contracts through ``POST /api/v1/contracts`` with realistic bodies
    (number, username, password, speeds, customer, a ``billing`` external reference; every fifth
    with a fixed IPv4 address, every twentieth suspended), ``--concurrency`` requests in flight,
-   stopped after ``--max-seconds``. Prints contracts/s and latency percentiles.
+   stopped after ``--max-seconds``. Prints contracts/s, the daemon's CPU per contract (from
+   /proc: steadier than rates on a shared machine) and latency percentiles.
+   Then ``--bulk-count`` more through ``PUT /api/v1/contracts/by-external/billing`` (bulk
+   upsert, ``--bulk-size`` per request, one request at a time), with the same figures.
 2. Reads at that size, sequentially, ``--samples`` each: list pages, deep offsets, filters,
    text search and the three lookups, with p50/p95/p99/max and PASS/FAIL against
    ``--target-ms`` (on p99). On PostgreSQL, ``VACUUM ANALYZE`` runs first, as autovacuum would
@@ -382,10 +386,38 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
+def report_creation(made: CreationResult, per_request: int = 1) -> None:
+    """Contracts/s, daemon CPU per contract (the steadier figure) and request latencies."""
+    done = len(made.created) + made.failed
+    rate = len(made.created) / made.elapsed if made.elapsed else 0.0
+    cpu = made.cpu * 1000 / done if done else 0.0
+    print(
+        f"   created {len(made.created):,} ({made.failed:,} failed) in {made.elapsed:.1f} s "
+        f"= {rate:,.0f} contracts/s; daemon CPU {made.cpu:.1f} s = {cpu:.2f} ms per contract "
+        f"({done / made.cpu if made.cpu else 0:,.0f} contracts per CPU-second)"
+    )
+    if made.latencies:
+        lat = made.latencies
+        print(
+            f"   request latency p50 {_ms(statistics.median(lat))} ms, "
+            f"p99 {_ms(percentile(lat, 0.99))} ms, max {_ms(max(lat))} ms "
+            f"over {len(lat):,} requests of {per_request} contract(s)"
+        )
+    for failure in made.failures:
+        print(f"   ! {failure}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--count", type=int, default=100_000, help="contracts to create")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser.add_argument(
+        "--bulk-count",
+        type=int,
+        default=0,
+        help="contracts to add after those through the bulk upsert",
+    )
+    parser.add_argument("--bulk-size", type=int, default=1000, help="contracts per bulk request")
     parser.add_argument(
         "--max-seconds", type=float, default=900, help="stop creating after this long"
     )
@@ -412,21 +444,17 @@ def main() -> int:
                 made = asyncio.run(
                     create_contracts(server, args.count, args.concurrency, args.max_seconds)
                 )
-                done = len(made.created) + made.failed
-                rate = len(made.created) / made.elapsed
-                print(
-                    f"   created {len(made.created):,} ({made.failed:,} failed) "
-                    f"in {made.elapsed:.1f} s = {rate:,.0f} contracts/s"
-                )
-                if made.latencies:
-                    lat = made.latencies
-                    print(
-                        f"   latency p50 {_ms(statistics.median(lat))} ms, "
-                        f"p99 {_ms(percentile(lat, 0.99))} ms, max {_ms(max(lat))} ms "
-                        f"over {done:,} requests"
-                    )
-                for failure in made.failures:
-                    print(f"   ! {failure}")
+                report_creation(made)
+                if args.bulk_count:
+                    print(f"\n1b. bulk upsert (PUT {BULK}), {args.bulk_size} per request")
+                    bulk = asyncio.run(
+                        bulk_create_contracts(
+                            server, args.count + 1, args.bulk_count, args.bulk_size,
+                            args.max_seconds,
+                        )
+                    )  # fmt: skip
+                    report_creation(bulk, per_request=args.bulk_size)
+                    made.created += bulk.created
                 if not made.created:
                     return 1
                 if url:

@@ -119,3 +119,27 @@ def test_bulk_malformed_or_oversized_is_refused_whole(
     assert api.put(BULK, json=too_many).status_code == 422
     assert api.put(BULK, json=[]).status_code == 422
     assert readonly_api.put(BULK, json=[_item(make)]).status_code == 403
+
+
+def test_bulk_items_see_the_items_before_them(api: httpx.Client, make: Factory) -> None:
+    """An id twice is created then changed; a username one item gives up, a later one takes."""
+    old = _item(make)
+    assert api.put(BULK, json=[old]).json()["created"] == 1
+    new = _item(make)
+    renamed = make.name("renamed")
+    items = [
+        new,
+        {"external_id": new["external_id"], "config": {"max_download": "90M"}},
+        {"external_id": old["external_id"], "config": {"username": renamed}},
+        _item(make, config={"username": old["config"]["username"]}),  # freed just before
+        _item(make, external_refs=[{"app": "erp", "external_id": old["external_id"]}]),
+        _item(make, external_refs=[{"app": "erp", "external_id": old["external_id"]}]),
+    ]
+    results = api.put(BULK, json=items).json()["results"]
+    assert [r["status"] for r in results] == [201, 200, 200, 201, 201, 409]
+    assert results[5]["field"] == "external_refs[1]"  # [0]: the billing id, put first
+    assert results[0]["id"] == results[1]["id"]
+    got = api.get(f"{BULK}/{new['external_id']}").json()
+    assert got["config"]["max_download"] == "90M"
+    assert got["config"]["username"] == new["config"]["username"]
+    assert api.get(f"{BULK}/{old['external_id']}").json()["config"]["username"] == renamed

@@ -141,6 +141,16 @@ async def audit_many(
     entries: Sequence[tuple[int, Mapping[str, Any]]],
 ) -> None:
     """One audit entry per (entity id, changes), inserted in one statement (bulk changes)."""
+    await audit_rows(session, actor, entity, [(action, i, changes) for i, changes in entries])
+
+
+async def audit_rows(
+    session: AsyncSession,
+    actor: Actor,
+    entity: str,
+    entries: Sequence[tuple[str, int, Mapping[str, Any]]],
+) -> None:
+    """One audit entry per (action, entity id, changes), in order, in one statement."""
     if not entries:
         return
     now = utcnow()
@@ -156,16 +166,23 @@ async def audit_many(
                 "entity_id": entity_id,
                 "changes": _jsonable(redact(dict(changes))),
             }
-            for entity_id, changes in entries
+            for action, entity_id, changes in entries
         ],
     )
 
 
 def stamp(row: Any, actor: Actor, *, created: bool) -> None:
+    for key, value in stamped(actor, created=created).items():
+        setattr(row, key, value)
+
+
+def stamped(actor: Actor, *, created: bool) -> dict[str, Any]:
+    """The who/when/via columns of a write (``created_*`` too for a new row)."""
     now = utcnow()
+    values = {"updated_at": now, "updated_by": actor.name, "updated_via": actor.via}
     if created:
-        row.created_at, row.created_by, row.created_via = now, actor.name, actor.via
-    row.updated_at, row.updated_by, row.updated_via = now, actor.name, actor.via
+        values |= {"created_at": now, "created_by": actor.name, "created_via": actor.via}
+    return values
 
 
 class CrudService(Generic[RowT]):

@@ -72,15 +72,21 @@ class DbLookups:
         return None if row is None else (row[0], row[1])
 
 
-Owner = int | Contract
+# Who holds a value: a contract id, or the object standing for a contract written in this
+# chunk (an ORM row, or a new one to insert), whose ``id`` is None until it is inserted.
+Owner = int | object
 
 
 def _owner_id(owner: Owner) -> int | None:
-    return owner.id if isinstance(owner, Contract) else owner
+    if isinstance(owner, int):
+        return owner
+    found: int | None = getattr(owner, "id", None)
+    return found
 
 
-def _is(owner: Owner, row: Contract) -> bool:
-    return owner is row or (row.id is not None and _owner_id(owner) == row.id)
+def _is(owner: Owner, row: object) -> bool:
+    row_id = _owner_id(row)
+    return owner is row or (row_id is not None and _owner_id(owner) == row_id)
 
 
 class ChunkLookups:
@@ -148,21 +154,28 @@ class ChunkLookups:
         return None if held is None else (_owner_id(held[0]), held[1])
 
     def applied(
-        self, row: Contract, before: Mapping[str, Any], refs_before: Iterable[tuple[str, str]]
+        self,
+        owner: object,
+        number: str,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        refs: tuple[Iterable[tuple[str, str]], Iterable[tuple[str, str]]],
     ) -> None:
-        """``row`` was written: what it held before (``before``) is free, what it has is taken."""
+        """``owner`` was written: the values and references it held (``before``, ``refs[0]``)
+        are free, those it holds now (``after``, ``refs[1]``) are taken."""
         for column in UNIQUE_COLUMNS:
-            old, new = before.get(column), getattr(row, column)
+            old, new = before.get(column), after.get(column)
             held = self.held[column]
-            if old is not None and old in held and _is(held[old][0], row):
+            if old is not None and old in held and _is(held[old][0], owner):
                 del held[old]
             if new is not None:
-                held[new] = (row, row.number)
+                held[new] = (owner, number)
+        refs_before, refs_after = refs
         for key in refs_before:
-            if key in self.refs and _is(self.refs[key][0], row):
+            if key in self.refs and _is(self.refs[key][0], owner):
                 del self.refs[key]
-        for ref in row.external_refs:
-            self.refs[(ref.app, ref.external_id)] = (row, row.number)
+        for key in refs_after:
+            self.refs[key] = (owner, number)
 
 
 # -- the rules --------------------------------------------------------------------------------

@@ -348,14 +348,17 @@ class Contracts(CrudService[Contract]):
                 refused,
             )
 
-    async def committed_bulk(self, rows: Mapping[int, Contract], before: Mapping[int, Any]) -> None:
-        """After a bulk commit: the index and other nodes once, quota, then live sessions."""
-        ids = list(rows)
+    async def committed_bulk(
+        self, plans: Mapping[int, int | None], before: Mapping[int, Any]
+    ) -> None:
+        """After a bulk commit of contracts (id → plan id): the index and other nodes once,
+        quota states, then live sessions."""
+        ids = list(plans)
         if not ids:
             return
         await self.context.committed_many(self.entity, ids)
         quota = self.context.quota
-        planned = [row_id for row_id, row in rows.items() if row.plan_id is not None]
+        planned = [row_id for row_id, plan_id in plans.items() if plan_id is not None]
         if quota is not None and planned:
             await quota.evaluate(planned, follow=False)
         live = self.context.live

@@ -15,16 +15,16 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import Contract, ExternalRef
 from radius_contracts.errors import Conflict, InvalidInput, NotFound, RadiusContractsError
-from radius_contracts.services.base import Actor, audit, stamp
+from radius_contracts.services.base import Actor, audit_rows, stamp, stamped
 from radius_contracts.services.contract_checks import (
     UNIQUE_COLUMNS,
     ChunkLookups,
@@ -67,6 +67,14 @@ def _status_of(exc: RadiusContractsError) -> int:
     raise exc  # StorageUnavailable and the like: the chunk fails as a whole
 
 
+@dataclass(slots=True)
+class _New:
+    """A contract this chunk creates: inserted with its references in one statement each."""
+
+    values: dict[str, Any]  # columns, and external_refs in the API's shape
+    id: int | None = None
+
+
 async def bulk_upsert(
     contracts: Contracts,
     actor: Actor,
@@ -79,12 +87,13 @@ async def bulk_upsert(
     wanted = list(dict.fromkeys(external_id for external_id, _ in items))
     plans: dict[str, int | InvalidInput] = {}
     outcomes: dict[int, ItemOutcome] = {}
-    written: dict[int, Contract] = {}
+    written: list[tuple[str, int, Contract | _New, dict[str, Any]]] = []
     before: dict[int, Any] = {}
     with wrap_db_errors():
         async with context.transaction() as session:
-            rows = await _by_external(session, app, wanted)
+            rows: dict[str, Contract | _New] = dict(await _by_external(session, app, wanted))
             for found in rows.values():
+                assert found.id is not None
                 before.setdefault(found.id, await contracts._before(found.id))
             # What each item writes, in column names; refused items get their outcome now.
             prepared: list[tuple[int, str, dict[str, Any]]] = []
@@ -107,41 +116,92 @@ async def bulk_upsert(
                     created.add(external_id)
                 prepared.append((index, external_id, flat))
             lookups = await ChunkLookups.load(session, [flat for _, _, flat in prepared])
-            audits: list[tuple[str, int, Contract, dict[str, Any]]] = []
+            pending: list[_New] = []
             for index, external_id, flat in prepared:
-                row = rows.get(external_id)
-                if row is not None and row.id is None:
-                    await session.flush()  # created earlier in this chunk: give it its id
+                target = rows.get(external_id)
+                if isinstance(target, _New):
+                    # Created earlier in this chunk and now changed again: insert it, then
+                    # update it as any stored contract.
+                    await _insert(session, actor, pending)
+                    pending = []
+                    assert target.id is not None
+                    target = await _load(session, target.id)
+                    rows[external_id] = target
                 try:
                     with contracts.api_field_names():
-                        await check_number(lookups, row, flat)
-                        await check_contract(lookups, row, flat)
+                        await check_number(lookups, target, flat)
+                        await check_contract(lookups, target, flat)
                 except RadiusContractsError as exc:
                     outcomes[index] = _refused(index, external_id, exc)
                     continue
-                creating = row is None
-                if row is None:
-                    row = Contract()
-                    row.external_refs = []
-                    session.add(row)
-                    rows[external_id] = row
-                    held_before: dict[str, Any] = {}
-                else:
-                    held_before = {column: getattr(row, column) for column in UNIQUE_COLUMNS}
-                refs_before = [(ref.app, ref.external_id) for ref in row.external_refs]
-                contracts._apply(row, flat)
-                stamp(row, actor, created=creating)
-                lookups.applied(row, held_before, refs_before)
-                audits.append(("create" if creating else "update", index, row, dict(flat)))
+                given = dict(flat)
+                if target is None:
+                    new = _New(flat)
+                    refs = [(ref["app"], ref["external_id"]) for ref in flat["external_refs"]]
+                    lookups.applied(new, flat["number"], {}, flat, ([], refs))
+                    pending.append(new)
+                    rows[external_id] = new
+                    written.append(("create", index, new, given))
+                    continue
+                held = {column: getattr(target, column) for column in UNIQUE_COLUMNS}
+                refs_before = [(ref.app, ref.external_id) for ref in target.external_refs]
+                contracts._apply(target, flat)
+                stamp(target, actor, created=False)
+                now = {column: getattr(target, column) for column in UNIQUE_COLUMNS}
+                refs_now = [(ref.app, ref.external_id) for ref in target.external_refs]
+                lookups.applied(target, target.number, held, now, (refs_before, refs_now))
+                written.append(("update", index, target, given))
+            await _insert(session, actor, pending)
             await session.flush()
-            for action, index, row, given in audits:
-                audit(session, actor, action, contracts.entity, row.id, given)
-                written[row.id] = row
+            entries: list[tuple[str, int, Mapping[str, Any]]] = []
+            plan_of: dict[int, int | None] = {}
+            for action, index, row, given in written:
+                assert row.id is not None
+                entries.append((action, row.id, given))
+                plan_of[row.id] = _column(row, "plan_id")
                 status = 201 if action == "create" else 200
-                outcomes[index] = ItemOutcome(index, items[index][0], status, row.id, row.number)
-    contracts.log_bulk(len(written), len(items) - len(audits), time.monotonic() - started)
-    await contracts.committed_bulk(written, before)
+                number = _column(row, "number")
+                outcomes[index] = ItemOutcome(index, items[index][0], status, row.id, number)
+            await audit_rows(session, actor, contracts.entity, entries)
+    contracts.log_bulk(len(written), len(items) - len(written), time.monotonic() - started)
+    await contracts.committed_bulk(plan_of, before)
     return [outcomes[index] for index in range(len(items))]
+
+
+def _column(row: Contract | _New, name: str) -> Any:
+    return row.values[name] if isinstance(row, _New) else getattr(row, name)
+
+
+async def _insert(session: AsyncSession, actor: Actor, pending: Sequence[_New]) -> None:
+    """Insert the new contracts, then their external references; each learns its id."""
+    if not pending:
+        return
+    stamps = stamped(actor, created=True)
+    contracts_table = cast(Table, Contract.__table__)
+    rows = [
+        {**{k: v for k, v in new.values.items() if k != "external_refs"}, **stamps}
+        for new in pending
+    ]
+    stmt = insert(contracts_table).returning(contracts_table.c.id, sort_by_parameter_order=True)
+    ids = (await session.execute(stmt, rows)).scalars().all()
+    for new, new_id in zip(pending, ids, strict=True):
+        new.id = new_id
+    refs = [
+        {"contract_id": new.id, "app": ref["app"], "external_id": ref["external_id"]}
+        for new in pending
+        for ref in new.values["external_refs"]
+    ]
+    if refs:
+        await session.execute(insert(cast(Table, ExternalRef.__table__)), refs)
+
+
+async def _load(session: AsyncSession, contract_id: int) -> Contract:
+    stmt = (
+        select(Contract)
+        .where(Contract.id == contract_id)
+        .options(selectinload(Contract.external_refs))
+    )
+    return (await session.scalars(stmt)).one()
 
 
 def _refused(index: int, external_id: str, exc: RadiusContractsError) -> ItemOutcome:
