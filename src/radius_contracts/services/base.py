@@ -83,6 +83,9 @@ class ServiceContext:
     zone: tzinfo = UTC
     # Quota states of contracts (re-checked after top-ups and plan changes); None in the CLI.
     quota: QuotaKeeper | None = None
+    # Told the column values of rows this process created, just before their change event
+    # (entity, values by attribute name): the index takes new contracts without reading them.
+    on_created: Callable[[str, Sequence[Mapping[str, Any]]], None] | None = None
     dialect: str = field(default="", init=False)  # "sqlite", "postgresql"
     _writer: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
@@ -302,6 +305,9 @@ class CrudService(Generic[RowT]):
                 session.add(row)
                 await session.flush()
                 audit(session, actor, "create", self.entity, row.id, given)  # type: ignore[attr-defined]
+        if self.context.on_created is not None:
+            columns = row.__table__.columns.keys()
+            self.context.on_created(self.entity, [{c: getattr(row, c) for c in columns}])
         return await self._committed(row, before)
 
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> RowT:
