@@ -8,11 +8,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy import Select, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.aaa.handler import Preview
 from radius_contracts.aaa.live import LiveSessions
+from radius_contracts.db import search
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas
 from radius_contracts.db.types import utcnow
@@ -39,6 +40,7 @@ from radius_contracts.services.contract_fields import (
 from radius_contracts.services.contracts_bulk import ItemOutcome, bulk_upsert
 from radius_contracts.services.plans import Plans
 from radius_contracts.store import common
+from radius_contracts.store.common import Page
 
 log = logging.getLogger("radius_contracts.services.contracts")
 
@@ -82,8 +84,35 @@ class Contracts(CrudService[Contract]):
 
     # -- reading ------------------------------------------------------------------------------
 
+    _fts: bool | None = None  # the SQLite database has the search table (db.search)
+
+    async def page(
+        self,
+        filters: Mapping[str, Any],
+        *,
+        sort: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Contract]:
+        if filters.get("q") and self.context.dialect == "sqlite" and self._fts is None:
+            with wrap_db_errors():
+                async with self.context.sessions() as session:
+                    found = await session.scalar(
+                        text("SELECT 1 FROM sqlite_master WHERE name = :name"),
+                        {"name": search.FTS_TABLE},
+                    )
+            self._fts = found is not None
+        return await super().page(filters, sort=sort, limit=limit, offset=offset)
+
     def _list_stmt(self, filters: Mapping[str, Any]) -> Select[Contract]:
         stmt = super()._list_stmt(filters)
+        q = str(filters.get("q") or "")
+        if self._fts and self.context.dialect == "sqlite" and len(q) >= 3:
+            # The trigram index finds the candidates (a superset: it folds case at least as
+            # far as LIKE does); the LIKE that super() added decides, as without the index.
+            # Under 3 characters a trigram cannot match: those scan, as before.
+            candidates = text(search.FTS_CANDIDATES).bindparams(fts=search.fts_phrase(q))
+            stmt = stmt.where(Contract.id.in_(candidates))
         if filters.get("username"):
             stmt = stmt.where(Contract.username_key == str(filters["username"]).lower())
         if filters.get("app"):
