@@ -355,6 +355,7 @@ class Timing:
     label: str
     samples: list[float]
     errors: int
+    cpu_ms: float = 0.0  # daemon CPU per request (steadier than latency on a busy machine)
 
     def p(self, fraction: float) -> float:
         return percentile(self.samples, fraction) * 1000
@@ -367,6 +368,7 @@ def measure(server: Server, scenario: Scenario, samples: int) -> Timing:
     with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as client:
         for k in range(10):  # warm-up: connection, statement caches
             client.get(scenario.url(k))
+        cpu_before = daemon_cpu_seconds(server)
         for k in range(samples):
             url = scenario.url(k)
             t0 = time.perf_counter()
@@ -376,7 +378,8 @@ def measure(server: Server, scenario: Scenario, samples: int) -> Timing:
                 errors += 1
                 if errors == 1:
                     print(f"  ! {url}: {response.status_code} {response.text[:200]}")
-    return Timing(scenario.label, times, errors)
+        cpu = daemon_cpu_seconds(server) - cpu_before
+    return Timing(scenario.label, times, errors, cpu * 1000 / samples)
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -468,7 +471,8 @@ def main() -> int:
                     f"\n2. reads at {len(made.created):,} contracts, {args.samples} sequential "
                     f"samples each (PASS: p99 ≤ {args.target_ms:g} ms)\n"
                 )
-                header = f"{'request':<40} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}  result"
+                columns = " ".join(f"{name:>7}" for name in ("p50", "p95", "p99", "max", "CPU"))
+                header = f"{'request':<40} {columns}  result"
                 print(header)
                 print("-" * len(header))
                 for scenario in scenarios(made.created, random.Random(42)):
@@ -479,9 +483,13 @@ def main() -> int:
                     if timing.errors:
                         verdict += f" ({timing.errors} errors)"
                     figures = [timing.p(0.5), timing.p(0.95), timing.p(0.99), timing.p(1.0)]
+                    figures.append(timing.cpu_ms)
                     cells = " ".join(f"{value:>7.1f}" for value in figures)
                     print(f"{timing.label:<40} {cells}  {verdict}")
-                print("\n(latencies in ms, measured from the client over loopback HTTP)")
+                print(
+                    "\n(latencies in ms, measured from the client over loopback HTTP; CPU: the "
+                    "daemon's per request, in ms)"
+                )
             finally:
                 stop_server(server)
     finally:
