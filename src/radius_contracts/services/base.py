@@ -83,9 +83,10 @@ class ServiceContext:
     zone: tzinfo = UTC
     # Quota states of contracts (re-checked after top-ups and plan changes); None in the CLI.
     quota: QuotaKeeper | None = None
-    # Told the column values of rows this process created, just before their change event
-    # (entity, values by attribute name): the index takes new contracts without reading them.
-    on_created: Callable[[str, Sequence[Mapping[str, Any]]], None] | None = None
+    # Told every column of rows this process created or changed, just before their change
+    # event (entity, values by attribute name, created?): the index takes contracts from
+    # there instead of reading them back.
+    on_written: Callable[..., None] | None = None
     dialect: str = field(default="", init=False)  # "sqlite", "postgresql"
     _writer: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
@@ -305,9 +306,7 @@ class CrudService(Generic[RowT]):
                 session.add(row)
                 await session.flush()
                 audit(session, actor, "create", self.entity, row.id, given)  # type: ignore[attr-defined]
-        if self.context.on_created is not None:
-            columns = row.__table__.columns.keys()
-            self.context.on_created(self.entity, [{c: getattr(row, c) for c in columns}])
+        self._written(row, created=True)
         return await self._committed(row, before)
 
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> RowT:
@@ -322,6 +321,7 @@ class CrudService(Generic[RowT]):
                 stamp(row, actor, created=False)
                 await session.flush()
                 audit(session, actor, "update", self.entity, row_id, given)
+        self._written(row, created=False)
         return await self._committed(row, before)
 
     async def set_active(self, actor: Actor, row_id: int, active: bool) -> RowT:
@@ -350,6 +350,13 @@ class CrudService(Generic[RowT]):
                 audit(session, actor, "delete", self.entity, row_id)
         await self.context.committed(self.entity, row_id)
         self._after(row_id, before)
+
+    def _written(self, row: RowT, *, created: bool) -> None:
+        """Tell the on_written hook every column of ``row`` as committed."""
+        if self.context.on_written is not None:
+            columns = row.__table__.columns.keys()
+            values = {c: getattr(row, c) for c in columns}
+            self.context.on_written(self.entity, [values], created=created)
 
     async def _committed(self, row: RowT, before: Any) -> RowT:
         row_id: int = row.id  # type: ignore[attr-defined]

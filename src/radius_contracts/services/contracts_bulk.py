@@ -164,7 +164,7 @@ async def bulk_upsert(
                 outcomes[index] = ItemOutcome(index, items[index][0], status, row.id, number)
             await audit_rows(session, actor, contracts.entity, entries)
     contracts.log_bulk(len(written), len(items) - len(written), time.monotonic() - started)
-    if context.on_created is not None:
+    if context.on_written is not None:
         # New contracts as inserted, unless a later item changed them again (read back).
         changed = {row.id for action, _, row, _ in written if action == "update"}
         new_rows = [
@@ -172,7 +172,7 @@ async def bulk_upsert(
             for _, _, row, _ in written
             if isinstance(row, _New) and row.id not in changed
         ]
-        context.on_created(contracts.entity, new_rows)
+        context.on_written(contracts.entity, new_rows, created=True)
     await contracts.committed_bulk(plan_of, before)
     return [outcomes[index] for index in range(len(items))]
 
