@@ -1,8 +1,9 @@
 """The rules a contract write must pass, asked of the database or of a preloaded chunk.
 
-One set of rules for every write path: single writes look each value up in the database
-(:class:`DbLookups`); a bulk upsert loads the values of its whole chunk in a few queries first
-(:class:`ChunkLookups`) and keeps them current as its items are applied, so the 500th item
+One set of rules for every write path. The values a write could collide with are loaded
+first, in a few queries (:class:`ChunkLookups`: one for every unique column, one for the
+external references, pools and plans only when named): for a single write, its own values;
+for a bulk upsert, its whole chunk, kept current as the items are applied, so the 500th item
 sees what the 10th took, exactly as two single calls in a row would.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.db.models import Contract, ExternalRef, Plan, Pool
@@ -42,34 +43,6 @@ class Lookups(Protocol):
     async def ref_holder(self, app: str, external_id: str) -> tuple[int | None, str] | None:
         """(id, number) of the contract with this external reference (id None: a contract
         created in the same chunk, not yet flushed)."""
-
-
-class DbLookups:
-    """Each question answered by one query, in the write's own transaction."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    async def holder(self, column: str, value: Any, other_than: int | None) -> str | None:
-        others = [Contract.id != other_than] if other_than is not None else []
-        stmt = select(Contract.number).where(getattr(Contract, column) == value, *others)
-        return await self.session.scalar(stmt.limit(1))
-
-    async def pool_family(self, name: str) -> str | None:
-        return await self.session.scalar(select(Pool.family).where(Pool.name == name))
-
-    async def plan(self, plan_id: int) -> PlanFacts | None:
-        row = await self.session.get(Plan, plan_id)
-        return None if row is None else PlanFacts(row.name, row.active)
-
-    async def ref_holder(self, app: str, external_id: str) -> tuple[int, str] | None:
-        stmt = (
-            select(Contract.id, Contract.number)
-            .join(ExternalRef)
-            .where(ExternalRef.app == app, ExternalRef.external_id == external_id)
-        )
-        row = (await self.session.execute(stmt)).first()
-        return None if row is None else (row[0], row[1])
 
 
 # Who holds a value: a contract id, or the object standing for a contract written in this
@@ -106,17 +79,30 @@ class ChunkLookups:
     ) -> ChunkLookups:
         """Everything the checks of ``values`` (flattened writes) can ask, in a few queries."""
         found = cls()
-        for column in UNIQUE_COLUMNS:
-            wanted = sorted({v[column] for v in values if v.get(column)})
-            attribute = getattr(Contract, column)
-            for start in range(0, len(wanted), chunk):
-                stmt = select(attribute, Contract.id, Contract.number).where(
-                    attribute.in_(wanted[start : start + chunk])
-                )
-                for value, contract_id, number in await session.execute(stmt):
-                    found.held[column][value] = (contract_id, number)
-        for name, family in await session.execute(select(Pool.name, Pool.family)):
-            found.pools[name] = family
+        wanted = {c: sorted({v[c] for v in values if v.get(c)}) for c in UNIQUE_COLUMNS}
+        sought = {c: set(w) for c, w in wanted.items()}
+        # One query for every unique column: a row may hold several of the values.
+        size = max(len(w) for w in wanted.values())
+        for start in range(0, size, chunk):
+            parts = {c: w[start : start + chunk] for c, w in wanted.items() if w[start:]}
+            if not parts:
+                continue
+            attributes = [getattr(Contract, c) for c in UNIQUE_COLUMNS]
+            stmt = select(Contract.id, *attributes).where(
+                or_(*(getattr(Contract, c).in_(part) for c, part in parts.items()))
+            )
+            for contract_id, *held in await session.execute(stmt):
+                number = held[0]
+                for column, value in zip(UNIQUE_COLUMNS, held, strict=True):
+                    if value is not None and value in sought[column]:
+                        found.held[column][value] = (contract_id, number)
+        pool_names = sorted(
+            {v[c] for v in values for c in ("pool_name_ipv4", "pool_name_ipv6") if v.get(c)}
+        )
+        if pool_names:
+            stmt_pools = select(Pool.name, Pool.family).where(Pool.name.in_(pool_names))
+            for name, family in await session.execute(stmt_pools):
+                found.pools[name] = family
         plan_ids = sorted({v["plan_id"] for v in values if v.get("plan_id") is not None})
         if plan_ids:
             stmt = select(Plan.id, Plan.name, Plan.active).where(Plan.id.in_(plan_ids))

@@ -29,7 +29,12 @@ from radius_contracts.errors import (
     StorageUnavailable,
 )
 from radius_contracts.services.base import Actor, CrudService, audit, audit_many, stamp
-from radius_contracts.services.contract_checks import DbLookups, check_contract, check_transition
+from radius_contracts.services.contract_checks import (
+    ChunkLookups,
+    check_contract,
+    check_number,
+    check_transition,
+)
 from radius_contracts.services.contract_fields import (
     field_name,
     flatten,
@@ -163,10 +168,17 @@ class Contracts(CrudService[Contract]):
 
     # -- checks (services.contract_checks: the same rules for single and bulk writes) --------
 
+    async def _check_unique(
+        self, session: AsyncSession, row: Contract | None, data: Mapping[str, Any]
+    ) -> None:
+        """The number is checked first thing in :meth:`_check`, with the other values."""
+
     async def _check(
         self, session: AsyncSession, row: Contract | None, data: dict[str, Any]
     ) -> None:
-        await check_contract(DbLookups(session), row, data)
+        lookups = await ChunkLookups.load(session, [data])
+        await check_number(lookups, row, data)
+        await check_contract(lookups, row, data)
 
     _check_transition = staticmethod(check_transition)
 
