@@ -3,6 +3,7 @@
 Run by hand (not part of the test suite); it prints its figures::
 
     .venv/bin/python bench/api_load.py                        # SQLite, 100,000 contracts
+    .venv/bin/python bench/api_load.py --count 3000 --bulk-count 97000   # 100k, mostly bulk
     .venv/bin/python bench/api_load.py --count 20000 \\
         --database-url postgresql://postgres@127.0.0.1:5432/test
 
@@ -13,7 +14,10 @@ database is created next to the one named in the URL and dropped at the end.
 1. Creation: ``--count`` contracts through ``POST /api/v1/contracts`` with realistic bodies
    (number, username, password, speeds, customer, a ``billing`` external reference; every fifth
    with a fixed IPv4 address, every twentieth suspended), ``--concurrency`` requests in flight,
-   stopped after ``--max-seconds``. Prints contracts/s and latency percentiles.
+   stopped after ``--max-seconds``. Prints contracts/s, the daemon's CPU per contract (from
+   /proc: steadier than rates on a shared machine) and latency percentiles.
+   Then ``--bulk-count`` more through ``PUT /api/v1/contracts/by-external/billing`` (bulk
+   upsert, ``--bulk-size`` per request, one request at a time), with the same figures.
 2. Reads at that size, sequentially, ``--samples`` each: list pages, deep offsets, filters,
    text search and the three lookups, with p50/p95/p99/max and PASS/FAIL against
    ``--target-ms`` (on p99). On PostgreSQL, ``VACUUM ANALYZE`` runs first, as autovacuum would
@@ -54,6 +58,7 @@ LAST_NAMES = (
 )  # fmt: skip
 PLANS = (("Home 100", "10M", "100M"), ("Home 300", "30M", "300M"), ("Pro 1G", "100M", "1G"))
 LIST = "/api/v1/contracts"
+BULK = "/api/v1/contracts/by-external/billing"
 
 
 # -- the daemon under test ------------------------------------------------------------------------
@@ -123,6 +128,16 @@ def start_server(state_dir: Path, database_url: str | None) -> Server:
         time.sleep(0.2)
     token = (state_dir / "admin-token").read_text().strip()
     return Server(process=process, base_url=base_url, token=token, log=log)
+
+
+def daemon_cpu_seconds(server: Server) -> float:
+    """CPU time (user + system, every thread) the daemon process has used so far.
+
+    Steadier than wall-clock rates on a shared machine: what one request costs the server.
+    """
+    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (proc(5): fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def stop_server(server: Server) -> None:
@@ -195,6 +210,13 @@ def contract_body(i: int) -> dict[str, Any]:
     }
 
 
+def bulk_item(i: int) -> dict[str, Any]:
+    """``contract_body(i)`` as one item of the bulk upsert: the billing id beside the body."""
+    body = contract_body(i)
+    body["external_id"] = body.pop("external_refs")[0]["external_id"]
+    return body
+
+
 @dataclass
 class CreationResult:
     created: list[int] = field(default_factory=list)  # numbers of the contracts made
@@ -202,6 +224,7 @@ class CreationResult:
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    cpu: float = 0.0  # daemon CPU seconds spent while creating
 
 
 async def create_contracts(
@@ -209,6 +232,7 @@ async def create_contracts(
 ) -> CreationResult:
     result = CreationResult()
     numbers = iter(range(1, count + 1))
+    cpu_before = daemon_cpu_seconds(server)
     started = time.perf_counter()
     deadline = started + max_seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -242,6 +266,40 @@ async def create_contracts(
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         reporter.cancel()
     result.elapsed = time.perf_counter() - started
+    result.cpu = daemon_cpu_seconds(server) - cpu_before
+    return result
+
+
+async def bulk_create_contracts(
+    server: Server, first: int, count: int, chunk: int, max_seconds: float
+) -> CreationResult:
+    """``count`` contracts from number ``first`` on, ``chunk`` per bulk upsert, one at a time
+    (a billing system's sync job), stopped after ``max_seconds``."""
+    result = CreationResult()
+    headers = {"Authorization": f"Bearer {server.token}", "X-Client-System": "billing"}
+    cpu_before = daemon_cpu_seconds(server)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=300) as client:
+        for start in range(first, first + count, chunk):
+            if time.perf_counter() - started > max_seconds:
+                break
+            numbers = list(range(start, min(start + chunk, first + count)))
+            t0 = time.perf_counter()
+            response = await client.put(BULK, json=[bulk_item(i) for i in numbers])
+            result.latencies.append(time.perf_counter() - t0)
+            if response.status_code != 200:
+                result.failed += len(numbers)
+                result.failures.append(f"{response.status_code} {response.text[:200]}")
+                continue
+            for i, outcome in zip(numbers, response.json()["results"], strict=True):
+                if outcome["status"] == 201:
+                    result.created.append(i)
+                else:
+                    result.failed += 1
+                    if len(result.failures) < 5:
+                        result.failures.append(str(outcome)[:200])
+    result.elapsed = time.perf_counter() - started
+    result.cpu = daemon_cpu_seconds(server) - cpu_before
     return result
 
 
@@ -297,6 +355,7 @@ class Timing:
     label: str
     samples: list[float]
     errors: int
+    cpu_ms: float = 0.0  # daemon CPU per request (steadier than latency on a busy machine)
 
     def p(self, fraction: float) -> float:
         return percentile(self.samples, fraction) * 1000
@@ -309,6 +368,7 @@ def measure(server: Server, scenario: Scenario, samples: int) -> Timing:
     with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as client:
         for k in range(10):  # warm-up: connection, statement caches
             client.get(scenario.url(k))
+        cpu_before = daemon_cpu_seconds(server)
         for k in range(samples):
             url = scenario.url(k)
             t0 = time.perf_counter()
@@ -318,7 +378,8 @@ def measure(server: Server, scenario: Scenario, samples: int) -> Timing:
                 errors += 1
                 if errors == 1:
                     print(f"  ! {url}: {response.status_code} {response.text[:200]}")
-    return Timing(scenario.label, times, errors)
+        cpu = daemon_cpu_seconds(server) - cpu_before
+    return Timing(scenario.label, times, errors, cpu * 1000 / samples)
 
 
 # -- main -----------------------------------------------------------------------------------------
@@ -328,10 +389,38 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
+def report_creation(made: CreationResult, per_request: int = 1) -> None:
+    """Contracts/s, daemon CPU per contract (the steadier figure) and request latencies."""
+    done = len(made.created) + made.failed
+    rate = len(made.created) / made.elapsed if made.elapsed else 0.0
+    cpu = made.cpu * 1000 / done if done else 0.0
+    print(
+        f"   created {len(made.created):,} ({made.failed:,} failed) in {made.elapsed:.1f} s "
+        f"= {rate:,.0f} contracts/s; daemon CPU {made.cpu:.1f} s = {cpu:.2f} ms per contract "
+        f"({done / made.cpu if made.cpu else 0:,.0f} contracts per CPU-second)"
+    )
+    if made.latencies:
+        lat = made.latencies
+        print(
+            f"   request latency p50 {_ms(statistics.median(lat))} ms, "
+            f"p99 {_ms(percentile(lat, 0.99))} ms, max {_ms(max(lat))} ms "
+            f"over {len(lat):,} requests of {per_request} contract(s)"
+        )
+    for failure in made.failures:
+        print(f"   ! {failure}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--count", type=int, default=100_000, help="contracts to create")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser.add_argument(
+        "--bulk-count",
+        type=int,
+        default=0,
+        help="contracts to add after those through the bulk upsert",
+    )
+    parser.add_argument("--bulk-size", type=int, default=1000, help="contracts per bulk request")
     parser.add_argument(
         "--max-seconds", type=float, default=900, help="stop creating after this long"
     )
@@ -358,21 +447,17 @@ def main() -> int:
                 made = asyncio.run(
                     create_contracts(server, args.count, args.concurrency, args.max_seconds)
                 )
-                done = len(made.created) + made.failed
-                rate = len(made.created) / made.elapsed
-                print(
-                    f"   created {len(made.created):,} ({made.failed:,} failed) "
-                    f"in {made.elapsed:.1f} s = {rate:,.0f} contracts/s"
-                )
-                if made.latencies:
-                    lat = made.latencies
-                    print(
-                        f"   latency p50 {_ms(statistics.median(lat))} ms, "
-                        f"p99 {_ms(percentile(lat, 0.99))} ms, max {_ms(max(lat))} ms "
-                        f"over {done:,} requests"
-                    )
-                for failure in made.failures:
-                    print(f"   ! {failure}")
+                report_creation(made)
+                if args.bulk_count:
+                    print(f"\n1b. bulk upsert (PUT {BULK}), {args.bulk_size} per request")
+                    bulk = asyncio.run(
+                        bulk_create_contracts(
+                            server, args.count + 1, args.bulk_count, args.bulk_size,
+                            args.max_seconds,
+                        )
+                    )  # fmt: skip
+                    report_creation(bulk, per_request=args.bulk_size)
+                    made.created += bulk.created
                 if not made.created:
                     return 1
                 if url:
@@ -386,7 +471,8 @@ def main() -> int:
                     f"\n2. reads at {len(made.created):,} contracts, {args.samples} sequential "
                     f"samples each (PASS: p99 ≤ {args.target_ms:g} ms)\n"
                 )
-                header = f"{'request':<40} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}  result"
+                columns = " ".join(f"{name:>7}" for name in ("p50", "p95", "p99", "max", "CPU"))
+                header = f"{'request':<40} {columns}  result"
                 print(header)
                 print("-" * len(header))
                 for scenario in scenarios(made.created, random.Random(42)):
@@ -397,9 +483,13 @@ def main() -> int:
                     if timing.errors:
                         verdict += f" ({timing.errors} errors)"
                     figures = [timing.p(0.5), timing.p(0.95), timing.p(0.99), timing.p(1.0)]
+                    figures.append(timing.cpu_ms)
                     cells = " ".join(f"{value:>7.1f}" for value in figures)
                     print(f"{timing.label:<40} {cells}  {verdict}")
-                print("\n(latencies in ms, measured from the client over loopback HTTP)")
+                print(
+                    "\n(latencies in ms, measured from the client over loopback HTTP; CPU: the "
+                    "daemon's per request, in ms)"
+                )
             finally:
                 stop_server(server)
     finally:

@@ -246,6 +246,7 @@ class Daemon:
         await self.index.load()
         settle_heap()
         services.context.listeners.append(self.index.changed_many)
+        services.context.on_written = self.index.written
         if not is_sqlite(self.settings.database_url):
             # Other nodes on this database: their commits reach this index, ours theirs.
             self.change_feed = ChangeFeed(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -283,6 +283,7 @@ class AuthIndex:
         self.catalogue_version = 0
         self.loaded_at = 0.0  # monotonic time of the last full load
         self.changed_at = 0.0  # monotonic time a load or a committed change last applied
+        self._written: dict[int, tuple[ContractSnapshot, bool]] = {}  # see written()
 
     # -- lookups (hot path) -------------------------------------------------------------------
 
@@ -395,12 +396,36 @@ class AuthIndex:
             self.loaded_at - started,
         )
 
+    def written(self, entity: str, rows: Sequence[Mapping[str, Any]], *, created: bool) -> None:
+        """Rows just written, with all their columns (the services' on_written hook, called
+        just before the change event for them): :meth:`changed_many` installs these contracts
+        instead of reading them back. Quota states are not contract columns: a new contract
+        has none, a changed one keeps its own (the quota keeper reports their changes)."""
+        if entity == "contracts":
+            for values in rows:
+                snapshot = authz.snapshot_of(values)
+                self._written[snapshot.id] = (snapshot, created)
+
     async def changed(self, entity: str, row_id: int) -> None:
         """A committed change (a services listener): refresh what it touched."""
         await self.changed_many(entity, [row_id])
 
     async def changed_many(self, entity: str, ids: Sequence[int]) -> None:
         """Committed changes to rows ``ids`` of ``entity``: refresh what they touched."""
+        if entity == "contracts" and self._written:
+            # Contracts this node just wrote: their snapshots came with the commit (see
+            # written()); nothing to read back.
+            fresh = [self._written.pop(contract_id, None) for contract_id in ids]
+            for known in fresh:
+                if known is not None:
+                    snapshot, created = known
+                    if created:
+                        self._over.pop(snapshot.id, None)
+                    self._put_contract(snapshot.id, snapshot)
+            ids = [contract_id for contract_id, got in zip(ids, fresh, strict=True) if got is None]
+            if not ids:
+                self.changed_at = time.monotonic()
+                return
         if entity in ("contracts", "quota"):
             today = self.local_now().date()
             async with self._sessions() as session:

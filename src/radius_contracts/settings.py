@@ -190,7 +190,8 @@ class ApiSettings(_Section):
     max_bulk_body_bytes: int = Field(
         default=8_388_608,
         ge=1024,
-        description="Largest body of the bulk endpoints (POST /api/v1/contracts/bulk/…).",
+        description="Largest body of the bulk endpoints (POST /api/v1/contracts/bulk/…, "
+        "PUT /api/v1/contracts/by-external/{app}).",
     )
     max_requests: int = Field(
         default=32,

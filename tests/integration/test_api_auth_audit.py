@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+import secrets
+from pathlib import Path
 
 import httpx
 import pytest
 from test_api_catalogue import problem
+from test_cli import run
 
 from conftest import Factory, RunningDaemon
+from radius_contracts.domain import TokenRole
+from radius_contracts.services.base import Actor
 
 
 def test_missing_or_bad_token_is_401(daemon: RunningDaemon) -> None:
@@ -24,6 +29,31 @@ def test_missing_or_bad_token_is_401(daemon: RunningDaemon) -> None:
 def test_x_api_key_header_works(daemon: RunningDaemon) -> None:
     client = daemon.client(**{"X-API-Key": daemon.admin_token})
     assert client.get("/api/v1/pops").status_code == 200
+
+
+def test_revoked_token_is_refused_on_the_very_next_request(
+    daemon: RunningDaemon, tmp_path: Path
+) -> None:
+    """Checks are cached; revoking from another process (the CLI) still takes effect at once,
+    and so does revoking in the daemon's own process."""
+    tokens = daemon.daemon.services.tokens
+    config = tmp_path / "rc.toml"
+    url = daemon.settings.database_url
+    config.write_text(f'state_dir = "{tmp_path}"\n[database]\nurl = "{url}"\n')
+    for revoke_in_cli in (True, False):
+        name = f"revoke-me-{secrets.token_hex(4)}"
+        _row, token = daemon.run(tokens.create(Actor("test"), name, TokenRole.READ_ONLY))
+        client = daemon.client(token)
+        for _ in range(3):  # the first check reads the database, the next ones the cache
+            assert client.get("/api/v1/pops").status_code == 200
+        if revoke_in_cli:
+            revoked = run("token", "revoke", name, config=config)
+            assert revoked.returncode == 0, revoked.stderr
+        else:
+            daemon.run(tokens.revoke(Actor("test"), name))
+        problem(client.get("/api/v1/pops"), 401)
+        problem(client.get("/api/v1/pops"), 401)
+    assert daemon.client(daemon.admin_token).get("/api/v1/pops").status_code == 200
 
 
 def test_read_only_token_cannot_write(readonly_api: httpx.Client, make: Factory) -> None:

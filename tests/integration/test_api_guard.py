@@ -319,3 +319,19 @@ def test_oversized_headers_are_refused_and_the_connection_closed(served: Served)
     # h11 stops at api.max_header_bytes (16 KiB): 400 and close, well before 1 MiB is taken.
     assert sent < 1 * MiB
     assert data == b"" or status(data) == 400
+
+
+def test_the_bulk_upsert_may_send_more_than_a_single_upsert(served: Served) -> None:
+    # 2 MiB of JSON (whitespace padding): past the ordinary 1 MiB limit, under the bulk one.
+    body = b"[" + b" " * (2 * MiB) + b"]"
+    headers = {"Authorization": f"Bearer {token(served)}", "Content-Type": "application/json"}
+    bulk = httpx.put(
+        f"{served.base_url}/api/v1/contracts/by-external/erp", content=body, headers=headers,
+        timeout=30,
+    )  # fmt: skip
+    assert bulk.status_code != 413, bulk.text  # the application judges it (an empty list)
+    single = httpx.put(
+        f"{served.base_url}/api/v1/contracts/by-external/erp/c-1", content=body,
+        headers=headers, timeout=30,
+    )  # fmt: skip
+    assert single.status_code == 413

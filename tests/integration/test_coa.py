@@ -120,6 +120,31 @@ def test_speed_change_sends_coa_with_the_new_rate_limit(
     assert all(codec.decode(data).has_message_authenticator for data in mikrotik.server.received)
 
 
+def test_bulk_upsert_sends_coa_for_the_contracts_it_changed(
+    coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
+) -> None:
+    online = go_online(coa_daemon, admin, mikrotik)
+    external_id = f"bulk-coa-{secrets.token_hex(4)}"
+    ref = {"app": "billing", "external_id": external_id}
+    assert (
+        admin.patch(
+            f"/api/v1/contracts/{online.contract['id']}", json={"external_refs": [ref]}
+        ).status_code
+        == 200
+    )
+    items = [
+        {"external_id": external_id, "config": {"max_download": "80M"}},
+        {"external_id": f"new-{external_id}", "number": f"C-{external_id}",
+         "config": {"username": f"u-{external_id}"}},
+    ]  # fmt: skip
+    response = admin.put("/api/v1/contracts/by-external/billing", json=items)
+    assert response.status_code == 200, response.text
+    assert [r["status"] for r in response.json()["results"]] == [200, 201]
+    [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 1)
+    assert code == COA
+    assert pairs == [*identification(mikrotik, online), ("Mikrotik-Rate-Limit", "10M/80M")]
+
+
 def test_change_that_leaves_the_reply_alone_sends_nothing(
     coa_daemon: RunningDaemon, admin: httpx.Client, mikrotik: Nas
 ) -> None:

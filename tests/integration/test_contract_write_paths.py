@@ -127,6 +127,25 @@ def via_upsert_update(api: httpx.Client, body: Body) -> Body:
     return _upsert(api, external_id, body, 200)
 
 
+def _bulk(api: httpx.Client, external_id: str, body: Body, code: int) -> Body:
+    """The body as the one item of a bulk upsert; the contract as GET returns it."""
+    answer = _ok(api.put("/api/v1/contracts/by-external/billing", json=[
+        {**body, "external_id": external_id}]), 200)  # fmt: skip
+    (outcome,) = answer["results"]
+    assert (outcome["index"], outcome["status"]) == (0, code), outcome
+    return _ok(api.get(f"/api/v1/contracts/{outcome['id']}"), 200)
+
+
+def via_bulk_create(api: httpx.Client, body: Body) -> Body:
+    return _bulk(api, secrets.token_hex(6), body, 201)
+
+
+def via_bulk_update(api: httpx.Client, body: Body) -> Body:
+    external_id = secrets.token_hex(6)
+    _bulk(api, external_id, _minimal({}), 201)
+    return _bulk(api, external_id, body, 200)
+
+
 def via_patch(api: httpx.Client, body: Body) -> Body:
     created = _post(api, _minimal({}))
     return _ok(api.patch(f"/api/v1/contracts/{created['id']}", json=body), 200)
@@ -136,6 +155,8 @@ PATHS: dict[str, Callable[[httpx.Client, Body], Body]] = {
     "POST": via_post,
     "upsert-create": via_upsert_create,
     "upsert-update": via_upsert_update,
+    "bulk-create": via_bulk_create,
+    "bulk-update": via_bulk_update,
     "PATCH": via_patch,
 }
 

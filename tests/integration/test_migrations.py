@@ -22,6 +22,7 @@ from conftest import admin_sql
 from radius_contracts.db import (
     migrate,
     models,  # noqa: F401  (registers the tables)
+    search,
 )
 from radius_contracts.db.base import Base
 from radius_contracts.db.engine import create_engine, sqlite_path
@@ -44,7 +45,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def _differences(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    # The search objects (FTS5 table, trigram indexes) are not in the models: see db.search.
+    opts = {"compare_type": True, "include_name": search.include_name}
+    context = MigrationContext.configure(connection, opts=opts)
     return list(compare_metadata(context, Base.metadata))
 
 

@@ -18,7 +18,8 @@ _bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: B
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="API token.")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain def dependency in a worker thread, a hop per request.
     services: Services = request.app.state.services
     return services
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ from radius_contracts.services.tokens import Caller
 
 PROTECTED_PREFIX = "/api/"
 BULK_PREFIX = "/api/v1/contracts/bulk/"  # POST /contracts/bulk/{action}: up to 10,000 ids
+# PUT /contracts/by-external/{app}: the bulk upsert, up to 1,000 contracts (~0.6 KB each); the
+# single upsert has one more path segment and keeps the ordinary limit.
+BULK_UPSERT = re.compile(r"/api/v1/contracts/by-external/[^/]+/?")
 CALLER_STATE = "caller"  # where the authenticated caller is left for api.deps (scope state)
 RETRY_AFTER = "1"  # seconds a client refused as busy is told to wait
 
@@ -97,7 +101,7 @@ class ApiGuard:
             return
         limit = (
             self.limits.max_bulk_body_bytes
-            if path.startswith(BULK_PREFIX)
+            if path.startswith(BULK_PREFIX) or BULK_UPSERT.fullmatch(path)
             else self.limits.max_body_bytes
         )
         declared = _content_length(scope["headers"])

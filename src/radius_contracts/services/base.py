@@ -83,6 +83,10 @@ class ServiceContext:
     zone: tzinfo = UTC
     # Quota states of contracts (re-checked after top-ups and plan changes); None in the CLI.
     quota: QuotaKeeper | None = None
+    # Told every column of rows this process created or changed, just before their change
+    # event (entity, values by attribute name, created?): the index takes contracts from
+    # there instead of reading them back.
+    on_written: Callable[..., None] | None = None
     dialect: str = field(default="", init=False)  # "sqlite", "postgresql"
     _writer: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
@@ -141,6 +145,16 @@ async def audit_many(
     entries: Sequence[tuple[int, Mapping[str, Any]]],
 ) -> None:
     """One audit entry per (entity id, changes), inserted in one statement (bulk changes)."""
+    await audit_rows(session, actor, entity, [(action, i, changes) for i, changes in entries])
+
+
+async def audit_rows(
+    session: AsyncSession,
+    actor: Actor,
+    entity: str,
+    entries: Sequence[tuple[str, int, Mapping[str, Any]]],
+) -> None:
+    """One audit entry per (action, entity id, changes), in order, in one statement."""
     if not entries:
         return
     now = utcnow()
@@ -156,16 +170,23 @@ async def audit_many(
                 "entity_id": entity_id,
                 "changes": _jsonable(redact(dict(changes))),
             }
-            for entity_id, changes in entries
+            for action, entity_id, changes in entries
         ],
     )
 
 
 def stamp(row: Any, actor: Actor, *, created: bool) -> None:
+    for key, value in stamped(actor, created=created).items():
+        setattr(row, key, value)
+
+
+def stamped(actor: Actor, *, created: bool) -> dict[str, Any]:
+    """The who/when/via columns of a write (``created_*`` too for a new row)."""
     now = utcnow()
+    values = {"updated_at": now, "updated_by": actor.name, "updated_via": actor.via}
     if created:
-        row.created_at, row.created_by, row.created_via = now, actor.name, actor.via
-    row.updated_at, row.updated_by, row.updated_via = now, actor.name, actor.via
+        values |= {"created_at": now, "created_by": actor.name, "created_via": actor.via}
+    return values
 
 
 class CrudService(Generic[RowT]):
@@ -285,6 +306,7 @@ class CrudService(Generic[RowT]):
                 session.add(row)
                 await session.flush()
                 audit(session, actor, "create", self.entity, row.id, given)  # type: ignore[attr-defined]
+        self._written(row, created=True)
         return await self._committed(row, before)
 
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> RowT:
@@ -299,6 +321,7 @@ class CrudService(Generic[RowT]):
                 stamp(row, actor, created=False)
                 await session.flush()
                 audit(session, actor, "update", self.entity, row_id, given)
+        self._written(row, created=False)
         return await self._committed(row, before)
 
     async def set_active(self, actor: Actor, row_id: int, active: bool) -> RowT:
@@ -327,6 +350,13 @@ class CrudService(Generic[RowT]):
                 audit(session, actor, "delete", self.entity, row_id)
         await self.context.committed(self.entity, row_id)
         self._after(row_id, before)
+
+    def _written(self, row: RowT, *, created: bool) -> None:
+        """Tell the on_written hook every column of ``row`` as committed."""
+        if self.context.on_written is not None:
+            columns = row.__table__.columns.keys()
+            values = {c: getattr(row, c) for c in columns}
+            self.context.on_written(self.entity, [values], created=created)
 
     async def _committed(self, row: RowT, before: Any) -> RowT:
         row_id: int = row.id  # type: ignore[attr-defined]

@@ -8,29 +8,33 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Select, exists, func, select, update
+from sqlalchemy import Select, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.aaa.handler import Preview
 from radius_contracts.aaa.live import LiveSessions
+from radius_contracts.db import search
 from radius_contracts.db.errors import wrap_db_errors
-from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas, Plan, Pool
+from radius_contracts.db.models import AcctSession, Contract, ExternalRef, Nas
 from radius_contracts.db.types import utcnow
 from radius_contracts.domain import (
     TRANSITIONS,
     ContractSnapshot,
     ContractStatus,
-    PoolFamily,
-    allowed_transitions,
 )
 from radius_contracts.errors import (
     Conflict,
     InvalidInput,
-    InvalidTransition,
     NotFound,
     StorageUnavailable,
 )
 from radius_contracts.services.base import Actor, CrudService, audit, audit_many, stamp
+from radius_contracts.services.contract_checks import (
+    ChunkLookups,
+    check_contract,
+    check_number,
+    check_transition,
+)
 from radius_contracts.services.contract_fields import (
     field_name,
     flatten,
@@ -38,13 +42,12 @@ from radius_contracts.services.contract_fields import (
     new_config,
     new_contract,
 )
+from radius_contracts.services.contracts_bulk import ItemOutcome, bulk_upsert
 from radius_contracts.services.plans import Plans
 from radius_contracts.store import common
+from radius_contracts.store.common import Page
 
 log = logging.getLogger("radius_contracts.services.contracts")
-
-# Addresses that only one contract may hold at a time.
-EXCLUSIVE_ADDRESSES = ("ipv4", "ipv6", "delegated_ipv6_prefix")
 
 
 @contextmanager
@@ -86,8 +89,35 @@ class Contracts(CrudService[Contract]):
 
     # -- reading ------------------------------------------------------------------------------
 
+    _fts: bool | None = None  # the SQLite database has the search table (db.search)
+
+    async def page(
+        self,
+        filters: Mapping[str, Any],
+        *,
+        sort: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Contract]:
+        if filters.get("q") and self.context.dialect == "sqlite" and self._fts is None:
+            with wrap_db_errors():
+                async with self.context.sessions() as session:
+                    found = await session.scalar(
+                        text("SELECT 1 FROM sqlite_master WHERE name = :name"),
+                        {"name": search.FTS_TABLE},
+                    )
+            self._fts = found is not None
+        return await super().page(filters, sort=sort, limit=limit, offset=offset)
+
     def _list_stmt(self, filters: Mapping[str, Any]) -> Select[Contract]:
         stmt = super()._list_stmt(filters)
+        q = str(filters.get("q") or "")
+        if self._fts and self.context.dialect == "sqlite" and len(q) >= 3:
+            # The trigram index finds the candidates (a superset: it folds case at least as
+            # far as LIKE does); the LIKE that super() added decides, as without the index.
+            # Under 3 characters a trigram cannot match: those scan, as before.
+            candidates = text(search.FTS_CANDIDATES).bindparams(fts=search.fts_phrase(q))
+            stmt = stmt.where(Contract.id.in_(candidates))
         if filters.get("username"):
             stmt = stmt.where(Contract.username_key == str(filters["username"]).lower())
         if filters.get("app"):
@@ -136,103 +166,21 @@ class Contracts(CrudService[Contract]):
         )
         return (await session.scalars(stmt)).first()
 
-    # -- checks -------------------------------------------------------------------------------
+    # -- checks (services.contract_checks: the same rules for single and bulk writes) --------
+
+    async def _check_unique(
+        self, session: AsyncSession, row: Contract | None, data: Mapping[str, Any]
+    ) -> None:
+        """The number is checked first thing in :meth:`_check`, with the other values."""
 
     async def _check(
         self, session: AsyncSession, row: Contract | None, data: dict[str, Any]
     ) -> None:
-        if "status" in data and row is not None and data["status"] != row.status:
-            self._check_transition(row, ContractStatus(data["status"]))
-        start = data.get("start_date", row.start_date if row else None)
-        end = data.get("end_date", row.end_date if row else None)
-        if start and end and end < start:
-            raise InvalidInput(f"end_date {end} is before start_date {start}", field="end_date")
-        others = [Contract.id != row.id] if row is not None else []
-        if "username_key" in data:
-            taken = await session.scalar(
-                select(Contract.number).where(
-                    Contract.username_key == data["username_key"], *others
-                )
-            )
-            if taken:
-                raise Conflict(
-                    f"username {data['username']!r} is already used by contract {taken}",
-                    field="config.username",
-                )
-        for column in EXCLUSIVE_ADDRESSES:
-            if data.get(column):
-                holder = await session.scalar(
-                    select(Contract.number).where(
-                        getattr(Contract, column) == data[column], *others
-                    )
-                )
-                if holder:
-                    raise Conflict(
-                        f"{data[column]} is already assigned to contract {holder}",
-                        field=field_name(column),
-                    )
-        await self._check_pools(session, data)
-        await self._check_plan(session, row, data)
-        await self._check_refs(session, row, data.get("external_refs"))
+        lookups = await ChunkLookups.load(session, [data])
+        await check_number(lookups, row, data)
+        await check_contract(lookups, row, data)
 
-    @staticmethod
-    def _check_transition(row: Contract, target: ContractStatus) -> None:
-        current = ContractStatus(row.status)
-        if target not in allowed_transitions(current).values():
-            raise InvalidTransition(
-                f"contract {row.number} cannot go from {current} to {target}", field="status"
-            )
-
-    @staticmethod
-    async def _check_pools(session: AsyncSession, data: Mapping[str, Any]) -> None:
-        for column, families in (
-            ("pool_name_ipv4", {PoolFamily.IPV4}),
-            ("pool_name_ipv6", {PoolFamily.IPV6, PoolFamily.IPV6_PD}),
-        ):
-            name = data.get(column)
-            if not name:
-                continue
-            family = await session.scalar(select(Pool.family).where(Pool.name == name))
-            if family is None:
-                raise InvalidInput(f"no pool named {name!r}", field=field_name(column))
-            if family not in families:
-                raise InvalidInput(f"pool {name!r} is an {family} pool", field=field_name(column))
-
-    @staticmethod
-    async def _check_plan(
-        session: AsyncSession, row: Contract | None, data: Mapping[str, Any]
-    ) -> None:
-        plan_id = data.get("plan_id")
-        if plan_id is None or (row is not None and row.plan_id == plan_id):
-            return  # keeping a retired plan is fine; only new assignments need an active one
-        plan = await session.get(Plan, plan_id)
-        if plan is None:
-            raise InvalidInput(f"plan {plan_id} does not exist", field="plan_id")
-        if not plan.active:
-            raise InvalidInput(
-                f"plan {plan.name!r} is retired (inactive): it keeps its contracts but takes no "
-                "new ones",
-                field="plan_id",
-            )
-
-    @staticmethod
-    async def _check_refs(
-        session: AsyncSession, row: Contract | None, refs: Sequence[Mapping[str, str]] | None
-    ) -> None:
-        seen: set[tuple[str, str]] = set()
-        for index, ref in enumerate(refs or ()):
-            key = (ref["app"], ref["external_id"])
-            if key in seen:
-                raise InvalidInput(
-                    f"{key[0]} id {key[1]!r} is listed twice", field=f"external_refs[{index}]"
-                )
-            seen.add(key)
-            holder = await Contracts._by_external(session, *key)
-            if holder is not None and (row is None or holder.id != row.id):
-                raise Conflict(
-                    f"{key[0]} id {key[1]!r} already belongs to contract {holder.number}",
-                    field=f"external_refs[{index}]",
-                )
+    _check_transition = staticmethod(check_transition)
 
     def _apply(self, row: Contract, data: Mapping[str, Any]) -> None:
         for key, value in data.items():
@@ -387,32 +335,82 @@ class Contracts(CrudService[Contract]):
         if "plan_external_id" in values:
             # The billing system names the plan by its own id, under the same app.
             plan_ref = values.pop("plan_external_id")
-            values["plan_id"] = None if plan_ref is None else await self._plan_of(app, plan_ref)
-        refs = [dict(ref) for ref in values.get("external_refs") or ()]
-        if not any(ref["app"] == app and ref["external_id"] == external_id for ref in refs):
-            refs.insert(0, {"app": app, "external_id": external_id})
+            values["plan_id"] = None if plan_ref is None else await self.plan_of(app, plan_ref)
         with wrap_db_errors():
             async with self.context.sessions() as session:
                 existing = await self._by_external(session, app, external_id)
+        values = self.upsert_values(app, external_id, values, creating=existing is None)
         if existing is None:
+            return await self.create(actor, values), True
+        return await self.update(actor, existing.id, values), False
+
+    @staticmethod
+    def upsert_values(
+        app: str, external_id: str, data: Mapping[str, Any], *, creating: bool
+    ) -> dict[str, Any]:
+        """What an upsert creates or changes (API shape, the plan already resolved): the
+        reference in the path always stays attached; a create needs number and username."""
+        values = dict(data)
+        refs = [dict(ref) for ref in values.get("external_refs") or ()]
+        if not any(ref["app"] == app and ref["external_id"] == external_id for ref in refs):
+            refs.insert(0, {"app": app, "external_id": external_id})
+        if creating:
             values["external_refs"] = refs
             missing = [key for key in ("number", "config") if not values.get(key)]
             if missing or not values["config"].get("username"):
                 field = missing[0] if missing else "config.username"
                 raise InvalidInput(f"{field} is required to create a contract", field=field)
-            return await self.create(actor, values), True
-        if "external_refs" in values:
-            # The reference in the path always stays attached to the contract.
+        elif "external_refs" in values:
             values["external_refs"] = refs
-        return await self.update(actor, existing.id, values), False
+        return values
 
-    async def _plan_of(self, app: str, external_id: str) -> int:
+    async def bulk_upsert_external(
+        self, actor: Actor, app: str, items: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> list[ItemOutcome]:
+        """Upsert many contracts by ``app``'s ids in one transaction (see contracts_bulk)."""
+        return await bulk_upsert(self, actor, app, items)
+
+    api_field_names = staticmethod(_api_field_names)
+
+    async def plan_of(self, app: str, external_id: str) -> int:
         with wrap_db_errors():
             async with self.context.sessions() as session:
                 plan = await Plans.by_external(session, app, external_id)
         if plan is None:
             raise InvalidInput(f"no plan with {app} id {external_id!r}", field="plan_external_id")
         return plan.id
+
+    def log_bulk(self, written: int, refused: int, seconds: float) -> None:
+        if written:
+            log.info(
+                "bulk upsert: %d contracts written in one commit (%.2f s), %d refused",
+                written,
+                seconds,
+                refused,
+            )
+
+    async def committed_bulk(
+        self, plans: Mapping[int, int | None], before: Mapping[int, Any]
+    ) -> None:
+        """After a bulk commit of contracts (id → plan id): the index and other nodes once,
+        quota states, then live sessions."""
+        ids = list(plans)
+        if not ids:
+            return
+        await self.context.committed_many(self.entity, ids)
+        quota = self.context.quota
+        planned = [row_id for row_id, plan_id in plans.items() if plan_id is not None]
+        if quota is not None and planned:
+            await quota.evaluate(planned, follow=False)
+        live = self.context.live
+        if live is not None:
+            changed = {
+                row_id: before[row_id]
+                for row_id in ids
+                if before.get(row_id) is not None and live.contract(row_id) is not None
+            }
+            if changed:
+                live.contracts_changed(changed)
 
     # -- live sessions (CoA and Disconnect after the commit) --------------------------------------
 

@@ -148,6 +148,12 @@ def _snapshot(row: Row[Any]) -> ContractSnapshot:
     )
 
 
+def snapshot_of(values: Mapping[str, Any]) -> ContractSnapshot:
+    """A contract's snapshot from its column values (a row just written, by attribute name):
+    the same as reading it back."""
+    return _snapshot(tuple(values[column.key] for column in _CONTRACT_COLUMNS))  # type: ignore[arg-type]
+
+
 async def contracts(session: AsyncSession, batch: int = 20_000) -> AsyncIterator[ContractSnapshot]:
     """Every contract, streamed in batches so memory holds snapshots, not result rows."""
     stmt: Select[Any] = select(*_CONTRACT_COLUMNS).execution_options(yield_per=batch)

@@ -2,12 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 
 from radius_contracts.api.crud import RowId, crud_routes
 from radius_contracts.api.deps import ActorDep, CallerDep, ServicesDep
 from radius_contracts.api.schemas import contracts as s
 from radius_contracts.domain import TRANSITIONS
+from radius_contracts.services.contracts_bulk import BULK_UPSERT_LIMIT
 
 router = APIRouter(prefix="/contracts", tags=["contracts"])
 
@@ -43,6 +44,41 @@ async def upsert_by_external(
     row, created = await services.contracts.upsert_external(actor, app, external_id, body.changes())
     response.status_code = 201 if created else 200
     return s.ContractPublic.of(row)
+
+
+@router.put(
+    "/by-external/{app}",
+    response_model=s.BulkUpsertPublic,
+    summary="Create or update many contracts by their ids in another system (bulk)",
+)
+async def bulk_upsert_by_external(
+    services: ServicesDep,
+    actor: ActorDep,
+    app: AppPath,
+    body: Annotated[
+        list[s.ContractUpsertItem],
+        Body(min_length=1, max_length=BULK_UPSERT_LIMIT),
+    ],
+) -> Any:
+    """Up to 1,000 items per request, each the body of
+    `PUT /contracts/by-external/{app}/{external_id}` plus its `external_id`, with the same
+    defaults, checks and audit entries; all written in one transaction.
+
+    An item that the single call would refuse (409, 422, 404) is reported in `results` with
+    its `index`, `status`, `detail` and `field`, and left out; the others are applied (the
+    answer is 200 either way). A malformed item (a wrong type, an unknown field) rejects the
+    whole request with 422 naming the item's index. The index used for RADIUS, other nodes
+    and the CoA of online sessions follow once per request, after the commit. An
+    `external_id` listed twice is applied twice, in order, as two single calls would be.
+    """
+    items = [(item.external_id, item.changes()) for item in body]
+    outcomes = await services.contracts.bulk_upsert_external(actor, app, items)
+    return s.BulkUpsertPublic(
+        created=sum(o.status == 201 for o in outcomes),
+        updated=sum(o.status == 200 for o in outcomes),
+        refused=sum(o.status >= 400 for o in outcomes),
+        results=[s.BulkUpsertOutcome.model_validate(o, from_attributes=True) for o in outcomes],
+    )
 
 
 @router.get("/by-number/{number}", response_model=s.ContractPublic)

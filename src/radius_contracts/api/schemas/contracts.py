@@ -301,6 +301,39 @@ class ContractUpsert(ContractUpdate):
         return self
 
 
+class ContractUpsertItem(ContractUpsert):
+    """One item of a bulk upsert: the body of the single upsert plus the contract's id in
+    the billing system (what the single call has in its path)."""
+
+    not_null: ClassVar[frozenset[str]] = ContractUpsert.not_null
+    external_id: ExternalId = Field(description="The contract's id in the app of the path.")
+
+    def changes(self) -> dict[str, Any]:
+        changes = super().changes()
+        changes.pop("external_id", None)
+        return changes
+
+
+class BulkUpsertOutcome(Output):
+    index: int = Field(description="The item's position in the request, from 0.")
+    external_id: str
+    status: int = Field(
+        description="201 created, 200 updated; else what the single upsert would have "
+        "answered (404, 409, 422), with `detail` and `field`, and the item left out."
+    )
+    id: int | None = None
+    number: str | None = None
+    detail: str | None = None
+    field: str | None = None
+
+
+class BulkUpsertPublic(Output):
+    created: int
+    updated: int
+    refused: int
+    results: list[BulkUpsertOutcome] = Field(description="One per item, in request order.")
+
+
 class ConfigPublic(Output):
     username: str
     has_password: bool

@@ -7,7 +7,10 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from radius_contracts.db import models  # noqa: F401  (registers the tables)
+from radius_contracts.db import (
+    models,  # noqa: F401  (registers the tables)
+    search,
+)
 from radius_contracts.db.base import Base
 from radius_contracts.db.engine import create_engine
 from radius_contracts.db.migrate import migrating
@@ -23,6 +26,7 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode copies the table.
         render_as_batch=True,
         compare_type=True,
+        include_name=search.include_name,  # the search indexes are not in the models
     )
     with context.begin_transaction():
         context.run_migrations()
