@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -146,6 +147,8 @@ class LayoutAttribute(Base):
         ForeignKey("radius_attributes.id", ondelete="RESTRICT"), index=True
     )
     template: Mapped[str] = mapped_column(Text)
+    # RFC 2868 §3: the tag (1..31) a has_tag attribute is sent with; None: untagged.
+    tag: Mapped[int | None] = mapped_column(SmallInteger)
 
     layout: Mapped[Layout] = relationship(back_populates="rows")
     attribute: Mapped[RadiusAttribute] = relationship(lazy="selectin")

@@ -242,15 +242,22 @@ async def layouts(session: AsyncSession) -> list[LayoutSnapshot]:
     heads = (await session.execute(stmt)).all()
     rows: dict[int, list[tuple[str, str]]] = {head[0]: [] for head in heads}
     row_stmt = (
-        select(LayoutAttribute.layout_id, RadiusAttribute.name, LayoutAttribute.template)
+        select(
+            LayoutAttribute.layout_id,
+            RadiusAttribute.name,
+            LayoutAttribute.template,
+            LayoutAttribute.tag,
+        )
         .join(RadiusAttribute, RadiusAttribute.id == LayoutAttribute.attribute_id)
         .where(LayoutAttribute.layout_id.in_(list(rows)))
         .where(RadiusAttribute.active.is_(True))
         .order_by(LayoutAttribute.layout_id, LayoutAttribute.position)
     )
     if rows:
-        for layout_id, attribute, template in await session.execute(row_stmt):
-            rows[layout_id].append((attribute, template))
+        for layout_id, attribute, template, tag in await session.execute(row_stmt):
+            # A tagged row travels as "Tunnel-Type:1", the spelling layouts are written in.
+            name = attribute if tag is None else f"{attribute}:{tag}"
+            rows[layout_id].append((name, template))
     return [
         LayoutSnapshot(
             id=layout_id,

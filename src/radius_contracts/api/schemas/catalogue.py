@@ -40,6 +40,9 @@ Secret = Annotated[
     Field(description="Shared secret (write-only: never returned)."),
 ]
 AttributeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+LayoutAttributeName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(:[0-9]{1,2})?$")
+]
 AttributeType = Literal[
     "string", "octets", "ipaddr", "ipv6addr", "ipv6prefix", "ifid", "integer", "integer64",
     "signed", "short", "byte", "date", "ether", "combo-ip",
@@ -326,7 +329,10 @@ class AttributeFilters(ListQuery):
 
 
 class LayoutRow(Input):
-    attribute: AttributeName
+    attribute: LayoutAttributeName = Field(
+        description="Dictionary attribute name; an attribute the dictionaries mark has_tag may "
+        'name its tag 1..31 after a colon (RFC 2868), e.g. "Tunnel-Type:1"'
+    )
     template: Template = Field(
         description='e.g. "{max_upload}/{max_download}"; "{min_upload|0}" falls back to 0 '
         "when the contract has no value"
