@@ -199,6 +199,8 @@ async def nas(session: AsyncSession) -> list[NasSnapshot]:
             Manufacturer.coa_attributes,
             Manufacturer.coa_deactivate,
             Manufacturer.coa_disconnect_fallback,
+            Nas.radsec_secret,
+            Nas.radsec_pin,
         )
         .join(Manufacturer, Manufacturer.id == Nas.manufacturer_id)
         .outerjoin(Pop, Pop.id == Nas.pop_id)
@@ -225,6 +227,8 @@ async def nas(session: AsyncSession) -> list[NasSnapshot]:
                 deactivate=MappingProxyType(dict(row[14] or {})),
                 disconnect_fallback=bool(row[15]),
             ),
+            radsec_secret=row[16],
+            radsec_pin=row[17],
         )
         for row in await session.execute(stmt)
     ]

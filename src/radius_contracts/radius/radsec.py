@@ -1,0 +1,513 @@
+"""RadSec (RADIUS over TLS, RFC 6614): a TLS listener that feeds the same request handling.
+
+Each TLS connection carries a stream of RADIUS packets framed by their own Length field
+(RFC 6614 §2.5). A complete packet is handed to a :class:`RadiusProtocol` exactly as a
+datagram would be, with the connection's peer address as the "source": duplicate detection,
+authenticator checks, the handlers, accounting durability and the statistics are the UDP
+path's own. Replies come back through :class:`_Replies`, which stands in for the datagram
+transport and writes each reply to the connection it belongs to.
+
+Who may connect: a TLS 1.2+ client whose certificate chains to the configured CA (the TLS
+layer checks validity dates too), connecting from the address of an active NAS, and, when that
+NAS pins one, presenting the pinned certificate (subject CN or SHA-256 fingerprint). The
+RADIUS shared secret is ``radsec`` (RFC 6614 §2.3) unless the NAS sets its own.
+
+Refusals and closes are counted in :attr:`RadsecServer.counts` (``refused_<reason>``,
+``closed_<reason>``), malformed packets also in the protocol's statistics like UDP's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import ssl
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from radius_contracts.logging import RateLimitedLog
+from radius_contracts.radius import codec
+from radius_contracts.radius.clients import RADSEC_SECRET, ClientTable, NasClient
+from radius_contracts.radius.protocol import RadiusProtocol
+
+__all__ = [
+    "DEFAULT_SECRET",
+    "RadsecOptions",
+    "RadsecServer",
+    "TlsFilesError",
+    "certificate_fingerprint",
+    "tls_context",
+]
+
+log = logging.getLogger("radius_contracts.radsec")
+
+DEFAULT_SECRET = RADSEC_SECRET  # RFC 6614 §2.3
+
+_HEADER_SIZE = 4
+# Replies to requests we send over the connection (CoA / Disconnect, RFC 5176 over TLS).
+_RESPONSES_TO_US = frozenset(
+    {codec.Code.COA_ACK, codec.Code.COA_NAK, codec.Code.DISCONNECT_ACK, codec.Code.DISCONNECT_NAK}
+)
+# A request the dispatcher dropped silently never gets a reply; its in-flight slot is given
+# back after this many seconds.
+_IN_FLIGHT_STALE = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RadsecOptions:
+    """Limits of the listener; replaced whole on reload."""
+
+    handshake_timeout: float = 10.0
+    idle_timeout: float = 300.0
+    max_connections: int = 256
+    max_in_flight: int = 256
+
+
+class TlsFilesError(ValueError):
+    """The certificate, key or CA file cannot be used; the message says which and why."""
+
+
+def tls_context(certificate: Path, private_key: Path, ca_file: Path) -> ssl.SSLContext:
+    """A server context: TLS 1.2 or later, client certificates required against ``ca_file``.
+
+    Raises TlsFilesError for a file that is missing, unreadable, not PEM, a key that does not
+    match the certificate, or a server certificate outside its validity period.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # RFC 6614 §2.3 asks for TLS 1.1 or later; 1.0 and 1.1 are deprecated (RFC 8996).
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_REQUIRED
+    try:
+        context.load_cert_chain(certificate, private_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsFilesError(f"certificate {certificate} / key {private_key}: {exc}") from None
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsFilesError(f"CA file {ca_file}: {exc}") from None
+    _check_validity(certificate)
+    return context
+
+
+def _check_validity(certificate: Path) -> None:
+    # OpenSSL happily serves an expired certificate of its own; every NAS would then refuse
+    # it. The stdlib exposes the dates only through this long-standing helper; without it
+    # the check is skipped.
+    decode = getattr(ssl._ssl, "_test_decode_cert", None)  # type: ignore[attr-defined]
+    if decode is None:
+        return
+    try:
+        info = decode(str(certificate))
+        not_before = ssl.cert_time_to_seconds(info["notBefore"])
+        not_after = ssl.cert_time_to_seconds(info["notAfter"])
+    except (ssl.SSLError, OSError, KeyError, ValueError) as exc:
+        raise TlsFilesError(f"certificate {certificate}: {exc}") from None
+    now = time.time()
+    if now > not_after:
+        raise TlsFilesError(f"certificate {certificate} expired on {info['notAfter']}")
+    if now < not_before:
+        raise TlsFilesError(f"certificate {certificate} is not valid before {info['notBefore']}")
+
+
+def certificate_fingerprint(der: bytes) -> str:
+    """``sha256:`` and the lower-case hex SHA-256 of a DER certificate: a pin's spelling."""
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def _subject_cn(peercert: object) -> str | None:
+    if not isinstance(peercert, dict):
+        return None
+    for rdn in peercert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+def _refusal_reason(exc: BaseException) -> str:
+    """A metrics label for a failed handshake."""
+    if isinstance(exc, ssl.SSLCertVerificationError) or (
+        isinstance(exc, ssl.SSLError) and exc.reason == "CERTIFICATE_VERIFY_FAILED"
+    ):
+        if getattr(exc, "verify_code", None) == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
+            return "certificate_expired"
+        return "certificate_untrusted"
+    if isinstance(exc, ssl.SSLError):
+        reason = str(exc.reason or "")
+        if reason in {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNEXPECTED_MESSAGE",
+                      "UNSUPPORTED_PROTOCOL", "RECORD_LAYER_FAILURE"}:  # fmt: skip
+            return "not_tls"
+        if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+            return "no_certificate"
+        if "EXPIRED" in reason:
+            return "certificate_expired"
+        if "CERTIFICATE" in reason or "UNKNOWN_CA" in reason:
+            return "certificate_untrusted"
+        return "tls_error"
+    # asyncio aborts a handshake past ssl_handshake_timeout with ConnectionAbortedError.
+    if isinstance(exc, ConnectionAbortedError | TimeoutError):
+        return "handshake_timeout"
+    return "connection_lost"
+
+
+class _Replies:
+    """Stands in for the datagram transport of the RadSec dispatcher: ``sendto`` writes the
+    reply to the connection whose peer address the request came with."""
+
+    __slots__ = ("connections",)
+
+    def __init__(self) -> None:
+        self.connections: dict[tuple[object, ...], _Connection] = {}
+
+    def sendto(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        connection = self.connections.get(addr[:2])
+        if connection is not None:  # else closed meanwhile: the reply has nowhere to go
+            connection.reply(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection: refused or upgraded to TLS, then a stream of RADIUS packets."""
+
+    def __init__(self, server: RadsecServer) -> None:
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.addr: tuple[str, int] = ("", 0)
+        self.client: NasClient | None = None
+        self.subject: str | None = None
+        self.fingerprint: str | None = None
+        self._buffer = bytearray()
+        self._established = False
+        self._closed = False
+        self._last_activity = self._loop.time()
+        self._idle: asyncio.TimerHandle | None = None
+        self._in_flight: dict[int, float] = {}  # Identifier → when the request came
+        self._handshake: asyncio.Task[None] | None = None
+        # Requests we sent (CoA / Disconnect) by Identifier, waiting for their response.
+        self._outbound: dict[int, asyncio.Future[bytes]] = {}
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        # Not a byte may reach data_received before TLS is set up: start_tls takes over.
+        transport.pause_reading()
+        peer = transport.get_extra_info("peername")
+        self.addr = (str(peer[0]), int(peer[1]))
+        server = self._server
+        if len(server.connections) >= server.options.max_connections:
+            server.refuse(self, "max_connections")
+            return
+        if server.clients().lookup(self.addr[0]) is None:
+            # Checked before TLS too, so a stranger costs no handshake.
+            server.refuse(self, "unknown_nas")
+            return
+        server.connections.add(self)
+        self._handshake = self._loop.create_task(self._start_tls())
+
+    async def _start_tls(self) -> None:
+        server, raw = self._server, self.transport
+        assert raw is not None
+        try:
+            tls = await self._loop.start_tls(
+                raw,
+                self,
+                server.context,
+                server_side=True,
+                ssl_handshake_timeout=server.options.handshake_timeout,
+            )
+        except asyncio.CancelledError:
+            raw.close()
+            raise
+        except Exception as exc:
+            server.refuse(self, _refusal_reason(exc), str(exc))
+            return
+        if tls is None or self._closed:
+            server.refuse(self, "connection_lost")
+            return
+        self.transport = tls
+        reason = self._identify(tls)
+        if reason is not None:
+            server.refuse(self, reason)
+            return
+        self._established = True
+        server.established(self)
+        self._arm_idle()
+
+    def _identify(self, tls: asyncio.Transport) -> str | None:
+        """Check the peer against the NAS it connects from; a refusal reason or None."""
+        client = self._server.clients().lookup(self.addr[0])
+        if client is None:
+            return "unknown_nas"
+        ssl_object = tls.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der is None:
+            return "no_certificate"
+        self.subject = _subject_cn(tls.get_extra_info("peercert"))
+        self.fingerprint = certificate_fingerprint(der)
+        pin = self._server.pins().get(client.id)
+        if pin and not _pin_matches(pin, self.subject, self.fingerprint):
+            log.warning(
+                "RadSec peer %s (NAS %s) presented CN=%s %s, not the pinned %s",
+                self.addr[0], client.name, self.subject, self.fingerprint, pin,
+            )  # fmt: skip
+            return "pin_mismatch"
+        self.client = client
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        if self._idle is not None:
+            self._idle.cancel()
+        for future in self._outbound.values():
+            if not future.done():
+                future.set_exception(ConnectionError("the RadSec connection closed"))
+        self._outbound.clear()
+        self._server.lost(self)
+
+    def close(self, reason: str) -> None:
+        """Close after what is already written (replies included) has gone out."""
+        if self._closed:
+            return
+        self._closed = True
+        self._server.add(f"closed_{reason}")
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- flow control: stop reading while the peer does not read our replies ---------------
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self._closed:
+            self.transport.resume_reading()
+
+    # -- packets ----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if not self._established or self._closed:
+            return
+        self._last_activity = self._loop.time()
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= _HEADER_SIZE:
+            # RFC 6614 §2.5: the RADIUS Length field delimits packets on the stream; one
+            # outside 20..4096 leaves no way to find the next packet.
+            length = int.from_bytes(buffer[2:4], "big")
+            if length < codec.MIN_PACKET or length > codec.MAX_PACKET:
+                self._server.malformed(self, "bad_length")
+                return
+            if len(buffer) < length:
+                break
+            frame = bytes(buffer[:length])
+            del buffer[:length]
+            self._packet(frame)
+            if self._closed:
+                return
+
+    def _packet(self, frame: bytes) -> None:
+        code, identifier = frame[0], frame[1]
+        if code in _RESPONSES_TO_US:
+            future = self._outbound.pop(identifier, None)
+            if future is not None and not future.done():
+                future.set_result(frame)
+            else:
+                self._server.add("unmatched_responses")
+            return
+        in_flight = self._in_flight
+        if identifier not in in_flight and len(in_flight) >= self._server.options.max_in_flight:
+            self._purge_in_flight()
+            if len(in_flight) >= self._server.options.max_in_flight:
+                self._server.dispatch.stats.drop(code, "drop_in_flight_limit")
+                return
+        in_flight[identifier] = self._last_activity
+        self._server.dispatch.datagram_received(frame, self.addr)
+
+    def _purge_in_flight(self) -> None:
+        oldest = self._loop.time() - _IN_FLIGHT_STALE
+        for identifier, since in list(self._in_flight.items()):
+            if since < oldest:
+                del self._in_flight[identifier]
+
+    def reply(self, data: bytes) -> None:
+        if self._closed or self.transport is None:
+            return
+        self._in_flight.pop(data[1], None)
+        self.transport.write(data)
+
+    async def request(self, data: bytes, within: float) -> bytes | None:
+        """Send a request of ours (CoA / Disconnect) and wait ``within`` seconds for its
+        response; None on timeout. Raises ConnectionError when the connection is gone or the
+        Identifier is taken by another request still waiting."""
+        if self._closed or self.transport is None or not self._established:
+            raise ConnectionError("the RadSec connection is closed")
+        identifier = data[1]
+        if identifier in self._outbound:
+            raise ConnectionError(f"Identifier {identifier} is in use on this connection")
+        future: asyncio.Future[bytes] = self._loop.create_future()
+        self._outbound[identifier] = future
+        self.transport.write(data)
+        try:
+            return await asyncio.wait_for(future, within)
+        except TimeoutError:
+            return None
+        finally:
+            if self._outbound.get(identifier) is future:
+                del self._outbound[identifier]
+
+    # -- idle timeout -----------------------------------------------------------------------
+
+    def _arm_idle(self) -> None:
+        timeout = self._server.options.idle_timeout
+        if timeout > 0:
+            self._idle = self._loop.call_at(self._last_activity + timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self._idle = None
+        if self._closed:
+            return
+        timeout = self._server.options.idle_timeout
+        if timeout <= 0:
+            return
+        if self._loop.time() - self._last_activity >= timeout and not self._outbound:
+            self.close("idle")
+            return
+        self._arm_idle()
+
+
+def _pin_matches(pin: str, subject: str | None, fingerprint: str) -> bool:
+    if pin.lower().startswith("sha256:"):
+        wanted = pin.lower().replace(":", "")  # "sha256:ab:cd..." and "sha256:abcd..." alike
+        return hmac.compare_digest(wanted, fingerprint.replace(":", ""))
+    return subject is not None and hmac.compare_digest(pin.encode(), subject.encode())
+
+
+class RadsecServer:
+    """The RadSec listener(s): connections, their limits and counters, and TLS reloads."""
+
+    def __init__(
+        self,
+        dispatch: RadiusProtocol,
+        clients: Callable[[], ClientTable],
+        context: ssl.SSLContext,
+        options: RadsecOptions,
+        pins: Callable[[], Mapping[int, str]] = dict,
+    ) -> None:
+        """``dispatch`` handles every packet (its transport is set here); ``clients`` is the
+        RadSec view of the NAS table (secrets as RFC 6614 §2.3 says); ``pins`` maps NAS ids
+        to the certificate they must present."""
+        self.dispatch = dispatch
+        self.clients = clients
+        self.pins = pins
+        self.context = context
+        self.options = options
+        self.counts: dict[str, int] = {}
+        self.connections: set[_Connection] = set()
+        self._replies = _Replies()
+        self._servers: list[asyncio.Server] = []
+        self._warn = RateLimitedLog(log)
+        dispatch.connection_made(self._replies)  # type: ignore[arg-type]
+        dispatch.on_malformed = self._malformed_packet
+
+    async def start(self, addresses: tuple[str, ...], port: int) -> int:
+        """Listen on ``port`` at every address; returns the bound port (for port 0)."""
+        loop = asyncio.get_running_loop()
+        try:
+            for address in addresses:
+                server = await loop.create_server(
+                    lambda: _Connection(self), address, port, reuse_address=True
+                )
+                self._servers.append(server)
+                port = port or server.sockets[0].getsockname()[1]
+        except BaseException:
+            self.close()
+            raise
+        return port
+
+    def close(self) -> None:
+        """Stop listening; established connections stay until :meth:`close_connections`."""
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+
+    def close_connections(self) -> None:
+        for connection in list(self.connections):
+            connection.close("shutdown")
+
+    def reload(self, context: ssl.SSLContext, options: RadsecOptions) -> None:
+        """New handshakes use ``context``; established connections keep the one they have."""
+        self.context = context
+        self.options = options
+
+    @property
+    def open_connections(self) -> int:
+        return sum(1 for c in self.connections if c.client is not None)
+
+    def connections_of(self, nas_id: int) -> Iterator[_Connection]:
+        """Established connections of one NAS, newest last."""
+        for connection in self.connections:
+            if connection.client is not None and connection.client.id == nas_id:
+                yield connection
+
+    # -- called by connections ---------------------------------------------------------------
+
+    def add(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def refuse(self, connection: _Connection, reason: str, detail: str = "") -> None:
+        self.add(f"refused_{reason}")
+        source = connection.addr[0]
+        self._warn.warning(
+            (source, reason), "RadSec connection from %s refused: %s%s", source, reason,
+            f" ({detail})" if detail else "",
+        )  # fmt: skip
+        connection._closed = True
+        self.connections.discard(connection)
+        if connection.transport is not None:
+            connection.transport.close()
+
+    def established(self, connection: _Connection) -> None:
+        self.add("accepted")
+        self._replies.connections[connection.addr] = connection
+        assert connection.client is not None
+        log.info(
+            "RadSec connection from %s: NAS %s, certificate CN=%s",
+            connection.addr[0], connection.client.name, connection.subject,
+        )  # fmt: skip
+
+    def lost(self, connection: _Connection) -> None:
+        self.connections.discard(connection)
+        if self._replies.connections.get(connection.addr) is connection:
+            del self._replies.connections[connection.addr]
+
+    def malformed(self, connection: _Connection, reason: str) -> None:
+        """A frame that breaks the stream: counted like a malformed datagram, then closed."""
+        stats = self.dispatch.stats
+        stats.add("received")
+        stats.add("drop_malformed")
+        stats.add(f"malformed_{reason}")
+        self._close_malformed(connection)
+
+    def _malformed_packet(self, addr: tuple[str | object, ...]) -> None:
+        # RFC 6614 §2.5: what UDP would silently discard, a stream discards and closes: a
+        # peer that sends broken packets is not one to keep reading from.
+        connection = self._replies.connections.get(addr[:2])
+        if connection is not None:
+            self._close_malformed(connection)
+
+    def _close_malformed(self, connection: _Connection) -> None:
+        source = connection.addr[0]
+        self._warn.warning((source, "malformed"), "RadSec peer %s sent a malformed packet", source)
+        connection.close("malformed")

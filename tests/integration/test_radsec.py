@@ -1,0 +1,328 @@
+"""RadSec (RADIUS over TLS, RFC 6614) against a running daemon: our own TLS client as the NAS.
+
+A PKI is made for the module with the openssl command line (tests/pki.py). The daemon listens
+for RadSec on an ephemeral loopback port beside its UDP ports; NAS are told apart by their
+loopback source address (127.0.0.x) as over UDP.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import Factory, RunningDaemon, add_nas, make_settings, start_daemon, stop_daemon
+from pki import make_pki
+from radius_client import attr
+from radius_contracts.radius import codec
+from radius_contracts.radius.radsec import certificate_fingerprint
+from radius_contracts.settings import RadsecSettings
+from radsec_client import RadsecClient, client_context
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("radsec-pki"))
+
+
+@pytest.fixture(scope="module")
+def served(
+    pki: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningDaemon, threading.Thread]]:
+    # A copy of the server files the reload test may break and mend.
+    tls = tmp_path_factory.mktemp("radsec-tls")
+    for name in ("server.pem", "server.key", "ca.pem"):
+        shutil.copy(pki / name, tls / name)
+    settings = make_settings(tmp_path_factory.mktemp("radsec-state"), None)
+    radsec = RadsecSettings(
+        enabled=True,
+        bind=("127.0.0.1",),
+        port=0,
+        certificate=tls / "server.pem",
+        private_key=tls / "server.key",
+        ca_file=tls / "ca.pem",
+        handshake_timeout=2.0,
+        idle_timeout=30.0,
+        max_in_flight=4,
+    )
+    running, thread = start_daemon(settings.model_copy(update={"radsec": radsec}))
+    yield running, thread
+    stop_daemon(running, thread)
+
+
+@pytest.fixture(scope="module")
+def daemon(served: tuple[RunningDaemon, threading.Thread]) -> RunningDaemon:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def api(daemon: RunningDaemon) -> httpx.Client:
+    return daemon.client(daemon.admin_token)
+
+
+@pytest.fixture(scope="module")
+def nas(api: httpx.Client) -> dict[str, Any]:
+    """The NAS at 127.0.0.1; over RadSec its secret is "radsec" (RFC 6614 §2.3)."""
+    return add_nas(api, "udp-secret-" + secrets.token_hex(4))
+
+
+@pytest.fixture
+def make(api: httpx.Client) -> Factory:
+    return Factory(api)
+
+
+def _port(daemon: RunningDaemon) -> int:
+    assert daemon.daemon.radsec_port is not None
+    return daemon.daemon.radsec_port
+
+
+def _counts(daemon: RunningDaemon) -> dict[str, int]:
+    assert daemon.daemon.radsec is not None
+    return dict(daemon.daemon.radsec.counts)
+
+
+def _wait_count(daemon: RunningDaemon, name: str, at_least: int) -> int:
+    deadline = time.monotonic() + 5
+    while True:
+        count = _counts(daemon).get(name, 0)
+        if count >= at_least or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
+def _connect(daemon: RunningDaemon, pki: Path, cert: str = "nas", **kwargs: Any) -> RadsecClient:
+    return RadsecClient(_port(daemon), client_context(pki, cert), **kwargs)
+
+
+def _pap(client: RadsecClient, user: str, password: str) -> bool:
+    reply = client.exchange(client.access_request(user, password))
+    assert reply is not None
+    return reply.accepted
+
+
+# -- what a NAS does over RadSec -----------------------------------------------------------------
+
+
+def test_pap_accept_and_reject_over_one_connection(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any], make: Factory
+) -> None:
+    contract = make.contract(config={"password": "tls-pw"})
+    user = contract["config"]["username"]
+    with _connect(daemon, pki) as client:
+        assert _pap(client, user, "tls-pw")
+        assert not _pap(client, user, "wrong")
+        # Many packets in flight on one stream (RFC 6614 §2.5): sent together, all answered.
+        requests = [client.access_request(user, "tls-pw") for _ in range(3)]
+        client.send_raw(b"".join(requests))
+        identifiers = set()
+        for _ in requests:
+            data = client.receive()
+            assert data is not None
+            assert data[0] == codec.Code.ACCESS_ACCEPT
+            identifiers.add(data[1])
+        assert identifiers == {request[1] for request in requests}
+
+
+def test_the_udp_secret_is_not_the_radsec_one(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any], make: Factory
+) -> None:
+    contract = make.contract(config={"password": "tls-pw"})
+    user = contract["config"]["username"]
+    with _connect(daemon, pki, secret=b"udp-secret-wrong") as client:
+        # The Message-Authenticator does not verify with "radsec": dropped, and since a
+        # stream discards what UDP would, unanswered.
+        assert client.exchange(client.access_request(user, "tls-pw"), timeout=1.0) is None
+
+
+def test_status_server_is_answered(daemon: RunningDaemon, pki: Path, nas: dict[str, Any]) -> None:
+    with _connect(daemon, pki) as client:
+        reply = client.exchange(client.status_server())
+        assert reply is not None and reply.code == codec.Code.ACCESS_ACCEPT
+
+
+def test_accounting_is_stored_once_and_duplicates_are_answered_from_the_cache(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any], make: Factory, api: httpx.Client
+) -> None:
+    contract = make.contract(config={"password": "acct-pw"})
+    user = contract["config"]["username"]
+    session_id = "radsec-" + secrets.token_hex(4)
+    common = (
+        attr("Acct-Session-Id", session_id),
+        attr("User-Name", user),
+        attr("NAS-IP-Address", "127.0.0.1"),
+    )
+    with _connect(daemon, pki) as client:
+        start = client.accounting_request(attr("Acct-Status-Type", "Start"), *common)
+        first = client.exchange(start)
+        assert first is not None and first.code == codec.Code.ACCOUNTING_RESPONSE
+        again = client.exchange(start)
+        assert again is not None and again.packet.data == first.packet.data
+        stop = client.accounting_request(
+            attr("Acct-Status-Type", "Stop"), *common, attr("Acct-Output-Octets", "5000")
+        )
+        reply = client.exchange(stop)
+        assert reply is not None and reply.code == codec.Code.ACCOUNTING_RESPONSE
+    found = api.get("/api/v1/sessions", params={"username": user}).json()["items"]
+    assert len(found) == 1, found
+    assert found[0]["acct_session_id"] == session_id
+    assert found[0]["stopped_at"] is not None and found[0]["output_octets"] == 5000
+    stats = daemon.daemon.port_stats["radsec"]
+    assert stats.counts.get("duplicates", 0) >= 1
+
+
+def test_requests_past_the_in_flight_limit_are_dropped_and_counted(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any], make: Factory
+) -> None:
+    contract = make.contract(config={"password": "pw"})
+    user = contract["config"]["username"]
+    stats = daemon.daemon.port_stats["radsec"]
+    before = stats.counts.get("drop_in_flight_limit", 0)
+    with _connect(daemon, pki) as client:
+        # Wrong passwords: each reject waits out the reject delay, holding its slot.
+        requests = [client.access_request(user, "wrong") for _ in range(6)]
+        client.send_raw(b"".join(requests))
+        answered = 0
+        while client.receive(timeout=2.0) is not None:
+            answered += 1
+    assert answered == 4  # max_in_flight
+    assert stats.counts.get("drop_in_flight_limit", 0) - before == 2
+
+
+# -- who is kept out ---------------------------------------------------------------------------
+
+
+def _refused(daemon: RunningDaemon, pki: Path, cert: str, source: str = "127.0.0.1") -> bool:
+    """Whether a client presenting ``cert`` from ``source`` is refused (during the handshake,
+    or right after it: with TLS 1.3 the client finishes before the server checks it)."""
+    try:
+        client = _connect(daemon, pki, cert, source=source)
+    except (ssl.SSLError, OSError):
+        return True
+    with client:
+        try:
+            client.send_raw(client.status_server())
+        except (ssl.SSLError, OSError):
+            return True
+        return client.closed_by_server()
+
+
+def _still_answers(daemon: RunningDaemon, client: RadsecClient) -> None:
+    reply = client.exchange(client.status_server())
+    assert reply is not None and reply.code == codec.Code.ACCESS_ACCEPT
+
+
+def test_untrusted_and_expired_certificates_are_refused_and_counted(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any]
+) -> None:
+    with _connect(daemon, pki) as good:
+        _still_answers(daemon, good)
+        before = _counts(daemon)
+        assert _refused(daemon, pki, "rogue")
+        name = "refused_certificate_untrusted"
+        assert _wait_count(daemon, name, before.get(name, 0) + 1) == before.get(name, 0) + 1
+        assert _refused(daemon, pki, "expired")
+        name = "refused_certificate_expired"
+        assert _wait_count(daemon, name, before.get(name, 0) + 1) == before.get(name, 0) + 1
+        _still_answers(daemon, good)
+
+
+def test_plain_tcp_and_silent_clients_are_refused_and_counted(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any]
+) -> None:
+    with _connect(daemon, pki) as good:
+        before = _counts(daemon)
+        with socket.create_connection(("127.0.0.1", _port(daemon)), 5) as plain:
+            # A RADIUS packet where a TLS ClientHello belongs.
+            plain.sendall(codec.encode_request(codec.Code.STATUS_SERVER, 1, b"", b"radsec"))
+            plain.settimeout(5)
+            with pytest.raises(ConnectionError):
+                while plain.recv(4096):
+                    pass
+                raise ConnectionResetError
+        assert _wait_count(daemon, "refused_not_tls", before.get("refused_not_tls", 0) + 1) > (
+            before.get("refused_not_tls", 0)
+        )
+        with socket.create_connection(("127.0.0.1", _port(daemon)), 5) as silent:
+            silent.settimeout(5)  # the handshake timeout is 2 s
+            with pytest.raises(ConnectionError):
+                while silent.recv(4096):
+                    pass
+                raise ConnectionResetError
+        name = "refused_handshake_timeout"
+        assert _wait_count(daemon, name, before.get(name, 0) + 1) > before.get(name, 0)
+        _still_answers(daemon, good)
+
+
+def test_garbage_frames_close_the_connection_and_are_counted(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any]
+) -> None:
+    stats = daemon.daemon.port_stats["radsec"]
+    with _connect(daemon, pki) as good:
+        for garbage in (
+            b"\x01\x02\x00\x05xxxxxxxxxxxxxxxxxxxxxxx",  # Length 5: below the 20 of a header
+            b"\x01\x02\xff\xff" + bytes(40),  # Length 65535: past 4096
+            # A whole packet whose attribute runs past its Length: decodes as malformed.
+            b"\x01\x02\x00\x17" + bytes(16) + b"\x01\x09\x00",
+        ):
+            before = _counts(daemon).get("closed_malformed", 0)
+            malformed = stats.counts.get("drop_malformed", 0)
+            with _connect(daemon, pki) as bad:
+                _still_answers(daemon, bad)
+                bad.send_raw(garbage)
+                assert bad.closed_by_server()
+            assert _wait_count(daemon, "closed_malformed", before + 1) == before + 1
+            assert stats.counts.get("drop_malformed", 0) == malformed + 1
+            _still_answers(daemon, good)
+
+
+def test_a_stranger_address_is_refused_before_tls(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any]
+) -> None:
+    before = _counts(daemon).get("refused_unknown_nas", 0)
+    assert _refused(daemon, pki, "nas", source="127.0.0.77")
+    assert _wait_count(daemon, "refused_unknown_nas", before + 1) == before + 1
+
+
+def test_a_pinned_nas_must_present_its_certificate(
+    daemon: RunningDaemon, pki: Path, api: httpx.Client
+) -> None:
+    pinned = add_nas(api, "udp-secret-" + secrets.token_hex(4), "127.0.0.2", radsec_pin="nas-2")
+    assert pinned["radsec_pin"] == "nas-2"
+    before = _counts(daemon).get("refused_pin_mismatch", 0)
+    assert _refused(daemon, pki, "nas", source="127.0.0.2")  # CN=nas-1
+    assert _wait_count(daemon, "refused_pin_mismatch", before + 1) == before + 1
+    with _connect(daemon, pki, "other", source="127.0.0.2") as client:  # CN=nas-2
+        _still_answers(daemon, client)
+    # A fingerprint pin names one certificate, whatever its subject.
+    der = ssl.PEM_cert_to_DER_cert((pki / "nas.pem").read_text())
+    fingerprint = certificate_fingerprint(der).upper().replace("SHA256", "sha256")
+    response = api.patch(f"/api/v1/nas/{pinned['id']}", json={"radsec_pin": fingerprint})
+    assert response.status_code == 200, response.text
+    with _connect(daemon, pki, "nas", source="127.0.0.2") as client:
+        _still_answers(daemon, client)
+    assert _refused(daemon, pki, "other", source="127.0.0.2")
+
+
+def test_a_nas_may_set_its_own_radsec_secret(
+    daemon: RunningDaemon, pki: Path, api: httpx.Client, make: Factory
+) -> None:
+    own = "own-radsec-" + secrets.token_hex(4)
+    created = add_nas(api, "udp-secret-" + secrets.token_hex(4), "127.0.0.3", radsec_secret=own)
+    assert created["radsec_secret_set"] is True and "radsec_secret" not in created
+    contract = make.contract(config={"password": "pw3"})
+    user = contract["config"]["username"]
+    with _connect(daemon, pki, source="127.0.0.3", secret=own.encode()) as client:
+        assert _pap(client, user, "pw3")
+    with _connect(daemon, pki, source="127.0.0.3") as client:  # "radsec" is not it any more
+        assert client.exchange(client.access_request(user, "pw3"), timeout=1.0) is None
