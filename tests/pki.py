@@ -4,6 +4,7 @@
 
 - ``ca.pem`` / ``ca.key``: the CA NAS and server certificates chain to;
 - ``server.pem`` / ``server.key``: CN=localhost, SAN localhost and 127.0.0.1;
+- ``renewed.pem`` / ``renewed.key``: the same name, another key: a renewed server certificate;
 - ``nas.pem`` / ``nas.key``: CN=nas-1, a NAS certificate the daemon accepts;
 - ``other.pem`` / ``other.key``: CN=nas-2 from the same CA (for pins);
 - ``rogue.pem`` / ``rogue.key``: CN=nas-1 from another CA (``rogue-ca.pem``): refused;
@@ -74,6 +75,7 @@ def make_pki(directory: Path) -> Path:
     _ca(directory, "rogue-ca", "/CN=rogue-ca")
     server_ext = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
     _leaf(directory, "server", "/CN=localhost", "ca", server_ext)
+    _leaf(directory, "renewed", "/CN=localhost", "ca", server_ext)  # a renewed server certificate
     client_ext = "extendedKeyUsage=clientAuth\n"
     _leaf(directory, "nas", "/CN=nas-1", "ca", client_ext)
     _leaf(directory, "other", "/CN=nas-2", "ca", client_ext)

@@ -37,13 +37,18 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(
-    pki: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[RunningDaemon, threading.Thread]]:
-    # A copy of the server files the reload test may break and mend.
+def tls(pki: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The daemon's TLS files: a copy the reload test may break and renew."""
     tls = tmp_path_factory.mktemp("radsec-tls")
     for name in ("server.pem", "server.key", "ca.pem"):
         shutil.copy(pki / name, tls / name)
+    return tls
+
+
+@pytest.fixture(scope="module")
+def served(
+    tls: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningDaemon, threading.Thread]]:
     settings = make_settings(tmp_path_factory.mktemp("radsec-state"), None)
     radsec = RadsecSettings(
         enabled=True,
@@ -164,14 +169,15 @@ def test_accounting_is_stored_once_and_duplicates_are_answered_from_the_cache(
     )
     with _connect(daemon, pki) as client:
         start = client.accounting_request(attr("Acct-Status-Type", "Start"), *common)
-        first = client.exchange(start)
+        # Answered once the group commit is durable: give a loaded machine time.
+        first = client.exchange(start, timeout=15)
         assert first is not None and first.code == codec.Code.ACCOUNTING_RESPONSE
-        again = client.exchange(start)
+        again = client.exchange(start, timeout=15)
         assert again is not None and again.packet.data == first.packet.data
         stop = client.accounting_request(
             attr("Acct-Status-Type", "Stop"), *common, attr("Acct-Output-Octets", "5000")
         )
-        reply = client.exchange(stop)
+        reply = client.exchange(stop, timeout=15)
         assert reply is not None and reply.code == codec.Code.ACCOUNTING_RESPONSE
     found = api.get("/api/v1/sessions", params={"username": user}).json()["items"]
     assert len(found) == 1, found
@@ -326,3 +332,67 @@ def test_a_nas_may_set_its_own_radsec_secret(
         assert _pap(client, user, "pw3")
     with _connect(daemon, pki, source="127.0.0.3") as client:  # "radsec" is not it any more
         assert client.exchange(client.access_request(user, "pw3"), timeout=1.0) is None
+
+
+# -- SIGHUP --------------------------------------------------------------------------------------
+
+
+def _reload(daemon: RunningDaemon) -> None:
+    """SIGHUP's work, waited for."""
+    done = daemon.daemon.reloads_ok + daemon.daemon.reloads_failed
+    daemon.loop.call_soon_threadsafe(daemon.daemon.reload)
+    deadline = time.monotonic() + 10
+    while daemon.daemon.reloads_ok + daemon.daemon.reloads_failed == done:
+        assert time.monotonic() < deadline, "the reload did not finish"
+        time.sleep(0.05)
+
+
+def _server_certificate(client: RadsecClient) -> bytes:
+    der = client.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+    assert der is not None
+    return der
+
+
+def test_reload_keeps_connections_and_a_bad_file_keeps_the_old_certificates(
+    daemon: RunningDaemon, pki: Path, tls: Path, nas: dict[str, Any]
+) -> None:
+    original = ssl.PEM_cert_to_DER_cert((pki / "server.pem").read_text())
+    renewed = ssl.PEM_cert_to_DER_cert((pki / "renewed.pem").read_text())
+    with _connect(daemon, pki) as established:
+        assert _server_certificate(established) == original
+        failed = _counts(daemon).get("tls_reload_failed", 0)
+        # A broken key: the reload keeps the running certificate and says why.
+        (tls / "server.key").write_text("not a key\n")
+        _reload(daemon)
+        assert _counts(daemon).get("tls_reload_failed", 0) == failed + 1
+        _still_answers(daemon, established)
+        with _connect(daemon, pki) as fresh:
+            assert _server_certificate(fresh) == original
+            _still_answers(daemon, fresh)
+        # An expired certificate is refused the same way.
+        shutil.copy(pki / "expired.pem", tls / "server.pem")
+        shutil.copy(pki / "expired.key", tls / "server.key")
+        _reload(daemon)
+        assert _counts(daemon).get("tls_reload_failed", 0) == failed + 2
+        with _connect(daemon, pki) as fresh:
+            assert _server_certificate(fresh) == original
+        # A renewed certificate: new handshakes get it, the established connection goes on.
+        shutil.copy(pki / "renewed.pem", tls / "server.pem")
+        shutil.copy(pki / "renewed.key", tls / "server.key")
+        _reload(daemon)
+        assert _counts(daemon).get("tls_reload_failed", 0) == failed + 2
+        with _connect(daemon, pki) as fresh:
+            assert _server_certificate(fresh) == renewed
+            _still_answers(daemon, fresh)
+        _still_answers(daemon, established)
+
+
+def test_metrics_show_radsec_connections_and_packets(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any], api: httpx.Client
+) -> None:
+    with _connect(daemon, pki) as client:
+        _still_answers(daemon, client)
+        text = api.get("/metrics").text
+    assert 'radius_contracts_radsec_connections_total{outcome="accepted"}' in text
+    assert "radius_contracts_radsec_open_connections" in text
+    assert 'port="radsec"' in text
