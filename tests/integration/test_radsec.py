@@ -7,10 +7,12 @@ loopback source address (127.0.0.x) as over UDP.
 
 from __future__ import annotations
 
+import errno
 import secrets
 import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,11 +24,13 @@ import pytest
 
 from conftest import Factory, RunningDaemon, add_nas, make_settings, start_daemon, stop_daemon
 from pki import make_pki
-from radius_client import attr
+from radclient import radclient
+from radius_client import RadiusClient, attr
 from radius_contracts.radius import codec
 from radius_contracts.radius.radsec import certificate_fingerprint
 from radius_contracts.settings import RadsecSettings
 from radsec_client import RadsecClient, client_context
+from served import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -341,7 +345,7 @@ def _reload(daemon: RunningDaemon) -> None:
     """SIGHUP's work, waited for."""
     done = daemon.daemon.reloads_ok + daemon.daemon.reloads_failed
     daemon.loop.call_soon_threadsafe(daemon.daemon.reload)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # it parses every dictionary again: slow on a busy box
     while daemon.daemon.reloads_ok + daemon.daemon.reloads_failed == done:
         assert time.monotonic() < deadline, "the reload did not finish"
         time.sleep(0.05)
@@ -396,3 +400,98 @@ def test_metrics_show_radsec_connections_and_packets(
     assert 'radius_contracts_radsec_connections_total{outcome="accepted"}' in text
     assert "radius_contracts_radsec_open_connections" in text
     assert 'port="radsec"' in text
+
+
+# -- interop: radsecproxy as the RadSec client, radclient as the NAS behind it -------------------
+
+PROXY_SECRET = "proxy-udp-secret"
+
+
+def _udp_port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+@pytest.fixture(scope="module")
+def radsecproxy(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    """radsecproxy 1.9 (Debian package) forwarding UDP on the yielded port to our RadSec port,
+    with the NAS certificate; skipped where it is not installed."""
+    binary = shutil.which("radsecproxy")
+    if binary is None:
+        pytest.skip("radsecproxy is not installed")
+    udp_port = free_port(socket.SOCK_DGRAM)
+    run = tmp_path_factory.mktemp("radsecproxy")
+    config = run / "radsecproxy.conf"
+    config.write_text(
+        f"ListenUDP 127.0.0.1:{udp_port}\nLogLevel 3\n"
+        f"tls nas {{\n CACertificateFile {pki / 'ca.pem'}\n"
+        f" CertificateFile {pki / 'nas.pem'}\n CertificateKeyFile {pki / 'nas.key'}\n}}\n"
+        f"client localhost {{\n host 127.0.0.1\n type udp\n secret {PROXY_SECRET}\n}}\n"
+        f"server target {{\n host localhost\n port {_port(daemon)}\n type tls\n tls nas\n"
+        " secret radsec\n StatusServer off\n}\n"
+        "realm * {\n server target\n accountingServer target\n}\n"
+    )
+    log = (run / "stderr").open("w")
+    proc = subprocess.Popen([binary, "-f", "-c", str(config)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 10
+        while not _udp_port_taken(udp_port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"radsecproxy did not start: {(run / 'stderr').read_text()}")
+            time.sleep(0.1)
+        yield udp_port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def test_interop_pap_chap_and_mschapv2_through_radsecproxy(radsecproxy: int, make: Factory) -> None:
+    contract = make.contract(config={"password": "interop-pw"})
+    user = contract["config"]["username"]
+    pap = f'User-Name = "{user}"\nUser-Password = "interop-pw"\nMessage-Authenticator = 0x00\n'
+    result = radclient(radsecproxy, PROXY_SECRET, pap, timeout=5.0)
+    assert result.code == "Access-Accept", result.output
+    wrong = pap.replace("interop-pw", "nope")
+    assert radclient(radsecproxy, PROXY_SECRET, wrong, timeout=5.0).code == "Access-Reject"
+    # RFC 2865 §5.3: no CHAP-Challenge, so the Request Authenticator is the challenge; the
+    # proxy must keep it as a CHAP-Challenge when it makes its own authenticator.
+    chap = f'User-Name = "{user}"\nCHAP-Password = "interop-pw"\nMessage-Authenticator = 0x00\n'
+    result = radclient(radsecproxy, PROXY_SECRET, chap, timeout=5.0)
+    assert result.code == "Access-Accept", result.output
+    with RadiusClient(radsecproxy, PROXY_SECRET, timeout=5.0) as client:
+        packet, *_challenges = client.mschapv2_request(user, "interop-pw")
+        reply = client.exchange(packet)
+        assert reply is not None and reply.accepted
+        assert reply.values().get("MS-CHAP2-Success")
+
+
+def test_interop_accounting_through_radsecproxy_is_stored_once(
+    radsecproxy: int, make: Factory, api: httpx.Client
+) -> None:
+    contract = make.contract(config={"password": "interop-pw"})
+    user = contract["config"]["username"]
+    session_id = "interop-" + secrets.token_hex(4)
+    common = f'Acct-Session-Id = "{session_id}"\nUser-Name = "{user}"\nNAS-IP-Address = 127.0.0.1\n'
+    start = radclient(radsecproxy, PROXY_SECRET, "Acct-Status-Type = Start\n" + common,
+                      command="acct", timeout=10.0)  # fmt: skip
+    assert start.code == "Accounting-Response", start.output
+    stop = radclient(
+        radsecproxy, PROXY_SECRET,
+        "Acct-Status-Type = Stop\nAcct-Input-Octets = 1234\n" + common,
+        command="acct", timeout=10.0,
+    )  # fmt: skip
+    assert stop.code == "Accounting-Response", stop.output
+    found = api.get("/api/v1/sessions", params={"username": user}).json()["items"]
+    assert len(found) == 1, found
+    assert found[0]["stopped_at"] is not None and found[0]["input_octets"] == 1234
