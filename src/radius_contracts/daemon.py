@@ -65,7 +65,7 @@ from radius_contracts.radius.protocol import (
     Stats,
     StatsTotal,
 )
-from radius_contracts.radius.radsec import RadsecServer, TlsFilesError
+from radius_contracts.radius.radsec import RadsecCoaSender, RadsecServer, TlsFilesError
 from radius_contracts.radsec_setup import load_tls, radsec_options, start_radsec
 from radius_contracts.reload import RUNTIME_KEYS, changed_keys, merge
 from radius_contracts.services.registry import Services
@@ -543,8 +543,12 @@ class Daemon:
         )
         self.coa_log = BatchLog(services.sessions.write_coa_log, what="CoA log", flush_interval=0.2)
         self._spawn(self.coa_log.run(), "coa-log")
+        sender: CoaSender | RadsecCoaSender = self.coa_sender
+        if self.settings.radsec.enabled:
+            # A NAS connected over RadSec gets its CoA over that connection (RFC 6614 §2.5).
+            sender = RadsecCoaSender(self.coa_sender, lambda: self.radsec)
         dispatcher = CoaDispatcher(
-            self.coa_sender, lambda name: context.catalog.get(name), self.coa_log.record
+            sender, lambda name: context.catalog.get(name), self.coa_log.record
         )
         self.live = LiveSessions(
             self.index,

@@ -338,6 +338,50 @@ def test_a_nas_may_set_its_own_radsec_secret(
         assert client.exchange(client.access_request(user, "pw3"), timeout=1.0) is None
 
 
+# -- CoA over the NAS's connection ---------------------------------------------------------------
+
+
+def test_disconnect_goes_over_the_nas_radsec_connection(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any], make: Factory, api: httpx.Client
+) -> None:
+    contract = make.contract(config={"password": "coa-pw"})
+    user = contract["config"]["username"]
+    session_id = "coa-" + secrets.token_hex(4)
+    with _connect(daemon, pki) as client:
+        start = client.accounting_request(
+            attr("Acct-Status-Type", "Start"),
+            attr("Acct-Session-Id", session_id),
+            attr("User-Name", user),
+            attr("NAS-IP-Address", "127.0.0.1"),
+        )
+        reply = client.exchange(start, timeout=15)
+        assert reply is not None and reply.code == codec.Code.ACCOUNTING_RESPONSE
+        [online] = api.get("/api/v1/sessions", params={"username": user}).json()["items"]
+        outcome: list[httpx.Response] = []
+        asking = threading.Thread(
+            target=lambda: outcome.append(
+                api.post(f"/api/v1/sessions/{online['id']}/disconnect", params={"wait": True})
+            )
+        )
+        asking.start()
+        try:
+            data = client.receive(timeout=10)
+            assert data is not None, "no Disconnect-Request on the RadSec connection"
+            request = codec.decode(data)
+            assert request.code == codec.Code.DISCONNECT_REQUEST
+            # Signed with the RadSec secret (RFC 6614 §2.3), as every packet on the stream.
+            assert codec.verify_request_authenticator(request, b"radsec")
+            assert request.get(codec.ACCT_SESSION_ID) == session_id.encode()
+            ack = codec.encode_reply(
+                codec.Code.DISCONNECT_ACK, request.identifier, request.authenticator, b"", b"radsec"
+            )
+            client.send_raw(ack)
+        finally:
+            asking.join(15)
+    assert outcome and outcome[0].status_code == 200, outcome and outcome[0].text
+    assert (outcome[0].json()["kind"], outcome[0].json()["outcome"]) == ("disconnect", "ack")
+
+
 # -- SIGHUP --------------------------------------------------------------------------------------
 
 

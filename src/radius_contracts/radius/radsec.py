@@ -31,10 +31,12 @@ from pathlib import Path
 from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius import codec
 from radius_contracts.radius.clients import RADSEC_SECRET, ClientTable, NasClient
+from radius_contracts.radius.coa import CoaResult, CoaSender
 from radius_contracts.radius.protocol import RadiusProtocol
 
 __all__ = [
     "DEFAULT_SECRET",
+    "RadsecCoaSender",
     "RadsecOptions",
     "RadsecServer",
     "TlsFilesError",
@@ -186,6 +188,7 @@ class _Connection(asyncio.Protocol):
         self.subject: str | None = None
         self.fingerprint: str | None = None
         self._buffer = bytearray()
+        self.opened_at = time.monotonic()
         self._established = False
         self._closed = False
         self._last_activity = self._loop.time()
@@ -367,6 +370,40 @@ class _Connection(asyncio.Protocol):
             if self._outbound.get(identifier) is future:
                 del self._outbound[identifier]
 
+    async def dynamic(self, code: int, attributes: bytes, within: float) -> CoaResult:
+        """A CoA- or Disconnect-Request to this NAS over its connection (RFC 6614 §2.5 carries
+        RFC 5176 like any RADIUS exchange). No retransmits: TLS delivers or the connection
+        fails (RFC 6613: no retransmits on a reliable transport); ``within`` seconds is the
+        whole wait."""
+        assert self.client is not None
+        secret = self.client.secret
+        identifier = next((i for i in range(256) if i not in self._outbound), None)
+        if identifier is None:
+            raise ConnectionError("256 requests outstanding on this connection")
+        packet = codec.encode_request(code, identifier, attributes, secret)
+        started = time.monotonic()
+        reply = await self.request(packet, within)
+        seconds = time.monotonic() - started
+        if reply is None:
+            return CoaResult("timeout", None, 1, seconds)
+        try:
+            answer = codec.decode(reply)
+        except codec.MalformedPacket:
+            self._server.malformed(self, "coa_reply")
+            return CoaResult("timeout", None, 1, seconds)
+        authenticator = packet[4:20]
+        if not codec.verify_response_authenticator(answer, secret, authenticator) or (
+            answer.has_message_authenticator
+            and not codec.verify_message_authenticator(answer, secret, authenticator)
+        ):
+            self._server.add("unmatched_responses")
+            return CoaResult("timeout", None, 1, seconds)
+        if answer.code in (codec.Code.COA_ACK, codec.Code.DISCONNECT_ACK):
+            return CoaResult("ack", None, 1, seconds)
+        cause = answer.get(codec.ERROR_CAUSE)
+        error = int.from_bytes(cause, "big") if cause and len(cause) == 4 else None
+        return CoaResult("nak", error, 1, seconds)
+
     # -- idle timeout -----------------------------------------------------------------------
 
     def _arm_idle(self) -> None:
@@ -511,3 +548,41 @@ class RadsecServer:
         source = connection.addr[0]
         self._warn.warning((source, "malformed"), "RadSec peer %s sent a malformed packet", source)
         connection.close("malformed")
+
+
+class RadsecCoaSender:
+    """CoA and Disconnect-Requests: over the NAS's RadSec connection when it has one (the
+    newest), else by UDP to its CoA port as ever."""
+
+    def __init__(self, udp: CoaSender, server: Callable[[], RadsecServer | None]) -> None:
+        """``server`` is the RadSec server once it listens (None before)."""
+        self._udp = udp
+        self._server = server
+
+    def within(self) -> float:
+        # What UDP would wait in all, its retransmits included: a NAS gets the same time.
+        timeout, tries, backoff = self._udp.timing
+        return sum(timeout * backoff**attempt for attempt in range(tries))
+
+    async def send(
+        self,
+        host: str,
+        port: int,
+        secret: bytes,
+        code: int,
+        attributes: bytes,
+        *,
+        nas_id: int | None = None,
+    ) -> CoaResult:
+        connection = None
+        server = self._server()
+        if nas_id is not None and server is not None:
+            connection = max(server.connections_of(nas_id), key=lambda c: c.opened_at, default=None)
+        if connection is not None:
+            try:
+                return await connection.dynamic(code, attributes, self.within())
+            except ConnectionError:
+                # Closed before the request went out (or it closed while we waited: then
+                # the NAS may have acted on it, but cannot tell us; UDP asks again).
+                pass
+        return await self._udp.send(host, port, secret, code, attributes)
