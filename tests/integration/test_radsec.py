@@ -8,6 +8,7 @@ loopback source address (127.0.0.x) as over UDP.
 from __future__ import annotations
 
 import errno
+import random
 import secrets
 import shutil
 import socket
@@ -294,6 +295,60 @@ def test_garbage_frames_close_the_connection_and_are_counted(
             assert _wait_count(daemon, "closed_malformed", before + 1) == before + 1
             assert stats.counts.get("drop_malformed", 0) == malformed + 1
             _still_answers(daemon, good)
+
+
+def test_fuzzed_streams_never_break_the_listener(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any]
+) -> None:
+    """Random, truncated and oversized frames and a trickling peer, bounded in count and time:
+    no internal error, every bad connection closed, and a good client answered throughout."""
+    rng = random.Random(6614)
+    server = daemon.daemon.radsec
+    assert server is not None
+    open_before = len(server.connections)
+    stats = daemon.daemon.port_stats["radsec"]
+    errors = stats.counts.get("drop_internal_error", 0)
+    deadline = time.monotonic() + 60
+    with _connect(daemon, pki) as good:
+        for round_ in range(40):
+            if time.monotonic() > deadline:
+                break
+            with _connect(daemon, pki) as fuzz:
+                for _ in range(rng.randint(1, 8)):
+                    kind = rng.random()
+                    code = rng.choice([1, 4, 12, 2, 40, 43, 255, 0])
+                    if kind < 0.3:  # a well-framed packet of random attribute bytes
+                        body = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 60)))
+                        frame = bytes((code, rng.getrandbits(8))) + (20 + len(body)).to_bytes(
+                            2, "big"
+                        )
+                        frame += bytes(16) + body
+                    elif kind < 0.6:  # a Length field from anywhere in 0..65535
+                        frame = bytes((code, 1)) + rng.getrandbits(16).to_bytes(2, "big")
+                        frame += bytes(rng.randint(0, 40))
+                    else:  # random bytes
+                        frame = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 80)))
+                    try:
+                        fuzz.send_raw(frame)
+                    except OSError:
+                        break
+            if round_ % 10 == 0:
+                _still_answers(daemon, good)
+        # A peer that trickles a packet's header one octet at a time is served when it ends.
+        with _connect(daemon, pki) as slow:
+            packet = slow.status_server()
+            for octet in packet[:4]:
+                slow.send_raw(bytes((octet,)))
+                time.sleep(0.05)
+            slow.send_raw(packet[4:])
+            data = slow.receive()
+            assert data is not None and data[0] == codec.Code.ACCESS_ACCEPT
+        _still_answers(daemon, good)
+    assert stats.counts.get("drop_internal_error", 0) == errors
+    deadline = time.monotonic() + 5  # every fuzzing connection is gone, none left half open
+    while len(server.connections) > open_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(server.connections) == open_before
 
 
 def test_a_stranger_address_is_refused_before_tls(
