@@ -22,11 +22,13 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius import codec
@@ -177,13 +179,13 @@ class _Replies:
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP connection: refused or upgraded to TLS, then a stream of RADIUS packets."""
+    """One TLS connection (the handshake is done when it is made): a stream of RADIUS packets."""
 
-    def __init__(self, server: RadsecServer) -> None:
+    def __init__(self, server: RadsecServer, addr: tuple[str, int]) -> None:
         self._server = server
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.addr: tuple[str, int] = ("", 0)
+        self.addr = addr
         self.client: NasClient | None = None
         self.subject: str | None = None
         self.fingerprint: str | None = None
@@ -194,51 +196,16 @@ class _Connection(asyncio.Protocol):
         self._last_activity = self._loop.time()
         self._idle: asyncio.TimerHandle | None = None
         self._in_flight: dict[int, float] = {}  # Identifier → when the request came
-        self._handshake: asyncio.Task[None] | None = None
         # Requests we sent (CoA / Disconnect) by Identifier, waiting for their response.
         self._outbound: dict[int, asyncio.Future[bytes]] = {}
 
     # -- life cycle -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        # Not a byte may reach data_received before TLS is set up: start_tls takes over.
-        transport.pause_reading()
-        peer = transport.get_extra_info("peername")
-        self.addr = (str(peer[0]), int(peer[1]))
+        # uvloop's transports have the asyncio.Transport methods without subclassing it.
+        self.transport = tls = cast(asyncio.Transport, transport)
         server = self._server
-        if len(server.connections) >= server.options.max_connections:
-            server.refuse(self, "max_connections")
-            return
-        if server.clients().lookup(self.addr[0]) is None:
-            # Checked before TLS too, so a stranger costs no handshake.
-            server.refuse(self, "unknown_nas")
-            return
         server.connections.add(self)
-        self._handshake = self._loop.create_task(self._start_tls())
-
-    async def _start_tls(self) -> None:
-        server, raw = self._server, self.transport
-        assert raw is not None
-        try:
-            tls = await self._loop.start_tls(
-                raw,
-                self,
-                server.context,
-                server_side=True,
-                ssl_handshake_timeout=server.options.handshake_timeout,
-            )
-        except asyncio.CancelledError:
-            raw.close()
-            raise
-        except Exception as exc:
-            server.refuse(self, _refusal_reason(exc), str(exc))
-            return
-        if tls is None or self._closed:
-            server.refuse(self, "connection_lost")
-            return
-        self.transport = tls
         reason = self._identify(tls)
         if reason is not None:
             server.refuse(self, reason)
@@ -453,7 +420,9 @@ class RadsecServer:
         self.counts: dict[str, int] = {}
         self.connections: set[_Connection] = set()
         self._replies = _Replies()
-        self._servers: list[asyncio.Server] = []
+        self._listeners: list[socket.socket] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._handshaking = 0
         self._warn = RateLimitedLog(log)
         dispatch.connection_made(self._replies)  # type: ignore[arg-type]
         dispatch.on_malformed = self._malformed_packet
@@ -463,21 +432,71 @@ class RadsecServer:
         loop = asyncio.get_running_loop()
         try:
             for address in addresses:
-                server = await loop.create_server(
-                    lambda: _Connection(self), address, port, reuse_address=True
-                )
-                self._servers.append(server)
-                port = port or server.sockets[0].getsockname()[1]
+                family = socket.AF_INET6 if ":" in address else socket.AF_INET
+                listener = socket.create_server((address, port), family=family, backlog=128)
+                listener.setblocking(False)
+                self._listeners.append(listener)
+                port = port or listener.getsockname()[1]
+                self._spawn(self._accept(loop, listener))
         except BaseException:
             self.close()
             raise
         return port
 
+    async def _accept(self, loop: asyncio.AbstractEventLoop, listener: socket.socket) -> None:
+        # Sockets are accepted here and handed to connect_accepted_socket with TLS: unlike a
+        # TLS server, that says why a handshake failed, and a stranger is turned away before
+        # any TLS work.
+        while True:
+            try:
+                sock, peer = await loop.sock_accept(listener)
+            except OSError as exc:
+                if listener.fileno() < 0:
+                    return  # closed
+                self._warn.warning("accept", "RadSec accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            self._spawn(self._admit(loop, sock, (str(peer[0]), int(peer[1]))))
+
+    async def _admit(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, addr: tuple[str, int]
+    ) -> None:
+        if len(self.connections) + self._handshaking >= self.options.max_connections:
+            self._turn_away(sock, addr, "max_connections")
+            return
+        if self.clients().lookup(addr[0]) is None:
+            self._turn_away(sock, addr, "unknown_nas")
+            return
+        self._handshaking += 1
+        try:
+            await loop.connect_accepted_socket(
+                lambda: _Connection(self, addr),
+                sock,
+                ssl=self.context,
+                ssl_handshake_timeout=self.options.handshake_timeout,
+            )
+        except Exception as exc:
+            sock.close()
+            self._count_refusal(addr, _refusal_reason(exc), str(exc))
+        finally:
+            self._handshaking -= 1
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _turn_away(self, sock: socket.socket, addr: tuple[str, int], reason: str) -> None:
+        sock.close()
+        self._count_refusal(addr, reason)
+
     def close(self) -> None:
         """Stop listening; established connections stay until :meth:`close_connections`."""
-        for server in self._servers:
-            server.close()
-        self._servers.clear()
+        for task in list(self._tasks):
+            task.cancel()  # accept loops and handshakes under way
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
 
     def close_connections(self) -> None:
         for connection in list(self.connections):
@@ -503,13 +522,17 @@ class RadsecServer:
     def add(self, name: str) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
 
-    def refuse(self, connection: _Connection, reason: str, detail: str = "") -> None:
+    def _count_refusal(self, addr: tuple[str, int], reason: str, detail: str = "") -> None:
         self.add(f"refused_{reason}")
-        source = connection.addr[0]
+        source = addr[0]
         self._warn.warning(
             (source, reason), "RadSec connection from %s refused: %s%s", source, reason,
             f" ({detail})" if detail else "",
         )  # fmt: skip
+
+    def refuse(self, connection: _Connection, reason: str) -> None:
+        """Close a connection whose TLS peer is not let in (after the handshake)."""
+        self._count_refusal(connection.addr, reason)
         connection._closed = True
         self.connections.discard(connection)
         if connection.transport is not None:
