@@ -117,8 +117,19 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
     from radius_contracts.startup import load_catalog
 
     catalog = load_catalog(settings)
+    if settings.radsec.enabled:
+        from radius_contracts.errors import ConfigError
+        from radius_contracts.radius.radsec import TlsFilesError
+        from radius_contracts.radsec_setup import load_tls
+
+        try:
+            load_tls(settings.radsec)
+        except TlsFilesError as exc:
+            raise ConfigError(f"radsec: {exc}", field="radsec") from None
     print(f"config ok; {len(catalog)} attributes from {settings.radius.dictionary}")
     print(f"database: {settings.database_url.split('://', 1)[0]}, state in {settings.state_dir}")
+    if settings.radsec.enabled:
+        print(f"radsec: TLS files ok, port {settings.radsec.port}")
     return 0
 
 
