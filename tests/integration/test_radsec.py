@@ -8,6 +8,7 @@ loopback source address (127.0.0.x) as over UDP.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import random
 import secrets
@@ -363,6 +364,29 @@ def test_fuzzed_streams_never_break_the_listener(
     while len(server.connections) > open_before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(server.connections) <= open_before
+
+
+def test_an_idle_connection_is_closed_and_counted(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any]
+) -> None:
+    server = daemon.daemon.radsec
+    assert server is not None
+    running = server.options
+
+    def set_idle(seconds: float) -> None:
+        options = dataclasses.replace(running, idle_timeout=seconds)
+        daemon.loop.call_soon_threadsafe(setattr, server, "options", options)
+
+    set_idle(1.0)
+    try:
+        time.sleep(0.1)
+        before = _counts(daemon).get("closed_idle", 0)
+        with _connect(daemon, pki) as client:
+            _still_answers(daemon, client)
+            assert client.closed_by_server(timeout=10)
+        assert _wait_count(daemon, "closed_idle", before + 1) == before + 1
+    finally:
+        set_idle(running.idle_timeout)
 
 
 def test_a_stranger_address_is_refused_before_tls(
