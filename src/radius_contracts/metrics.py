@@ -481,7 +481,7 @@ class DaemonCollector(Collector):
             "RadSec connections by outcome: accepted; refused_<reason> (unknown_nas, "
             "max_connections, certificate_untrusted, certificate_expired, no_certificate, "
             "not_tls, handshake_timeout, pin_mismatch, tls_error, connection_lost); "
-            "closed_<reason> (malformed, idle, shutdown); tls_reload_failed; "
+            "closed_<reason> (malformed, unexpected_code, idle, shutdown); tls_reload_failed; "
             "unmatched_responses.",
             labels=["outcome"],
         )

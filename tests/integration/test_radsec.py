@@ -312,6 +312,21 @@ def test_garbage_frames_close_the_connection_and_are_counted(
             _still_answers(daemon, good)
 
 
+def test_a_packet_no_server_takes_closes_the_connection(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any]
+) -> None:
+    stats = daemon.daemon.port_stats["radsec"]
+    before = _counts(daemon).get("closed_unexpected_code", 0)
+    dropped = stats.counts.get("drop_unexpected_code", 0)
+    with _connect(daemon, pki) as good, _connect(daemon, pki) as bad:
+        accept = codec.encode_reply(codec.Code.ACCESS_ACCEPT, 1, bytes(16), b"", b"radsec")
+        bad.send_raw(accept)
+        assert bad.closed_by_server()
+        _still_answers(daemon, good)
+    assert _wait_count(daemon, "closed_unexpected_code", before + 1) == before + 1
+    assert stats.counts.get("drop_unexpected_code", 0) == dropped + 1
+
+
 def test_fuzzed_streams_never_break_the_listener(
     daemon: RunningDaemon, pki: Path, nas: dict[str, Any]
 ) -> None:

@@ -218,8 +218,9 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = True
-        # Told the source of a malformed packet (RadSec closes that connection, RFC 6614 §2.5).
-        self.on_malformed: Callable[[tuple[str | object, ...]], None] | None = None
+        # Told the source and why of a packet dropped for what it is: malformed, or a code
+        # this port does not take (RadSec closes that connection, RFC 6614 §2.5).
+        self.on_discard: Callable[[tuple[str | object, ...], str], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's selector datagram transport does not inherit DatagramTransport.
@@ -290,8 +291,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             stats.add("drop_malformed")
             stats.add(f"malformed_{exc.reason}")
             self._warn.warning((source, "malformed"), "malformed packet from %s: %s", source, exc)
-            if self.on_malformed is not None:
-                self.on_malformed(addr)
+            if self.on_discard is not None:
+                self.on_discard(addr, "malformed")
             return
         code = packet.code
         if code == codec.Code.STATUS_SERVER:
@@ -305,6 +306,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             self._accounting_request(packet, client, addr, acct, started)
             return
         stats.drop(code, "drop_unexpected_code")
+        if self.on_discard is not None:
+            self.on_discard(addr, "unexpected_code")
         self._warn.warning(
             (source, "code"), "dropping RADIUS code %d from %s on the %s port", code, source,
             self.port,

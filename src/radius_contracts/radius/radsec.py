@@ -425,7 +425,7 @@ class RadsecServer:
         self._handshaking = 0
         self._warn = RateLimitedLog(log)
         dispatch.connection_made(self._replies)  # type: ignore[arg-type]
-        dispatch.on_malformed = self._malformed_packet
+        dispatch.on_discard = self._discarded
 
     async def start(self, addresses: tuple[str, ...], port: int) -> int:
         """Listen on ``port`` at every address; returns the bound port (for port 0)."""
@@ -560,17 +560,25 @@ class RadsecServer:
         stats.add(f"malformed_{reason}")
         self._close_malformed(connection)
 
-    def _malformed_packet(self, addr: tuple[str | object, ...]) -> None:
+    def _discarded(self, addr: tuple[str | object, ...], reason: str) -> None:
         # RFC 6614 §2.5: what UDP would silently discard, a stream discards and closes: a
-        # peer that sends broken packets is not one to keep reading from.
+        # peer that sends broken packets, or packets no server takes, is not one to keep
+        # reading from. (Wrong authenticators stay a plain drop: they are the secret's fault,
+        # and closing would not mend it.)
         connection = self._replies.connections.get(addr[:2])
         if connection is not None:
-            self._close_malformed(connection)
+            self._close(connection, reason)
 
     def _close_malformed(self, connection: _Connection) -> None:
+        self._close(connection, "malformed")
+
+    def _close(self, connection: _Connection, reason: str) -> None:
         source = connection.addr[0]
-        self._warn.warning((source, "malformed"), "RadSec peer %s sent a malformed packet", source)
-        connection.close("malformed")
+        self._warn.warning(
+            (source, reason), "RadSec peer %s: %s packet, closing the connection", source,
+            reason.replace("_", " "),
+        )  # fmt: skip
+        connection.close(reason)
 
 
 class RadsecCoaSender:
