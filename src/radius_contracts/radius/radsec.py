@@ -190,6 +190,7 @@ class _Connection(asyncio.Protocol):
         self.subject: str | None = None
         self.fingerprint: str | None = None
         self._buffer = bytearray()
+        self._out: list[bytes] = []  # replies waiting for the end of this turn of the loop
         self.opened_at = time.monotonic()
         self._established = False
         self._closed = False
@@ -249,6 +250,7 @@ class _Connection(asyncio.Protocol):
         """Close after what is already written (replies included) has gone out."""
         if self._closed:
             return
+        self._flush()  # replies made earlier in this turn still go out
         self._closed = True
         self._server.add(f"closed_{reason}")
         if self.transport is not None:
@@ -315,7 +317,18 @@ class _Connection(asyncio.Protocol):
         if self._closed or self.transport is None:
             return
         self._in_flight.pop(data[1], None)
-        self.transport.write(data)
+        # Replies made in one turn of the loop (a burst of requests read together) leave in
+        # one write: one TLS record and one send instead of one each, the larger part of a
+        # RadSec request's cost.
+        out = self._out
+        out.append(data)
+        if len(out) == 1:
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and not self._closed and self.transport is not None:
+            self.transport.write(b"".join(out) if len(out) > 1 else out[0])
 
     async def request(self, data: bytes, within: float) -> bytes | None:
         """Send a request of ours (CoA / Disconnect) and wait ``within`` seconds for its
