@@ -65,7 +65,8 @@ from radius_contracts.radius.protocol import (
     Stats,
     StatsTotal,
 )
-from radius_contracts.radius.radsec import RadsecCoaSender, RadsecServer, TlsFilesError
+from radius_contracts.radius.radsec import RadsecCoaSender, RadsecServer
+from radius_contracts.radius.radsec_tls import TlsFilesError
 from radius_contracts.radsec_setup import load_tls, radsec_options, start_radsec
 from radius_contracts.reload import RUNTIME_KEYS, changed_keys, merge
 from radius_contracts.services.registry import Services

@@ -19,7 +19,8 @@ from radius_contracts.radius.protocol import (
     RadiusProtocol,
     Stats,
 )
-from radius_contracts.radius.radsec import RadsecOptions, RadsecServer, TlsFilesError, tls_context
+from radius_contracts.radius.radsec import RadsecOptions, RadsecServer
+from radius_contracts.radius.radsec_tls import TlsFilesError, tls_context
 from radius_contracts.settings import RadsecSettings
 
 __all__ = ["load_tls", "radsec_options", "start_radsec"]

@@ -30,7 +30,7 @@ from pki import make_pki
 from radclient import radclient
 from radius_client import RadiusClient, attr
 from radius_contracts.radius import codec
-from radius_contracts.radius.radsec import certificate_fingerprint
+from radius_contracts.radius.radsec_tls import certificate_fingerprint
 from radius_contracts.settings import RadsecSettings
 from radsec_client import RadsecClient, client_context
 from served import free_port

@@ -119,7 +119,7 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
     catalog = load_catalog(settings)
     if settings.radsec.enabled:
         from radius_contracts.errors import ConfigError
-        from radius_contracts.radius.radsec import TlsFilesError
+        from radius_contracts.radius.radsec_tls import TlsFilesError
         from radius_contracts.radsec_setup import load_tls
 
         try:

@@ -7,10 +7,11 @@ authenticator checks, the handlers, accounting durability and the statistics are
 path's own. Replies come back through :class:`_Replies`, which stands in for the datagram
 transport and writes each reply to the connection it belongs to.
 
-Who may connect: a TLS 1.2+ client whose certificate chains to the configured CA (the TLS
-layer checks validity dates too), connecting from the address of an active NAS, and, when that
-NAS pins one, presenting the pinned certificate (subject CN or SHA-256 fingerprint). The
-RADIUS shared secret is ``radsec`` (RFC 6614 §2.3) unless the NAS sets its own.
+Who may connect (checks in :mod:`radius_contracts.radius.radsec_tls`): a TLS 1.2+ client whose
+certificate chains to the configured CA (the TLS layer checks validity dates too), connecting
+from the address of an active NAS, and, when that NAS pins one, presenting the pinned
+certificate (subject CN or SHA-256 fingerprint). The RADIUS shared secret is ``radsec``
+(RFC 6614 §2.3) unless the NAS sets its own.
 
 Refusals and closes are counted in :attr:`RadsecServer.counts` (``refused_<reason>``,
 ``closed_<reason>``), malformed packets also in the protocol's statistics like UDP's.
@@ -19,15 +20,12 @@ Refusals and closes are counted in :attr:`RadsecServer.counts` (``refused_<reaso
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import socket
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 from radius_contracts.logging import RateLimitedLog
@@ -35,15 +33,18 @@ from radius_contracts.radius import codec
 from radius_contracts.radius.clients import RADSEC_SECRET, ClientTable, NasClient
 from radius_contracts.radius.coa import CoaResult, CoaSender
 from radius_contracts.radius.protocol import RadiusProtocol
+from radius_contracts.radius.radsec_tls import (
+    certificate_fingerprint,
+    pin_matches,
+    refusal_reason,
+    subject_cn,
+)
 
 __all__ = [
     "DEFAULT_SECRET",
     "RadsecCoaSender",
     "RadsecOptions",
     "RadsecServer",
-    "TlsFilesError",
-    "certificate_fingerprint",
-    "tls_context",
 ]
 
 log = logging.getLogger("radius_contracts.radsec")
@@ -68,93 +69,6 @@ class RadsecOptions:
     idle_timeout: float = 300.0
     max_connections: int = 256
     max_in_flight: int = 256
-
-
-class TlsFilesError(ValueError):
-    """The certificate, key or CA file cannot be used; the message says which and why."""
-
-
-def tls_context(certificate: Path, private_key: Path, ca_file: Path) -> ssl.SSLContext:
-    """A server context: TLS 1.2 or later, client certificates required against ``ca_file``.
-
-    Raises TlsFilesError for a file that is missing, unreadable, not PEM, a key that does not
-    match the certificate, or a server certificate outside its validity period.
-    """
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    # RFC 6614 §2.3 asks for TLS 1.1 or later; 1.0 and 1.1 are deprecated (RFC 8996).
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.verify_mode = ssl.CERT_REQUIRED
-    try:
-        context.load_cert_chain(certificate, private_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise TlsFilesError(f"certificate {certificate} / key {private_key}: {exc}") from None
-    try:
-        context.load_verify_locations(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise TlsFilesError(f"CA file {ca_file}: {exc}") from None
-    _check_validity(certificate)
-    return context
-
-
-def _check_validity(certificate: Path) -> None:
-    # OpenSSL happily serves an expired certificate of its own; every NAS would then refuse
-    # it. The stdlib exposes the dates only through this long-standing helper; without it
-    # the check is skipped.
-    decode = getattr(ssl._ssl, "_test_decode_cert", None)  # type: ignore[attr-defined]
-    if decode is None:
-        return
-    try:
-        info = decode(str(certificate))
-        not_before = ssl.cert_time_to_seconds(info["notBefore"])
-        not_after = ssl.cert_time_to_seconds(info["notAfter"])
-    except (ssl.SSLError, OSError, KeyError, ValueError) as exc:
-        raise TlsFilesError(f"certificate {certificate}: {exc}") from None
-    now = time.time()
-    if now > not_after:
-        raise TlsFilesError(f"certificate {certificate} expired on {info['notAfter']}")
-    if now < not_before:
-        raise TlsFilesError(f"certificate {certificate} is not valid before {info['notBefore']}")
-
-
-def certificate_fingerprint(der: bytes) -> str:
-    """``sha256:`` and the lower-case hex SHA-256 of a DER certificate: a pin's spelling."""
-    return "sha256:" + hashlib.sha256(der).hexdigest()
-
-
-def _subject_cn(peercert: object) -> str | None:
-    if not isinstance(peercert, dict):
-        return None
-    for rdn in peercert.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                return str(value)
-    return None
-
-
-def _refusal_reason(exc: BaseException) -> str:
-    """A metrics label for a failed handshake."""
-    if isinstance(exc, ssl.SSLCertVerificationError) or (
-        isinstance(exc, ssl.SSLError) and exc.reason == "CERTIFICATE_VERIFY_FAILED"
-    ):
-        if getattr(exc, "verify_code", None) == 10:  # X509_V_ERR_CERT_HAS_EXPIRED
-            return "certificate_expired"
-        return "certificate_untrusted"
-    if isinstance(exc, ssl.SSLError):
-        reason = str(exc.reason or "")
-        if reason in {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNEXPECTED_MESSAGE",
-                      "UNSUPPORTED_PROTOCOL", "RECORD_LAYER_FAILURE"}:  # fmt: skip
-            return "not_tls"
-        if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
-            return "no_certificate"
-        if "EXPIRED" in reason:
-            return "certificate_expired"
-        if "CERTIFICATE" in reason or "UNKNOWN_CA" in reason:
-            return "certificate_untrusted"
-        return "tls_error"
-    # asyncio aborts a handshake past ssl_handshake_timeout with ConnectionAbortedError.
-    if isinstance(exc, ConnectionAbortedError | TimeoutError):
-        return "handshake_timeout"
-    return "connection_lost"
 
 
 class _Replies:
@@ -224,10 +138,10 @@ class _Connection(asyncio.Protocol):
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if der is None:
             return "no_certificate"
-        self.subject = _subject_cn(tls.get_extra_info("peercert"))
+        self.subject = subject_cn(tls.get_extra_info("peercert"))
         self.fingerprint = certificate_fingerprint(der)
         pin = self._server.pins().get(client.id)
-        if pin and not _pin_matches(pin, self.subject, self.fingerprint):
+        if pin and not pin_matches(pin, self.subject, self.fingerprint):
             log.warning(
                 "RadSec peer %s (NAS %s) presented CN=%s %s, not the pinned %s",
                 self.addr[0], client.name, self.subject, self.fingerprint, pin,
@@ -404,13 +318,6 @@ class _Connection(asyncio.Protocol):
         self._arm_idle()
 
 
-def _pin_matches(pin: str, subject: str | None, fingerprint: str) -> bool:
-    if pin.lower().startswith("sha256:"):
-        wanted = pin.lower().replace(":", "")  # "sha256:ab:cd..." and "sha256:abcd..." alike
-        return hmac.compare_digest(wanted, fingerprint.replace(":", ""))
-    return subject is not None and hmac.compare_digest(pin.encode(), subject.encode())
-
-
 class RadsecServer:
     """The RadSec listener(s): connections, their limits and counters, and TLS reloads."""
 
@@ -490,7 +397,7 @@ class RadsecServer:
             )
         except Exception as exc:
             sock.close()
-            self._count_refusal(addr, _refusal_reason(exc), str(exc))
+            self._count_refusal(addr, refusal_reason(exc), str(exc))
         finally:
             self._handshaking -= 1
 
