@@ -103,9 +103,14 @@ class RunningDaemon:
 
 
 def start_daemon(
-    settings: Settings, clock: Callable[[], datetime] | None = None
+    settings: Settings,
+    clock: Callable[[], datetime] | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
 ) -> tuple[RunningDaemon, threading.Thread]:
-    loop = asyncio.new_event_loop()
+    """Start a daemon in a thread of its own, on ``loop`` (a new asyncio loop by default;
+    ``serve`` runs on uvloop where it is installed)."""
+    loop = loop or asyncio.new_event_loop()
     daemon = Daemon(settings) if clock is None else Daemon(settings, clock=clock)
     started = threading.Event()
     failure: list[BaseException] = []

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import logging
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
@@ -69,6 +70,9 @@ from radius_contracts.radius.protocol import (
     Stats,
     StatsTotal,
 )
+from radius_contracts.radius.radsec import RadsecCoaSender, RadsecServer
+from radius_contracts.radius.radsec_tls import TlsFilesError
+from radius_contracts.radsec_setup import load_tls, radsec_options, start_radsec
 from radius_contracts.reload import RUNTIME_KEYS, changed_keys, merge
 from radius_contracts.services.registry import Services
 from radius_contracts.settings import Settings
@@ -154,6 +158,10 @@ class Daemon:
         self.plan_windows: PlanWindows | None = None
         self.change_feed: ChangeFeed | None = None
         self.port_stats: dict[Port, Stats] = {"auth": Stats(), "acct": Stats()}
+        if settings.radsec.enabled:
+            self.port_stats["radsec"] = Stats()
+        self.radsec: RadsecServer | None = None
+        self.radsec_port: int | None = None
         self.stats = StatsTotal(self.port_stats.values())  # both ports' outcomes summed
         self.api_refusals = Refusals()
         self.metrics = DaemonMetrics(self)
@@ -224,8 +232,9 @@ class Daemon:
             await asyncio.sleep(0.01)
         self.api_port = self._api.servers[0].sockets[0].getsockname()[1]
         status = (
-            f"RADIUS auth {self.auth_port}, acct {self.acct_port}; "
-            f"API on {settings.api.host}:{self.api_port}"
+            f"RADIUS auth {self.auth_port}, acct {self.acct_port}"
+            + (f", RadSec {self.radsec_port}" if self.radsec_port is not None else "")
+            + f"; API on {settings.api.host}:{self.api_port}"
         )
         sdnotify.notify(f"READY=1\nSTATUS={status}")
         log.info(
@@ -323,6 +332,15 @@ class Daemon:
                 self.auth_port = bound
             else:
                 self.acct_port = bound
+        if self.settings.radsec.enabled:
+            # RFC 6614: Access, Accounting and Status-Server over TLS, into the same handlers.
+            replies = ReplyCache(radius.duplicate_window)
+            replies.start(asyncio.get_running_loop())
+            self._reply_caches.append(replies)
+            self.radsec, self.radsec_port = await start_radsec(
+                self.settings.radsec, index, self.handler, self.accounting_handler,
+                self.port_stats["radsec"], options, replies,
+            )  # fmt: skip
 
     async def _start_workers(self) -> None:
         assert self.services is not None and self.auth_log is not None
@@ -563,8 +581,12 @@ class Daemon:
         )
         self.coa_log = BatchLog(services.sessions.write_coa_log, what="CoA log", flush_interval=0.2)
         self._spawn(self.coa_log.run(), "coa-log")
+        sender: CoaSender | RadsecCoaSender = self.coa_sender
+        if self.settings.radsec.enabled:
+            # A NAS connected over RadSec gets its CoA over that connection (RFC 6614 §2.5).
+            sender = RadsecCoaSender(self.coa_sender, lambda: self.radsec)
         dispatcher = CoaDispatcher(
-            self.coa_sender, lambda name: context.catalog.get(name), self.coa_log.record
+            sender, lambda name: context.catalog.get(name), self.coa_log.record
         )
         self.live = LiveSessions(
             self.index,
@@ -723,7 +745,16 @@ class Daemon:
             ) from None
         except Exception as exc:
             raise _ReloadFailed(f"database: {_first_line(exc)}") from None
-        return _Staged(settings, catalog, catalogue, version)
+        tls: ssl.SSLContext | None = None
+        tls_error: str | None = None
+        if self.radsec is not None:
+            # Read every time: a renewed certificate often keeps its file name.
+            try:
+                tls = await asyncio.to_thread(load_tls, settings.radsec)
+            except TlsFilesError as exc:
+                self.radsec.add("tls_reload_failed")
+                tls_error = str(exc)
+        return _Staged(settings, catalog, catalogue, version, tls, tls_error)
 
     def _apply(self, staged: _Staged) -> list[str]:
         """Swap the staged set in. Synchronous: no packet is handled half way through it."""
@@ -753,6 +784,21 @@ class Daemon:
                 duplicate_window=radius.duplicate_window,
                 max_delayed_rejects=radius.max_delayed_rejects,
             )
+        if self.radsec is not None:
+            radsec = self.radsec
+            radsec.dispatch.options = dataclasses.replace(
+                radsec.dispatch.options,
+                reject_delay=radius.reject_delay,
+                duplicate_window=radius.duplicate_window,
+                max_delayed_rejects=radius.max_delayed_rejects,
+            )
+            if staged.tls_error is not None:
+                # Certificates that cannot be used: keep the running ones (and their paths).
+                log.error("reload: RadSec keeps its running certificates: %s", staged.tls_error)
+                settings = self.settings = settings.model_copy(update={"radsec": old.radsec})
+                changed = [key for key in changed if not key.startswith("radsec.")]
+            elif staged.tls is not None:
+                radsec.reload(staged.tls, radsec_options(settings.radsec))
         for replies in self._reply_caches:
             replies.window = radius.duplicate_window  # from its next rotation on
         if self.coa_sender is not None:
@@ -818,6 +864,9 @@ class Daemon:
         # still owed), the API closes its listening socket, the scheduler fires no more jobs.
         for _transport, protocol in self._listeners:
             protocol.stop_accepting()
+        if self.radsec is not None:
+            self.radsec.close()  # no new connections; established ones get their replies
+            self.radsec.dispatch.stop_accepting()
         if self._api is not None:
             self._api.should_exit = True
         await self.scheduler.shutdown(left())
@@ -848,6 +897,9 @@ class Daemon:
         for transport, _protocol in self._listeners:
             transport.close()
         self._listeners.clear()
+        if self.radsec is not None:
+            await self.radsec.dispatch.drain(left())
+            self.radsec.close_connections()
         for replies in self._reply_caches:
             replies.stop()
         for batch_log in (self.coa_log, self.auth_log):
@@ -891,6 +943,8 @@ class _Staged:
     catalog: AttributeCatalog
     catalogue: Catalogue
     catalogue_version: int  # the index's, when reading began
+    tls: ssl.SSLContext | None = None  # RadSec's new TLS files, when they could be used
+    tls_error: str | None = None  # else why not
 
 
 def _first_line(exc: BaseException) -> str:

@@ -267,6 +267,8 @@ class NasSnapshot:
     interim_interval: int | None = None  # None: the [accounting] default; 0: send none
     coa_address: str | None = None  # where CoA goes when not to ``address``
     coa: CoaPolicy = field(default_factory=CoaPolicy)
+    radsec_secret: str | None = field(default=None, repr=False)  # None: "radsec"
+    radsec_pin: str | None = None  # certificate subject CN or "sha256:<hex>"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from radius_contracts.domain import (
     PoolSnapshot,
 )
 from radius_contracts.plans import PlanSnapshot, QuotaState, effective_config, quota_period
-from radius_contracts.radius.clients import ClientTable, NasClient
+from radius_contracts.radius.clients import RADSEC_SECRET, ClientTable, NasClient
 from radius_contracts.store import authz
 
 log = logging.getLogger("radius_contracts.index")
@@ -215,6 +215,10 @@ class Catalogue:
 
     nas: Mapping[int, NasSnapshot]
     clients: ClientTable
+    # RadSec's view (RFC 6614 §2.3: secret "radsec" unless the NAS sets one; TLS protects
+    # the packets, so Message-Authenticator is checked when present, not required).
+    radsec_clients: ClientTable
+    radsec_pins: Mapping[int, str]
     layouts: Layouts
     pools: Mapping[str, PoolSnapshot]
     plans: Mapping[int, PlanSnapshot]
@@ -232,9 +236,24 @@ async def read_catalogue(session: AsyncSession) -> Catalogue:
         )
         for row in nas.values()
     )
+    radsec_clients = ClientTable(
+        (
+            row.address,
+            NasClient(
+                row.id,
+                row.radsec_secret.encode() if row.radsec_secret else RADSEC_SECRET,
+                False,
+                row.name,
+            ),
+        )
+        for row in nas.values()
+    )
+    pins = {row.id: row.radsec_pin for row in nas.values() if row.radsec_pin}
     return Catalogue(
         MappingProxyType(nas),
         clients,
+        radsec_clients,
+        MappingProxyType(pins),
         MappingProxyType(layouts),
         MappingProxyType(pools),
         MappingProxyType(plans),
@@ -279,6 +298,8 @@ class AuthIndex:
         self._pools: Mapping[str, PoolSnapshot] = MappingProxyType({})
         self._fixed = FixedAddresses()
         self.clients = ClientTable()
+        self.radsec_clients = ClientTable()
+        self.radsec_pins: Mapping[int, str] = MappingProxyType({})
         # Bumped whenever NAS, layouts or pools change: cached replies built before are stale.
         self.catalogue_version = 0
         self.loaded_at = 0.0  # monotonic time of the last full load
@@ -468,6 +489,8 @@ class AuthIndex:
         old, self._plans = self._plans, catalogue.plans
         self._fixed.watch(_pool_lengths(catalogue.pools.values()))
         self.clients = catalogue.clients
+        self.radsec_clients = catalogue.radsec_clients
+        self.radsec_pins = catalogue.radsec_pins
         self.catalogue_version += 1
         return {
             plan_id

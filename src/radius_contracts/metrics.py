@@ -157,6 +157,7 @@ class DaemonCollector(Collector):
         yield from self._coa()
         yield from self._reloads()
         yield from self._api()
+        yield from self._radsec()
 
     # -- RADIUS listeners ---------------------------------------------------------------------
 
@@ -485,6 +486,29 @@ class DaemonCollector(Collector):
         for reason, count in sorted(refusals.counts.items()):
             family.add_metric([reason], count)
         yield family
+
+    def _radsec(self) -> Iterator[Metric]:
+        # RadSec connections (RFC 6614); its packets are in the radius_* families, port radsec.
+        server = getattr(self._daemon, "radsec", None)
+        if server is None:
+            return
+        family = CounterMetricFamily(
+            PREFIX + "radsec_connections",
+            "RadSec connections by outcome: accepted; refused_<reason> (unknown_nas, "
+            "max_connections, certificate_untrusted, certificate_expired, no_certificate, "
+            "not_tls, handshake_timeout, pin_mismatch, tls_error, connection_lost); "
+            "closed_<reason> (malformed, unexpected_code, idle, shutdown); tls_reload_failed; "
+            "unmatched_responses.",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(server.counts.items()):
+            family.add_metric([outcome], count)
+        yield family
+        yield GaugeMetricFamily(
+            PREFIX + "radsec_open_connections",
+            "RadSec connections established now.",
+            value=server.open_connections,
+        )
 
 
 class DaemonMetrics:

@@ -32,6 +32,15 @@ RUNTIME_KEYS = frozenset(
         "coa.timeout",
         "coa.tries",
         "coa.backoff",
+        # RadSec: new TLS files for new handshakes (established connections keep theirs), and
+        # the limits; enabled, bind and port need a restart.
+        "radsec.certificate",
+        "radsec.private_key",
+        "radsec.ca_file",
+        "radsec.handshake_timeout",
+        "radsec.idle_timeout",
+        "radsec.max_connections",
+        "radsec.max_in_flight",
     }
 )
 """Dotted keys a reload applies; their consumers read them on every use or take new values."""

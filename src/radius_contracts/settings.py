@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -177,6 +184,70 @@ class RadiusSettings(_Section):
         for address in value:
             ipaddress.ip_address(address)
         return value
+
+
+class RadsecSettings(_Section):
+    """RADIUS over TLS (RFC 6614); off unless ``enabled`` with a certificate, key and CA."""
+
+    enabled: bool = Field(default=False, description="Listen for RadSec connections.")
+    bind: tuple[str, ...] = Field(
+        default=("0.0.0.0",),  # noqa: S104
+        description="Address(es) the RadSec listener binds to.",
+    )
+    port: int = Field(default=2083, ge=0, le=65535, description="TCP port (RFC 6614 §2.1).")
+    certificate: Path | None = Field(
+        default=None, description="PEM server certificate (chain) presented to NAS."
+    )
+    private_key: Path | None = Field(default=None, description="PEM private key of it.")
+    ca_file: Path | None = Field(
+        default=None, description="PEM CA certificate(s) NAS client certificates must chain to."
+    )
+    handshake_timeout: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds a TLS handshake may take."
+    )
+    idle_timeout: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        description="Seconds a connection may stay without a packet before it is closed; "
+        "0 keeps it open.",
+    )
+    max_connections: int = Field(
+        default=256, ge=1, le=100_000, description="Connections open at once, handshakes included."
+    )
+    max_in_flight: int = Field(
+        default=256,
+        ge=1,
+        le=256,
+        description="Requests of one connection being handled at once; more are dropped and "
+        "counted (an Identifier is one octet, so 256 at most).",
+    )
+
+    @field_validator("bind", mode="before")
+    @classmethod
+    def _addresses(cls, value: object) -> object:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("bind")
+    @classmethod
+    def _ip(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("needs at least one address")
+        for address in value:
+            ipaddress.ip_address(address)
+        return value
+
+    @model_validator(mode="after")
+    def _files_when_enabled(self) -> RadsecSettings:
+        if self.enabled:
+            missing = [
+                name
+                for name in ("certificate", "private_key", "ca_file")
+                if not getattr(self, name)
+            ]
+            if missing:
+                raise ValueError(f"enabled needs {', '.join(missing)}")
+        return self
 
 
 class ApiSettings(_Section):
@@ -424,6 +495,7 @@ class Settings(BaseSettings):
     )
     database: DatabaseSettings = DatabaseSettings()
     radius: RadiusSettings = RadiusSettings()
+    radsec: RadsecSettings = RadsecSettings()
     api: ApiSettings = ApiSettings()
     logging: LoggingSettings = LoggingSettings()
     auth_log: AuthLogSettings = AuthLogSettings()

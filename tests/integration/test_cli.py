@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from pki import make_pki
 
 CLI = [sys.executable, "-m", "radius_contracts"]
 
@@ -60,6 +63,33 @@ def test_broken_dictionary_names_file_and_line(tmp_path: Path) -> None:
     result = run("check-config", config=path)
     assert result.returncode == 2
     assert f"{dictionary}:2" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+def test_check_config_reads_the_radsec_files(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    path = tmp_path / "rc.toml"
+    radsec = (
+        f'[radsec]\nenabled = true\ncertificate = "{pki / "server.pem"}"\n'
+        f'private_key = "{pki / "server.key"}"\nca_file = "{pki / "ca.pem"}"\n'
+    )
+    path.write_text(radsec)
+    result = run("check-config", config=path)
+    assert result.returncode == 0, result.stderr
+    assert "radsec: TLS files ok, port 2083" in result.stdout
+    # The expired certificate with its own key: a NAS would refuse it.
+    path.write_text(
+        radsec.replace("server.pem", "expired.pem").replace("server.key", "expired.key")
+    )
+    result = run("check-config", config=path)
+    assert result.returncode == 2
+    assert "expired" in result.stderr and "expired.pem" in result.stderr
+    path.write_text(radsec.replace("server.key", "nas.key"))  # not the certificate's key
+    result = run("check-config", config=path)
+    assert result.returncode == 2 and "radsec" in result.stderr
+    path.write_text("[radsec]\nenabled = true\n")
+    result = run("check-config", config=path)
+    assert result.returncode == 2 and "certificate, private_key, ca_file" in result.stderr
 
 
 def test_migrate_and_tokens(config: Path) -> None:

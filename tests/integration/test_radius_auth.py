@@ -367,6 +367,69 @@ def test_layout_edit_and_deactivation_apply_at_once(
         )
 
 
+def test_tagged_layout_rows_go_out_with_their_tags(
+    client: RadiusClient, make: Factory, api: httpx.Client, lo_nas: dict[str, Any]
+) -> None:
+    manufacturer = make.manufacturer()
+    rows = [
+        {"attribute": "Tunnel-Type:1", "template": "VLAN"},
+        {"attribute": "Tunnel-Medium-Type:1", "template": "IEEE-802"},
+        {"attribute": "Tunnel-Private-Group-Id:1", "template": "{custom.vlan}"},
+        {"attribute": "Tunnel-Password:2", "template": "tunnel-secret"},
+        {"attribute": "Tunnel-Private-Group-Id", "template": "untagged"},
+    ]
+    layout = make.layout(manufacturer_id=manufacturer["id"], attributes=rows)
+    # They read back as they were written.
+    assert [r["attribute"] for r in layout["attributes"]] == [r["attribute"] for r in rows]
+    contract = make.contract(config={"password": "t"}, custom_fields={"vlan": 310})
+    patch = api.patch(f"/api/v1/nas/{lo_nas['id']}", json={"manufacturer_id": manufacturer["id"]})
+    assert patch.status_code == 200, patch.text
+    try:
+        result = _accept(client, contract["config"]["username"], "t")
+    finally:
+        api.patch(
+            f"/api/v1/nas/{lo_nas['id']}", json={"manufacturer_id": lo_nas["manufacturer_id"]}
+        )
+    assert result["accepted"]
+    reply = result["reply"]
+    values = reply.values()
+    # RFC 2868 §3.1: the tag is the first octet of an integer; §3.6: it precedes a string.
+    assert values["Tunnel-Type"] == [b"\x01\x00\x00\x0d"]
+    assert values["Tunnel-Medium-Type"] == [b"\x01\x00\x00\x06"]
+    assert values["Tunnel-Private-Group-Id"] == [b"\x01310", b"untagged"]
+    # RFC 2868 §3.5: Tag, Salt (high bit set), then the salted encryption.
+    [password] = values["Tunnel-Password"]
+    assert password[0] == 2 and password[1] & 0x80
+    plain = codec.salt_decrypt(password[1:], SECRET.encode(), reply.request_authenticator)
+    assert plain == b"tunnel-secret"
+
+
+@pytest.mark.parametrize(
+    ("attribute", "words"),
+    [
+        ("Framed-Pool:1", "takes no tag"),
+        ("Tunnel-Type:0", "1..31"),
+        ("Tunnel-Type:32", "1..31"),
+        ("No-Such-Attribute:1", "unknown attribute"),
+    ],
+)
+def test_layout_row_tags_are_linted(
+    make: Factory, api: httpx.Client, attribute: str, words: str
+) -> None:
+    body = {
+        "name": make.name("layout"),
+        "attributes": [
+            {"attribute": "Session-Timeout", "template": "60"},
+            {"attribute": attribute, "template": "VLAN"},
+        ],
+    }
+    response = api.post("/api/v1/radius/layouts", json=body)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert words in problem["detail"]
+    assert problem["field"] == "attributes[1].attribute", problem
+
+
 # -- the wire -----------------------------------------------------------------------------------
 
 

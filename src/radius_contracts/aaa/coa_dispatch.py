@@ -39,10 +39,18 @@ _CODES = {"coa": codec.Code.COA_REQUEST, "disconnect": codec.Code.DISCONNECT_REQ
 
 
 class Sender(Protocol):
-    """Sends one request and waits for its answer (radius.coa.CoaSender)."""
+    """Sends one request and waits for its answer (radius.coa.CoaSender; with RadSec,
+    radius.radsec.RadsecCoaSender, which sends over the NAS's TLS connection when it has one)."""
 
     async def send(
-        self, host: str, port: int, secret: bytes, code: int, attributes: bytes
+        self,
+        host: str,
+        port: int,
+        secret: bytes,
+        code: int,
+        attributes: bytes,
+        *,
+        nas_id: int | None = None,
     ) -> CoaResult: ...
 
 
@@ -155,7 +163,9 @@ class CoaDispatcher:
             data = encode_pairs(self._lookup, pairs)
         except CoaError as exc:
             return self._done(job, kind, reason, pairs, requested, ("error", None, 0), str(exc))
-        result = await self._sender.send(host, port, nas.secret.encode(), _CODES[kind], data)
+        result = await self._sender.send(
+            host, port, nas.secret.encode(), _CODES[kind], data, nas_id=nas.id
+        )
         outcome = (result.outcome, result.error_cause, result.attempts)
         return self._done(job, kind, reason, pairs, requested, outcome, None)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from radius_contracts.domain import CoaPolicy, NasSnapshot, SessionTarget
 from radius_contracts.radius import codec
-from radius_contracts.radius.dictionary import AttributeSpec, encode_value
+from radius_contracts.radius.dictionary import AttributeSpec, encode_value, split_tag
 
 __all__ = [
     "CoaChange",
@@ -91,7 +91,7 @@ def _coa_for(
         name
         for name in changed
         # Not changeable live, or removed without a way to switch the old value off.
-        if name not in live or (name not in after and name not in deactivate)
+        if _base(name) not in live or (name not in after and _base(name) not in deactivate)
     )
     if blocked and others_disconnect:
         names = ", ".join(_spelling(old, new, name) for name in blocked)
@@ -100,13 +100,19 @@ def _coa_for(
     if not sendable:
         return None
     pairs: list[tuple[str, str]] = []
-    for name in sorted(sendable & deactivate.keys()):
+    for name in sorted(n for n in sendable if _base(n) in deactivate):
         # The old service goes off before the new one comes on (Juniper Service-Deactivate).
-        pairs += [(deactivate[name], service_name(value)) for value in before.get(name, ())]
+        off = deactivate[_base(name)]
+        pairs += [(off, service_name(value)) for value in before.get(name, ())]
     # Every live-changeable attribute the reply now has, not only the changed ones: some NAS
     # (MikroTik) treat a CoA as the session's new set of those attributes.
-    pairs += [(name, value) for name, value in new if name.casefold() in live]
+    pairs += [(name, value) for name, value in new if _base(name) in live]
     return CoaChange(tuple(pairs), reason)
+
+
+def _base(name: str) -> str:
+    # A CoA policy names attributes; a reply row may carry a tag (ERX-Service-Activate:1).
+    return name.partition(":")[0].casefold()
 
 
 def _spelling(old: Pairs, new: Pairs, folded: str) -> str:
@@ -193,7 +199,11 @@ def encode_pairs(
     """Encode ``pairs`` as attributes; CoaError names the first that cannot be encoded."""
     encoded: list[bytes] = []
     for name, value in pairs:
-        spec = lookup(name)
+        try:
+            base, tag = split_tag(name)
+        except ValueError as exc:
+            raise CoaError(str(exc)) from None
+        spec = lookup(base)
         if spec is None:
             raise CoaError(f"attribute {name} is not in the loaded dictionaries")
         if spec.encrypt:
@@ -201,7 +211,7 @@ def encode_pairs(
             # values hidden with the request authenticator (RFC 2865 §5.2) cannot be computed.
             raise CoaError(f"attribute {name} is encrypted and cannot be sent in a CoA-Request")
         try:
-            encoded.append(codec.encode_attribute(spec, encode_value(spec, value)))
+            encoded.append(codec.encode_attribute(spec, encode_value(spec, value), tag))
         except ValueError as exc:
             raise CoaError(f"{name} = {value!r} cannot be encoded: {exc}") from None
     return b"".join(encoded)

@@ -44,7 +44,12 @@ from radius_contracts.errors import InvalidInput, NotFound
 from radius_contracts.index import AuthIndex, Layouts, resolve_layout
 from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius import codec
-from radius_contracts.radius.dictionary import AttributeCatalog, encode_value
+from radius_contracts.radius.dictionary import (
+    AttributeCatalog,
+    encode_value,
+    split_tag,
+    tagged_name,
+)
 from radius_contracts.radius.messages import (
     AccessRequest,
     AuthDecision,
@@ -637,8 +642,12 @@ class AccessHandler:
         encoded: list[bytes] = []
         hidden: list[HiddenAttribute] = []
         for name, text in rows:
-            spec = catalog.get(name)
-            if spec is None:
+            try:
+                base, tag = split_tag(name)  # "Tunnel-Type:1" (RFC 2868), linted when saved
+            except ValueError:
+                base, tag = name, None
+            spec = catalog.get(base)
+            if spec is None or (tag is not None and not spec.has_tag):
                 log.warning(
                     "layout %s: attribute %s is not in the dictionaries",
                     layout.name if layout is not None else None, name,
@@ -647,12 +656,9 @@ class AccessHandler:
             try:
                 value = encode_value(spec, text)
                 if spec.encrypt:
-                    tag = 0 if spec.has_tag else None
-                    hidden.append(
-                        HiddenAttribute(spec.code, value, spec.encrypt, spec.vendor_id, tag)
-                    )
+                    hidden.append(codec.hidden_attribute(spec, value, tag))
                 else:
-                    encoded.append(codec.encode_attribute(spec, value))
+                    encoded.append(codec.encode_attribute(spec, value, tag))
             except ValueError as exc:
                 # The layout linted fine for the sample contract, but this contract's value
                 # does not fit the attribute: leave the row out rather than refuse service.
@@ -661,7 +667,7 @@ class AccessHandler:
                     contract.number, spec.name, nas.name, exc,
                 )  # fmt: skip
                 continue
-            rendered.append(RenderedAttribute(spec.name, text))
+            rendered.append(RenderedAttribute(tagged_name(spec.name, tag), text))
         attributes = b"".join(encoded)
         size = codec.REPLY_OVERHEAD + len(attributes) + sum(map(codec.hidden_size, hidden))
         return Reply(

@@ -27,7 +27,7 @@ from radius_contracts.plans import (
     Speeds,
 )
 from radius_contracts.radius import codec
-from radius_contracts.radius.dictionary import AttributeSpec, check_value, encode_value
+from radius_contracts.radius.dictionary import AttributeSpec, check_value, encode_value, split_tag
 
 __all__ = [
     "SAMPLE_CONTEXT",
@@ -295,9 +295,7 @@ def lint_layout(rows: Sequence[tuple[str, str]], catalog: AttributeLookup) -> li
     size = codec.REPLY_OVERHEAD  # the sample's reply so far: header, Message-Authenticator
     oversized = False
     for row, (attribute, text) in enumerate(rows):
-        spec = catalog.get(attribute)
-        if spec is None:
-            problems.append(LayoutProblem(row, "attribute", f"unknown attribute {attribute!r}"))
+        spec, tag = _row_spec(row, attribute, catalog, problems)
         try:
             template = parse_template(text)
         except TemplateError as exc:
@@ -319,7 +317,7 @@ def lint_layout(rows: Sequence[tuple[str, str]], catalog: AttributeLookup) -> li
             problems.append(LayoutProblem(row, "template", message))
             continue
         if not oversized:
-            size += _size(spec, value)
+            size += _size(spec, value, tag)
             if size > codec.MAX_PACKET:
                 oversized = True
                 message = (
@@ -345,6 +343,28 @@ def lint_layout(rows: Sequence[tuple[str, str]], catalog: AttributeLookup) -> li
             )
             problems.append(LayoutProblem(row, "template", message))
     return problems
+
+
+def _row_spec(
+    row: int, attribute: str, catalog: AttributeLookup, problems: list[LayoutProblem]
+) -> tuple[AttributeSpec | None, int | None]:
+    """The spec and tag a row's ``Name`` or ``Name:tag`` names; no spec after adding why not."""
+    try:
+        name, tag = split_tag(attribute)
+    except ValueError as exc:
+        problems.append(LayoutProblem(row, "attribute", str(exc)))
+        return None, None
+    spec = catalog.get(name)
+    if spec is None:
+        problems.append(LayoutProblem(row, "attribute", f"unknown attribute {name!r}"))
+        return None, None
+    if tag is not None and not spec.has_tag:
+        # RFC 2868 §3: only the tunnel attributes (and vendor ones a dictionary marks
+        # has_tag) carry a tag octet; on any other it would be read as part of the value.
+        message = f"{spec.name} takes no tag (the dictionaries do not mark it has_tag)"
+        problems.append(LayoutProblem(row, "attribute", message))
+        return None, None
+    return spec, tag
 
 
 def invalid_layout(problems: Sequence[LayoutProblem]) -> InvalidLayout:
@@ -376,10 +396,10 @@ def render_rows(
     return rendered
 
 
-def _size(spec: AttributeSpec, value: str) -> int:
+def _size(spec: AttributeSpec, value: str, tag: int | None) -> int:
     """Octets ``value`` adds to a reply as ``spec``; 0 for what the codec would refuse."""
     try:
-        return codec.attribute_size(spec, encode_value(spec, value))
+        return codec.attribute_size(spec, encode_value(spec, value), tag)
     except ValueError:
         return 0  # e.g. a tagged integer too large for its 24 bits: render() leaves it out
 

@@ -119,11 +119,22 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
     from radius_contracts.state_files import loose_modes
 
     catalog = load_catalog(settings)
+    if settings.radsec.enabled:
+        from radius_contracts.errors import ConfigError
+        from radius_contracts.radius.radsec_tls import TlsFilesError
+        from radius_contracts.radsec_setup import load_tls
+
+        try:
+            load_tls(settings.radsec)
+        except TlsFilesError as exc:
+            raise ConfigError(f"radsec: {exc}", field="radsec") from None
     print(f"config ok; {len(catalog)} attributes from {settings.radius.dictionary}")
     print(f"database: {settings.database_url.split('://', 1)[0]}, state in {settings.state_dir}")
     # The daemon makes them private when it starts; until then, say what others can read.
     for problem in loose_modes(settings.state_dir, database_file(settings)):
         print(f"warning: {problem}; `serve` makes it private (0700/0600)", file=sys.stderr)
+    if settings.radsec.enabled:
+        print(f"radsec: TLS files ok, port {settings.radsec.port}")
     return 0
 
 

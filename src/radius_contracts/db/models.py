@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -88,8 +89,17 @@ class Nas(Audited, Base):
     interim_interval: Mapped[int | None] = mapped_column(Integer)
     # When the NAS last said Accounting-On/Off (it rebooted): its older sessions are over.
     accounting_on_at: Mapped[datetime | None]
+    # RadSec (RFC 6614): the shared secret over TLS (None: "radsec", §2.3), and the client
+    # certificate the NAS must present (subject CN, or "sha256:<hex>" of the certificate).
+    radsec_secret: Mapped[str | None] = mapped_column(String(255))
+    radsec_pin: Mapped[str | None] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    @property
+    def radsec_secret_set(self) -> bool:
+        """What the API shows of the write-only RadSec secret."""
+        return bool(self.radsec_secret)
 
 
 class RadiusAttribute(Audited, Base):
@@ -149,6 +159,8 @@ class LayoutAttribute(Base):
         ForeignKey("radius_attributes.id", ondelete="RESTRICT"), index=True
     )
     template: Mapped[str] = mapped_column(Text)
+    # RFC 2868 §3: the tag (1..31) a has_tag attribute is sent with; None: untagged.
+    tag: Mapped[int | None] = mapped_column(SmallInteger)
 
     layout: Mapped[Layout] = relationship(back_populates="rows")
     attribute: Mapped[RadiusAttribute] = relationship(lazy="selectin")

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# RFC 6614 §2.3: over TLS the shared secret is "radsec" unless one is configured.
+RADSEC_SECRET = b"radsec"
+
 
 @dataclass(frozen=True, slots=True)
 class NasClient:

@@ -79,6 +79,11 @@ class CoaSender:
         self._per_nas: dict[Destination, asyncio.Semaphore] = {}
         self.ignored = 0  # replies that matched nothing or failed their authenticator
 
+    @property
+    def timing(self) -> tuple[float, int, float]:
+        """(timeout, tries, backoff) in force."""
+        return self._timeout, self._tries, self._backoff
+
     def configure(self, *, timeout: float, tries: int, backoff: float) -> None:
         """New settings from a reload: they apply to the next wait, even of requests in flight."""
         if tries < 1 or timeout <= 0:
@@ -106,9 +111,17 @@ class CoaSender:
         self._pending.clear()
 
     async def send(
-        self, host: str, port: int, secret: bytes, code: int, attributes: bytes
+        self,
+        host: str,
+        port: int,
+        secret: bytes,
+        code: int,
+        attributes: bytes,
+        *,
+        nas_id: int | None = None,
     ) -> CoaResult:
-        """Send one request (``attributes`` encoded, without Message-Authenticator)."""
+        """Send one request (``attributes`` encoded, without Message-Authenticator) over UDP;
+        ``nas_id`` is for senders that route by NAS (RadSec) and is not needed here."""
         if code not in _ANSWERS:
             raise ValueError(f"code {code} is not a CoA or Disconnect-Request")
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET

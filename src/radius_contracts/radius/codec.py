@@ -49,6 +49,7 @@ __all__ = [
     "encode_hidden",
     "encode_reply",
     "encode_request",
+    "hidden_attribute",
     "hidden_size",
     "hide_user_password",
     "new_authenticator",
@@ -698,16 +699,30 @@ def hidden_size(hidden: HiddenAttribute) -> int:
     return octets + (2 if hidden.vendor_id is None else 8)
 
 
-def attribute_size(spec: AttributeSpec, value: bytes) -> int:
+def attribute_size(spec: AttributeSpec, value: bytes, tag: int | None = None) -> int:
     """Octets ``value`` (as ``encode_value`` made it) takes in a packet as ``spec``.
 
     Header, Vendor-Specific wrapper, tag octet and encryption padding included: what the
     attribute adds to a reply. ValueError when it cannot be encoded at all.
     """
     if spec.encrypt:
-        tag = 0 if spec.has_tag else None
-        return hidden_size(HiddenAttribute(spec.code, value, spec.encrypt, spec.vendor_id, tag))
-    return len(encode_attribute(spec, value))
+        return hidden_size(hidden_attribute(spec, value, tag))
+    return len(encode_attribute(spec, value, tag))
+
+
+def hidden_attribute(spec: AttributeSpec, value: bytes, tag: int | None = None) -> HiddenAttribute:
+    """``value`` of an ``encrypt`` attribute, to be encrypted once the request is known.
+
+    RFC 2868 §3.5: a has_tag attribute such as Tunnel-Password always carries its Tag octet
+    (0 when untagged) before the salt. ValueError for a tag on an attribute without one.
+    """
+    if tag is not None and not spec.has_tag:
+        raise ValueError(f"{spec.name} has no tag")
+    if tag is not None and not 0 <= tag <= 0x1F:
+        raise ValueError(f"{spec.name}: tag {tag} is outside 0..31 (RFC 2868 §3)")
+    if spec.has_tag and tag is None:
+        tag = 0
+    return HiddenAttribute(spec.code, value, spec.encrypt, spec.vendor_id, tag)
 
 
 # -- packets -----------------------------------------------------------------------------------

@@ -196,6 +196,29 @@ _HEX_RE = re.compile(r"(?:[0-9A-Fa-f]{2})*")
 _INTEGER_SIZES = {"byte": 1, "short": 2, "integer": 4, "signed": 4, "integer64": 8}
 
 
+# RFC 2868 §3.1: "Valid values for this field are 0x01 through 0x1F"; 0 means "no tag".
+MAX_TAG = 0x1F
+
+
+def split_tag(reference: str) -> tuple[str, int | None]:
+    """Split a layout row's attribute reference: ``Tunnel-Type:1`` → ``("Tunnel-Type", 1)``.
+
+    A reference without ``:`` has no tag (None). Raises ValueError for a tag that is not a
+    number in 1..31 (RFC 2868 §3.1; a tag of 0 is how a packet says "untagged").
+    """
+    name, colon, text = reference.partition(":")
+    if not colon:
+        return reference, None
+    if not _DECIMAL_RE.fullmatch(text) or not 1 <= int(text) <= MAX_TAG:
+        raise ValueError(f"tag {text!r} of {name} is not a number in 1..{MAX_TAG} (RFC 2868 §3.1)")
+    return name, int(text)
+
+
+def tagged_name(name: str, tag: int | None) -> str:
+    """The reverse of :func:`split_tag`: ``Tunnel-Type:1``, or ``name`` alone without a tag."""
+    return name if tag is None else f"{name}:{tag}"
+
+
 def check_value(spec: AttributeSpec, value: str) -> str | None:
     """Return why ``value`` cannot be encoded as ``spec``'s type, or None when it can."""
     try:

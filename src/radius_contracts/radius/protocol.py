@@ -26,7 +26,7 @@ from radius_contracts.radius.wire_speedups import AccessFields, AccountingFields
 
 log = logging.getLogger("radius_contracts.radius")
 
-Port = Literal["auth", "acct"]
+Port = Literal["auth", "acct", "radsec"]  # radsec: both, over TLS (RFC 6614)
 
 
 class AuthHandler(Protocol):
@@ -159,6 +159,9 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = True
+        # Told the source and why of a packet dropped for what it is: malformed, or a code
+        # this port does not take (RadSec closes that connection, RFC 6614 §2.5).
+        self.on_discard: Callable[[tuple[str | object, ...], str], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio's selector datagram transport does not inherit DatagramTransport.
@@ -236,6 +239,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             stats.add("drop_malformed")
             stats.add(f"malformed_{exc.reason}")
             self._warn.warning((source, "malformed"), "malformed packet from %s: %s", source, exc)
+            if self.on_discard is not None:
+                self.on_discard(addr, "malformed")
             return
         code = packet.code
         if code == codec.Code.STATUS_SERVER:
@@ -248,6 +253,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             self._accounting_request(packet, client, addr, acct, started)
             return
         stats.drop(code, "drop_unexpected_code")
+        if self.on_discard is not None:
+            self.on_discard(addr, "unexpected_code")
         self._warn.warning(
             (source, "code"), "dropping RADIUS code %d from %s on the %s port", code, source,
             self.port,
@@ -273,8 +280,8 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             self.stats.drop(packet.code, "drop_bad_message_authenticator")
             return
         # RFC 5997 §3: Access-Accept on the authentication port, Accounting-Response on the
-        # accounting port.
-        code = codec.Code.ACCESS_ACCEPT if self.port == "auth" else codec.Code.ACCOUNTING_RESPONSE
+        # accounting port; RadSec carries both on one, and answers as an auth port.
+        code = codec.Code.ACCOUNTING_RESPONSE if self.port == "acct" else codec.Code.ACCESS_ACCEPT
         self.stats.add("status_server")
         self.stats.request(packet.code, RESPONSE)
         self._send(

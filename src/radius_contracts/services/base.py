@@ -24,7 +24,7 @@ from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.store import common
 from radius_contracts.store.common import Page, RowT
 
-SECRET_KEYS = frozenset({"password", "secret", "token"})
+SECRET_KEYS = frozenset({"password", "secret", "radsec_secret", "token"})
 REDACTED = "***"
 
 ChangeListener = Callable[[str, Sequence[int]], Awaitable[None]]

@@ -12,7 +12,7 @@ from radius_contracts.aaa.render import invalid_layout, lint_layout
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import Layout, LayoutAttribute, Manufacturer, RadiusAttribute
 from radius_contracts.errors import Conflict, InvalidInput
-from radius_contracts.radius.dictionary import AttributeSpec
+from radius_contracts.radius.dictionary import AttributeSpec, split_tag
 from radius_contracts.services.attributes import Attributes, spec_of
 from radius_contracts.services.base import Actor, ChangesLayouts, CrudService, audit, stamp
 from radius_contracts.store import common
@@ -47,15 +47,20 @@ class Layouts(ChangesLayouts, CrudService[Layout]):
 
     async def _resolve_rows(
         self, session: AsyncSession, rows: Sequence[Mapping[str, str]]
-    ) -> list[tuple[RadiusAttribute, str]]:
+    ) -> list[tuple[RadiusAttribute, str, int | None]]:
         """Lint every row (422 naming the first bad one) and resolve names to catalogue rows."""
         pairs = [(r["attribute"], r["template"]) for r in rows]
-        by_name = await Attributes(self.context).active_by_name(session, [n for n, _ in pairs])
+        names = [name.partition(":")[0] for name, _ in pairs]  # "Tunnel-Type:1" (RFC 2868)
+        by_name = await Attributes(self.context).active_by_name(session, names)
         specs = {key: spec_of(row, self.context.catalog) for key, row in by_name.items()}
         problems = lint_layout(pairs, _Specs(specs))
         if problems:
             raise invalid_layout(problems)
-        return [(by_name[name.lower()], template) for name, template in pairs]
+        resolved = []
+        for reference, template in pairs:
+            name, tag = split_tag(reference)  # lint_layout refused a bad tag
+            resolved.append((by_name[name.lower()], template, tag))
+        return resolved
 
     async def _check_single_active(
         self, session: AsyncSession, row: Layout | None, data: Mapping[str, Any]
@@ -87,8 +92,10 @@ class Layouts(ChangesLayouts, CrudService[Layout]):
         for key, value in data.items():
             if key == "attributes":
                 row.rows = [
-                    LayoutAttribute(position=position, attribute=attribute, template=template)
-                    for position, (attribute, template) in enumerate(value)
+                    LayoutAttribute(
+                        position=position, attribute=attribute, template=template, tag=tag
+                    )
+                    for position, (attribute, template, tag) in enumerate(value)
                 ]
             else:
                 setattr(row, key, value)

@@ -205,6 +205,8 @@ async def nas(session: AsyncSession) -> list[NasSnapshot]:
             Manufacturer.coa_attributes,
             Manufacturer.coa_deactivate,
             Manufacturer.coa_disconnect_fallback,
+            Nas.radsec_secret,
+            Nas.radsec_pin,
         )
         .join(Manufacturer, Manufacturer.id == Nas.manufacturer_id)
         .outerjoin(Pop, Pop.id == Nas.pop_id)
@@ -231,6 +233,8 @@ async def nas(session: AsyncSession) -> list[NasSnapshot]:
                 deactivate=MappingProxyType(dict(row[14] or {})),
                 disconnect_fallback=bool(row[15]),
             ),
+            radsec_secret=row[16],
+            radsec_pin=row[17],
         )
         for row in await session.execute(stmt)
     ]
@@ -248,15 +252,22 @@ async def layouts(session: AsyncSession) -> list[LayoutSnapshot]:
     heads = (await session.execute(stmt)).all()
     rows: dict[int, list[tuple[str, str]]] = {head[0]: [] for head in heads}
     row_stmt = (
-        select(LayoutAttribute.layout_id, RadiusAttribute.name, LayoutAttribute.template)
+        select(
+            LayoutAttribute.layout_id,
+            RadiusAttribute.name,
+            LayoutAttribute.template,
+            LayoutAttribute.tag,
+        )
         .join(RadiusAttribute, RadiusAttribute.id == LayoutAttribute.attribute_id)
         .where(LayoutAttribute.layout_id.in_(list(rows)))
         .where(RadiusAttribute.active.is_(True))
         .order_by(LayoutAttribute.layout_id, LayoutAttribute.position)
     )
     if rows:
-        for layout_id, attribute, template in await session.execute(row_stmt):
-            rows[layout_id].append((attribute, template))
+        for layout_id, attribute, template, tag in await session.execute(row_stmt):
+            # A tagged row travels as "Tunnel-Type:1", the spelling layouts are written in.
+            name = attribute if tag is None else f"{attribute}:{tag}"
+            rows[layout_id].append((name, template))
     return [
         LayoutSnapshot(
             id=layout_id,

@@ -82,6 +82,9 @@ CATALOG: AttributeLookup = FakeCatalog(
     AttributeSpec("Session-Timeout", 27, "integer"),
     AttributeSpec("Mikrotik-Rate-Limit", 8, "string", vendor="Mikrotik", vendor_id=14988),
     AttributeSpec("Huawei-Output-Average-Rate", 5, "integer", vendor="Huawei", vendor_id=2011),
+    AttributeSpec("Tunnel-Type", 64, "integer", has_tag=True, values={"VLAN": 13}),
+    AttributeSpec("Tunnel-Password", 69, "string", has_tag=True, encrypt=2),
+    AttributeSpec("Tunnel-Private-Group-Id", 81, "string", has_tag=True),
 )
 
 
@@ -475,3 +478,40 @@ def test_common_layout_lints_clean_with_the_real_dictionaries(
 
     assert lint_layout(rows, real_catalog) == []
     assert lint_layout([("Session-Timeout", "{username}")], real_catalog)[0].row == 0
+
+
+# --- tags (RFC 2868) ---------------------------------------------------------------------------
+
+
+def test_lint_accepts_a_tag_on_a_has_tag_attribute() -> None:
+    rows = [("Tunnel-Type:1", "VLAN"), ("Tunnel-Password:31", "secret"), ("Tunnel-Type", "13")]
+
+    assert lint_layout(rows, CATALOG) == []
+
+
+@pytest.mark.parametrize(
+    ("attribute", "words"),
+    [
+        ("Framed-Pool:1", "Framed-Pool takes no tag"),
+        ("Tunnel-Type:0", "1..31"),
+        ("Tunnel-Type:32", "1..31"),
+        ("Tunnel-Type:x", "1..31"),
+        ("Tunnel-Type:", "1..31"),
+        ("Nope:1", "unknown attribute 'Nope'"),
+    ],
+)
+def test_lint_refuses_a_tag_the_attribute_cannot_carry(attribute: str, words: str) -> None:
+    [problem] = lint_layout([("Session-Timeout", "1"), (attribute, "13")], CATALOG)
+
+    assert (problem.row, problem.field) == (1, "attribute")
+    assert words in problem.message
+
+
+def test_lint_counts_the_tag_octet_in_the_reply_size() -> None:
+    # 38 octets of header and Message-Authenticator + 16 x 252 + 26 = 4096, a full packet;
+    # the tag octet (RFC 2868 §3) of the last row makes it one too many.
+    full = [("Framed-Pool", "x" * 250)] * 16
+    assert lint_layout([*full, ("Tunnel-Private-Group-Id", "y" * 24)], CATALOG) == []
+    [problem] = lint_layout([*full, ("Tunnel-Private-Group-Id:3", "y" * 24)], CATALOG)
+    assert (problem.row, problem.field) == (16, "template")
+    assert "4097 octets" in problem.message

@@ -11,6 +11,7 @@ import pytest
 from pyrad.packet import AuthPacket, Packet
 
 from radius_contracts.errors import DictionaryError
+from radius_contracts.radius import dictionary
 from radius_contracts.radius.dictionary import (
     AttributeCatalog,
     AttributeSpec,
@@ -613,3 +614,22 @@ def test_shipped_named_values_encode(catalog: AttributeCatalog) -> None:
 def test_ascend_filter_encodes() -> None:
     encoded = encode_value(spec("abinary"), "family=ipv4 action=accept direction=in")
     assert len(encoded) == 32 and encoded[:3] == b"\x01\x01\x01"
+
+
+@pytest.mark.parametrize(
+    ("reference", "expected"),
+    [
+        ("Tunnel-Type", ("Tunnel-Type", None)),
+        ("Tunnel-Type:1", ("Tunnel-Type", 1)),
+        ("ERX-Service-Activate:31", ("ERX-Service-Activate", 31)),
+    ],
+)
+def test_split_tag_reads_the_layout_spelling(reference: str, expected: object) -> None:
+    assert dictionary.split_tag(reference) == expected
+    assert dictionary.tagged_name(*dictionary.split_tag(reference)) == reference
+
+
+@pytest.mark.parametrize("reference", ["Tunnel-Type:0", "Tunnel-Type:32", "Tunnel-Type:-1", "X:a"])
+def test_split_tag_refuses_tags_outside_1_to_31(reference: str) -> None:
+    with pytest.raises(ValueError, match=r"1\.\.31"):
+        dictionary.split_tag(reference)

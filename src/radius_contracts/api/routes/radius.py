@@ -22,12 +22,18 @@ crud_routes(
 )
 
 
+def _row_name(attribute: str, tag: int | None) -> str:
+    # A tagged row (RFC 2868) reads back as it was written: "Tunnel-Type:1".
+    return attribute if tag is None else f"{attribute}:{tag}"
+
+
 def layout_public(row: Layout) -> s.LayoutPublic:
     return s.LayoutPublic.model_validate(
         {
             **{k: getattr(row, k) for k in s.LayoutPublic.model_fields if k != "attributes"},
             "attributes": [
-                {"attribute": r.attribute.name, "template": r.template} for r in row.rows
+                {"attribute": _row_name(r.attribute.name, r.tag), "template": r.template}
+                for r in row.rows
             ],
         }
     )

@@ -39,7 +39,30 @@ Secret = Annotated[
     Printable,
     Field(description="Shared secret (write-only: never returned)."),
 ]
+RadsecSecret = Annotated[
+    str,
+    StringConstraints(min_length=8, max_length=128),
+    Printable,
+    Field(
+        description='Shared secret over RadSec (write-only). null: "radsec", as RFC 6614 §2.3 '
+        "says; TLS protects the packets either way."
+    ),
+]
+RadsecPin = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(sha256:(?:[0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}|[^\x00-\x1f\x7f:]{1,255})$"
+    ),
+    Field(
+        description="The client certificate this NAS must present over RadSec: its subject CN "
+        '(e.g. "nas-1"), or "sha256:" and the hex SHA-256 of the certificate (colons '
+        "allowed). null: any certificate from the CA."
+    ),
+]
 AttributeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+LayoutAttributeName = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(:[0-9]{1,2})?$")
+]
 AttributeType = Literal[
     "string", "octets", "ipaddr", "ipv6addr", "ipv6prefix", "ifid", "integer", "integer64",
     "signed", "short", "byte", "date", "ether", "combo-ip",
@@ -213,10 +236,12 @@ class NasCreate(Input):
         default=True, description="Drop Access-Requests without Message-Authenticator."
     )
     interim_interval: InterimInterval | None = None
+    radsec_secret: RadsecSecret | None = None
+    radsec_pin: RadsecPin | None = None
     description: Description | None = None
     active: bool = True
 
-    _secret = field_validator("secret")(_not_well_known)
+    _secret = field_validator("secret", "radsec_secret")(_not_well_known)
 
 
 class NasUpdate(Patch):
@@ -238,10 +263,12 @@ class NasUpdate(Patch):
     )
     require_message_authenticator: bool | None = None
     interim_interval: InterimInterval | None = None
+    radsec_secret: RadsecSecret | None = None
+    radsec_pin: RadsecPin | None = None
     description: Description | None = None
     active: bool | None = None
 
-    _secret = field_validator("secret")(_not_well_known)
+    _secret = field_validator("secret", "radsec_secret")(_not_well_known)
 
 
 class NasPublic(AuditedOutput):
@@ -261,6 +288,10 @@ class NasPublic(AuditedOutput):
         description="When the NAS last sent Accounting-On or Accounting-Off (it restarted; "
         "its sessions open before then were closed), UTC. Read-only; null if never."
     )
+    radsec_secret_set: bool = Field(
+        default=False, description="Whether radsec_secret is set (the secret is write-only)."
+    )
+    radsec_pin: str | None = None
     description: str | None
     active: bool
 
@@ -326,7 +357,10 @@ class AttributeFilters(ListQuery):
 
 
 class LayoutRow(Input):
-    attribute: AttributeName
+    attribute: LayoutAttributeName = Field(
+        description="Dictionary attribute name; an attribute the dictionaries mark has_tag may "
+        'name its tag 1..31 after a colon (RFC 2868), e.g. "Tunnel-Type:1"'
+    )
     template: Template = Field(
         description='e.g. "{max_upload}/{max_download}"; "{min_upload|0}" falls back to 0 '
         "when the contract has no value"

@@ -1,7 +1,7 @@
 """contract search: FTS5 trigram table on SQLite, pg_trgm GIN indexes on PostgreSQL
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-06 05:05:00
 
 A later migration that rebuilds the contracts table on SQLite (batch mode: copy, drop,
@@ -16,7 +16,7 @@ from alembic import op
 from radius_contracts.db import search
 
 revision: str = "0012"
-down_revision: str | None = "0009"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

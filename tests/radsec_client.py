@@ -1,0 +1,86 @@
+"""A small blocking RadSec (RFC 6614) client for tests: RADIUS packets over one TLS connection.
+
+It builds packets like :class:`radius_client.RadiusClient` (same methods) and sends them as a
+NAS does over TLS: each packet as is on the stream, replies read back by their Length field.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+
+from radius_client import RadiusClient
+from radius_contracts.radius import codec
+
+
+def client_context(pki: Path, cert: str = "nas", *, ca: str = "ca") -> ssl.SSLContext:
+    """TLS 1.2+ client context presenting ``cert`` and trusting the server's CA."""
+    context = ssl.create_default_context(cafile=str(pki / f"{ca}.pem"))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(pki / f"{cert}.pem"), str(pki / f"{cert}.key"))
+    return context
+
+
+class RadsecClient(RadiusClient):
+    """Connects to 127.0.0.1:``port`` from ``source`` and does the TLS handshake."""
+
+    def __init__(
+        self,
+        port: int,
+        context: ssl.SSLContext,
+        *,
+        secret: bytes = b"radsec",
+        source: str = "127.0.0.1",
+        timeout: float = 5.0,
+    ) -> None:
+        self.port = port
+        self.secret = secret
+        self.identifier = 0
+        raw = socket.create_connection(("127.0.0.1", port), timeout, source_address=(source, 0))
+        try:
+            self.sock = context.wrap_socket(raw, server_hostname="localhost")
+        except BaseException:
+            raw.close()
+            raise
+        self.sock.settimeout(timeout)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _read(self, size: int) -> bytes | None:
+        data = b""
+        while len(data) < size:
+            chunk = self.sock.recv(size - len(data))
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            data += chunk
+        return data
+
+    def receive(self, timeout: float | None = None) -> bytes | None:
+        """One packet, framed by its Length (RFC 6614 §2.5); None on timeout."""
+        if timeout is not None:
+            self.sock.settimeout(timeout)
+        try:
+            header = self._read(4)
+            assert header is not None
+            length = int.from_bytes(header[2:4], "big")
+            assert codec.MIN_PACKET <= length <= codec.MAX_PACKET, length
+            rest = self._read(length - 4)
+            assert rest is not None
+        except TimeoutError:
+            return None
+        return header + rest
+
+    def closed_by_server(self, timeout: float = 5.0) -> bool:
+        """Whether the server ends the connection (EOF, reset or a TLS alert) within
+        ``timeout``, reading and discarding anything that comes before."""
+        self.sock.settimeout(timeout)
+        try:
+            while self.sock.recv(4096):
+                pass
+        except TimeoutError:
+            return False
+        except (ssl.SSLError, OSError):
+            return True
+        return True
