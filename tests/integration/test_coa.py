@@ -392,21 +392,30 @@ def test_layout_edit_sends_coa_to_every_session_it_renders_for(
                 "template": "{max_upload}/{max_download} 0/0 0/0 0/0 8",
             }
         ]
-        response = admin.patch(f"/api/v1/radius/layouts/{layout['id']}", json={"attributes": rows})
+        url = f"/api/v1/radius/layouts/{layout['id']}"
+        response = admin.patch(url, json={"attributes": rows})
         assert response.status_code == 200, response.text
-        for online, speed in ((first, "20M"), (second, "30M")):
-            [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 1)
-            assert code == COA
-            assert pairs == [
-                *identification(mikrotik, online),
-                ("Mikrotik-Rate-Limit", f"10M/{speed} 0/0 0/0 0/0 8"),
-            ]
-            [entry] = coa_log(admin, online, 1)
-            assert entry["reason"] == f"layout {layout['name']} changed"
-        # Neither the suspended session (another layout) nor another manufacturer's NAS.
-        assert len(requests_for(coa_daemon, mikrotik, suspended, 2, timeout=0.5)) == 1
-        assert other.server.received == []
-        assert elsewhere.session_id
+        try:
+            for online, speed in ((first, "20M"), (second, "30M")):
+                [(code, pairs)] = requests_for(coa_daemon, mikrotik, online, 1)
+                assert code == COA
+                assert pairs == [
+                    *identification(mikrotik, online),
+                    ("Mikrotik-Rate-Limit", f"10M/{speed} 0/0 0/0 0/0 8"),
+                ]
+                [entry] = coa_log(admin, online, 1)
+                assert entry["reason"] == f"layout {layout['name']} changed"
+            # Neither the suspended session (another layout) nor another manufacturer's NAS.
+            assert len(requests_for(coa_daemon, mikrotik, suspended, 2, timeout=0.5)) == 1
+            assert other.server.received == []
+            assert elsewhere.session_id
+        finally:
+            # The module's daemon is shared: the tests after this one (in any order) expect
+            # the stock layout.
+            original = [{"attribute": r["attribute"], "template": r["template"]}
+                        for r in layout["attributes"]]  # fmt: skip
+            restored = admin.patch(url, json={"attributes": original})
+            assert restored.status_code == 200, restored.text
 
 
 def test_juniper_deactivates_the_old_service_first(

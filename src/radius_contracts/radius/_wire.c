@@ -452,6 +452,24 @@ static PyObject *bytes_or_none(const field *f)
     return PyBytes_FromStringAndSize((const char *)f->value, (Py_ssize_t)f->size);
 }
 
+/* Every Proxy-State of a parsed packet (``count`` of them), in order, as a tuple of bytes: to
+ * be echoed unmodified (RFC 2865 §5.33). The attributes were checked by the caller's walk. */
+static PyObject *proxy_states(const uint8_t *data, int count)
+{
+    PyObject *states = PyTuple_New(count);
+    if (!states) return NULL;
+    for (int i = 0, at = HEADER; i < count; at += data[at + 1]) {
+        if (data[at] != PROXY_STATE) continue;
+        PyObject *state = PyBytes_FromStringAndSize((const char *)data + at + 2, data[at + 1] - 2);
+        if (!state) {
+            Py_DECREF(states);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(states, i++, state);
+    }
+    return states;
+}
+
 static PyObject *text_or_none(const field *f)
 {
     /* RADIUS text should be UTF-8 (RFC 2865 §5); anything else stays visible, as codec does */
@@ -566,23 +584,11 @@ static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssi
         password_value = PyBytes_FromStringAndSize((const char *)plain, (Py_ssize_t)plain_size);
     else
         password_value = Py_NewRef(Py_None);
-    /* Every Proxy-State, in order, to be echoed unmodified (RFC 2865 §5.33) */
-    PyObject *states = PyTuple_New(proxied);
+    PyObject *states = proxy_states(data, proxied);
     if (!states) {
         Py_DECREF(nas_port);
         Py_XDECREF(password_value);
         return NULL;
-    }
-    for (int i = 0, at = HEADER; i < proxied; at += data[at + 1]) {
-        if (data[at] != PROXY_STATE) continue;
-        PyObject *state = PyBytes_FromStringAndSize((const char *)data + at + 2, data[at + 1] - 2);
-        if (!state) {
-            Py_DECREF(states);
-            Py_DECREF(nas_port);
-            Py_XDECREF(password_value);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(states, i++, state);
     }
     /* "N" steals the references made here */
     return Py_BuildValue(
@@ -782,17 +788,8 @@ static PyObject *wire_parse_accounting(PyObject *self, PyObject *const *args, Py
     integer_of(&fields[A_DELAY], &delay);
     const field *nas_ip = fields[A_NAS_IP].value ? &fields[A_NAS_IP] : &fields[A_NAS_IPV6];
 
-    PyObject *states = PyTuple_New(proxied);
+    PyObject *states = proxy_states(data, proxied);
     if (!states) return NULL;
-    for (int i = 0, at = HEADER; i < proxied; at += data[at + 1]) {
-        if (data[at] != PROXY_STATE) continue;
-        PyObject *state = PyBytes_FromStringAndSize((const char *)data + at + 2, data[at + 1] - 2);
-        if (!state) {
-            Py_DECREF(states);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(states, i++, state);
-    }
     /* "N" steals the references made here (and releases them all if one is NULL) */
     return Py_BuildValue(
         "(iy#INNkNNNNNNNNNNNNNNNNNN)", data[1], (const char *)data + 4, (Py_ssize_t)16,
