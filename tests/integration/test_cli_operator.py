@@ -125,6 +125,12 @@ def online(setup: Setup) -> Subscriber:
         assert acct.exchange(start) is not None
     sessions = setup.api.get("/api/v1/sessions", params={"username": username}).json()
     [session] = sessions["items"]
+    # The auth log is written in batches, about a second after the answers: wait for both
+    # outcomes, so the commands below see them.
+    log_url = f"/api/v1/contracts/{created.json()['id']}/auth-log"
+    deadline = time.monotonic() + 10
+    while setup.api.get(log_url).json()["total"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     return Subscriber(created.json(), username, password, session["id"])
 
 
