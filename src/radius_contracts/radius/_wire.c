@@ -452,6 +452,15 @@ static PyObject *bytes_or_none(const field *f)
     return PyBytes_FromStringAndSize((const char *)f->value, (Py_ssize_t)f->size);
 }
 
+/* The Length of a datagram that is a ``code`` request of 20..4096 octets whose Length field
+ * lies within what arrived (RFC 2865 §3: the rest is padding); 0 for anything else. */
+static size_t request_length(const uint8_t *data, size_t size, uint8_t code)
+{
+    if (size < HEADER || size > MAX_PACKET || data[0] != code) return 0;
+    size_t length = ((size_t)data[2] << 8) | data[3];
+    return length < HEADER || length > size ? 0 : length;
+}
+
 /* Every Proxy-State of a parsed packet (``count`` of them), in order, as a tuple of bytes: to
  * be echoed unmodified (RFC 2865 §5.33). The attributes were checked by the caller's walk. */
 static PyObject *proxy_states(const uint8_t *data, int count)
@@ -500,10 +509,8 @@ static PyObject *wire_parse_access(PyObject *self, PyObject *const *args, Py_ssi
     size_t size = (size_t)PyBytes_GET_SIZE(args[0]);
     const uint8_t *secret = (const uint8_t *)PyBytes_AS_STRING(args[1]);
     size_t secret_size = (size_t)PyBytes_GET_SIZE(args[1]);
-    /* RFC 2865 §3: 20..4096 octets, the Length field within what arrived; the rest padding */
-    if (size < HEADER || size > MAX_PACKET || data[0] != ACCESS_REQUEST) Py_RETURN_NONE;
-    size_t length = ((size_t)data[2] << 8) | data[3];
-    if (length < HEADER || length > size) Py_RETURN_NONE;
+    size_t length = request_length(data, size, ACCESS_REQUEST);
+    if (!length) Py_RETURN_NONE;
 
     field fields[F_COUNT];
     memset(fields, 0, sizeof fields);
@@ -725,9 +732,8 @@ static PyObject *wire_parse_accounting(PyObject *self, PyObject *const *args, Py
     size_t size = (size_t)PyBytes_GET_SIZE(args[0]);
     const uint8_t *secret = (const uint8_t *)PyBytes_AS_STRING(args[1]);
     size_t secret_size = (size_t)PyBytes_GET_SIZE(args[1]);
-    if (size < HEADER || size > MAX_PACKET || data[0] != ACCOUNTING_REQUEST) Py_RETURN_NONE;
-    size_t length = ((size_t)data[2] << 8) | data[3];
-    if (length < HEADER || length > size) Py_RETURN_NONE;
+    size_t length = request_length(data, size, ACCOUNTING_REQUEST);
+    if (!length) Py_RETURN_NONE;
 
     field fields[A_COUNT];
     memset(fields, 0, sizeof fields);
