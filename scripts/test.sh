@@ -60,6 +60,10 @@ fi
 if ! command -v radclient >/dev/null; then
     apt_install freeradius-utils || echo "warning: radclient is missing; its tests will fail" >&2
 fi
+# radsecproxy is the real RadSec client the interop tests put in front of the daemon.
+if ! command -v radsecproxy >/dev/null; then
+    apt_install radsecproxy || echo "warning: radsecproxy is missing; its interop tests skip" >&2
+fi
 
 "$VENV/bin/ruff" check src tests bench
 "$VENV/bin/ruff" format --check src tests bench
