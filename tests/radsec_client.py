@@ -14,12 +14,42 @@ from radius_client import RadiusClient
 from radius_contracts.radius import codec
 
 
-def client_context(pki: Path, cert: str = "nas", *, ca: str = "ca") -> ssl.SSLContext:
-    """TLS 1.2+ client context presenting ``cert`` and trusting the server's CA."""
+def client_context(
+    pki: Path,
+    cert: str = "nas",
+    *,
+    ca: str = "ca",
+    alpn: list[str] | None = None,
+    maximum: ssl.TLSVersion | None = None,
+) -> ssl.SSLContext:
+    """TLS 1.2+ client context presenting ``cert`` and trusting the server's CA, offering the
+    ALPN names ``alpn`` (RFC 9765: "radius/1.1", "radius/1.0") and at most TLS ``maximum``."""
     context = ssl.create_default_context(cafile=str(pki / f"{ca}.pem"))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if maximum is not None:
+        context.maximum_version = maximum
+    if alpn:
+        context.set_alpn_protocols(alpn)
     context.load_cert_chain(str(pki / f"{cert}.pem"), str(pki / f"{cert}.key"))
     return context
+
+
+def radius11(code: int, token: bytes, attributes: bytes) -> bytes:
+    """A RADIUS/1.1 packet (RFC 9765 §4.1): Reserved-1 zero, the Token, twelve zero octets."""
+    length = 20 + len(attributes)
+    return bytes((code, 0)) + length.to_bytes(2, "big") + token + bytes(12) + attributes
+
+
+def as_radius11(packet: bytes, token: bytes) -> bytes:
+    """A RADIUS/1.0 ``packet`` made by :class:`RadiusClient` as RADIUS/1.1: its attributes
+    without the Message-Authenticator (none of them may be hidden, e.g. User-Password)."""
+    decoded = codec.decode(packet)
+    attributes = b"".join(
+        codec.attribute(kind, value)
+        for kind, value in decoded.attributes
+        if kind != codec.MESSAGE_AUTHENTICATOR
+    )
+    return radius11(decoded.code, token, attributes)
 
 
 class RadsecClient(RadiusClient):
@@ -71,6 +101,16 @@ class RadsecClient(RadiusClient):
         except TimeoutError:
             return None
         return header + rest
+
+    def exchange11(self, frame: bytes, timeout: float | None = None) -> codec.Packet | None:
+        """Send a RADIUS/1.1 ``frame``; the reply with its Token, or None on timeout."""
+        self.send_raw(frame)
+        while True:
+            data = self.receive(timeout)
+            if data is None:
+                return None
+            if data[4:8] == frame[4:8]:
+                return codec.decode(data)
 
     def closed_by_server(self, timeout: float = 5.0) -> bool:
         """Whether the server ends the connection (EOF, reset or a TLS alert) within

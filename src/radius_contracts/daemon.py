@@ -339,8 +339,12 @@ class Daemon:
             self._reply_caches.append(replies)
             self.radsec, self.radsec_port = await start_radsec(
                 self.settings.radsec, index, self.handler, self.accounting_handler,
-                self.port_stats["radsec"], options, replies,
+                self.port_stats["radsec"], options, replies, self._catalog,
             )  # fmt: skip
+
+    def _catalog(self) -> AttributeCatalog | None:
+        """The dictionary loaded now (a reload replaces it)."""
+        return self.services.context.catalog if self.services is not None else None
 
     async def _start_workers(self) -> None:
         assert self.services is not None and self.auth_log is not None

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 
 from radius_contracts.index import AuthIndex
 from radius_contracts.radius.dedup import ReplyCache
+from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.radius.protocol import (
     AcctHandler,
     AuthHandler,
@@ -19,6 +21,7 @@ from radius_contracts.radius.protocol import (
     RadiusProtocol,
     Stats,
 )
+from radius_contracts.radius.radius11 import alpn_protocols
 from radius_contracts.radius.radsec import RadsecOptions, RadsecServer
 from radius_contracts.radius.radsec_tls import TlsFilesError, tls_context
 from radius_contracts.settings import RadsecSettings
@@ -34,6 +37,7 @@ def radsec_options(settings: RadsecSettings) -> RadsecOptions:
         idle_timeout=settings.idle_timeout,
         max_connections=settings.max_connections,
         max_in_flight=settings.max_in_flight,
+        radius_1_1=settings.radius_1_1,
     )
 
 
@@ -41,7 +45,13 @@ def load_tls(settings: RadsecSettings) -> ssl.SSLContext:
     """The server TLS context of ``settings``; TlsFilesError says which file is wrong."""
     if settings.certificate is None or settings.private_key is None or settings.ca_file is None:
         raise TlsFilesError("radsec needs certificate, private_key and ca_file")
-    return tls_context(settings.certificate, settings.private_key, settings.ca_file)
+    return tls_context(
+        settings.certificate,
+        settings.private_key,
+        settings.ca_file,
+        alpn=alpn_protocols(settings.radius_1_1),
+        tls13_only=settings.radius_1_1 == "require",
+    )
 
 
 async def start_radsec(
@@ -52,6 +62,7 @@ async def start_radsec(
     stats: Stats,
     options: ListenerOptions,
     replies: ReplyCache,
+    catalog: Callable[[], AttributeCatalog | None],
 ) -> tuple[RadsecServer, int]:
     """Listen for RadSec; returns the server and its bound port. SystemExit when the TLS files
     cannot be used or the port cannot be bound: a daemon asked to serve RadSec does not start
@@ -69,6 +80,7 @@ async def start_radsec(
         context,
         radsec_options(settings),
         pins=lambda: index.radsec_pins,
+        catalog=catalog,
     )
     try:
         port = await server.start(settings.bind, settings.port)

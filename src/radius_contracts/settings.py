@@ -222,6 +222,13 @@ class RadsecSettings(_Section):
         description="Requests of one connection being handled at once; more are dropped and "
         "counted (an Identifier is one octet, so 256 at most).",
     )
+    radius_1_1: Literal["forbid", "allow", "require"] = Field(
+        default="allow",
+        description="RADIUS/1.1 (RFC 9765: no MD5, no shared secret on the wire), negotiated "
+        "by TLS ALPN. allow: used when the NAS offers it, RADIUS/1.0 RadSec otherwise (the "
+        "RFC's default); require: only RADIUS/1.1 over TLS 1.3, a NAS that does not "
+        "negotiate it gets a Protocol-Error and is disconnected; forbid: never offered.",
+    )
 
     @field_validator("bind", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import socket
 import ssl
 import time
@@ -32,7 +33,17 @@ from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius import codec
 from radius_contracts.radius.clients import RADSEC_SECRET, ClientTable, NasClient
 from radius_contracts.radius.coa import CoaResult, CoaSender
+from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.radius.protocol import RadiusProtocol
+from radius_contracts.radius.radius11 import (
+    ALPN_RADIUS_11,
+    UNSUPPORTED_EXTENSION,
+    Mode,
+    Pending,
+    Translator,
+    Untranslatable,
+    protocol_error,
+)
 from radius_contracts.radius.radsec_tls import (
     certificate_fingerprint,
     pin_matches,
@@ -59,6 +70,9 @@ _RESPONSES_TO_US = frozenset(
 # A request the dispatcher dropped silently never gets a reply; its in-flight slot is given
 # back after this many seconds.
 _IN_FLIGHT_STALE = 30.0
+_REQUEST_CODES = frozenset(
+    {codec.Code.ACCESS_REQUEST, codec.Code.ACCOUNTING_REQUEST, codec.Code.STATUS_SERVER}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +83,7 @@ class RadsecOptions:
     idle_timeout: float = 300.0
     max_connections: int = 256
     max_in_flight: int = 256
+    radius_1_1: Mode = "allow"  # RFC 9765; the TLS context's ALPN names follow it
 
 
 class _Replies:
@@ -111,8 +126,18 @@ class _Connection(asyncio.Protocol):
         self._last_activity = self._loop.time()
         self._idle: asyncio.TimerHandle | None = None
         self._in_flight: dict[int, float] = {}  # Identifier → when the request came
-        # Requests we sent (CoA / Disconnect) by Identifier, waiting for their response.
-        self._outbound: dict[int, asyncio.Future[bytes]] = {}
+        # Requests we sent (CoA / Disconnect) by Identifier (by Token over RADIUS/1.1),
+        # waiting for their response.
+        self._outbound: dict[int | bytes, asyncio.Future[bytes]] = {}
+        # RADIUS/1.1 (RFC 9765), when the handshake negotiated it: requests go to the
+        # dispatcher as RADIUS/1.0 under an Identifier of ours; _pending maps it back.
+        self.translator: Translator | None = None
+        self._pending: dict[int, Pending] = {}
+        self._next_identifier = 0
+        self._next_token = int.from_bytes(secrets.token_bytes(4), "big")
+        # A server that requires RADIUS/1.1 answers the first request of a connection that
+        # did not negotiate it with a Protocol-Error, then closes (RFC 9765 §3.4).
+        self._needs_radius_11 = False
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -121,7 +146,7 @@ class _Connection(asyncio.Protocol):
         self.transport = tls = cast(asyncio.Transport, transport)
         server = self._server
         server.connections.add(self)
-        reason = self._identify(tls)
+        reason = self._identify(tls) or self._negotiated(tls)
         if reason is not None:
             server.refuse(self, reason)
             return
@@ -148,6 +173,21 @@ class _Connection(asyncio.Protocol):
             )  # fmt: skip
             return "pin_mismatch"
         self.client = client
+        return None
+
+    def _negotiated(self, tls: asyncio.Transport) -> str | None:
+        """Which RADIUS the handshake chose (RFC 9765 §3.3); a refusal reason or None."""
+        ssl_object = tls.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        if alpn == ALPN_RADIUS_11:
+            # RFC 9765 §3.5: RADIUS/1.1 only over TLS 1.3 or later. ALPN is chosen before the
+            # version is known to us, so a TLS 1.2 peer offering it is turned away here.
+            if ssl_object.version() in ("TLSv1", "TLSv1.1", "TLSv1.2"):
+                return "radius11_needs_tls13"
+            assert self.client is not None
+            self.translator = Translator(self.client.secret, self._server.catalog)
+        elif self._server.options.radius_1_1 == "require":
+            self._needs_radius_11 = True
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -205,32 +245,80 @@ class _Connection(asyncio.Protocol):
 
     def _packet(self, frame: bytes) -> None:
         code, identifier = frame[0], frame[1]
+        translator = self.translator
         if code in _RESPONSES_TO_US:
-            future = self._outbound.pop(identifier, None)
+            key: int | bytes = frame[4:8] if translator is not None else identifier
+            future = self._outbound.pop(key, None)
             if future is not None and not future.done():
                 future.set_result(frame)
             else:
                 self._server.add("unmatched_responses")
             return
+        if self._needs_radius_11:
+            self._refuse_radius_10(frame)
+            return
         in_flight = self._in_flight
-        if identifier not in in_flight and len(in_flight) >= self._server.options.max_in_flight:
+        if translator is not None:
+            free = self._free_identifier()
+            if free is None:
+                self._server.dispatch.stats.drop(code, "drop_in_flight_limit")
+                return
+            identifier = free
+        elif identifier not in in_flight and len(in_flight) >= self._server.options.max_in_flight:
             self._purge_in_flight()
             if len(in_flight) >= self._server.options.max_in_flight:
                 self._server.dispatch.stats.drop(code, "drop_in_flight_limit")
                 return
+        if translator is not None:
+            try:
+                frame, self._pending[identifier] = translator.request(frame, identifier)
+            except codec.MalformedPacket as exc:
+                self._server.malformed(self, exc.reason)
+                return
+            except Untranslatable as exc:
+                self._server.untranslatable(self, code, exc.reason)
+                return
         in_flight[identifier] = self._last_activity
         self._server.dispatch.datagram_received(frame, self.addr)
+
+    def _free_identifier(self) -> int | None:
+        """An Identifier no request of this RADIUS/1.1 connection is using, or None when
+        max_in_flight of them are."""
+        in_flight = self._in_flight
+        if len(in_flight) >= self._server.options.max_in_flight:
+            self._purge_in_flight()
+            if len(in_flight) >= self._server.options.max_in_flight:
+                return None
+        candidate = self._next_identifier
+        while candidate in in_flight:
+            candidate = (candidate + 1) & 0xFF
+        self._next_identifier = (candidate + 1) & 0xFF
+        return candidate
+
+    def _refuse_radius_10(self, frame: bytes) -> None:
+        assert self.client is not None and self.transport is not None
+        self._server.count_refusal(self.addr, "radius11_required")
+        if frame[0] in _REQUEST_CODES:
+            self.transport.write(protocol_error(frame, UNSUPPORTED_EXTENSION, self.client.secret))
+        self.close("radius11_required")
 
     def _purge_in_flight(self) -> None:
         oldest = self._loop.time() - _IN_FLIGHT_STALE
         for identifier, since in list(self._in_flight.items()):
             if since < oldest:
                 del self._in_flight[identifier]
+                self._pending.pop(identifier, None)
 
     def reply(self, data: bytes) -> None:
         if self._closed or self.transport is None:
             return
-        self._in_flight.pop(data[1], None)
+        identifier = data[1]
+        self._in_flight.pop(identifier, None)
+        if self.translator is not None:
+            pending = self._pending.pop(identifier, None)
+            if pending is None:
+                return  # its slot went stale and was given to another request
+            data = self.translator.reply(data, pending)
         # Replies made in one turn of the loop (a burst of requests read together) leave in
         # one write: one TLS record and one send instead of one each, the larger part of a
         # RadSec request's cost.
@@ -247,12 +335,12 @@ class _Connection(asyncio.Protocol):
     async def request(self, data: bytes, within: float) -> bytes | None:
         """Send a request of ours (CoA / Disconnect) and wait ``within`` seconds for its
         response; None on timeout. Raises ConnectionError when the connection is gone or the
-        Identifier is taken by another request still waiting."""
+        Identifier (RADIUS/1.1: Token) is taken by another request still waiting."""
         if self._closed or self.transport is None or not self._established:
             raise ConnectionError("the RadSec connection is closed")
-        identifier = data[1]
+        identifier: int | bytes = data[4:8] if self.translator is not None else data[1]
         if identifier in self._outbound:
-            raise ConnectionError(f"Identifier {identifier} is in use on this connection")
+            raise ConnectionError(f"Identifier {identifier!r} is in use on this connection")
         future: asyncio.Future[bytes] = self._loop.create_future()
         self._outbound[identifier] = future
         self.transport.write(data)
@@ -270,6 +358,8 @@ class _Connection(asyncio.Protocol):
         fails (RFC 6613: no retransmits on a reliable transport); ``within`` seconds is the
         whole wait."""
         assert self.client is not None
+        if self.translator is not None:
+            return await self._dynamic_radius_11(code, attributes, within)
         secret = self.client.secret
         identifier = next((i for i in range(256) if i not in self._outbound), None)
         if identifier is None:
@@ -292,11 +382,24 @@ class _Connection(asyncio.Protocol):
         ):
             self._server.add("unmatched_responses")
             return CoaResult("timeout", None, 1, seconds)
-        if answer.code in (codec.Code.COA_ACK, codec.Code.DISCONNECT_ACK):
-            return CoaResult("ack", None, 1, seconds)
-        cause = answer.get(codec.ERROR_CAUSE)
-        error = int.from_bytes(cause, "big") if cause and len(cause) == 4 else None
-        return CoaResult("nak", error, 1, seconds)
+        return _coa_result(answer, seconds)
+
+    async def _dynamic_radius_11(self, code: int, attributes: bytes, within: float) -> CoaResult:
+        # RFC 9765 §4.2: a new Token per request, from a per-connection counter that started
+        # at a random value; no authenticators to check, TLS vouches for the peer.
+        self._next_token = (self._next_token + 1) & 0xFFFFFFFF
+        packet = Translator.outbound(code, self._next_token.to_bytes(4, "big"), attributes)
+        started = time.monotonic()
+        reply = await self.request(packet, within)
+        seconds = time.monotonic() - started
+        if reply is None:
+            return CoaResult("timeout", None, 1, seconds)
+        try:
+            answer = codec.decode(reply)
+        except codec.MalformedPacket:
+            self._server.malformed(self, "coa_reply")
+            return CoaResult("timeout", None, 1, seconds)
+        return _coa_result(answer, seconds)
 
     # -- idle timeout -----------------------------------------------------------------------
 
@@ -318,6 +421,14 @@ class _Connection(asyncio.Protocol):
         self._arm_idle()
 
 
+def _coa_result(answer: codec.Packet, seconds: float) -> CoaResult:
+    if answer.code in (codec.Code.COA_ACK, codec.Code.DISCONNECT_ACK):
+        return CoaResult("ack", None, 1, seconds)
+    cause = answer.get(codec.ERROR_CAUSE)
+    error = int.from_bytes(cause, "big") if cause and len(cause) == 4 else None
+    return CoaResult("nak", error, 1, seconds)
+
+
 class RadsecServer:
     """The RadSec listener(s): connections, their limits and counters, and TLS reloads."""
 
@@ -328,13 +439,16 @@ class RadsecServer:
         context: ssl.SSLContext,
         options: RadsecOptions,
         pins: Callable[[], Mapping[int, str]] = dict,
+        catalog: Callable[[], AttributeCatalog | None] = lambda: None,
     ) -> None:
         """``dispatch`` handles every packet (its transport is set here); ``clients`` is the
         RadSec view of the NAS table (secrets as RFC 6614 §2.3 says); ``pins`` maps NAS ids
-        to the certificate they must present."""
+        to the certificate they must present; ``catalog`` is the loaded dictionary, which
+        says which reply attributes RADIUS/1.1 sends unhidden."""
         self.dispatch = dispatch
         self.clients = clients
         self.pins = pins
+        self.catalog = catalog
         self.context = context
         self.options = options
         self.counts: dict[str, int] = {}
@@ -397,7 +511,7 @@ class RadsecServer:
             )
         except Exception as exc:
             sock.close()
-            self._count_refusal(addr, refusal_reason(exc), str(exc))
+            self.count_refusal(addr, refusal_reason(exc), str(exc))
         finally:
             self._handshaking -= 1
 
@@ -408,7 +522,7 @@ class RadsecServer:
 
     def _turn_away(self, sock: socket.socket, addr: tuple[str, int], reason: str) -> None:
         sock.close()
-        self._count_refusal(addr, reason)
+        self.count_refusal(addr, reason)
 
     def close(self) -> None:
         """Stop listening; established connections stay until :meth:`close_connections`."""
@@ -442,7 +556,7 @@ class RadsecServer:
     def add(self, name: str) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
 
-    def _count_refusal(self, addr: tuple[str, int], reason: str, detail: str = "") -> None:
+    def count_refusal(self, addr: tuple[str, int], reason: str, detail: str = "") -> None:
         self.add(f"refused_{reason}")
         source = addr[0]
         self._warn.warning(
@@ -452,7 +566,7 @@ class RadsecServer:
 
     def refuse(self, connection: _Connection, reason: str) -> None:
         """Close a connection whose TLS peer is not let in (after the handshake)."""
-        self._count_refusal(connection.addr, reason)
+        self.count_refusal(connection.addr, reason)
         connection._closed = True
         self.connections.discard(connection)
         if connection.transport is not None:
@@ -479,6 +593,19 @@ class RadsecServer:
         stats.add("drop_malformed")
         stats.add(f"malformed_{reason}")
         self._close_malformed(connection)
+
+    def untranslatable(self, connection: _Connection, code: int, reason: str) -> None:
+        """A RADIUS/1.1 request with no RADIUS/1.0 form (see radius11.Translator.request):
+        dropped and counted like a malformed datagram; the connection stays."""
+        stats = self.dispatch.stats
+        stats.add("received")
+        stats.drop(code, "drop_malformed")
+        stats.add(f"malformed_{reason}")
+        source = connection.addr[0]
+        self._warn.warning(
+            (source, reason), "RadSec peer %s: RADIUS/1.1 request dropped: %s", source,
+            reason.replace("_", " "),
+        )  # fmt: skip
 
     def _discarded(self, addr: tuple[str | object, ...], reason: str) -> None:
         # RFC 6614 §2.5: what UDP would silently discard, a stream discards and closes: a

@@ -28,15 +28,25 @@ class TlsFilesError(ValueError):
     """The certificate, key or CA file cannot be used; the message says which and why."""
 
 
-def tls_context(certificate: Path, private_key: Path, ca_file: Path) -> ssl.SSLContext:
-    """A server context: TLS 1.2 or later, client certificates required against ``ca_file``.
+def tls_context(
+    certificate: Path,
+    private_key: Path,
+    ca_file: Path,
+    *,
+    alpn: list[str] | None = None,
+    tls13_only: bool = False,
+) -> ssl.SSLContext:
+    """A server context: TLS 1.2 or later (1.3 with ``tls13_only``), client certificates
+    required against ``ca_file``, the ALPN names ``alpn`` offered (RFC 9765 §3.3).
 
     Raises TlsFilesError for a file that is missing, unreadable, not PEM, a key that does not
     match the certificate, or a server certificate outside its validity period.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     # RFC 6614 §2.3 asks for TLS 1.1 or later; 1.0 and 1.1 are deprecated (RFC 8996).
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = ssl.TLSVersion.TLSv1_3 if tls13_only else ssl.TLSVersion.TLSv1_2
+    if alpn:
+        context.set_alpn_protocols(alpn)
     context.verify_mode = ssl.CERT_REQUIRED
     try:
         context.load_cert_chain(certificate, private_key)
