@@ -41,6 +41,7 @@ RUNTIME_KEYS = frozenset(
         "radsec.idle_timeout",
         "radsec.max_connections",
         "radsec.max_in_flight",
+        "radsec.radius_1_1",
     }
 )
 """Dotted keys a reload applies; their consumers read them on every use or take new values."""

@@ -449,45 +449,67 @@ def test_a_nas_may_set_its_own_radsec_secret(
 # -- CoA over the NAS's connection ---------------------------------------------------------------
 
 
+def _disconnect_over_radsec(
+    client: RadsecClient, api: httpx.Client, user: str, *identity: bytes
+) -> httpx.Response:
+    """Start a session over ``client``, ask the API to disconnect it, and ACK the
+    Disconnect-Request that must arrive on the same connection; the API's answer."""
+    session_id = "coa-" + secrets.token_hex(4)
+    start = client.accounting_request(
+        attr("Acct-Status-Type", "Start"),
+        attr("Acct-Session-Id", session_id),
+        attr("User-Name", user),
+        *identity,
+    )
+    reply = client.exchange(start, timeout=15)
+    assert reply is not None and reply.code == codec.Code.ACCOUNTING_RESPONSE
+    [online] = api.get("/api/v1/sessions", params={"username": user}).json()["items"]
+    outcome: list[httpx.Response] = []
+    asking = threading.Thread(
+        target=lambda: outcome.append(
+            api.post(f"/api/v1/sessions/{online['id']}/disconnect", params={"wait": True})
+        )
+    )
+    asking.start()
+    try:
+        data = client.receive(timeout=10)
+        assert data is not None, "no Disconnect-Request on the RadSec connection"
+        request = codec.decode(data)
+        assert request.code == codec.Code.DISCONNECT_REQUEST
+        # Signed with the RadSec secret (RFC 6614 §2.3), as every packet on the stream.
+        assert codec.verify_request_authenticator(request, b"radsec")
+        assert request.get(codec.ACCT_SESSION_ID) == session_id.encode()
+        ack = codec.encode_reply(
+            codec.Code.DISCONNECT_ACK, request.identifier, request.authenticator, b"", b"radsec"
+        )
+        client.send_raw(ack)
+    finally:
+        asking.join(15)
+    assert outcome, "the API did not answer"
+    return outcome[0]
+
+
 def test_disconnect_goes_over_the_nas_radsec_connection(
     daemon: RunningDaemon, pki: Path, nas: dict[str, Any], make: Factory, api: httpx.Client
 ) -> None:
-    contract = make.contract(config={"password": "coa-pw"})
-    user = contract["config"]["username"]
-    session_id = "coa-" + secrets.token_hex(4)
+    user = make.contract(config={"password": "coa-pw"})["config"]["username"]
     with _connect(daemon, pki) as client:
-        start = client.accounting_request(
-            attr("Acct-Status-Type", "Start"),
-            attr("Acct-Session-Id", session_id),
-            attr("User-Name", user),
-            attr("NAS-IP-Address", "127.0.0.1"),
-        )
-        reply = client.exchange(start, timeout=15)
-        assert reply is not None and reply.code == codec.Code.ACCOUNTING_RESPONSE
-        [online] = api.get("/api/v1/sessions", params={"username": user}).json()["items"]
-        outcome: list[httpx.Response] = []
-        asking = threading.Thread(
-            target=lambda: outcome.append(
-                api.post(f"/api/v1/sessions/{online['id']}/disconnect", params={"wait": True})
-            )
-        )
-        asking.start()
-        try:
-            data = client.receive(timeout=10)
-            assert data is not None, "no Disconnect-Request on the RadSec connection"
-            request = codec.decode(data)
-            assert request.code == codec.Code.DISCONNECT_REQUEST
-            # Signed with the RadSec secret (RFC 6614 §2.3), as every packet on the stream.
-            assert codec.verify_request_authenticator(request, b"radsec")
-            assert request.get(codec.ACCT_SESSION_ID) == session_id.encode()
-            ack = codec.encode_reply(
-                codec.Code.DISCONNECT_ACK, request.identifier, request.authenticator, b"", b"radsec"
-            )
-            client.send_raw(ack)
-        finally:
-            asking.join(15)
-    assert outcome and outcome[0].status_code == 200, outcome and outcome[0].text
-    assert (outcome[0].json()["kind"], outcome[0].json()["outcome"]) == ("disconnect", "ack")
+        answer = _disconnect_over_radsec(client, api, user, attr("NAS-IP-Address", "127.0.0.1"))
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["kind"], answer.json()["outcome"]) == ("disconnect", "ack")
+
+
+def test_a_nas_known_by_a_network_is_reached_over_radsec_without_a_udp_address(
+    daemon: RunningDaemon, pki: Path, make: Factory, api: httpx.Client
+) -> None:
+    # Over UDP such a session cannot be reached: no coa_address and no NAS-IP-Address inside
+    # the network. Its RadSec connection needs no address.
+    add_nas(api, "udp-secret-" + secrets.token_hex(4), "127.0.0.16/29")
+    user = make.contract(config={"password": "coa-pw"})["config"]["username"]
+    with _connect(daemon, pki, source="127.0.0.17") as client:
+        answer = _disconnect_over_radsec(client, api, user, attr("NAS-Identifier", "pop-7"))
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["kind"], answer.json()["outcome"]) == ("disconnect", "ack")
 
 
 # -- SIGHUP --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Literal, Protocol
 
 from radius_contracts.aaa.coa_plan import (
@@ -40,17 +41,19 @@ _CODES = {"coa": codec.Code.COA_REQUEST, "disconnect": codec.Code.DISCONNECT_REQ
 
 class Sender(Protocol):
     """Sends one request and waits for its answer (radius.coa.CoaSender; with RadSec,
-    radius.radsec.RadsecCoaSender, which sends over the NAS's TLS connection when it has one)."""
+    radius.radsec.RadsecCoaSender, which sends over the NAS's TLS connection when it has one).
 
-    async def send(
+    ``route`` gives the NAS's UDP address and port; it is asked only when the request goes by
+    UDP, so a NAS reachable over its RadSec connection needs none (a NAS known by a network
+    whose session reported no NAS-IP-Address). What ``route`` raises reaches the caller."""
+
+    async def send_to(
         self,
-        host: str,
-        port: int,
+        nas_id: int,
+        route: Callable[[], tuple[str, int]],
         secret: bytes,
         code: int,
         attributes: bytes,
-        *,
-        nas_id: int | None = None,
     ) -> CoaResult: ...
 
 
@@ -159,13 +162,12 @@ class CoaDispatcher:
         pairs: Pairs = changes
         try:
             pairs = identification(target, nas.coa) + changes
-            host, port = destination(nas, target)
             data = encode_pairs(self._lookup, pairs)
+            result = await self._sender.send_to(
+                nas.id, partial(destination, nas, target), nas.secret.encode(), _CODES[kind], data
+            )
         except CoaError as exc:
             return self._done(job, kind, reason, pairs, requested, ("error", None, 0), str(exc))
-        result = await self._sender.send(
-            host, port, nas.secret.encode(), _CODES[kind], data, nas_id=nas.id
-        )
         outcome = (result.outcome, result.error_cause, result.attempts)
         return self._done(job, kind, reason, pairs, requested, outcome, None)
 

@@ -14,6 +14,7 @@ import asyncio
 import ipaddress
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -110,6 +111,18 @@ class CoaSender:
                 pending.future.cancel()
         self._pending.clear()
 
+    async def send_to(
+        self,
+        nas_id: int,
+        route: Callable[[], tuple[str, int]],
+        secret: bytes,
+        code: int,
+        attributes: bytes,
+    ) -> CoaResult:
+        """:meth:`send` to the UDP address ``route`` gives (the dispatcher's interface)."""
+        host, port = route()
+        return await self.send(host, port, secret, code, attributes)
+
     async def send(
         self,
         host: str,
@@ -117,11 +130,8 @@ class CoaSender:
         secret: bytes,
         code: int,
         attributes: bytes,
-        *,
-        nas_id: int | None = None,
     ) -> CoaResult:
-        """Send one request (``attributes`` encoded, without Message-Authenticator) over UDP;
-        ``nas_id`` is for senders that route by NAS (RadSec) and is not needed here."""
+        """Send one request (``attributes`` encoded, without Message-Authenticator) over UDP."""
         if code not in _ANSWERS:
             raise ValueError(f"code {code} is not a CoA or Disconnect-Request")
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET

@@ -642,19 +642,19 @@ class RadsecCoaSender:
         timeout, tries, backoff = self._udp.timing
         return sum(timeout * backoff**attempt for attempt in range(tries))
 
-    async def send(
+    async def send_to(
         self,
-        host: str,
-        port: int,
+        nas_id: int,
+        route: Callable[[], tuple[str, int]],
         secret: bytes,
         code: int,
         attributes: bytes,
-        *,
-        nas_id: int | None = None,
     ) -> CoaResult:
+        """Over the NAS's newest RadSec connection; without one, by UDP to where ``route``
+        says (asked only then: a NAS on RadSec needs no UDP address)."""
         connection = None
         server = self._server()
-        if nas_id is not None and server is not None:
+        if server is not None:
             connection = max(server.connections_of(nas_id), key=lambda c: c.opened_at, default=None)
         if connection is not None:
             try:
@@ -663,4 +663,4 @@ class RadsecCoaSender:
                 # Closed before the request went out (or it closed while we waited: then
                 # the NAS may have acted on it, but cannot tell us; UDP asks again).
                 pass
-        return await self._udp.send(host, port, secret, code, attributes)
+        return await self._udp.send_to(nas_id, route, secret, code, attributes)
