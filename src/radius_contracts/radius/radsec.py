@@ -365,15 +365,8 @@ class _Connection(asyncio.Protocol):
         if identifier is None:
             raise ConnectionError("256 requests outstanding on this connection")
         packet = codec.encode_request(code, identifier, attributes, secret)
-        started = time.monotonic()
-        reply = await self.request(packet, within)
-        seconds = time.monotonic() - started
-        if reply is None:
-            return CoaResult("timeout", None, 1, seconds)
-        try:
-            answer = codec.decode(reply)
-        except codec.MalformedPacket:
-            self._server.malformed(self, "coa_reply")
+        answer, seconds = await self._exchange(packet, within)
+        if answer is None:
             return CoaResult("timeout", None, 1, seconds)
         authenticator = packet[4:20]
         if not codec.verify_response_authenticator(answer, secret, authenticator) or (
@@ -389,17 +382,24 @@ class _Connection(asyncio.Protocol):
         # at a random value; no authenticators to check, TLS vouches for the peer.
         self._next_token = (self._next_token + 1) & 0xFFFFFFFF
         packet = Translator.outbound(code, self._next_token.to_bytes(4, "big"), attributes)
+        answer, seconds = await self._exchange(packet, within)
+        if answer is None:
+            return CoaResult("timeout", None, 1, seconds)
+        return _coa_result(answer, seconds)
+
+    async def _exchange(self, packet: bytes, within: float) -> tuple[codec.Packet | None, float]:
+        """Send a CoA/Disconnect and wait for its answer: the decoded reply (None when none
+        came or it did not decode, which is counted) and the seconds it took."""
         started = time.monotonic()
         reply = await self.request(packet, within)
         seconds = time.monotonic() - started
         if reply is None:
-            return CoaResult("timeout", None, 1, seconds)
+            return None, seconds
         try:
-            answer = codec.decode(reply)
+            return codec.decode(reply), seconds
         except codec.MalformedPacket:
             self._server.malformed(self, "coa_reply")
-            return CoaResult("timeout", None, 1, seconds)
-        return _coa_result(answer, seconds)
+            return None, seconds
 
     # -- idle timeout -----------------------------------------------------------------------
 
