@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 from radius_client import RadiusClient
 from radius_contracts.radius import codec
@@ -124,3 +129,22 @@ class RadsecClient(RadiusClient):
         except (ssl.SSLError, OSError):
             return True
         return True
+
+
+@contextmanager
+def disconnect_asked(api: httpx.Client, user: str) -> Iterator[list[httpx.Response]]:
+    """Ask the API, from a thread, to disconnect ``user``'s one online session and wait for
+    the outcome; the block plays the NAS. Yields the list that holds the API's answer once
+    the block has ended."""
+    [online] = api.get("/api/v1/sessions", params={"username": user}).json()["items"]
+    outcome: list[httpx.Response] = []
+    asking = threading.Thread(
+        target=lambda: outcome.append(
+            api.post(f"/api/v1/sessions/{online['id']}/disconnect", params={"wait": True})
+        )
+    )
+    asking.start()
+    try:
+        yield outcome
+    finally:
+        asking.join(15)

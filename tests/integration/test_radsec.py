@@ -32,7 +32,7 @@ from radius_client import RadiusClient, attr
 from radius_contracts.radius import codec
 from radius_contracts.radius.radsec_tls import certificate_fingerprint
 from radius_contracts.settings import RadsecSettings
-from radsec_client import RadsecClient, client_context
+from radsec_client import RadsecClient, client_context, disconnect_asked
 from served import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
@@ -463,15 +463,7 @@ def _disconnect_over_radsec(
     )
     reply = client.exchange(start, timeout=15)
     assert reply is not None and reply.code == codec.Code.ACCOUNTING_RESPONSE
-    [online] = api.get("/api/v1/sessions", params={"username": user}).json()["items"]
-    outcome: list[httpx.Response] = []
-    asking = threading.Thread(
-        target=lambda: outcome.append(
-            api.post(f"/api/v1/sessions/{online['id']}/disconnect", params={"wait": True})
-        )
-    )
-    asking.start()
-    try:
+    with disconnect_asked(api, user) as outcome:
         data = client.receive(timeout=10)
         assert data is not None, "no Disconnect-Request on the RadSec connection"
         request = codec.decode(data)
@@ -483,8 +475,6 @@ def _disconnect_over_radsec(
             codec.Code.DISCONNECT_ACK, request.identifier, request.authenticator, b"", b"radsec"
         )
         client.send_raw(ack)
-    finally:
-        asking.join(15)
     assert outcome, "the API did not answer"
     return outcome[0]
 

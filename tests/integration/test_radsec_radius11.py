@@ -29,7 +29,13 @@ from radius_contracts.aaa import mschap
 from radius_contracts.radius import codec
 from radius_contracts.radius.radius11 import PROTOCOL_ERROR, UNSUPPORTED_EXTENSION
 from radius_contracts.settings import RadsecSettings
-from radsec_client import RadsecClient, as_radius11, client_context, radius11
+from radsec_client import (
+    RadsecClient,
+    as_radius11,
+    client_context,
+    disconnect_asked,
+    radius11,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -258,15 +264,7 @@ def test_disconnect_goes_out_as_radius11(
             + attr("NAS-IP-Address", "127.0.0.1"),
         )
         assert client.exchange11(start, timeout=15) is not None
-        [online] = api.get("/api/v1/sessions", params={"username": user}).json()["items"]
-        outcome: list[httpx.Response] = []
-        asking = threading.Thread(
-            target=lambda: outcome.append(
-                api.post(f"/api/v1/sessions/{online['id']}/disconnect", params={"wait": True})
-            )
-        )
-        asking.start()
-        try:
+        with disconnect_asked(api, user) as outcome:
             data = client.receive(timeout=10)
             assert data is not None, "no Disconnect-Request on the RadSec connection"
             request = codec.decode(data)
@@ -275,8 +273,6 @@ def test_disconnect_goes_out_as_radius11(
             assert not request.has_message_authenticator
             assert request.get(codec.ACCT_SESSION_ID) == session_id.encode()
             client.send_raw(radius11(codec.Code.DISCONNECT_ACK, data[4:8], b""))
-        finally:
-            asking.join(15)
     assert outcome and outcome[0].status_code == 200, outcome and outcome[0].text
     assert (outcome[0].json()["kind"], outcome[0].json()["outcome"]) == ("disconnect", "ack")
 
