@@ -580,17 +580,16 @@ def _udp_port_taken(port: int) -> bool:
     return False
 
 
-@pytest.fixture(scope="module")
-def radsecproxy(
-    daemon: RunningDaemon, pki: Path, nas: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+def _radsecproxy(
+    daemon: RunningDaemon, pki: Path, run: Path, *, status_server: str = "off"
 ) -> Iterator[int]:
     """radsecproxy 1.9 (Debian package) forwarding UDP on the yielded port to our RadSec port,
-    with the NAS certificate; skipped where it is not installed."""
+    with the NAS certificate; skipped where it is not installed. ``status_server`` is its
+    ``StatusServer`` option: ``on`` makes it probe our daemon with Status-Server over TLS."""
     binary = shutil.which("radsecproxy")
     if binary is None:
         pytest.skip("radsecproxy is not installed")
     udp_port = free_port(socket.SOCK_DGRAM)
-    run = tmp_path_factory.mktemp("radsecproxy")
     config = run / "radsecproxy.conf"
     config.write_text(
         f"ListenUDP 127.0.0.1:{udp_port}\nLogLevel 3\n"
@@ -598,7 +597,7 @@ def radsecproxy(
         f" CertificateFile {pki / 'nas.pem'}\n CertificateKeyFile {pki / 'nas.key'}\n}}\n"
         f"client localhost {{\n host 127.0.0.1\n type udp\n secret {PROXY_SECRET}\n}}\n"
         f"server target {{\n host localhost\n port {_port(daemon)}\n type tls\n tls nas\n"
-        " secret radsec\n StatusServer off\n}\n"
+        f" secret radsec\n StatusServer {status_server}\n}}\n"
         "realm * {\n server target\n accountingServer target\n}\n"
     )
     log = (run / "stderr").open("w")
@@ -618,6 +617,13 @@ def radsecproxy(
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def radsecproxy(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    yield from _radsecproxy(daemon, pki, tmp_path_factory.mktemp("radsecproxy"))
 
 
 def test_interop_pap_chap_and_mschapv2_through_radsecproxy(radsecproxy: int, make: Factory) -> None:
@@ -659,3 +665,38 @@ def test_interop_accounting_through_radsecproxy_is_stored_once(
     found = api.get("/api/v1/sessions", params={"username": user}).json()["items"]
     assert len(found) == 1, found
     assert found[0]["stopped_at"] is not None and found[0]["input_octets"] == 1234
+
+
+def _status_server_count(api: httpx.Client) -> int:
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith("radius_contracts_radius_packets_total{") and all(
+            label in line for label in ('port="radsec"', 'outcome="status_server"')
+        ):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def test_interop_radsecproxy_status_server_probes_are_answered(
+    daemon: RunningDaemon, pki: Path, nas: dict[str, Any], make: Factory, api: httpx.Client,
+    tmp_path: Path, request: pytest.FixtureRequest,
+) -> None:  # fmt: skip
+    """RFC 5997 over TLS with a real client: radsecproxy with ``StatusServer on`` tracks our
+    daemon only by Status-Server; it forwards requests only while those probes are answered.
+    Its first probe comes about 25 s after it connects (a fixed period in radsecproxy 1.9), so
+    this runs on one event loop only."""
+    if request.node.callspec.params.get("served") != "asyncio":
+        pytest.skip("the 25-second wait for radsecproxy's first probe is paid on asyncio only")
+    before = _status_server_count(api)
+    contract = make.contract(config={"password": "interop-pw"})
+    pap = (
+        f'User-Name = "{contract["config"]["username"]}"\nUser-Password = "interop-pw"\n'
+        "Message-Authenticator = 0x00\n"
+    )
+    for port in _radsecproxy(daemon, pki, tmp_path, status_server="on"):
+        deadline = time.monotonic() + 60
+        while _status_server_count(api) <= before:
+            assert time.monotonic() < deadline, (tmp_path / "stderr").read_text()
+            time.sleep(0.2)
+        result = radclient(port, PROXY_SECRET, pap, timeout=5.0)
+        assert result.code == "Access-Accept", result.output
+    assert "got status server response from target" in (tmp_path / "stderr").read_text()
