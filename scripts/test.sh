@@ -64,6 +64,19 @@ fi
 if ! command -v radsecproxy >/dev/null; then
     apt_install radsecproxy || echo "warning: radsecproxy is missing; its interop tests skip" >&2
 fi
+# FreeRADIUS 3.2 is the other real RadSec client: the reverse-CoA interop test proxies through
+# it. Its own service must not start: it would hold 1812/1813, the daemon's default ports.
+if ! command -v freeradius >/dev/null && [ "$(id -u)" = 0 ]; then
+    made_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then  # Debian's "do not start services" hook
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    apt_install freeradius || echo "warning: freeradius is missing; its interop test skips" >&2
+    if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+    if command -v systemctl >/dev/null; then systemctl disable --now freeradius 2>/dev/null || true; fi
+fi
 
 "$VENV/bin/ruff" check src tests bench
 "$VENV/bin/ruff" format --check src tests bench
