@@ -375,3 +375,18 @@ def add_nas(
 def lo_nas(daemon: RunningDaemon) -> dict[str, Any]:
     """The NAS at 127.0.0.1 (where radclient sends from): a MikroTik, shipped layouts."""
     return add_nas(daemon.client(daemon.admin_token), LO_SECRET, name="lo-mikrotik")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """For `serve` as a child process: None (the SQLite file in state_dir), or a new, empty
+    PostgreSQL database the daemon migrates and seeds itself, as on a first install. Test files
+    that need another kind of database define their own ``database_url``."""
+    if request.param == "sqlite":
+        yield None
+        return
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"rc_daemon_{secrets.token_hex(4)}"
+    asyncio.run(admin_sql(server, f'CREATE DATABASE "{name}"'))
+    yield f"{server.rpartition('/')[0]}/{name}"
+    asyncio.run(admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -5,36 +5,19 @@ from __future__ import annotations
 
 import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from conftest import RunningDaemon, make_settings, start_daemon, stop_daemon
 from radius_client import RadiusClient, attr
 from radius_contracts.radius import codec
 from served import Served, free_port
-
-SECRET = "durability-secret"
-
-
-def add_loopback_nas(base_url: str, token: str) -> None:
-    api = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"})
-    with api:
-        makers = api.get("/api/v1/manufacturers", params={"q": "MikroTik"}).json()["items"]
-        body = {
-            "name": "lo",
-            "address": "127.0.0.1",
-            "secret": SECRET,
-            "manufacturer_id": next(m["id"] for m in makers if m["name"] == "MikroTik"),
-        }
-        response = api.post("/api/v1/nas", json=body)
-        assert response.status_code == 201, response.text
-
+from support import LOOPBACK_SECRET as SECRET
+from support import AccountingLoad, add_loopback_nas
 
 # -- the database refuses writes -------------------------------------------------------------
 
@@ -96,67 +79,6 @@ def test_database_refusing_writes(own_daemon: RunningDaemon) -> None:
 
 
 # -- kill -9 under load ----------------------------------------------------------------------
-
-
-class AccountingLoad:
-    """Sends Start and Stop for new sessions as fast as answers come; remembers the answered."""
-
-    def __init__(self, port: int, window: int = 64) -> None:
-        self.client = RadiusClient(port, SECRET, timeout=0.05)
-        self.window = window
-        self.answered: dict[str, dict[str, int]] = {}  # session id → {"start": 1, "stop": octets}
-        # Identifier → (session, kind, octets, Request Authenticator)
-        self._in_flight: dict[int, tuple[str, str, int, bytes]] = {}
-        self._sent = 0
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def finish(self) -> None:
-        self._stop.set()
-        self.thread.join(10)
-        self.client.close()
-
-    def _request(self) -> bytes:
-        self._sent += 1
-        number = self._sent
-        session = f"CRASH-{number // 2}"
-        kind = "start" if number % 2 == 0 else "stop"
-        octets = number * 7
-        attributes = [
-            attr("Acct-Status-Type", "Start" if kind == "start" else "Stop"),
-            attr("Acct-Session-Id", session),
-            attr("User-Name", "crash-test"),
-        ]
-        if kind == "stop":
-            attributes += [attr("Acct-Session-Time", "5"), attr("Acct-Input-Octets", str(octets))]
-        packet = self.client.accounting_request(*attributes)
-        self._in_flight[packet[1]] = (session, kind, octets, packet[4:20])
-        return packet
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 30  # bounded whatever happens
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            while len(self._in_flight) < self.window and self._sent < 200_000:
-                self.client.send_raw(self._request())
-            data = self.client.receive(0.05)
-            if data is None:
-                self._in_flight.clear()  # the daemon is gone; start over with fresh ids
-                continue
-            found = self._in_flight.get(data[1])
-            if found is None:
-                continue
-            session, kind, octets, authenticator = found
-            # A late answer to a forgotten request with the same Identifier must not count
-            # for this one: only a reply signed over this request's authenticator does.
-            if not codec.verify_response_authenticator(
-                codec.decode(data), SECRET.encode(), authenticator
-            ):
-                continue
-            del self._in_flight[data[1]]
-            self.answered.setdefault(session, {})[kind] = 1 if kind == "start" else octets
 
 
 def test_kill_9_under_load_loses_no_acknowledged_record(tmp_path: Path) -> None:

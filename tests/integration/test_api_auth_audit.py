@@ -8,12 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_api_catalogue import problem
-from test_cli import run
 
 from conftest import Factory, RunningDaemon
 from radius_contracts.domain import TokenRole
 from radius_contracts.services.base import Actor
+from support import problem, run_cli
 
 
 def test_missing_or_bad_token_is_401(daemon: RunningDaemon) -> None:
@@ -47,7 +46,7 @@ def test_revoked_token_is_refused_on_the_very_next_request(
         for _ in range(3):  # the first check reads the database, the next ones the cache
             assert client.get("/api/v1/pops").status_code == 200
         if revoke_in_cli:
-            revoked = run("token", "revoke", name, config=config)
+            revoked = run_cli("token", "revoke", name, config=config)
             assert revoked.returncode == 0, revoked.stderr
         else:
             daemon.run(tokens.revoke(Actor("test"), name))

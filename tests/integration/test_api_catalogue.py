@@ -5,16 +5,7 @@ from __future__ import annotations
 import httpx
 
 from conftest import Factory, RunningDaemon
-
-
-def problem(response: httpx.Response, status: int, field: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    if field is not None:
-        assert body.get("field") == field, body
-    return body
+from support import problem
 
 
 def test_manufacturer_crud_and_activation(api: httpx.Client, make: Factory) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from test_api_catalogue import problem
 
 from conftest import Factory
+from support import problem
 
 
 def test_contract_create_returns_everything_but_the_password(

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from test_api_catalogue import problem
 
 from conftest import Factory
+from support import problem
 
 
 def _post_raw(api: httpx.Client, path: str, body: str) -> httpx.Response:

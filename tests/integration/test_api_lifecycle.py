@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from test_api_catalogue import problem
 
 from conftest import Factory
+from support import problem
 
 RESOURCES: dict[str, tuple[str, Callable[[Factory], dict[str, Any]]]] = {
     "manufacturers": ("manufacturers", lambda make: make.manufacturer()),

@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from test_api_catalogue import problem
 
 from conftest import LO_SECRET, Factory, RunningDaemon
 from radclient import radclient
+from support import problem
 
 
 def hliberty_contract() -> dict[str, Any]:

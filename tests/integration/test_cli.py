@@ -7,7 +7,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,14 +14,7 @@ import httpx
 import pytest
 
 from pki import make_pki
-
-CLI = [sys.executable, "-m", "radius_contracts"]
-
-
-def run(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
-    argv = [*CLI, *args] + (["--config", str(config)] if config else [])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RADIUS_CONTRACTS_")}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+from support import CLI, run_cli
 
 
 def free_port() -> int:
@@ -42,7 +34,7 @@ def config(tmp_path: Path) -> Path:
 
 
 def test_check_config_ok(config: Path) -> None:
-    result = run("check-config", config=config)
+    result = run_cli("check-config", config=config)
     assert result.returncode == 0, result.stderr
     assert "config ok" in result.stdout and "attributes" in result.stdout
 
@@ -50,7 +42,7 @@ def test_check_config_ok(config: Path) -> None:
 def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[api]\nport = 'eighty'\n")
-    result = run("check-config", config=path)
+    result = run_cli("check-config", config=path)
     assert result.returncode == 2
     assert "api.port" in result.stderr and "RADIUS_CONTRACTS_API__PORT" in result.stderr
 
@@ -60,7 +52,7 @@ def test_broken_dictionary_names_file_and_line(tmp_path: Path) -> None:
     dictionary.write_text("ATTRIBUTE\tGood-One\t1\tstring\nATTRIBUTE\tBroken\n")
     path = tmp_path / "rc.toml"
     path.write_text(f'[radius]\ndictionary = "{dictionary}"\n')
-    result = run("check-config", config=path)
+    result = run_cli("check-config", config=path)
     assert result.returncode == 2
     assert f"{dictionary}:2" in result.stderr
 
@@ -74,36 +66,36 @@ def test_check_config_reads_the_radsec_files(tmp_path: Path) -> None:
         f'private_key = "{pki / "server.key"}"\nca_file = "{pki / "ca.pem"}"\n'
     )
     path.write_text(radsec)
-    result = run("check-config", config=path)
+    result = run_cli("check-config", config=path)
     assert result.returncode == 0, result.stderr
     assert "radsec: TLS files ok, port 2083" in result.stdout
     # The expired certificate with its own key: a NAS would refuse it.
     path.write_text(
         radsec.replace("server.pem", "expired.pem").replace("server.key", "expired.key")
     )
-    result = run("check-config", config=path)
+    result = run_cli("check-config", config=path)
     assert result.returncode == 2
     assert "expired" in result.stderr and "expired.pem" in result.stderr
     path.write_text(radsec.replace("server.key", "nas.key"))  # not the certificate's key
-    result = run("check-config", config=path)
+    result = run_cli("check-config", config=path)
     assert result.returncode == 2 and "radsec" in result.stderr
     path.write_text("[radsec]\nenabled = true\n")
-    result = run("check-config", config=path)
+    result = run_cli("check-config", config=path)
     assert result.returncode == 2 and "certificate, private_key, ca_file" in result.stderr
 
 
 def test_migrate_and_tokens(config: Path) -> None:
-    assert run("migrate", config=config).returncode == 0
-    assert run("migrate", config=config).returncode == 0  # idempotent
-    created = run("token", "create", "billing", "--role", "read-only", config=config)
+    assert run_cli("migrate", config=config).returncode == 0
+    assert run_cli("migrate", config=config).returncode == 0  # idempotent
+    created = run_cli("token", "create", "billing", "--role", "read-only", config=config)
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip().splitlines()[-1]
     assert token.startswith("rc_") and len(token) > 40
-    listed = run("token", "list", config=config)
+    listed = run_cli("token", "list", config=config)
     assert "billing\tread-only" in listed.stdout and token not in listed.stdout
-    assert run("token", "create", "billing", config=config).returncode == 2
-    assert run("token", "revoke", "billing", config=config).returncode == 0
-    again = run("token", "revoke", "billing", config=config)
+    assert run_cli("token", "create", "billing", config=config).returncode == 2
+    assert run_cli("token", "revoke", "billing", config=config).returncode == 0
+    again = run_cli("token", "revoke", "billing", config=config)
     assert again.returncode == 2 and "no active token" in again.stderr
 
 

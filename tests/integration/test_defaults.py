@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from test_cli import run  # the CLI as an operator runs it
 
 from conftest import RunningDaemon, admin_sql, make_settings, start_daemon, stop_daemon
 from radius_contracts.aaa.render import render_rows, template_values
@@ -19,6 +18,7 @@ from radius_contracts.radius.dictionary import check_value
 from radius_contracts.services.defaults import DEFAULT_MANUFACTURERS
 from radius_contracts.settings import Settings
 from radius_contracts.startup import engine_of, load_catalog, open_services
+from support import run_cli  # the CLI as an operator runs it
 
 MANUFACTURERS = {
     "MikroTik": ("Mikrotik", 14988),
@@ -207,10 +207,10 @@ def test_existing_database_is_not_seeded_again(fresh_settings: Settings) -> None
 def test_migrate_command_seeds_a_new_database(tmp_path: Path) -> None:
     config = tmp_path / "rc.toml"
     config.write_text(f'state_dir = "{tmp_path / "state"}"\n')
-    result = run("migrate", config=config)
+    result = run_cli("migrate", config=config)
     assert result.returncode == 0, result.stderr
 
     settings = make_settings(tmp_path / "state", None)
     assert asyncio.run(_names(settings, migrate=False)) == (set(MANUFACTURERS), set(LAYOUTS))
-    assert run("migrate", config=config).returncode == 0  # idempotent, nothing added
+    assert run_cli("migrate", config=config).returncode == 0  # idempotent, nothing added
     assert asyncio.run(_names(settings, migrate=False)) == (set(MANUFACTURERS), set(LAYOUTS))

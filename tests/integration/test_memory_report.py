@@ -6,9 +6,8 @@ import signal
 import time
 from pathlib import Path
 
-from test_reload import base_config, radius_section
-
 from served import Served
+from support import base_config, radius_section
 
 
 def test_sigusr2_writes_a_memory_report_and_the_daemon_keeps_serving(tmp_path: Path) -> None:

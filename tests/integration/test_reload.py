@@ -7,26 +7,22 @@ the reload and not before.
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from conftest import Factory, add_nas, admin_sql
+from conftest import Factory, add_nas
 from radius_client import RadiusClient
 from radius_contracts.radius import codec
 from radius_contracts.settings import default_dictionary
-from served import Served, free_port
+from served import Served
+from support import base_config, radius_section
 
 SECRET = "reload-nas-secret"
 AUTH_REQUESTS = 6000
@@ -36,41 +32,6 @@ ACCT_REQUESTS = 4000
 def write_config(path: Path, base: str, extra: str = "") -> None:
     """The config file: ``base`` (state, ports, database) and ``extra`` TOML sections."""
     path.write_text(base + extra)
-
-
-def base_config(tmp_path: Path, database_url: str | None) -> tuple[str, dict[str, int]]:
-    ports = {
-        "api": free_port(),
-        "auth": free_port(socket.SOCK_DGRAM),
-        "acct": free_port(socket.SOCK_DGRAM),
-    }
-    text = f'state_dir = "{tmp_path / "state"}"\n'
-    if database_url:
-        text += f'[database]\nurl = "{database_url}"\n'
-    text += f"[api]\nport = {ports['api']}\n"
-    return text, ports
-
-
-def radius_section(ports: dict[str, int], **keys: Any) -> str:
-    lines = [
-        "[radius]",
-        'bind = "127.0.0.1"',
-        f"auth_port = {ports['auth']}",
-        f"acct_port = {ports['acct']}",
-    ]
-    for key, value in keys.items():
-        lines.append(f"{key} = {_toml(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str | Path):
-        return f'"{value}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(item) for item in value) + "]"
-    return str(value)
 
 
 def api_client(served: Served, tmp_path: Path) -> httpx.Client:
@@ -89,20 +50,6 @@ def wait_for_log(log: Path, text: str, count: int = 1, timeout: float = 20.0) ->
             return content
         assert time.monotonic() < deadline, f"{text!r} x{count} not logged:\n{content[-3000:]}"
         time.sleep(0.05)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None (the SQLite file in state_dir), or a new, empty PostgreSQL database the daemon
-    migrates and seeds itself, as on a first install."""
-    if request.param == "sqlite":
-        yield None
-        return
-    server: str = request.getfixturevalue("postgres_url")
-    name = f"rc_reload_{secrets.token_hex(4)}"
-    asyncio.run(admin_sql(server, f'CREATE DATABASE "{name}"'))
-    yield f"{server.rpartition('/')[0]}/{name}"
-    asyncio.run(admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def stop(served: Served) -> int:

@@ -18,14 +18,13 @@ from typing import Any
 
 import asyncpg
 import httpx
-from test_accounting_durability import SECRET, AccountingLoad, Served, add_loopback_nas
-from test_reload import base_config, database_url, radius_section
 
 from coa_server import CoaServer
 from radius_client import RadiusClient, attr
 from radius_contracts.daemon import SHUTDOWN_BUDGET
-
-__all__ = ["database_url"]  # the fixture, shared with test_reload
+from served import Served
+from support import LOOPBACK_SECRET as SECRET
+from support import AccountingLoad, add_loopback_nas, base_config, radius_section
 
 # The process also starts Python and closes its database after the budget: allow for that.
 EXIT_WITHIN = SHUTDOWN_BUDGET + 5.0

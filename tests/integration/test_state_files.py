@@ -8,38 +8,21 @@ about looser modes it finds.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import secrets
 import socket
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from conftest import admin_sql
 from radius_client import RadiusClient, attr
 from served import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "state-files-secret"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    if request.param == "sqlite":
-        yield None
-        return
-    server: str = request.getfixturevalue("postgres_url")
-    name = f"rc_state_{secrets.token_hex(4)}"
-    asyncio.run(admin_sql(server, f'CREATE DATABASE "{name}"'))
-    yield f"{server.rpartition('/')[0]}/{name}"
-    asyncio.run(admin_sql(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def open_to_others(state: Path) -> list[str]:
