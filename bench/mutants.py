@@ -101,7 +101,7 @@ TARGETS = (
         ("get_caller", "get_actor"),
         (
             "tests/integration/test_api_auth_audit.py",
-            "tests/integration/test_api_guard.py",
+            "tests/integration/test_api_sessions.py",
             "-k",
             "sqlite or not postgres",
         ),
