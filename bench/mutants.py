@@ -247,8 +247,8 @@ def _replace(tree: ast.AST, old: ast.AST, new: ast.AST) -> None:
     raise LookupError("node not found")
 
 
-def run_tests(scratch: Path, target: Target, timeout: float) -> tuple[bool, float]:
-    """(passed, seconds) of the target's tests against ``scratch``/src."""
+def run_tests(scratch: Path, target: Target, timeout: float) -> tuple[bool, float, str]:
+    """(passed, seconds, output) of the target's tests against ``scratch``/src."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(scratch / "src")
     env.pop("RADIUS_CONTRACTS_PURE_PYTHON", None)
@@ -264,22 +264,27 @@ def run_tests(scratch: Path, target: Target, timeout: float) -> tuple[bool, floa
             command, cwd=ROOT, env=env, timeout=timeout, capture_output=True, check=False
         )
     except subprocess.TimeoutExpired:
-        return False, time.monotonic() - started  # hangs count as killed
-    return result.returncode == 0, time.monotonic() - started
+        return False, time.monotonic() - started, "timeout"  # hangs count as killed
+    output = result.stdout.decode(errors="replace")
+    return result.returncode == 0, time.monotonic() - started, output
 
 
 def check(target: Target, limit: int | None, scratch: Path) -> tuple[int, list[Mutant]]:
     path = scratch / "src" / target.module
     original = path.read_text()
     found = mutants(original, target)[:limit]
-    passed, baseline = run_tests(scratch, target, timeout=900)
-    if not passed:
-        raise SystemExit(f"{target.name}: the tests fail on the unmutated code")
+    for _attempt in range(2):  # a test that failed once on a busy machine gets one more go
+        passed, baseline, output = run_tests(scratch, target, timeout=900)
+        if passed:
+            break
+    else:
+        tail = "\n".join(output.splitlines()[-30:])
+        raise SystemExit(f"{target.name}: the tests fail on the unmutated code:\n{tail}")
     survivors = []
     try:
         for mutant in found:
             path.write_text(mutate(original, target, mutant.index))
-            survived, _ = run_tests(scratch, target, timeout=max(60.0, 3 * baseline))
+            survived, _, _ = run_tests(scratch, target, timeout=max(60.0, 3 * baseline))
             mark = "SURVIVED" if survived else "killed"
             where = f"{target.name} {mutant.index:3d} line {mutant.line:4d}"
             print(f"  {where} {mutant.what:28s} {mark}", flush=True)
