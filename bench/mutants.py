@@ -312,6 +312,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rc-mutants-") as tmp:
         scratch = Path(tmp)
         shutil.copytree(ROOT / "src", scratch / "src", ignore=shutil.ignore_patterns("*.egg-info"))
+        # The default dictionary is found beside src (settings.default_dictionary).
+        shutil.copytree(ROOT / "dictionaries", scratch / "dictionaries")
         for target in targets:
             count, survivors = check(target, args.limit, scratch)
             totals.append((target.name, count, len(survivors)))
