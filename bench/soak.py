@@ -16,6 +16,10 @@ Printed per minute: requests sent and answered, requests left unanswered (no rep
 processes. At the end: RSS at minute 10 and at the end and whether it stayed within 5 %, and
 whether every minute kept p99 under 20 ms.
 
+``--old-history N`` gives the database N sessions closed before history_days and N daily
+usage rows before usage_days: the history purge deletes them a few seconds after start (its
+first turn comes within 5 s), so minute 1 shows what a backlog purge costs RADIUS.
+
 ``--report-every M`` sends the daemon SIGUSR2 every M minutes: it writes a memory report to
 state_dir/memory-*.txt (RSS, the C heap's in-use and free-but-kept bytes, Python blocks, the
 object types that grew; see radius_contracts.memory_debug). ``--tracemalloc N`` also starts it
@@ -32,6 +36,7 @@ import argparse
 import select
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,6 +44,7 @@ import time
 import urllib.request
 from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from auth import _clean_env, _free_port, populate, write_config
@@ -215,7 +221,7 @@ class Load:
                 minutes[minute_no].unanswered += 1
 
 
-def prepare(state: Path, contracts: int) -> None:
+def prepare(state: Path, contracts: int, old_history: int) -> None:
     config = write_config(state, 1, 1, 1)
     subprocess.run(
         [sys.executable, "-m", "radius_contracts", "migrate", "--config", str(config)],
@@ -225,6 +231,47 @@ def prepare(state: Path, contracts: int) -> None:
         stdout=subprocess.DEVNULL,
     )
     populate(state / "radius-contracts.db", [], contracts, SECRET.decode())
+    if old_history:
+        add_old_history(state / "radius-contracts.db", old_history)
+
+
+def add_old_history(database: Path, rows: int) -> None:
+    """``rows`` sessions closed 500 days ago and ``rows`` daily usage rows of days over 1,100
+    days ago (past the defaults history_days 400 and usage_days 1,100), spread over the
+    contracts as a year of history would be."""
+    sqlite_time = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite form
+    stopped = datetime.now(UTC) - timedelta(days=500)
+    first_day = (datetime.now(UTC) - timedelta(days=1101)).date()
+    connection = sqlite3.connect(database)
+    try:
+        connection.execute("PRAGMA synchronous=OFF")
+        ids = [row[0] for row in connection.execute("SELECT id FROM contracts ORDER BY id")]
+        with connection:
+            connection.executemany(
+                "INSERT INTO sessions (contract_id, username, acct_session_id, acct_unique_id,"
+                " started_at, updated_at, stopped_at, session_time, input_octets,"
+                " output_octets, input_packets, output_packets)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 3600, 1, 1, 1, 1)",
+                (
+                    (
+                        ids[n % len(ids)], f"old{n}", f"OLD-{n}", f"OLD-{n}",
+                        (stopped - timedelta(hours=1, seconds=n)).strftime(sqlite_time),
+                        (stopped - timedelta(seconds=n)).strftime(sqlite_time),
+                        (stopped - timedelta(seconds=n)).strftime(sqlite_time),
+                    )
+                    for n in range(rows)
+                ),
+            )  # fmt: skip
+            connection.executemany(
+                "INSERT INTO usage_daily (contract_id, day, input_octets, output_octets,"
+                " session_time) VALUES (?, ?, 1, 1, 1)",
+                (
+                    (ids[n % len(ids)], (first_day - timedelta(days=n // len(ids))).isoformat())
+                    for n in range(rows)
+                ),
+            )
+    finally:
+        connection.close()
 
 
 def start_daemon(
@@ -272,8 +319,9 @@ def scrape(api_port: int) -> None:
 
 
 def run(args: argparse.Namespace, state: Path) -> int:
-    print(f"state {state}: {args.contracts} contracts", flush=True)
-    prepare(state, args.contracts)
+    print(f"state {state}: {args.contracts} contracts, {args.old_history} old history rows",
+          flush=True)  # fmt: skip
+    prepare(state, args.contracts, args.old_history)
     process, auth_port, acct_port, api_port = start_daemon(state, args)
     load = Load(auth_port, acct_port, args.contracts, args.timeout)
     minutes: list[Minute] = []
@@ -370,6 +418,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds before unanswered")
     parser.add_argument("--auth-log-rows", type=int, default=50_000, help="[auth_log] max_rows")
     parser.add_argument("--jobs-interval", type=float, default=5.0)
+    parser.add_argument(
+        "--old-history", type=int, default=0, help="old sessions and usage rows to purge"
+    )
     parser.add_argument("--tracemalloc", type=int, default=0, help="frames; 0: no tracing")
     parser.add_argument("--report-every", type=int, default=0, help="minutes between SIGUSR2")
     parser.add_argument("--state", type=Path, help="state directory (default: a temporary one)")

@@ -74,6 +74,7 @@ from radius_contracts.radius.radsec import RadsecCoaSender, RadsecServer
 from radius_contracts.radius.radsec_tls import TlsFilesError
 from radius_contracts.radsec_setup import load_tls, radsec_options, start_radsec
 from radius_contracts.reload import RUNTIME_KEYS, changed_keys, merge
+from radius_contracts.services.auth_log import part_rows
 from radius_contracts.services.registry import Services
 from radius_contracts.settings import Settings
 from radius_contracts.startup import (
@@ -276,6 +277,8 @@ class Daemon:
             flush_interval=log_settings.flush_interval,
             max_pending=log_settings.max_pending,
         )
+        services.auth_log.part_rows = part_rows(log_settings.max_rows)
+        services.auth_log.on_new_segment = self.auth_log.purge_soon
         self._spawn(self.auth_log.run(), "auth-log")
         await self._start_accounting()
         context = services.context
@@ -816,6 +819,7 @@ class Daemon:
             self.auth_log.max_pending = auth_log.max_pending
             if self.services is not None:
                 self.services.auth_log.bound.per_minute = auth_log.unknown_rows_per_minute
+                self.services.auth_log.part_rows = part_rows(auth_log.max_rows)
         if settings.logging != old.logging:
             daemon_logging.configure(settings.logging)
         restart = [key for key in changed if key not in RUNTIME_KEYS]

@@ -48,6 +48,10 @@ log = logging.getLogger("radius_contracts.jobs")
 
 _NEVER = 100 * 365 * 86400.0
 FIRST_RUN_WITHIN = 5.0  # an interval job's first turn after start comes this soon (seconds)
+# History purge: rows per transaction, and seconds between transactions (bench/soak.py
+# --old-history measures what a backlog costs RADIUS; see bench/README.md).
+PURGE_BATCH = 2_000
+PURGE_PAUSE = 0.05
 LEASE = 600.0  # seconds a claim holds; renewed while the job runs, so it only ends a dead node's
 # A node may claim a turn this early: its clock may run a little behind the one that set it.
 SLACK = timedelta(seconds=2)
@@ -140,22 +144,35 @@ class SessionJobs:
         return self._view.sweep()
 
     async def purge_history(self) -> int:
+        """Delete old sessions and daily usage in batches of PURGE_BATCH rows, one short
+        transaction each with a pause between: a year's backlog costs RADIUS accounting a
+        few milliseconds of waiting per batch, never one long lock. Returns sessions deleted."""
         now = self._clock()
         sessions_before = now - timedelta(days=self._settings.history_days)
         usage_before = (now - timedelta(days=self._settings.usage_days)).date()
-        total = 0
-        while True:
-            async with self._sessions() as session, session.begin():
-                deleted = await store.purge_history(session, sessions_before, usage_before)
-            total += deleted
-            if deleted < 10_000:
-                break
+        total = await self._in_batches(store.purge_sessions, sessions_before)
+        usage = await self._in_batches(store.purge_usage, usage_before)
         async with self._sessions() as session, session.begin():
-            # Quota periods are kept as long as the daily usage they summarise.
+            # Quota periods are kept as long as the daily usage they summarise (one row per
+            # contract and period: few, so one statement).
             await quota_store.purge(session, usage_before)
         if total:
             log.info("deleted %d sessions closed before %s", total, sessions_before.date())
+        if usage:
+            log.info("deleted %d daily usage rows before %s", usage, usage_before)
         return total
+
+    async def _in_batches(
+        self, purge: Callable[[AsyncSession, Any, int], Awaitable[int]], before: Any
+    ) -> int:
+        total = 0
+        while True:
+            async with self._sessions() as session, session.begin():
+                deleted = await purge(session, before, PURGE_BATCH)
+            total += deleted
+            if deleted < PURGE_BATCH:
+                return total
+            await asyncio.sleep(PURGE_PAUSE)  # let the accounting writer have the database
 
 
 class _Every:

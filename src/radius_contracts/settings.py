@@ -322,8 +322,9 @@ class AuthLogSettings(_Section):
     max_rows: int = Field(
         default=1_000_000,
         ge=1,
-        description="Beyond this many entries the oldest whole days are dropped (today's "
-        "never, so today alone may hold more).",
+        description="Beyond this many entries the oldest whole tables are dropped. A day "
+        "goes on in a new table every max_rows / 4 entries (at least 1,000), so a busy today is "
+        "bounded too; its newest table is never dropped.",
     )
     unknown_rows_per_minute: int = Field(
         default=1000,

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from conftest import Factory, RunningDaemon
+from radius_contracts.api.app import create_app
 from radius_contracts.domain import TokenRole
 from radius_contracts.services.base import Actor
 from support import problem, run_cli
@@ -23,6 +24,42 @@ def test_missing_or_bad_token_is_401(daemon: RunningDaemon) -> None:
     problem(daemon.client("rc_not-a-real-token").get("/api/v1/pops"), 401)
     problem(daemon.client("garbage").get("/api/v1/pops"), 401)
     problem(anonymous.post("/api/v1/pops", json={"name": "x"}), 401)
+
+
+def test_the_application_checks_the_token_itself_behind_the_guard(daemon: RunningDaemon) -> None:
+    """The guard in front checks tokens before bodies are read, but lets a request through
+    when the database did not answer it; the application then checks the token again. Called
+    here without the guard, the application alone must refuse a missing or bad token."""
+    assert daemon.daemon.services is not None
+    app = create_app(daemon.daemon.services)
+
+    async def answers() -> list[tuple[int, str | None]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            found = []
+            for headers in (
+                {},
+                {"Authorization": "Bearer rc_not-a-real-token"},
+                {"X-API-Key": "garbage"},
+                {"Authorization": f"Bearer {daemon.admin_token}"},
+            ):
+                response = await client.get("/api/v1/pops", headers=headers)
+                found.append((response.status_code, response.headers.get("www-authenticate")))
+            return found
+
+    assert daemon.run(answers()) == [(401, "Bearer"), (401, "Bearer"), (401, "Bearer"), (200, None)]
+
+
+def test_x_client_system_is_bounded_and_checked(daemon: RunningDaemon) -> None:
+    api = daemon.client(daemon.admin_token)
+    fits = "b" * 100
+    made = api.post("/api/v1/pops", json={"name": f"pop-{secrets.token_hex(3)}"},
+                    headers={"X-Client-System": fits})  # fmt: skip
+    assert made.status_code == 201 and made.json()["created_via"] == fits
+    for bad in ("b" * 101, "billing system", "bill/ing"):
+        refused = api.post("/api/v1/pops", json={"name": f"pop-{secrets.token_hex(3)}"},
+                           headers={"X-Client-System": bad})  # fmt: skip
+        problem(refused, 422)
 
 
 def test_x_api_key_header_works(daemon: RunningDaemon) -> None:

@@ -192,7 +192,7 @@ def empty_auth_log(daemon: RunningDaemon) -> None:
         async with engine_of(services(daemon)).begin() as connection:
             for day in await store.days(connection):
                 await store.drop_day(connection, day)
-        services(daemon).auth_log._days.clear()
+        services(daemon).auth_log._forget_tables()
 
     daemon.run(clear())
 
@@ -258,6 +258,51 @@ def test_purge_by_max_rows_drops_the_oldest_whole_days(
     # Today's table stays, whatever max_rows says.
     assert _purge(daemon, now - timedelta(days=30), max_rows=1) == 3
     assert _days(daemon) == [now.date()]
+
+
+def _tables(daemon: RunningDaemon) -> list[store.Segment]:
+    async def tables() -> list[store.Segment]:
+        async with engine_of(services(daemon)).connect() as connection:
+            today = datetime.now(UTC).date()
+            return [t for t in await store.segments(connection) if t.day <= today]
+
+    result: list[store.Segment] = daemon.run(tables())
+    return result
+
+
+@pytest.mark.usefixtures("empty_auth_log")
+def test_a_busy_day_goes_on_in_new_tables_that_retention_drops_whole(
+    daemon: RunningDaemon, make: Factory
+) -> None:
+    """Today alone past max_rows: the writer starts a new table every part_rows entries, and
+    retention drops today's older ones whole, keeping the newest (the soak's 1.8 M-row day)."""
+    contract = make.contract()
+    auth_log = services(daemon).auth_log
+    started: list[int] = []
+    wired = auth_log.on_new_segment, auth_log.part_rows
+    auth_log.on_new_segment, auth_log.part_rows = (lambda: started.append(1)), 3
+    try:
+        for n in range(8):  # one batch each: r0-r2 in the first table, r3-r5, then r6-r7
+            write(daemon, event(contract["id"], reason=f"r{n}"))
+    finally:
+        auth_log.on_new_segment, auth_log.part_rows = wired
+    today = datetime.now(UTC).date()
+    assert _tables(daemon) == [
+        store.Segment(today, 0),
+        store.Segment(today, 1),
+        store.Segment(today, 2),
+    ]
+    assert started == [1, 1]  # each new table asks for a purge at once
+    assert [row.reason for row in _select(daemon)] == [f"r{n}" for n in reversed(range(8))]
+
+    # 4 rows allowed: the newest table (2) fits, the one before would make 5.
+    assert _purge(daemon, datetime.now(UTC) - timedelta(days=30), max_rows=4) == 6
+
+    assert _tables(daemon) == [store.Segment(today, 2)]
+    assert [row.reason for row in _select(daemon)] == ["r7", "r6"]
+    write(daemon, event(contract["id"], reason="r8"))  # still the newest table
+    assert _tables(daemon) == [store.Segment(today, 2)]
+    assert [row.reason for row in _select(daemon)] == ["r8", "r7", "r6"]
 
 
 @pytest.mark.usefixtures("empty_auth_log")

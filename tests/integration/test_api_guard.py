@@ -96,7 +96,11 @@ def send_until_answered(sock: socket.socket, total: int, chunk: bytes) -> int:
     sent = 0
     sock.settimeout(5)
     while sent < total:
-        readable, _, _ = select.select([sock], [], [], 0)
+        # Past the first 64 KiB, wait a moment for the answer after each chunk: on a busy
+        # machine the daemon may take a while to read, and loopback buffers alone hold more
+        # than a MiB, so an unpaced sender says nothing about what the daemon took.
+        wait = 0.0 if sent < 64 * 1024 else 0.01
+        readable, _, _ = select.select([sock], [], [], wait)
         if readable:
             break
         try:

@@ -79,6 +79,7 @@ class BatchLog(Generic[T]):
         self._closed = asyncio.Event()
         self._stopped = asyncio.Event()
         self._running = False
+        self._purge_due = False  # purge_soon() was called
         self._backoff = 0.0  # > 0 after a failed write: seconds until the next attempt
         self._warn = RateLimitedLog(log, _LOG_EVERY)
 
@@ -118,11 +119,16 @@ class BatchLog(Generic[T]):
                 if self._closed.is_set():
                     break
                 await self.flush()
-                if self._purge is not None and loop.time() >= next_purge:
+                if self._purge is not None and (self._purge_due or loop.time() >= next_purge):
+                    self._purge_due = False
                     next_purge = loop.time() + self.purge_interval
                     await self._run_purge()
         finally:
             self._stopped.set()
+
+    def purge_soon(self) -> None:
+        """Purge after the next write rather than at the next ``purge_interval``."""
+        self._purge_due = True
 
     async def _sleep(self) -> None:
         if self._backoff:

@@ -452,6 +452,8 @@ class UsageDaily(Base):
     """Traffic and online time per contract and UTC day, added up from accounting deltas."""
 
     __tablename__ = "usage_daily"
+    # The history purge deletes by day in bounded batches (jobs.purge_history).
+    __table_args__ = (Index("ix_usage_daily_day", "day"),)
 
     contract_id: Mapped[int] = mapped_column(
         ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time as monotonic_time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from radius_contracts.services.auth_log_bound import Key, UnknownBound
 from radius_contracts.services.base import ServiceContext
 from radius_contracts.store import auth_log as store
 from radius_contracts.store import common
-from radius_contracts.store.auth_log import AuthLogRow
+from radius_contracts.store.auth_log import AuthLogRow, Segment
 from radius_contracts.store.driver import timestamp
 
 log = logging.getLogger("radius_contracts.services.auth_log")
@@ -31,6 +32,11 @@ UNKNOWN_ROWS_PER_MINUTE = 1000
 
 _DAY = timedelta(days=1)
 _READ_TRIES = 3
+PART_ROWS = 250_000
+"""Entries per table of a day before the writer starts the next (the daemon sets part_rows())."""
+# How long a writer trusts its idea of a day's newest table: another node may have started
+# a newer one (PostgreSQL). Rows written to the previous one meanwhile are not lost.
+_SEGMENTS_FRESH = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,12 @@ def _row(
     )
 
 
+def part_rows(max_rows: int) -> int:
+    """Entries per table for auth_log.max_rows: a quarter of it (at least 1,000), so that
+    retention keeps between three and four quarters' worth when today alone outgrows it."""
+    return max(max_rows // 4, 1000)
+
+
 def _utc(at: datetime) -> datetime:
     if at.tzinfo is None:
         return at.replace(tzinfo=UTC)
@@ -98,7 +110,14 @@ class AuthLogService:
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
         self.bound = UnknownBound(UNKNOWN_ROWS_PER_MINUTE)
-        self._days: set[date] = set()  # day tables known to exist
+        self.part_rows = PART_ROWS
+        # Called when the writer starts a new table of a day: retention can drop the oldest
+        # tables now rather than at its next turn (the daemon asks the auth log writer).
+        self.on_new_segment: Callable[[], None] = lambda: None
+        self._tables: set[Segment] = set()  # tables known to exist
+        self._current: dict[date, Segment] = {}  # the table each day's entries go to
+        self._rows_in: dict[Segment, int] = {}  # entries in it, as this writer counts them
+        self._current_at: dict[date, float] = {}  # when _current[day] was read from the catalogue
         self._next_id: int | None = None  # SQLite: the next row's id (see store.next_id)
 
     async def write(self, events: Sequence[AuthEvent]) -> None:
@@ -114,7 +133,7 @@ class AuthLogService:
         contract_ids = {e.contract_id for e in known if e.contract_id is not None}
         nas_ids = {e.nas_id for e in events if e.nas_id is not None}
         dialect = self.context.dialect
-        made: dict[Key, tuple[date, int]] = {}
+        made: dict[Key, tuple[Segment, int]] = {}
         try:
             with wrap_db_errors():
                 async with self.context.transaction() as session:
@@ -125,37 +144,82 @@ class AuthLogService:
                     for event in known:
                         row = _row(dialect, event, contracts, nas)
                         by_day.setdefault(store.day_of(_utc(event.at)), []).append(row)
+                    written: dict[Segment, int] = {}
                     for day, rows in by_day.items():
-                        await self._ready(connection, day)
-                        await store.insert_rows(connection, day, [self._id(r) for r in rows])
+                        segment = await self._ready(connection, day)
+                        await store.insert_rows(connection, segment, [self._id(r) for r in rows])
+                        written[segment] = written.get(segment, 0) + len(rows)
                     for key, folded in plan.new.items():
-                        day = store.day_of(folded.first.at)
-                        await self._ready(connection, day)
+                        segment = await self._ready(connection, store.day_of(folded.first.at))
                         row = self._id(_row(dialect, folded.first, contracts, nas, folded.count))
-                        made[key] = (day, await store.insert_returning_id(connection, day, row))
-                    more: dict[date, list[tuple[int, int]]] = {}
+                        row_id = await store.insert_returning_id(connection, segment, row)
+                        made[key] = (segment, row_id)
+                        written[segment] = written.get(segment, 0) + 1
+                    more: dict[Segment, list[tuple[int, int]]] = {}
                     for key, count in plan.more.items():
                         where = self.bound.where(key)
                         assert where is not None
                         more.setdefault(where[0], []).append((count, where[1]))
-                    for day, counts in more.items():
-                        if day in self._days:  # not dropped meanwhile
-                            await store.add_counts(connection, day, counts)
+                    for segment, counts in more.items():
+                        if segment in self._tables:  # not dropped meanwhile
+                            await store.add_counts(connection, segment, counts)
         except BaseException:
             # Rolled back: the numbers handed out were not used, tables made above were not
             # made (and another node may have dropped one): find both out again next time.
             self._next_id = None
-            self._days.clear()
+            self._forget_tables()
             self.bound.failed()
             raise
         self.bound.written(made)
+        self._count(written)
 
-    async def _ready(self, connection: AsyncConnection, day: date) -> None:
-        if day not in self._days:
-            await store.ensure_day(connection, day)
-            self._days.add(day)
+    def _forget_tables(self) -> None:
+        self._tables.clear()
+        self._current.clear()
+        self._current_at.clear()
+        self._rows_in.clear()
+
+    async def _ready(self, connection: AsyncConnection, day: date) -> Segment:
+        """The table ``day``'s entries go to, made when missing."""
+        segment = self._current.get(day)
+        now = monotonic_time.monotonic()
+        if segment is None or now - self._current_at[day] > _SEGMENTS_FRESH:
+            # The newest table of the day, as the catalogue has it (another node may have
+            # started one); the rows it holds count towards part_rows.
+            found = [s for s in await store.segments(connection) if s.day == day]
+            newest = max(found, default=Segment(day))
+            if segment is None or newest > segment:
+                segment = newest
+                span = await store.id_span(connection, segment) if found else None
+                self._rows_in[segment] = span[1] - span[0] + 1 if span else 0
+            self._current[day] = segment
+            self._current_at[day] = now
+        if segment not in self._tables:
+            await store.ensure_segment(connection, segment)
+            self._tables.add(segment)
         if self.context.dialect == "sqlite" and self._next_id is None:
             self._next_id = await store.next_id(connection)
+        return segment
+
+    def _count(self, written: dict[Segment, int]) -> None:
+        """After a commit: count what went where; a table past ``part_rows`` is the day's last
+        (the next batch starts the following one)."""
+        started = False
+        for segment, rows in written.items():
+            total = self._rows_in.get(segment, 0) + rows
+            self._rows_in[segment] = total
+            if total >= self.part_rows and self._current.get(segment.day) == segment:
+                following = Segment(segment.day, segment.part + 1)
+                self._current[segment.day] = following
+                self._rows_in[following] = 0
+                started = True
+                log.info(
+                    "the auth log of %s goes on in %s (%d entries in %s)",
+                    segment.day.isoformat(), store.table_name(following), total,
+                    store.table_name(segment),
+                )  # fmt: skip
+        if started:
+            self.on_new_segment()
 
     def _id(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """``row`` with its id in front on SQLite (see store.next_id); as is on PostgreSQL."""
@@ -202,8 +266,10 @@ class AuthLogService:
         return await self.page(where, limit=limit, offset=offset)
 
     async def purge(self, *, older_than: datetime, max_rows: int) -> int:
-        """Drop whole days: those that ended before ``older_than``, then the oldest while the
-        days kept would hold more than ``max_rows`` entries (today's is never dropped).
+        """Drop whole tables: the days that ended before ``older_than``, then the oldest tables
+        while those kept would hold more than ``max_rows`` entries. The newest table of today
+        (and any table a writer here is using) is never dropped: a day that outgrows
+        ``max_rows`` keeps its last ``part_rows`` or so.
 
         Each drop is one short transaction whose cost does not grow with the rows it removes.
         Returns how many entries went (counted from id ranges: an upper bound).
@@ -212,32 +278,41 @@ class AuthLogService:
         with wrap_db_errors():
             async with self.context.transaction() as session:
                 connection = await session.connection()
-                all_days = await store.days(connection)
+                tables = await store.segments(connection)
                 if self.context.dialect == "postgresql":
                     # Tomorrow's table made ahead: several nodes do not race to create it
                     # with the first entry after midnight.
                     tomorrow = store.day_of(datetime.now(UTC)) + timedelta(days=1)
                     await store.ensure_day(connection, tomorrow)
-                    self._days.add(tomorrow)
-                spans = {day: await store.id_span(connection, day) for day in all_days}
+                    self._tables.add(Segment(tomorrow))
+                spans = {table: await store.id_span(connection, table) for table in tables}
             cutoff = older_than.astimezone(UTC)
             doomed = [
-                day for day in all_days if datetime.combine(day, time(), UTC) + _DAY <= cutoff
+                table
+                for table in tables
+                if datetime.combine(table.day, time(), UTC) + _DAY <= cutoff
             ]
             kept = 0
             today = store.day_of(datetime.now(UTC))
-            for day in reversed(all_days):
-                if day in doomed:
+            # Another node's writer may still use an older table of today for a few seconds
+            # (_SEGMENTS_FRESH): dropping it fails that batch, which is retried on the newest.
+            spared = {max((t for t in tables if t.day == today), default=None)}
+            spared.add(self._current.get(today))
+            for day in [day for day in self._current if day < today - _DAY]:
+                del self._current[day], self._current_at[day]  # no entries come for those
+            for table in reversed(tables):
+                if table in doomed:
                     continue
-                span = spans[day]
+                span = spans[table]
                 kept += span[1] - span[0] + 1 if span else 0
-                if kept > max_rows and day < today:
-                    doomed.append(day)
-            for day in sorted(set(doomed)):
+                if kept > max_rows and table not in spared:
+                    doomed.append(table)
+            for table in sorted(set(doomed)):
                 async with self.context.transaction() as session:
-                    await store.drop_day(await session.connection(), day)
-                self._days.discard(day)
-                span = spans[day]
+                    await store.drop_segment(await session.connection(), table)
+                self._tables.discard(table)
+                self._rows_in.pop(table, None)
+                span = spans[table]
                 dropped += span[1] - span[0] + 1 if span else 0
-                log.info("dropped the auth log of %s", day.isoformat())
+                log.info("dropped the auth log table %s", store.table_name(table))
         return dropped

@@ -15,10 +15,10 @@ it holds the current and the previous minutes' keys only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from typing import NamedTuple
 
 from radius_contracts.aaa.auth_log import AuthEvent
+from radius_contracts.store.auth_log import Segment
 
 __all__ = ["Folded", "Key", "UnknownBound"]
 
@@ -56,13 +56,13 @@ class UnknownBound:
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
-        self._rows: dict[Key, tuple[date, int]] = {}  # written rows: key -> (day, id)
+        self._rows: dict[Key, tuple[Segment, int]] = {}  # written rows: key -> (table, id)
         self._made: dict[int, int] = {}  # minute -> rows made with a username
         self._newest = 0
         self._pending_made: dict[int, int] = {}  # counted by plan(), kept by written()
 
-    def where(self, key: Key) -> tuple[date, int] | None:
-        """The day and id of the row already written for ``key``."""
+    def where(self, key: Key) -> tuple[Segment, int] | None:
+        """The table and id of the row already written for ``key``."""
         return self._rows.get(key)
 
     def plan(self, events: list[AuthEvent]) -> Plan:
@@ -91,7 +91,7 @@ class UnknownBound:
         """The batch planned last was not written: it used none of the cap."""
         self._pending_made = {}
 
-    def written(self, rows: dict[Key, tuple[date, int]]) -> None:
+    def written(self, rows: dict[Key, tuple[Segment, int]]) -> None:
         """The batch planned last committed: remember its new rows, forget old minutes."""
         self._rows.update(rows)
         for minute, count in self._pending_made.items():

@@ -1,14 +1,19 @@
-"""Auth log queries: one table per UTC day, batch inserts, reads across days, whole-day drops.
+"""Auth log queries: tables per UTC day, batch inserts, reads across them, whole-table drops.
 
-Why a table per day: retention then drops whole tables, and a DROP TABLE costs the same for ten
+Why tables per day: retention then drops whole tables, and a DROP TABLE costs the same for ten
 rows as for ten million (no per-row delete, no index maintenance, no long write lock that
 stalls the auth log writer and, on SQLite, every other writer). The same design serves SQLite
 and PostgreSQL; only the DDL for the id differs (see ``_DDL``).
 
-Ids grow across days, so "newest first" is ``id DESC`` over the days newest first, and a row's
-id is unique in the whole log: on PostgreSQL every day table takes its ids from the one
+A day's first table is ``auth_log_YYYYMMDD``. A busy day gets more, ``auth_log_YYYYMMDD_1``,
+``_2`` …, each a :class:`Segment`: the writer starts the next one when the current holds
+``part_rows`` entries (services.auth_log), so retention can keep ``max_rows`` by dropping
+whole tables even when today alone holds more.
+
+Ids grow across tables, so "newest first" is ``id DESC`` over the tables newest first, and a
+row's id is unique in the whole log: on PostgreSQL every table takes its ids from the one
 sequence ``auth_log_ids``; on SQLite (one writer: one node, worker processes forward their
-outcomes to it) a new day's AUTOINCREMENT counter starts where the newest day's ended.
+outcomes to it) the writer numbers rows itself, past the highest id ever used (next_id).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -43,24 +48,28 @@ __all__ = [
     "PREFIX",
     "AuthLogFilter",
     "AuthLogRow",
+    "Segment",
     "add_counts",
     "day_of",
     "days",
     "drop_day",
+    "drop_segment",
     "ensure_day",
+    "ensure_segment",
     "existing",
     "id_span",
     "insert_returning_id",
     "insert_rows",
     "next_id",
     "remember_id",
+    "segments",
     "select_page",
     "table_name",
     "vanished",
 ]
 
 PREFIX = "auth_log_"
-_NAME = re.compile(r"^auth_log_(\d{8})$")
+_NAME = re.compile(r"^auth_log_(\d{8})(?:_(\d{1,6}))?$")
 
 COLUMNS = (
     "at",
@@ -112,8 +121,16 @@ _LOCK_KEY = 0x61757468_6C6F6700  # "authlog\0"
 _INDEX = "CREATE INDEX IF NOT EXISTS ix_{table}_contract ON {table} (contract_id, id)"
 
 
-def table_name(day: date) -> str:
-    return f"{PREFIX}{day:%Y%m%d}"
+class Segment(NamedTuple):
+    """One table of the auth log: a UTC day and its part (0 first). Orders oldest first."""
+
+    day: date
+    part: int = 0
+
+
+def table_name(segment: Segment) -> str:
+    day, part = segment
+    return f"{PREFIX}{day:%Y%m%d}" + (f"_{part}" if part else "")
 
 
 def day_of(at: datetime) -> date:
@@ -121,10 +138,10 @@ def day_of(at: datetime) -> date:
     return at.astimezone(UTC).date()
 
 
-def _table(day: date) -> Table:
-    """A Core view of one day's table, for typed reads (DDL is ``_DDL``'s)."""
+def _table(segment: Segment) -> Table:
+    """A Core view of one table, for typed reads (DDL is ``_DDL``'s)."""
     return Table(
-        table_name(day),
+        table_name(segment),
         MetaData(),
         Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
         Column("at", DateTimeUTC(timezone=True)),
@@ -139,8 +156,8 @@ def _table(day: date) -> Table:
     )
 
 
-async def days(connection: AsyncConnection) -> list[date]:
-    """Every day that has a table, oldest first (read from the catalogue: no registry to drift)."""
+async def segments(connection: AsyncConnection) -> list[Segment]:
+    """Every table of the log, oldest first (read from the catalogue: no registry to drift)."""
     if connection.dialect.name == "sqlite":
         sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'auth_log_%'"
     else:
@@ -152,13 +169,24 @@ async def days(connection: AsyncConnection) -> list[date]:
     for (name,) in await connection.exec_driver_sql(sql):
         match = _NAME.match(name)
         if match:
-            found.append(datetime.strptime(match.group(1), "%Y%m%d").date())
+            day = datetime.strptime(match.group(1), "%Y%m%d").date()
+            found.append(Segment(day, int(match.group(2) or 0)))
     return sorted(found)
 
 
+async def days(connection: AsyncConnection) -> list[date]:
+    """Every day that has a table, oldest first."""
+    return sorted({segment.day for segment in await segments(connection)})
+
+
 async def ensure_day(connection: AsyncConnection, day: date) -> None:
-    """Create ``day``'s table (and its index) when missing."""
-    table = table_name(day)
+    """Create ``day``'s first table when missing."""
+    await ensure_segment(connection, Segment(day))
+
+
+async def ensure_segment(connection: AsyncConnection, segment: Segment) -> None:
+    """Create ``segment``'s table (and its index) when missing."""
+    table = table_name(segment)
     if connection.dialect.name == "postgresql":
         # Two nodes creating the same table at once: IF NOT EXISTS alone is not atomic there
         # (one fails on the catalogue's unique index). The lock, held to the commit, queues
@@ -176,8 +204,8 @@ async def next_id(connection: AsyncConnection) -> int:
     (the single table's, before revision 0009; see drop_day).
     """
     high = 0
-    for day in await days(connection):
-        span = await id_span(connection, day)
+    for segment in await segments(connection):
+        span = await id_span(connection, segment)
         high = max(high, span[1] if span else 0)
     result = await connection.exec_driver_sql(
         "SELECT max(seq) FROM sqlite_sequence WHERE name LIKE 'auth_log%'"
@@ -186,10 +214,17 @@ async def next_id(connection: AsyncConnection) -> int:
 
 
 async def drop_day(connection: AsyncConnection, day: date) -> None:
-    """Drop ``day``'s table whole; on SQLite remember its highest id first (see next_id)."""
-    table = table_name(day)
+    """Drop every table of ``day``."""
+    for segment in await segments(connection):
+        if segment.day == day:
+            await drop_segment(connection, segment)
+
+
+async def drop_segment(connection: AsyncConnection, segment: Segment) -> None:
+    """Drop ``segment``'s table whole; on SQLite remember its highest id first (see next_id)."""
+    table = table_name(segment)
     if connection.dialect.name == "sqlite":
-        span = await id_span(connection, day)
+        span = await id_span(connection, segment)
         if span is not None:
             await remember_id(connection, span[1])
     await connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
@@ -206,13 +241,14 @@ async def remember_id(connection: AsyncConnection, high: int) -> None:
         )
 
 
-async def id_span(connection: AsyncConnection, day: date) -> tuple[int, int] | None:
-    """The smallest and largest id in ``day``'s table (two primary-key lookups), None if empty.
+async def id_span(connection: AsyncConnection, segment: Segment) -> tuple[int, int] | None:
+    """The smallest and largest id in ``segment``'s table (two primary-key lookups), None if
+    empty.
 
-    ``max - min + 1`` is how many rows the day took: an upper bound (rows of deleted contracts
-    leave gaps), had in O(log n) where a count(*) reads the whole table.
+    ``max - min + 1`` is how many rows it took: an upper bound (ids other nodes took in between
+    on PostgreSQL leave gaps), had in O(log n) where a count(*) reads the whole table.
     """
-    table = table_name(day)
+    table = table_name(segment)
     result = await connection.exec_driver_sql(
         f"SELECT (SELECT min(id) FROM {table}), (SELECT max(id) FROM {table})"  # noqa: S608
     )
@@ -221,7 +257,7 @@ async def id_span(connection: AsyncConnection, day: date) -> tuple[int, int] | N
 
 
 async def insert_rows(
-    connection: AsyncConnection, day: date, rows: Sequence[tuple[Any, ...]]
+    connection: AsyncConnection, segment: Segment, rows: Sequence[tuple[Any, ...]]
 ) -> None:
     """Insert ``rows`` (values in COLUMNS order, on SQLite after the id) in one executemany.
 
@@ -230,33 +266,36 @@ async def insert_rows(
     to the driver as is. ``at`` must already be in the driver's form (see ``timestamp``).
     """
     if rows:
-        await connection.exec_driver_sql(_insert_sql(connection, day), list(rows))
+        await connection.exec_driver_sql(_insert_sql(connection, segment), list(rows))
 
 
-async def insert_returning_id(connection: AsyncConnection, day: date, row: tuple[Any, ...]) -> int:
+async def insert_returning_id(
+    connection: AsyncConnection, segment: Segment, row: tuple[Any, ...]
+) -> int:
     """Insert one row and return its id (the unknown-username rows whose count grows later)."""
-    result = await connection.exec_driver_sql(_insert_sql(connection, day) + " RETURNING id", row)
+    sql = _insert_sql(connection, segment) + " RETURNING id"
+    result = await connection.exec_driver_sql(sql, row)
     return int(result.scalar_one())
 
 
-def _insert_sql(connection: AsyncConnection, day: date) -> str:
+def _insert_sql(connection: AsyncConnection, segment: Segment) -> str:
     # SQLite's rows come numbered by the writer (see next_id), PostgreSQL's by the sequence.
     columns = ("id", *COLUMNS) if connection.dialect.name == "sqlite" else COLUMNS
     marks = placeholders(connection.dialect.paramstyle, len(columns))
     return (
-        f"INSERT INTO {table_name(day)} ({', '.join(columns)}) "  # noqa: S608 - our names
+        f"INSERT INTO {table_name(segment)} ({', '.join(columns)}) "  # noqa: S608 - our names
         f"VALUES ({', '.join(marks)})"
     )
 
 
 async def add_counts(
-    connection: AsyncConnection, day: date, counts: Sequence[tuple[int, int]]
+    connection: AsyncConnection, segment: Segment, counts: Sequence[tuple[int, int]]
 ) -> None:
     """Add ``n`` to the count of row ``id`` for each ``(n, id)``."""
     if counts:
         marks = placeholders(connection.dialect.paramstyle, 2)
         await connection.exec_driver_sql(
-            f"UPDATE {table_name(day)} SET count = count + {marks[0]} "  # noqa: S608
+            f"UPDATE {table_name(segment)} SET count = count + {marks[0]} "  # noqa: S608
             f"WHERE id = {marks[1]}",
             list(counts),
         )
@@ -277,7 +316,7 @@ async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> s
 
 
 def vanished(exc: DBAPIError) -> bool:
-    """Whether ``exc`` says a day table is gone (dropped by retention while being read)."""
+    """Whether ``exc`` says a log table is gone (dropped by retention while being used)."""
     text = str(exc.orig)
     return PREFIX in text and ("no such table" in text or "does not exist" in text)
 
@@ -342,15 +381,15 @@ async def select_page(
 ) -> tuple[list[AuthLogRow], int]:
     """One page of matching entries, newest first, and how many match in all.
 
-    Walks the day tables newest first, one at a time: a page near the top reads only the
-    newest days' rows, and no compound SELECT grows with retention_days.
+    Walks the tables newest first, one at a time: a page near the top reads only the newest
+    tables' rows, and no compound SELECT grows with retention_days.
     """
     items: list[AuthLogRow] = []
     skip, total = offset, 0
-    for day in reversed(await days(connection)):
-        if not _in_range(day, where):
+    for segment in reversed(await segments(connection)):
+        if not _in_range(segment.day, where):
             continue
-        table = _table(day)
+        table = _table(segment)
         clauses = _where(table, where)
         condition = and_(true(), *clauses)
         count = int(

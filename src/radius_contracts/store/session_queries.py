@@ -79,22 +79,31 @@ async def close_stale(
     return closed
 
 
-async def purge_history(
-    session: AsyncSession, sessions_before: datetime, usage_before: date, limit: int = 10_000
-) -> int:
-    """Delete up to ``limit`` sessions closed before ``sessions_before`` and old usage days."""
+async def purge_sessions(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` sessions closed before ``before``, oldest first; returns how many.
+
+    One bounded batch per call: the caller commits between batches, so the write lock (on
+    SQLite, the one the accounting writer needs too) is held briefly however old the backlog.
+    """
     connection = await session.connection()
     sql = statements_for(connection.dialect.name, connection.dialect.paramstyle)
     a, b = sql.marks(2)
     result = await connection.exec_driver_sql(
         "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions "  # noqa: S608
         f"WHERE stopped_at IS NOT NULL AND stopped_at < {a} ORDER BY stopped_at LIMIT {b})",
-        (sql.time(sessions_before), limit),
+        (sql.time(before), limit),
     )
-    deleted = result.rowcount
-    (c,) = sql.marks(1)
-    await connection.exec_driver_sql(
-        f"DELETE FROM usage_daily WHERE day < {c}",  # noqa: S608
-        (sql.day(usage_before),),
+    return int(result.rowcount)
+
+
+async def purge_usage(session: AsyncSession, before: date, limit: int) -> int:
+    """Delete up to ``limit`` daily usage rows of days before ``before`` (by ix_usage_daily_day)."""
+    connection = await session.connection()
+    sql = statements_for(connection.dialect.name, connection.dialect.paramstyle)
+    a, b = sql.marks(2)
+    result = await connection.exec_driver_sql(
+        "DELETE FROM usage_daily WHERE (contract_id, day) IN "  # noqa: S608
+        f"(SELECT contract_id, day FROM usage_daily WHERE day < {a} ORDER BY day LIMIT {b})",
+        (sql.day(before), limit),
     )
-    return deleted
+    return int(result.rowcount)

@@ -243,6 +243,26 @@ async def test_purge_runs_at_start_and_every_interval() -> None:
     assert writer.purged >= 6
 
 
+async def test_purge_soon_purges_after_the_next_write_not_at_the_interval() -> None:
+    calls: list[int] = []
+
+    async def purge(*, older_than: datetime, max_rows: int) -> int:
+        calls.append(max_rows)
+        return 0
+
+    writer = AuthLogWriter(MemorySink(), purge=purge, flush_interval=0.01, purge_interval=3600)
+    task = asyncio.create_task(writer.run())
+    try:
+        await wait_for(lambda: len(calls) == 1)  # the one at start
+        await asyncio.sleep(0.05)
+        assert len(calls) == 1  # the next one is an hour away
+        writer.purge_soon()  # the auth log started a new table
+        await wait_for(lambda: len(calls) == 2)
+    finally:
+        await writer.close()
+        await task
+
+
 async def test_a_failing_purge_does_not_stop_the_writer() -> None:
     async def purge(*, older_than: datetime, max_rows: int) -> int:
         raise ConnectionError("database is down")

@@ -9,7 +9,15 @@ import pytest
 
 from radius_contracts.aaa.authorize import Refusal, mac_binding_refusal, purpose_of
 from radius_contracts.aaa.render import SAMPLE_CONTRACT
-from radius_contracts.domain import ContractStatus, LayoutPurpose
+from radius_contracts.domain import ContractSnapshot, ContractStatus, LayoutPurpose
+from radius_contracts.plans import (
+    PlanSnapshot,
+    QuotaAction,
+    QuotaCounts,
+    QuotaPeriod,
+    QuotaRule,
+    QuotaState,
+)
 
 TODAY = date(2026, 6, 15)
 PLAIN = replace(SAMPLE_CONTRACT, start_date=None, end_date=None, auto_extend=False)
@@ -52,3 +60,53 @@ def test_mac_binding() -> None:
     assert refusal is not None and "no Calling-Station-Id" in refusal
     unbound = replace(PLAIN, config=replace(PLAIN.config, mac=None))
     assert mac_binding_refusal(unbound, None) is None
+
+
+def _over(
+    action: QuotaAction | None, state: QuotaState | None = QuotaState.OVER
+) -> ContractSnapshot:
+    """PLAIN on a plan whose quota (None: no quota) takes ``action``, in quota ``state``."""
+    quota = None
+    if action is not None:
+        quota = QuotaRule(10**9, QuotaPeriod.MONTH, QuotaCounts.BOTH, action)
+    plan = PlanSnapshot(id=7, name="capped", quota=quota)
+    return replace(PLAIN, plan_id=7, plan=plan, quota_state=state)
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "expected"),
+    [
+        (QuotaAction.REJECT, QuotaState.OVER, "data quota exceeded"),
+        (QuotaAction.LAYOUT, QuotaState.OVER, LayoutPurpose.QUOTA),
+        (QuotaAction.FUP, QuotaState.OVER, LayoutPurpose.ACTIVE),  # speeds are in its config
+        (QuotaAction.REJECT, QuotaState.NORMAL, LayoutPurpose.ACTIVE),
+        (QuotaAction.LAYOUT, QuotaState.NORMAL, LayoutPurpose.ACTIVE),
+        (None, QuotaState.OVER, LayoutPurpose.ACTIVE),  # a plan without a quota
+    ],
+)
+def test_a_quota_past_its_cap_refuses_or_picks_the_quota_layout_as_its_action_says(
+    action: QuotaAction | None, state: QuotaState, expected: str
+) -> None:
+    decided = purpose_of(_over(action, state), TODAY)
+    assert decided == expected
+    assert isinstance(decided, Refusal) == (expected == "data quota exceeded")
+
+
+def test_quota_state_without_a_plan_changes_nothing() -> None:
+    orphan = replace(PLAIN, plan_id=None, plan=None, quota_state=QuotaState.OVER)
+    assert purpose_of(orphan, TODAY) is LayoutPurpose.ACTIVE
+
+
+def test_suspension_and_dates_come_before_the_quota() -> None:
+    over = _over(QuotaAction.REJECT)
+    suspended = replace(over, status=ContractStatus.SUSPENDED)
+    assert purpose_of(suspended, TODAY) is LayoutPurpose.SUSPENDED
+    late = replace(over, start_date=date(2026, 7, 1))
+    assert purpose_of(late, TODAY) == "contract starts on 2026-07-01"
+
+
+def test_a_mac_refusal_quotes_at_most_40_characters_of_what_the_nas_sent() -> None:
+    bound = replace(PLAIN, config=replace(PLAIN.config, mac="00:11:22:33:44:55"))
+    sent = "66:77:88:99:aa:bb" + "x" * 60
+    refusal = mac_binding_refusal(bound, sent)
+    assert refusal == f"MAC address {sent[:40]} is not the one bound to the contract"

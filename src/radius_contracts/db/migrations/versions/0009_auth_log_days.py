@@ -72,8 +72,12 @@ def _day_tables(bind: sa.Connection) -> list[str]:
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
             " AND tablename LIKE 'auth_log_%'"
         )
+    # auth_log_YYYYMMDD, and a busy day's later tables auth_log_YYYYMMDD_N (store.auth_log).
     return sorted(
-        name for (name,) in bind.exec_driver_sql(sql) if name[9:].isdigit() and len(name) == 17
+        name
+        for (name,) in bind.exec_driver_sql(sql)
+        if name[9:17].isdigit()
+        and (len(name) == 17 or (name[17:18] == "_" and name[18:].isdigit()))
     )
 
 
