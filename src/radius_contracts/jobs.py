@@ -50,7 +50,7 @@ _NEVER = 100 * 365 * 86400.0
 FIRST_RUN_WITHIN = 5.0  # an interval job's first turn after start comes this soon (seconds)
 # History purge: rows per transaction, and seconds between transactions (bench/soak.py
 # --old-history measures what a backlog costs RADIUS; see bench/README.md).
-PURGE_BATCH = 2_000
+PURGE_BATCH = 500
 PURGE_PAUSE = 0.05
 LEASE = 600.0  # seconds a claim holds; renewed while the job runs, so it only ends a dead node's
 # A node may claim a turn this early: its clock may run a little behind the one that set it.
