@@ -17,6 +17,7 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.db.models import AcctSession, LoginClaim, Nas
+from radius_contracts.store.driver import padded
 
 __all__ = ["ClaimRow", "SessionRow", "claims_of", "expire", "lock", "open_sessions_of", "record"]
 
@@ -71,7 +72,7 @@ async def open_sessions_of(session: AsyncSession, contract_ids: Sequence[int]) -
         )
         .outerjoin(Nas, Nas.id == AcctSession.nas_id)
         .where(
-            AcctSession.contract_id.in_(sorted(set(contract_ids))),
+            AcctSession.contract_id.in_(padded(sorted(set(contract_ids)))),
             AcctSession.stopped_at.is_(None),
             AcctSession.nas_id.is_not(None),
             (Nas.accounting_on_at.is_(None)) | (AcctSession.started_at > Nas.accounting_on_at),
@@ -95,7 +96,10 @@ async def claims_of(
         LoginClaim.nas_port,
         LoginClaim.nas_port_id,
         LoginClaim.expires_at,
-    ).where(LoginClaim.contract_id.in_(sorted(set(contract_ids))), LoginClaim.expires_at > now)
+    ).where(
+        LoginClaim.contract_id.in_(padded(sorted(set(contract_ids)))),
+        LoginClaim.expires_at > now,
+    )
     return [ClaimRow(*row) for row in await session.execute(stmt)]
 
 
@@ -105,7 +109,9 @@ async def record(
     """Insert the accepted logins' claims (their ids, in order) and delete those they took
     the place of."""
     if replaced:
-        await session.execute(delete(LoginClaim).where(LoginClaim.id.in_(sorted(set(replaced)))))
+        await session.execute(
+            delete(LoginClaim).where(LoginClaim.id.in_(padded(sorted(set(replaced)))))
+        )
     ids: list[int] = []
     for values in added:
         claim_id = await session.scalar(
