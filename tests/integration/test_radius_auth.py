@@ -4,6 +4,7 @@ for MS-CHAPv2, retransmits and other NAS addresses. Contracts are set up through
 from __future__ import annotations
 
 import hashlib
+import secrets
 import socket
 import time
 from collections.abc import Iterator
@@ -138,6 +139,20 @@ def test_request_without_message_authenticator_is_dropped(
     result = radclient(_port(daemon), SECRET, request, timeout=0.5)
     assert result.code is None, result.output
     assert daemon.daemon.stats["drop_missing_message_authenticator"] > before
+
+
+def test_a_code_no_server_takes_is_dropped_and_counted_not_an_error(
+    daemon: RunningDaemon, client: RadiusClient
+) -> None:
+    """An Access-Accept or CoA-Request sent to the authentication port: no answer, counted as
+    an unexpected code, and the listener's error path (drop_internal_error) is not taken."""
+    stats = daemon.daemon.stats
+    unexpected, internal = stats["drop_unexpected_code"], stats["drop_internal_error"]
+    for code in (codec.Code.ACCESS_ACCEPT, codec.Code.COA_REQUEST):
+        client.send_raw(bytes([code, 7, 0, 20]) + secrets.token_bytes(16))
+        assert client.receive(0.5) is None
+    assert stats["drop_unexpected_code"] == unexpected + 2
+    assert stats["drop_internal_error"] == internal
 
 
 @pytest.mark.parametrize("required", [False, True])
