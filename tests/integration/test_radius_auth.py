@@ -144,14 +144,21 @@ def test_request_without_message_authenticator_is_dropped(
 def test_a_code_no_server_takes_is_dropped_and_counted_not_an_error(
     daemon: RunningDaemon, client: RadiusClient
 ) -> None:
-    """An Access-Accept or CoA-Request sent to the authentication port: no answer, counted as
-    an unexpected code, and the listener's error path (drop_internal_error) is not taken."""
+    """An Access-Accept or CoA-Request sent to either port, or an Access-Request to the
+    accounting port: no answer, counted as an unexpected code, and the listener's error path
+    (drop_internal_error) is not taken."""
     stats = daemon.daemon.stats
     unexpected, internal = stats["drop_unexpected_code"], stats["drop_internal_error"]
-    for code in (codec.Code.ACCESS_ACCEPT, codec.Code.COA_REQUEST):
-        client.send_raw(bytes([code, 7, 0, 20]) + secrets.token_bytes(16))
-        assert client.receive(0.5) is None
-    assert stats["drop_unexpected_code"] == unexpected + 2
+    assert daemon.daemon.acct_port is not None
+    with RadiusClient(daemon.daemon.acct_port, SECRET) as accounting:
+        for radius, codes in (
+            (client, (codec.Code.ACCESS_ACCEPT, codec.Code.COA_REQUEST)),
+            (accounting, (codec.Code.ACCESS_ACCEPT, codec.Code.ACCESS_REQUEST)),
+        ):
+            for code in codes:
+                radius.send_raw(bytes([code, 7, 0, 20]) + secrets.token_bytes(16))
+                assert radius.receive(0.5) is None
+    assert stats["drop_unexpected_code"] == unexpected + 4
     assert stats["drop_internal_error"] == internal
 
 
