@@ -162,6 +162,30 @@ def test_a_code_no_server_takes_is_dropped_and_counted_not_an_error(
     assert stats["drop_internal_error"] == internal
 
 
+def test_malformed_and_forged_packets_are_dropped_and_counted_not_errors(
+    daemon: RunningDaemon, client: RadiusClient
+) -> None:
+    """A datagram shorter than its Length field, and an Accounting-Request signed with the
+    wrong secret: no answer, each counted for what it is, never through the error path."""
+    stats = daemon.daemon.stats
+    malformed, forged = stats["drop_malformed"], stats["drop_bad_authenticator"]
+    internal = stats["drop_internal_error"]
+    client.send_raw(bytes([codec.Code.ACCESS_REQUEST, 9, 0, 60]) + secrets.token_bytes(16))
+    assert client.receive(0.5) is None
+    assert daemon.daemon.acct_port is not None
+    with RadiusClient(daemon.daemon.acct_port, "not-the-secret") as stranger:
+        stranger.send_raw(
+            stranger.accounting_request(
+                attr("Acct-Status-Type", "Start"), attr("Acct-Session-Id", "forged"),
+                attr("User-Name", "nobody"),
+            )
+        )  # fmt: skip
+        assert stranger.receive(0.5) is None
+    assert stats["drop_malformed"] == malformed + 1
+    assert stats["drop_bad_authenticator"] == forged + 1
+    assert stats["drop_internal_error"] == internal
+
+
 @pytest.mark.parametrize("required", [False, True])
 def test_message_authenticator_is_required_only_from_nas_that_require_it(
     daemon: RunningDaemon, make: Factory, required: bool
