@@ -112,7 +112,12 @@ TARGETS = (
         "api-guard",
         "radius_contracts/api/guard.py",
         (),
-        ("tests/integration/test_api_guard.py", "-k", "sqlite or not postgres"),
+        (
+            "tests/integration/test_api_guard.py",
+            "tests/integration/test_api_auth_audit.py",
+            "-k",
+            "sqlite or not postgres",
+        ),
     ),
 )
 
