@@ -194,6 +194,38 @@ def test_a_chunked_body_is_cut_off_at_the_limit(served: Served) -> None:
     assert refusals(served, "body_too_large") == before + 1
 
 
+def test_only_the_bearer_scheme_carries_a_token(served: Served) -> None:
+    before = refusals(served, "unauthenticated")
+    for scheme in ("Basic", "Token", "Bearer-ish"):
+        answer = httpx.get(
+            f"{served.base_url}/api/v1/pops",
+            headers={"Authorization": f"{scheme} {token(served)}"},
+        )
+        assert answer.status_code == 401, (scheme, answer.text)
+    assert refusals(served, "unauthenticated") == before + 3
+    bearer = {"Authorization": f"bearer {token(served)}"}  # RFC 7235: the scheme is caseless
+    assert httpx.get(f"{served.base_url}/api/v1/pops", headers=bearer).status_code == 200
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_read_and_one_more_octet_is_not(
+    served: Served,
+) -> None:
+    """The guard counts the body as it arrives when no Content-Length announces it."""
+    headers = {"Authorization": f"Bearer {token(served)}", "Content-Type": "application/json"}
+
+    def chunks(size: int) -> Iterator[bytes]:
+        body = b'{"name": "edge"}'
+        yield body
+        yield b" " * (size - len(body))  # JSON allows trailing whitespace
+
+    exact = httpx.post(f"{served.base_url}/api/v1/pops", content=chunks(MAX_BODY), headers=headers)
+    assert exact.status_code != 413, exact.text
+    over = httpx.post(
+        f"{served.base_url}/api/v1/pops", content=chunks(MAX_BODY + 1), headers=headers
+    )
+    assert over.status_code == 413, over.text
+
+
 def test_a_body_under_the_limit_still_gets_through(served: Served) -> None:
     body = b'{"name": "guard-pop", "city": "' + b" " * 500_000 + b'"}'
     reply = httpx.post(

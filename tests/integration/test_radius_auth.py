@@ -123,11 +123,13 @@ def test_status_server_is_answered_on_both_ports(
     daemon: RunningDaemon, lo_nas: dict[str, Any]
 ) -> None:
     request = "Message-Authenticator = 0x00\n"
+    unexpected = daemon.daemon.stats["drop_unexpected_code"]
     auth = radclient(_port(daemon), SECRET, request, command="status")
     assert auth.code == "Access-Accept", auth.output
     assert daemon.daemon.acct_port is not None
     acct = radclient(daemon.daemon.acct_port, SECRET, request, command="status")
     assert acct.code == "Accounting-Response", acct.output
+    assert daemon.daemon.stats["drop_unexpected_code"] == unexpected  # answered, nothing else
 
 
 def test_request_without_message_authenticator_is_dropped(
@@ -527,9 +529,11 @@ def test_unknown_nas_and_inactive_nas_are_ignored(
     contract = make.contract(config={"password": "u"})
     user = contract["config"]["username"]
     before = daemon.daemon.stats["drop_unknown_nas"]
+    internal = daemon.daemon.stats["drop_internal_error"]
     with RadiusClient(_port(daemon), SECRET, source="127.0.0.9", timeout=0.5) as stranger:
         assert stranger.exchange(stranger.access_request(user, "u")) is None
     assert daemon.daemon.stats["drop_unknown_nas"] == before + 1
+    assert daemon.daemon.stats["drop_internal_error"] == internal  # turned away, not an error
     nas = make.nas(address="127.0.0.10", secret="nas-10-secret")
     with RadiusClient(_port(daemon), "nas-10-secret", source="127.0.0.10", timeout=1) as known:
         assert known.exchange(known.access_request(user, "u")) is not None
