@@ -164,6 +164,41 @@ def test_a_code_no_server_takes_is_dropped_and_counted_not_an_error(
     assert stats["drop_internal_error"] == internal
 
 
+def test_status_server_with_a_wrong_or_no_message_authenticator_is_not_answered(
+    daemon: RunningDaemon, client: RadiusClient
+) -> None:
+    """RFC 5997 §3: a Status-Server without a valid Message-Authenticator is discarded."""
+    stats = daemon.daemon.stats
+    bad = stats["drop_bad_message_authenticator"]
+    with RadiusClient(_port(daemon), "not-the-secret") as stranger:
+        stranger.send_raw(stranger.status_server())  # signed with another secret
+        assert stranger.receive(0.5) is None
+    bare = bytes([codec.Code.STATUS_SERVER, 3, 0, 20]) + secrets.token_bytes(16)
+    client.send_raw(bare)  # no Message-Authenticator at all
+    assert client.receive(0.5) is None
+    assert stats["drop_bad_message_authenticator"] == bad + 2
+    assert client.exchange(client.status_server()) is not None  # the right one still is
+
+
+def test_a_user_password_that_cannot_be_decoded_is_dropped_and_counted(
+    daemon: RunningDaemon, client: RadiusClient
+) -> None:
+    """RFC 2865 §5.2: User-Password is 16 to 128 octets in steps of 16; 17 octets is malformed."""
+    stats = daemon.daemon.stats
+    malformed, internal = stats["malformed_user_password"], stats["drop_internal_error"]
+    packet = codec.encode_request(
+        codec.Code.ACCESS_REQUEST,
+        11,
+        codec.attribute(codec.USER_NAME, b"someone")
+        + codec.attribute(codec.USER_PASSWORD, secrets.token_bytes(17)),
+        SECRET.encode(),
+    )
+    client.send_raw(packet)
+    assert client.receive(0.5) is None
+    assert stats["malformed_user_password"] == malformed + 1
+    assert stats["drop_internal_error"] == internal
+
+
 def test_malformed_and_forged_packets_are_dropped_and_counted_not_errors(
     daemon: RunningDaemon, client: RadiusClient
 ) -> None:
