@@ -180,6 +180,38 @@ def test_status_server_with_a_wrong_or_no_message_authenticator_is_not_answered(
     assert client.exchange(client.status_server()) is not None  # the right one still is
 
 
+def test_a_wrong_message_authenticator_is_a_silent_discard(
+    daemon: RunningDaemon, client: RadiusClient, make: Factory
+) -> None:
+    """RFC 3579 §3.2: right password, Message-Authenticator not matching: no answer."""
+    contract = make.contract(config={"password": "ma-pw"})
+    packet = bytearray(client.access_request(contract["config"]["username"], "ma-pw"))
+    at = bytes(packet).find(bytes([codec.MESSAGE_AUTHENTICATOR, 18]))
+    assert at >= 20
+    packet[at + 2] ^= 0xFF  # one octet of the HMAC flipped
+    bad = daemon.daemon.stats["drop_bad_message_authenticator"]
+    client.send_raw(bytes(packet))
+    assert client.receive(0.5) is None
+    assert daemon.daemon.stats["drop_bad_message_authenticator"] == bad + 1
+
+
+def test_a_retransmit_gets_the_first_answer_again_and_nothing_more(
+    daemon: RunningDaemon, client: RadiusClient, make: Factory
+) -> None:
+    """A NAS retransmits with the same Identifier and Request Authenticator (RFC 5080 §2.2.2):
+    the reply cache answers it; the request is not decided a second time."""
+    contract = make.contract(config={"password": "dup-pw"})
+    packet = client.access_request(contract["config"]["username"], "dup-pw")
+    duplicates = daemon.daemon.stats["duplicates"]
+    first = client.exchange(packet)
+    assert first is not None and first.accepted
+    client.send_raw(packet)
+    again = client.receive(1.0)
+    assert again is not None and again == first.packet.data
+    assert client.receive(0.3) is None  # one answer per datagram, no second decision
+    assert daemon.daemon.stats["duplicates"] == duplicates + 1
+
+
 def test_a_user_password_that_cannot_be_decoded_is_dropped_and_counted(
     daemon: RunningDaemon, client: RadiusClient
 ) -> None:
