@@ -22,11 +22,13 @@ import argparse
 import ast
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,14 +279,20 @@ def _run_once(scratch: Path, target: Target, pure: bool, timeout: float) -> tupl
         "-p", "no:randomly", *target.tests,
     ]  # fmt: skip
     started = time.monotonic()
+    # Its own process group: on a timeout the daemons its tests started go with it.
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
     try:
-        result = subprocess.run(
-            command, cwd=ROOT, env=env, timeout=timeout, capture_output=True, check=False
-        )
+        stdout, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
         return False, time.monotonic() - started, "timeout"  # hangs count as killed
-    output = result.stdout.decode(errors="replace")
-    return result.returncode == 0, time.monotonic() - started, output
+    output = stdout.decode(errors="replace")
+    return process.returncode == 0, time.monotonic() - started, output
 
 
 def check(target: Target, limit: int | None, scratch: Path) -> tuple[int, list[Mutant]]:
