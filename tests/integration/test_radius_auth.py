@@ -203,6 +203,7 @@ def test_a_retransmit_gets_the_first_answer_again_and_nothing_more(
     contract = make.contract(config={"password": "dup-pw"})
     packet = client.access_request(contract["config"]["username"], "dup-pw")
     duplicates = daemon.daemon.stats["duplicates"]
+    unexpected = daemon.daemon.stats["drop_unexpected_code"]
     first = client.exchange(packet)
     assert first is not None and first.accepted
     client.send_raw(packet)
@@ -210,6 +211,17 @@ def test_a_retransmit_gets_the_first_answer_again_and_nothing_more(
     assert again is not None and again == first.packet.data
     assert client.receive(0.3) is None  # one answer per datagram, no second decision
     assert daemon.daemon.stats["duplicates"] == duplicates + 1
+    # An answered request ends there: it is not also dropped as a code nobody takes.
+    assert daemon.daemon.acct_port is not None
+    with RadiusClient(daemon.daemon.acct_port, SECRET) as accounting:
+        start = accounting.accounting_request(
+            attr("Acct-Status-Type", "Start"),
+            attr("Acct-Session-Id", "dup-" + secrets.token_hex(4)),
+            attr("User-Name", contract["config"]["username"]),
+        )
+        assert accounting.exchange(start) is not None
+        assert accounting.receive(0.3) is None  # and answered once
+    assert daemon.daemon.stats["drop_unexpected_code"] == unexpected
 
 
 def test_a_user_password_that_cannot_be_decoded_is_dropped_and_counted(
