@@ -222,6 +222,9 @@ def test_a_retransmit_gets_the_first_answer_again_and_nothing_more(
         assert accounting.exchange(start) is not None
         assert accounting.receive(0.3) is None  # and answered once
     assert daemon.daemon.stats["drop_unexpected_code"] == unexpected
+    # Nor, once the C wire code took it, handed to the Python path as well (which would
+    # see its own request in flight and count a duplicate).
+    assert daemon.daemon.stats["duplicates"] == duplicates + 1
 
 
 def test_a_user_password_that_cannot_be_decoded_is_dropped_and_counted(

@@ -75,7 +75,7 @@ def prefix_or_none(value: bytes | None) -> str | None:
     return str(network)
 
 
-def accounting_request(packet: codec.Packet, nas_id: int, source: str) -> AccountingRequest | None:
+def accounting_request(packet: codec.Packet, nas_id: int) -> AccountingRequest | None:
     """The accounting handler's view; None without a status type or a needed session id."""
     get = first_values(packet).get
     status = integer_or_none(get(codec.ACCT_STATUS_TYPE))
@@ -89,7 +89,6 @@ def accounting_request(packet: codec.Packet, nas_id: int, source: str) -> Accoun
         nas_ip = get(codec.NAS_IPV6_ADDRESS)
     return AccountingRequest(
         nas_id=nas_id,
-        source=source,
         status_type=status,
         acct_session_id=session_id,
         user_name=text_or_none(get(codec.USER_NAME)),
@@ -114,9 +113,7 @@ def accounting_request(packet: codec.Packet, nas_id: int, source: str) -> Accoun
     )
 
 
-def accounting_request_from_wire(
-    fields: AccountingFields, nas_id: int, source: str
-) -> AccountingRequest:
+def accounting_request_from_wire(fields: AccountingFields, nas_id: int) -> AccountingRequest:
     """The same request from what ``_wire.parse_accounting`` returned (which already refused
     what :func:`accounting_request` answers None for)."""
     (_identifier, _authenticator, status, session_id, user_name, delay, event_timestamp,
@@ -124,7 +121,7 @@ def accounting_request_from_wire(
      framed_ipv6_prefix, framed_ipv6_address, delegated_ipv6_prefix, calling, called,
      nas_port, nas_port_id, nas_ip, nas_identifier, terminate_cause, _states) = fields  # fmt: skip
     return AccountingRequest(
-        nas_id, source, status, session_id, user_name, delay, event_timestamp, session_time,
+        nas_id, status, session_id, user_name, delay, event_timestamp, session_time,
         input_octets, output_octets, input_packets, output_packets, framed_ip,
         None if framed_ipv6_prefix is None else prefix_or_none(framed_ipv6_prefix),
         framed_ipv6_address,

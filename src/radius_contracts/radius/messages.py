@@ -24,7 +24,6 @@ class AccessRequest:
     """
 
     nas_id: int
-    source: str  # source IP of the datagram
     user_name: str | None = None
     # Credentials stay out of reprs (which end up in logs).
     password: bytes | None = field(default=None, repr=False)
@@ -99,7 +98,6 @@ class AccountingRequest:
     """
 
     nas_id: int
-    source: str
     status_type: int
     acct_session_id: str | None = None
     user_name: str | None = None

@@ -305,7 +305,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             ma = 1 if codec.verify_message_authenticator(packet, client.secret) else -1
         if not self._admissible(key, ma, client, addr):
             return
-        request = self._access_fields(packet, client, str(addr[0]))
+        request = self._access_fields(packet, client)
         if request is None:
             self.stats.drop(packet.code, "drop_malformed")
             self.stats.add("malformed_user_password")
@@ -330,7 +330,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         if not self._admissible(key, ma, client, addr):
             return
         request = AccessRequest(
-            client.id, str(addr[0]), user_name, password, chap_password, chap_challenge,
+            client.id, user_name, password, chap_password, chap_challenge,
             ms_chap_challenge, ms_chap2_response, calling, called, nas_port, nas_port_id, eap,
             states_size,
         )  # fmt: skip
@@ -530,7 +530,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         ):
             stats.drop(code, "drop_bad_message_authenticator")
             return
-        request = fields.accounting_request(packet, client.id, str(addr[0]))
+        request = fields.accounting_request(packet, client.id)
         if request is None:
             stats.drop(code, "drop_malformed")
             stats.add("malformed_accounting")
@@ -556,7 +556,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         key: Key = (addr[:2], parsed[0], parsed[1])
         if self._answered_again(key, codec.Code.ACCOUNTING_REQUEST, addr):
             return
-        request = fields.accounting_request_from_wire(parsed, client.id, str(addr[0]))
+        request = fields.accounting_request_from_wire(parsed, client.id)
         self._record(request, client, addr, key, parsed[23], acct, started)
 
     def _answered_again(self, key: Key, code: int, addr: tuple[str | object, ...]) -> bool:
@@ -628,9 +628,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             stats.drop(code, "drop_over_capacity")
 
     @staticmethod
-    def _access_fields(
-        packet: codec.Packet, client: NasClient, source: str
-    ) -> AccessRequest | None:
+    def _access_fields(packet: codec.Packet, client: NasClient) -> AccessRequest | None:
         """The handler's view of the packet; None when User-Password cannot be decrypted."""
         first = fields.first_values(packet)
         get = first.get
@@ -650,7 +648,6 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             ms_chap2_response = packet.vendor(codec.VENDOR_MICROSOFT, codec.MS_CHAP2_RESPONSE)
         request = AccessRequest(
             nas_id=client.id,
-            source=source,
             user_name=fields.text_or_none(get(codec.USER_NAME)),
             password=password,
             chap_password=chap_password,
