@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from radius_contracts.aaa.sessions import OpenSession, SessionView
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import JobState
+from radius_contracts.db.writer import write_transaction
 from radius_contracts.errors import NotFound
 from radius_contracts.index import AuthIndex
 from radius_contracts.services.jobs import JobStatus, JobValue
@@ -131,7 +132,7 @@ class SessionJobs:
         limits = self.stale_limits()
         if not limits:
             return 0
-        async with self._sessions() as session, session.begin():
+        async with write_transaction(self._sessions) as session:
             closed = await store.close_stale(session, self._clock(), limits)
         if closed:
             log.info("closed %d stale sessions", closed)
@@ -152,7 +153,7 @@ class SessionJobs:
         usage_before = (now - timedelta(days=self._settings.usage_days)).date()
         total = await self._in_batches(store.purge_sessions, sessions_before)
         usage = await self._in_batches(store.purge_usage, usage_before)
-        async with self._sessions() as session, session.begin():
+        async with write_transaction(self._sessions) as session:
             # Quota periods are kept as long as the daily usage they summarise (one row per
             # contract and period: few, so one statement).
             await quota_store.purge(session, usage_before)
@@ -167,7 +168,7 @@ class SessionJobs:
     ) -> int:
         total = 0
         while True:
-            async with self._sessions() as session, session.begin():
+            async with write_transaction(self._sessions) as session:
                 deleted = await purge(session, before, PURGE_BATCH)
             total += deleted
             if deleted < PURGE_BATCH:
@@ -338,7 +339,7 @@ class Scheduler:
             if sessions is None:
                 raise ValueError("shared jobs need the database")
             self._sessions = sessions
-            async with sessions() as session, session.begin():
+            async with write_transaction(sessions) as session:
                 stored = await job_rows.ensure(session, shared)
         for entry in self._jobs.values():
             turn = stored.get(entry.name)
@@ -416,7 +417,7 @@ class Scheduler:
         assert self._sessions is not None
         now = self._clock()
         try:
-            async with self._sessions() as session, session.begin():
+            async with write_transaction(self._sessions) as session:
                 mine = await job_rows.claim(
                     session, entry.name, self.node, now, now + self._lease(), now + SLACK
                 )
@@ -434,7 +435,7 @@ class Scheduler:
                 await holding
         assert entry.finished_at is not None
         try:
-            async with self._sessions() as session, session.begin():
+            async with write_transaction(self._sessions) as session:
                 kept = await job_rows.finish(
                     session,
                     entry.name,
@@ -461,7 +462,7 @@ class Scheduler:
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
-                async with self._sessions() as session, session.begin():
+                async with write_transaction(self._sessions) as session:
                     held = await job_rows.extend(
                         session, name, self.node, self._clock() + self._lease()
                     )
@@ -543,7 +544,7 @@ class Scheduler:
             await asyncio.wait(running, timeout=1.0)
             if self._sessions is not None:
                 try:
-                    async with self._sessions() as session, session.begin():
+                    async with write_transaction(self._sessions) as session:
                         await job_rows.release(session, self.node)
                 except Exception as exc:
                     log.warning("could not let go of the jobs cancelled here: %r", exc)

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from radius_contracts.aaa.spool import AccountingSpool, SpoolFull
+from radius_contracts.db.writer import write_transaction
 from radius_contracts.domain import PoolFamily, PoolMode, parse_mac
 from radius_contracts.index import AuthIndex
 from radius_contracts.logging import RateLimitedLog
@@ -430,7 +431,7 @@ class AccountingStore:
                 return applied
 
             return await self._sqlite.run(work)
-        async with self._sessions() as session, session.begin():
+        async with write_transaction(self._sessions) as session:
             applied = await store.apply(session, records, quota, claims)
             now = datetime.now(UTC)
             if bound:

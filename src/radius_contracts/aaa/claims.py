@@ -39,6 +39,7 @@ from radius_contracts.aaa.sessions import (
     same_place,
 )
 from radius_contracts.db.models import LoginClaim
+from radius_contracts.db.writer import write_transaction
 from radius_contracts.logging import RateLimitedLog
 from radius_contracts.store import claims as store
 
@@ -102,7 +103,7 @@ class LoginClaims:
         if claim.id is None:
             return
         try:
-            async with self._sessions() as session, session.begin():
+            async with write_transaction(self._sessions) as session:
                 await store.withdraw(session, claim.id)
         except Exception as exc:  # it expires with start_wait anyway
             self._warn.warning("withdraw", "could not take back a login claim: %r", exc)
@@ -152,7 +153,7 @@ class LoginClaims:
         now = self._clock()
         expires = now + self._start_wait
         ids = [contract_id for contract_id, _limit, _login, _future in batch]
-        async with self._sessions() as session, session.begin():
+        async with write_transaction(self._sessions) as session:
             # A write first: on SQLite it takes the write lock now, so this transaction
             # never has to turn a read lock into a write lock behind another process's.
             await session.execute(delete(LoginClaim).where(LoginClaim.expires_at <= now))

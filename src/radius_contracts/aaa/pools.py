@@ -22,13 +22,13 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from radius_contracts.db.types import utcnow
+from radius_contracts.db.writer import write_transaction
 from radius_contracts.domain import PoolFamily, PoolMode, PoolSnapshot
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.store import leases
@@ -205,10 +205,11 @@ class Leaser:
         self._warned: dict[str, float] = {}
         self.exhausted: dict[str, int] = {}
         bind_to = sessions.kw.get("bind")
-        dialect = bind_to.dialect.name if isinstance(bind_to, AsyncEngine) else ""
-        # SQLite has one writer: this node's leases queue here rather than in busy_timeout's
-        # sleep-and-retry. PostgreSQL runs them concurrently.
-        self._writer = asyncio.Lock() if dialect == "sqlite" else None
+        # SQLite's leases queue with the process's other writers (db.writer); PostgreSQL
+        # runs them concurrently, each locking the rows it takes.
+        self._row_locks = not (
+            isinstance(bind_to, AsyncEngine) and bind_to.dialect.name == "sqlite"
+        )
 
     async def lease(self, pool: PoolSnapshot, contract_id: int, *, share: bool = True) -> str:
         """Offer the contract an address of ``pool``: canonical text, e.g. ``10.0.0.5`` or
@@ -223,7 +224,7 @@ class Leaser:
         cursor = self._cursor(pool)
         now = self._clock()
         until = now + self._offer
-        async with self._writer or nullcontext(), self._sessions() as session, session.begin():
+        async with write_transaction(self._sessions) as session:
             address = await self._own(
                 session, pool.id, cursor.space, contract_id, now, until, share
             )
@@ -247,7 +248,7 @@ class Leaser:
     async def expire(self) -> int:
         """The job: offered and bound leases past their time become expired; returns how many."""
         now = self._clock()
-        async with self._writer or nullcontext(), self._sessions() as session, session.begin():
+        async with write_transaction(self._sessions) as session:
             return await leases.expire(session, now)
 
     # -- the three sources, in order of preference ----------------------------------------------
@@ -330,7 +331,7 @@ class Leaser:
             # One row at a time, locked (PostgreSQL): a racing transaction skips it and
             # locks the next, so each takes a different one without waiting.
             rows = await leases.reclaimable(session, pool_id, now, skip=skip)
-            if not rows and self._writer is None:
+            if not rows and self._row_locks:
                 # Every free row is locked by racing transactions, which may not all take
                 # theirs (or may roll back): wait for them on the rows still usable here.
                 rows = await leases.reclaimable(

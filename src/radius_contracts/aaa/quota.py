@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from radius_contracts.db.writer import write_transaction
 from radius_contracts.domain import ContractSnapshot
 from radius_contracts.index import AuthIndex
 from radius_contracts.plans import QuotaRule, QuotaState, quota_period
@@ -145,7 +146,7 @@ class QuotaKeeper:
         targets = self.targets(contract_ids)
         if not targets:
             return []
-        async with self._sessions() as session, session.begin():
+        async with write_transaction(self._sessions) as session:
             changed = await store.evaluate(session, targets, self._clock())
         changes: dict[int, date | None] = {
             contract_id: targets[contract_id].period_start if state is QuotaState.OVER else None
@@ -159,7 +160,7 @@ class QuotaKeeper:
         today = self._index.local_now().date()
         restored = 0
         while True:
-            async with self._sessions() as session, session.begin():
+            async with write_transaction(self._sessions) as session:
                 ended = await store.ended_over(session, today, _BATCH)
                 marked = await store.restore(session, ended, self._clock())
             if marked:

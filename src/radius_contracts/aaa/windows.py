@@ -14,6 +14,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from radius_contracts.aaa.quota import LiveChanges
+from radius_contracts.db.writer import write_transaction
 from radius_contracts.index import AuthIndex
 from radius_contracts.store import plans as store
 
@@ -62,7 +63,7 @@ class PlanWindows:
             new = _key(current)
             if old == new:
                 continue
-            async with self._sessions() as session, session.begin():
+            async with write_transaction(self._sessions) as session:
                 won = await store.claim_window(session, plan_id, old, new)
             if not won or old is None:
                 # Another node moves them; or the plan's windows are new (or were just

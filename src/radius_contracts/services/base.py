@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from typing import Any, ClassVar, Generic, cast
@@ -19,6 +18,7 @@ from radius_contracts.aaa.quota import QuotaKeeper
 from radius_contracts.db.errors import wrap_db_errors
 from radius_contracts.db.models import AuditEntry
 from radius_contracts.db.types import utcnow
+from radius_contracts.db.writer import write_transaction
 from radius_contracts.errors import Conflict, InvalidInput
 from radius_contracts.radius.dictionary import AttributeCatalog
 from radius_contracts.store import common
@@ -88,25 +88,19 @@ class ServiceContext:
     # there instead of reading them back.
     on_written: Callable[..., None] | None = None
     dialect: str = field(default="", init=False)  # "sqlite", "postgresql"
-    _writer: asyncio.Lock | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         bind = self.sessions.kw.get("bind")
         self.dialect = bind.dialect.name if isinstance(bind, AsyncEngine) else ""
-        if self.dialect == "sqlite":
-            self._writer = asyncio.Lock()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session whose transaction commits when the block ends (rolls back on error).
 
-        SQLite has one writer at a time. Concurrent write transactions on separate connections
-        would wait for its lock by sleeping and polling (busy_timeout): seconds of latency, then
-        "database is locked" once the timeout runs out, and a transaction that read before
-        writing cannot wait at all when another one committed in between. So on SQLite this
-        process's write transactions queue here, in order, instead.
+        On SQLite it begins once this process's other writers are done (db.writer): they
+        queue in order instead of polling for SQLite's one write lock.
         """
-        async with self._writer or nullcontext(), self.sessions() as session, session.begin():
+        async with write_transaction(self.sessions) as session:
             yield session
 
     async def committed(self, entity: str, row_id: int) -> None:
