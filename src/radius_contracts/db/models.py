@@ -328,6 +328,9 @@ class AcctSession(Base):
         # Closed sessions by key: a Stop or Interim retransmitted after the session closed
         # must not open it again.
         Index("ix_sessions_key", "nas_id", "acct_unique_id", "started_at"),
+        # Sessions of a key closed lately (accounting's load, store.accounting_sql): found by
+        # range, not by reading every closed session the key ever had.
+        Index("ix_sessions_key_stopped", "nas_id", "acct_unique_id", "stopped_at"),
         Index("ix_sessions_open", "stopped_at", "contract_id"),
         Index("ix_sessions_started", "started_at"),
         IDS_NEVER_REUSED,

@@ -217,6 +217,19 @@ def reboot_statements(sql: Sql, nas_id: int, at: datetime) -> list[Statement]:
 LOADED = ("id", *COLUMNS)
 
 
+# What a batch loads of a key, as three parts that do not overlap, each one index range (a
+# single OR made SQLite read every session the key ever had, and a NAS that reuses its ids,
+# or a soak replaying the same ones, gives a key thousands of closed sessions): the open
+# session (stopped_at IS NULL), the closed ones started since {since} (ix_sessions_key), and
+# those started before it but stopped since {closed} (ix_sessions_key_stopped). Each part
+# names {since} before {closed}: positional parameters follow that order.
+_LOAD_PARTS = (
+    "stopped_at IS NULL",
+    "stopped_at IS NOT NULL AND started_at >= {since}",
+    "started_at < {since} AND stopped_at >= {closed}",
+)
+
+
 def load_statements(sql: Sql, records: Sequence[AcctRecord]) -> list[Statement]:
     """Queries for the open sessions of the batch's keys and closed ones recent enough."""
     keys: dict[int, set[str]] = defaultdict(set)
@@ -224,33 +237,43 @@ def load_statements(sql: Sql, records: Sequence[AcctRecord]) -> list[Statement]:
         keys[record.nas_id].add(record.key)
     since = sql.time(min(r.started_at for r in records) - SAME_START)
     closed_since = sql.time(min(r.at for r in records) - LATE)
+    columns = ", ".join(LOADED)
     statements: list[Statement] = []
     for nas_id, ids in keys.items():
         values = sorted(ids)
         if sql.dialect == "postgresql":
             # One array parameter: the same prepared statement whatever the batch's size
-            # (an IN list of each length would be parsed and planned anew).
+            # (an IN list of each length would be parsed and planned anew). Numbered
+            # parameters may be used in every part.
             a, b, c, d = sql.marks(4)
+            key = f"nas_id = {a} AND acct_unique_id = ANY({b}::varchar[])"
+            parts = [part.format(since=c, closed=d) for part in _LOAD_PARTS]
             statements.append(
                 (
-                    f"SELECT {', '.join(LOADED)} FROM sessions "  # noqa: S608 - our names
-                    f"WHERE nas_id = {a} AND acct_unique_id = ANY({b}::varchar[]) "
-                    f"AND (stopped_at IS NULL OR started_at >= {c} OR stopped_at >= {d})",
+                    " UNION ALL ".join(
+                        f"SELECT {columns} FROM sessions WHERE {key} AND {part}"  # noqa: S608
+                        for part in parts
+                    ),
                     (nas_id, values, since, closed_since),
                 )
             )
             continue
         for start in range(0, len(values), 500):
             chunk = padded(values[start : start + 500])
-            # Placeholders in the order they appear: qmark binds by position.
-            marks = sql.marks(len(chunk) + 3)
-            statements.append(
-                (
-                    f"SELECT {', '.join(LOADED)} FROM sessions "  # noqa: S608 - our names
-                    f"WHERE nas_id = {marks[0]} AND acct_unique_id IN ({', '.join(marks[1:-2])}) "
-                    f"AND (stopped_at IS NULL OR started_at >= {marks[-2]} "
-                    f"OR stopped_at >= {marks[-1]})",
-                    (nas_id, *chunk, since, closed_since),
+            # Positional parameters: each part has its own placeholders and values.
+            times = {"since": since, "closed": closed_since}
+            selects: list[str] = []
+            params: list[Any] = []
+            for part in _LOAD_PARTS:
+                names = [name for name in times if "{" + name + "}" in part]  # in that order
+                marks = sql.marks(1 + len(chunk) + len(names), start=len(params) + 1)
+                listed = ", ".join(marks[1 : 1 + len(chunk)])
+                key = f"nas_id = {marks[0]} AND acct_unique_id IN ({listed})"
+                fill = dict(zip(names, marks[1 + len(chunk) :], strict=True))
+                selects.append(
+                    f"SELECT {columns} FROM sessions WHERE {key} AND "  # noqa: S608 - our names
+                    + part.format(**fill)
                 )
-            )
+                params += [nas_id, *chunk, *(times[name] for name in names)]
+            statements.append((" UNION ALL ".join(selects), tuple(params)))
     return statements

@@ -1,0 +1,86 @@
+"""db.writer: the async engine's SQLite writers queue on one lock instead of polling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from radius_contracts.db.engine import session_factory
+from radius_contracts.db.writer import held, write_lock, write_transaction
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # Short, so a writer left to poll for the lock gives up within the test.
+        cursor.execute("PRAGMA busy_timeout=100")
+        cursor.close()
+
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql("CREATE TABLE t (n INTEGER NOT NULL)")
+    yield engine
+    await engine.dispose()
+
+
+async def test_writers_of_one_engine_queue_rather_than_fail_on_the_lock(
+    engine: AsyncEngine,
+) -> None:
+    """Each transaction holds SQLite's write lock longer than the others' busy_timeout: on
+    their own connections they would fail with "database is locked"; queued, all commit."""
+    sessions = session_factory(engine)
+
+    async def write(n: int) -> None:
+        async with write_transaction(sessions) as session:
+            await session.execute(text("INSERT INTO t (n) VALUES (:n)"), {"n": n})
+            await asyncio.sleep(0.15)  # the write lock is held from the INSERT to the commit
+
+    await asyncio.gather(*(write(n) for n in range(6)))
+    async with sessions() as session:
+        rows = (await session.execute(text("SELECT n FROM t ORDER BY rowid"))).scalars().all()
+    assert rows == list(range(6))  # every one committed, in arrival order
+
+
+async def test_the_lock_is_one_per_engine_and_none_on_postgresql(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    other = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}")
+    postgres = create_async_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    try:
+        lock = write_lock(session_factory(engine))
+        assert lock is not None
+        assert write_lock(engine) is lock  # the engine or its sessionmaker: the same lock
+        assert write_lock(other) is not None and write_lock(other) is not lock
+        assert write_lock(postgres) is None
+        assert write_lock(session_factory(postgres)) is None
+    finally:
+        await other.dispose()
+        await postgres.dispose()
+
+
+async def test_the_holder_may_take_it_again_and_others_wait_in_order(engine: AsyncEngine) -> None:
+    lock = write_lock(engine)
+    assert lock is not None
+    order: list[str] = []
+
+    async def other(name: str) -> None:
+        async with held(lock):
+            order.append(name)
+
+    async with held(lock):
+        waiting = [asyncio.create_task(other(name)) for name in ("b", "c", "d")]
+        await asyncio.sleep(0.01)
+        async with held(lock):  # a transaction opened inside another by the same task
+            order.append("a, again")
+        assert order == ["a, again"]  # the others still wait
+    await asyncio.gather(*waiting)
+    assert order == ["a, again", "b", "c", "d"]
