@@ -33,6 +33,7 @@ daemon several times slower: use a low rate, and read such a run only for where 
 from __future__ import annotations
 
 import argparse
+import os
 import select
 import signal
 import socket
@@ -121,6 +122,7 @@ class Minute:
     unanswered: int = 0
     latencies: list[float] = field(default_factory=list)
     acct: list[float] = field(default_factory=list)  # Accounting-Requests' share of latencies
+    cpu: float = 0.0  # the daemon's (and its workers') CPU in the minute, % of one core
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -135,6 +137,14 @@ def rss_mib(pid: int) -> float:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of ``pid`` (all its threads) so far."""
+    with suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return 0.0
 
 
@@ -332,7 +342,8 @@ def run(args: argparse.Namespace, state: Path) -> int:
         flush=True,
     )
     print("min      sent  answered  unanswered  rejects   p50 ms   p99 ms acct p99   max ms  "
-          "RSS MiB  workers MiB", flush=True)  # fmt: skip
+          "RSS MiB  workers MiB  CPU %", flush=True)  # fmt: skip
+    cpu_before = cpu_seconds(process.pid)
     interval = 1.0 / args.rate
     started = time.perf_counter()
     next_scrape = started + 15
@@ -365,6 +376,8 @@ def run(args: argparse.Namespace, state: Path) -> int:
             mine = rss_mib(process.pid)
             workers = sum(rss_mib(pid) for pid in children(process.pid))
             rss.append(mine + workers)
+            used = cpu_seconds(process.pid) + sum(cpu_seconds(pid) for pid in children(process.pid))
+            minute.cpu, cpu_before = (used - cpu_before) / 60 * 100, used
             if args.report_every and (minute_no + 1) % args.report_every == 0:
                 process.send_signal(signal.SIGUSR2)
             shown = minutes[minute_no - 1] if minute_no else None
@@ -389,7 +402,8 @@ def _row(number: int, minute: Minute, rss: float, workers: float) -> None:
         f"{minute.rejects:8d} {percentile(minute.latencies, 0.5) * 1000:8.2f} "
         f"{percentile(minute.latencies, 0.99) * 1000:8.2f} "
         f"{percentile(minute.acct, 0.99) * 1000:8.2f} "
-        f"{max(minute.latencies, default=float('nan')) * 1000:8.1f} {rss:8.1f} {workers:12.1f}",
+        f"{max(minute.latencies, default=float('nan')) * 1000:8.1f} {rss:8.1f} {workers:12.1f}"
+        f" {minute.cpu:6.1f}",
         flush=True,
     )
 
