@@ -238,6 +238,7 @@ def load_statements(sql: Sql, records: Sequence[AcctRecord]) -> list[Statement]:
     since = sql.time(min(r.started_at for r in records) - SAME_START)
     closed_since = sql.time(min(r.at for r in records) - LATE)
     columns = ", ".join(LOADED)
+    times = {"since": since, "closed": closed_since}
     statements: list[Statement] = []
     for nas_id, ids in keys.items():
         values = sorted(ids)
@@ -259,7 +260,6 @@ def load_statements(sql: Sql, records: Sequence[AcctRecord]) -> list[Statement]:
         for start in range(0, len(values), 500):
             chunk = padded(values[start : start + 500])
             # Positional parameters: each part has its own placeholders and values.
-            times = {"since": since, "closed": closed_since}
             selects: list[str] = []
             params: list[Any] = []
             for part in _LOAD_PARTS:
