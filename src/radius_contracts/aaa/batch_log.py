@@ -118,7 +118,7 @@ class BatchLog(Generic[T]):
                 await self._sleep()
                 if self._closed.is_set():
                     break
-                await self.flush()
+                await self.flush(everything=False)
                 if self._purge is not None and (self._purge_due or loop.time() >= next_purge):
                     self._purge_due = False
                     next_purge = loop.time() + self.purge_interval
@@ -141,10 +141,22 @@ class BatchLog(Generic[T]):
             await asyncio.wait_for(self._wake.wait(), self.flush_interval)
         self._wake.clear()
 
-    async def flush(self) -> bool:
-        """Write everything queued, a batch at a time; False when the sink failed (kept queued)."""
-        while self._pending:
+    async def flush(self, *, everything: bool = True) -> bool:
+        """Write what is queued, a batch at a time; False when the sink failed (kept queued).
+
+        ``everything`` goes on with what arrives during the writes until the queue is empty
+        (close). The writer task writes only what was queued when it woke: a write takes
+        milliseconds (several thread hops on a busy event loop), so writing what arrived
+        meanwhile never let it sleep. On a soak at 500 Access-Requests/s the auth log went
+        out as ~50 transactions a second of 3-9 rows instead of one, each holding SQLite's
+        write lock while the accounting writer waited in its busy handler.
+        """
+        left = len(self._pending)
+        while self._pending and (everything or left > 0):
             count = min(self.batch_size, len(self._pending))
+            if not everything:
+                count = min(count, left)
+            left -= count
             batch = [self._pending.popleft() for _ in range(count)]
             try:
                 await self._sink(batch)

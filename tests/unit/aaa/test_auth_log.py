@@ -111,6 +111,37 @@ async def test_a_full_batch_is_written_before_the_interval() -> None:
     assert sink.written == list(range(10))
 
 
+class SlowSink(MemorySink):
+    """Takes ``seconds`` per write, as a database write through a busy event loop does."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def __call__(self, events: Sequence[AuthEvent]) -> None:
+        await asyncio.sleep(self.seconds)
+        await super().__call__(events)
+
+
+async def test_entries_arriving_during_a_write_wait_for_the_next_interval() -> None:
+    # A steady trickle (one entry every 5 ms) and writes of 20 ms: the writer must not chase
+    # what arrives while it writes with one small write after another.
+    sink = SlowSink(0.02)
+    writer = AuthLogWriter(sink, flush_interval=0.25)
+    task = asyncio.create_task(writer.run())
+    try:
+        for n in range(120):  # 0.6 s
+            writer.record(event(n))
+            await asyncio.sleep(0.005)
+    finally:
+        await writer.close()
+        await task
+
+    # About one write per interval (0.6 s / 0.25 s) and the one of close().
+    assert sink.calls <= 5, [len(batch) for batch in sink.batches]
+    assert sink.written == list(range(120))
+
+
 async def test_failing_sink_keeps_events_and_retries() -> None:
     sink = MemorySink(failures=2)
     writer = AuthLogWriter(sink, flush_interval=0.01)
