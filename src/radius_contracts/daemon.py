@@ -52,6 +52,7 @@ from radius_contracts.db.engine import (
     redacted_url,
     sqlite_path,
 )
+from radius_contracts.db.sqlite_writer import SqliteWriter
 from radius_contracts.domain import CoaRecord
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex, Catalogue
@@ -85,7 +86,7 @@ from radius_contracts.startup import (
     raise_open_files_limit,
     settle_heap,
 )
-from radius_contracts.store.accounting import Applied, SqliteAccountingConnection
+from radius_contracts.store.accounting import Applied
 from radius_contracts.workers.pool import WorkerPool
 
 log = logging.getLogger("radius_contracts.daemon")
@@ -147,6 +148,7 @@ class Daemon:
         self.session_jobs: SessionJobs | None = None
         self.leaser: Leaser | None = None
         self.accounting_store: AccountingStore | None = None
+        self.sqlite_writer: SqliteWriter | None = None
         self.accounting_spool: AccountingSpool | None = None
         self.scheduler = Scheduler(settings.scheduler.node_name)
         self.coa_sender: CoaSender | None = None
@@ -267,6 +269,12 @@ class Daemon:
             )
             await self.change_feed.start()
             services.context.listeners.append(self.change_feed.publish)
+        if is_sqlite(self.settings.database_url):
+            # Accounting and the auth log write through one connection and thread.
+            self.sqlite_writer = SqliteWriter(
+                sqlite_path(self.settings.database_url), self.settings.database.sqlite_synchronous
+            )
+            services.auth_log.writer = self.sqlite_writer
         log_settings = self.settings.auth_log
         services.auth_log.bound.per_minute = log_settings.unknown_rows_per_minute
         self.auth_log = AuthLogWriter(
@@ -387,18 +395,12 @@ class Daemon:
         self.leaser = Leaser(
             sessions, offer_timeout=self.settings.pools.offer_timeout, is_fixed=self.index.is_fixed
         )
-        url = self.settings.database_url
-        sqlite = None
-        if is_sqlite(url):
-            sqlite = SqliteAccountingConnection(
-                sqlite_path(url), self.settings.database.sqlite_synchronous
-            )
         quota = self.quota = QuotaKeeper(self.index, sessions, clock=lambda: self.clock())
         self.services.context.quota = quota
         quota.announce = self._announce
         store = self.accounting_store = AccountingStore(
             sessions,
-            sqlite=sqlite,
+            sqlite=self.sqlite_writer,
             leases=LeaseTracking(self.index),
             quota=quota.target,
             claims=self.claims is not None,
@@ -921,9 +923,9 @@ class Daemon:
                 # Let the cancelled (e.g. a writer stuck on a lock) unwind before their
                 # connection and spool are closed under them.
                 await asyncio.wait(pending, timeout=1.0)
-        if self.accounting_store is not None:
-            # The writer's own connection: its thread finishes a commit in progress first.
-            await asyncio.to_thread(self.accounting_store.close)
+        if self.sqlite_writer is not None:
+            # After the auth log and accounting writers: its thread finishes what they queued.
+            await asyncio.to_thread(self.sqlite_writer.close)
         if self.accounting_spool is not None:
             self.accounting_spool.close()
         if self.change_feed is not None:

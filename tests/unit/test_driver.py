@@ -1,6 +1,8 @@
-"""IN lists of few lengths: every batch size maps to one of a handful of statements."""
+"""Driver-level SQL: IN lists and multi-row VALUES in few statement texts."""
 
-from radius_contracts.store.driver import padded
+import sqlite3
+
+from radius_contracts.store.driver import padded, rows_in_values
 
 
 def test_padded_lists_match_the_same_values_in_few_lengths() -> None:
@@ -12,3 +14,24 @@ def test_padded_lists_match_the_same_values_in_few_lengths() -> None:
         lengths.add(len(out))
     assert lengths == {8, 16, 32, 64, 128, 256, 512, 1024}
     assert padded([]) == []
+
+
+def test_rows_in_values_inserts_every_row_once_in_order_in_few_statements() -> None:
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE t (n INTEGER, label TEXT)")
+    texts = set()
+    total = 0
+    for size in (0, 1, 2, 63, 64, 65, 127, 500, 1000):
+        rows = [(total + i, f"row {total + i}") for i in range(size)]
+        statements = list(rows_in_values("INSERT INTO t (n, label) VALUES", rows))
+        for statement, params in statements:
+            texts.add(statement)
+            connection.execute(statement, params)
+        # 64 rows per statement, the rest in halves: few statements per batch.
+        assert len(statements) <= size // 64 + 6
+        total += size
+    assert connection.execute("SELECT n, label FROM t").fetchall() == [
+        (n, f"row {n}") for n in range(total)
+    ]
+    # 64, 32, 16, 8, 4, 2 and 1 rows: the statement cache holds few texts per table.
+    assert len(texts) == 7

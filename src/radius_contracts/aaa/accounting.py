@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from radius_contracts.aaa.spool import AccountingSpool, SpoolFull
+from radius_contracts.db.sqlite_writer import SqliteWriter
 from radius_contracts.db.writer import write_transaction
 from radius_contracts.domain import PoolFamily, PoolMode, parse_mac
 from radius_contracts.index import AuthIndex
@@ -394,8 +395,8 @@ class AccountingWriter:
 class AccountingStore:
     """Writes batches of accounting records, one transaction each.
 
-    On SQLite the batch runs on the writer's own connection and thread
-    (store.accounting.SqliteAccountingConnection); on PostgreSQL through the async engine.
+    On SQLite the batch runs on the daemon's SQLite write thread (db.sqlite_writer.SqliteWriter,
+    shared with the auth log); on PostgreSQL through the async engine.
     Leases of managed pools are bound and released in the same transaction.
     """
 
@@ -403,7 +404,7 @@ class AccountingStore:
         self,
         sessions: async_sessionmaker[AsyncSession],
         *,
-        sqlite: store.SqliteAccountingConnection | None = None,
+        sqlite: SqliteWriter | None = None,
         leases: LeaseTracking | None = None,
         quota: store.QuotaResolver | None = None,
         claims: bool = False,
@@ -439,10 +440,6 @@ class AccountingStore:
             if released:
                 await lease_store.release(session, now, released)
         return applied
-
-    def close(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.close()
 
     @staticmethod
     def is_data_error(exc: BaseException) -> bool:

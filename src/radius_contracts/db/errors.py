@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -51,9 +52,11 @@ def wrap_db_errors() -> Iterator[None]:
 
 # What a database that is down, restarting or unreachable raises on its way up: SQLAlchemy's
 # wrappers, a pool with no connection to give, asyncpg's own connection errors (raised as they
-# are while connecting) and the socket's (refused, reset, timed out).
+# are while connecting) and the socket's (refused, reset, timed out); sqlite3's own from the
+# SQLite write thread (db.sqlite_writer), as SQLAlchemy's OperationalError wraps them elsewhere.
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OperationalError,
+    sqlite3.OperationalError,
     InterfaceError,
     PoolTimeout,
     OSError,

@@ -1,4 +1,14 @@
-"""The accounting writer's own SQLite connection and thread."""
+"""The daemon's SQLite write thread: one connection that the steady writers share.
+
+Accounting batches and auth log batches arrive all the time. Each runs here as one
+transaction, in the order handed over, on one connection and one thread: one thread hop per
+batch instead of one per statement, no async adapter between the batch and the driver, and
+no waiting for each other inside SQLite. Two connections writing in turn meet in SQLite's
+busy handler, which sleeps 1, 2, 5, 10 … ms between tries; an auth log batch written through
+the async engine held the lock across several hops of a busy event loop (25-47 ms once a
+second in bench/soak.py) while accounting slept behind it, the soak's p99. The rarer writers
+(the API, jobs) stay on the async engine (db.writer) and meet this one in busy_timeout.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +16,18 @@ import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
-from radius_contracts.store.accounting_records import Applied
+__all__ = ["SqliteWriter"]
+
+T = TypeVar("T")
 
 
-class SqliteAccountingConnection:
-    """The accounting writer's own SQLite connection, on a thread of its own.
+class SqliteWriter:
+    """One SQLite connection on a thread of its own; ``run`` queues a transaction on it.
 
-    One thread hop per batch instead of one per statement, and no async adapter between the
-    batch and the driver: on SQLite the per-batch overhead of the shared async engine cost
-    more than the writes themselves. The connection uses the engine's pragmas (WAL, foreign
-    keys, the configured synchronous level, busy timeout); SQLite serialises it with the
-    engine's writers.
+    The connection uses the engine's pragmas (WAL, foreign keys, the configured synchronous
+    level, busy timeout).
     """
 
     def __init__(self, path: str, synchronous: str) -> None:
@@ -26,7 +36,7 @@ class SqliteAccountingConnection:
         self._path = path
         self._synchronous = synchronous
         self._connection: sqlite3.Connection | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounting-db")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -36,25 +46,27 @@ class SqliteAccountingConnection:
         connection.execute("PRAGMA busy_timeout=5000")
         return connection
 
-    def run(self, work: Callable[[sqlite3.Connection], Applied]) -> Awaitable[Applied]:
-        """Run ``work`` in one transaction on the writer thread."""
+    def run(self, work: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
+        """Run ``work`` in one transaction on the writer thread, after those queued before."""
         return asyncio.get_running_loop().run_in_executor(self._executor, self._transaction, work)
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], Applied]) -> Applied:
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._connection
         if connection is None:
             connection = self._connection = self._connect()
         # IMMEDIATE takes the write lock now, so the batch cannot fail half way on a lock.
         connection.execute("BEGIN IMMEDIATE")
         try:
-            applied = work(connection)
+            result = work(connection)
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
-        return applied
+        return result
 
     def close(self) -> None:
+        """Finish what is queued, then close the connection (blocking: call from a thread)."""
+
         def shut() -> None:
             if self._connection is not None:
                 self._connection.close()

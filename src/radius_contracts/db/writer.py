@@ -4,16 +4,16 @@ take one lock.
 SQLite lets one transaction write at a time. A writer on another connection that finds the
 database locked waits in busy_timeout's sleep-and-retry: sleeps of 1, 2, 5 … up to 100 ms
 between tries, with no queue and no fairness. The daemon's writers on the async engine (API
-writes, the auth log writer, jobs, pool leases, login claims, quota and window changes) each
-had their own lock or none, so they polled for each other. Now they queue on one
+writes, jobs, pool leases, login claims, quota and window changes, the auth log's new tables)
+each had their own lock or none, so they polled for each other. Now they queue on one
 :class:`WriteLock` per engine, in arrival order.
 
-The accounting writer (its own connection and thread, store.accounting_sqlite) does not take
-it: an aiosqlite transaction holds the lock from BEGIN to COMMIT across several thread hops,
-each waiting for a busy event loop, where SQLite's own lock is held only from the first write,
-so a 3-minute soak at 2,000 req/s (3/4 accounting) went from p50 2.1 / p99 ~20 ms to p50 8 /
-p99 25-38 ms with accounting behind the lock. It meets the others in busy_timeout, as it
-meets other processes (the CLI, worker processes).
+The SQLite write thread (db.sqlite_writer: accounting and auth log batches, one connection)
+does not take it: an aiosqlite transaction holds the lock from BEGIN to COMMIT across several
+thread hops, each waiting for a busy event loop, where SQLite's own lock is held only from the
+first write, so a 3-minute soak at 2,000 req/s (3/4 accounting) went from p50 2.1 / p99
+~20 ms to p50 8 / p99 25-38 ms with accounting behind the lock. It meets the others in
+busy_timeout, as it meets other processes (the CLI, worker processes).
 
 PostgreSQL locks rows, not the database, and runs writers concurrently: no lock there.
 """

@@ -11,8 +11,8 @@ Idempotence: a session is its NAS and Acct-Session-Id while it is open (a partia
 index); a record repeated after its session closed (a retransmit the reply cache no longer
 holds, a late Interim) is recognised by the closed session's times and changes nothing.
 The pieces: accounting_records (what goes in and comes out), accounting_sql (the
-statements), accounting_plan (what each record does), accounting_sqlite (the writer's own
-SQLite connection); session_queries holds the scheduler's session queries.
+statements), accounting_plan (what each record does); on SQLite a batch runs on the daemon's
+SQLite write thread (db.sqlite_writer); session_queries holds the scheduler's session queries.
 """
 
 from __future__ import annotations
@@ -46,11 +46,10 @@ from radius_contracts.store.accounting_sql import (
     reboot_statements,
     statements_for,
 )
-from radius_contracts.store.accounting_sqlite import SqliteAccountingConnection
 
 __all__ = [
     "ACCOUNTING_OFF", "ACCOUNTING_ON", "INTERIM", "START", "STOP", "AcctRecord", "Applied",
-    "QuotaResolver", "QuotaTarget", "SessionState", "SqliteAccountingConnection", "apply",
+    "QuotaResolver", "QuotaTarget", "SessionState", "apply",
     "apply_sqlite", "foreseen", "is_data_error",
 ]  # fmt: skip
 

@@ -50,6 +50,7 @@ __all__ = [
     "AuthLogRow",
     "Segment",
     "add_counts",
+    "add_counts_sql",
     "day_of",
     "days",
     "drop_day",
@@ -57,9 +58,12 @@ __all__ = [
     "ensure_day",
     "ensure_segment",
     "existing",
+    "existing_sql",
     "id_span",
+    "insert_head",
     "insert_returning_id",
     "insert_rows",
+    "insert_sql",
     "next_id",
     "remember_id",
     "segments",
@@ -266,26 +270,30 @@ async def insert_rows(
     to the driver as is. ``at`` must already be in the driver's form (see ``timestamp``).
     """
     if rows:
-        await connection.exec_driver_sql(_insert_sql(connection, segment), list(rows))
+        sql = insert_sql(connection.dialect.name, connection.dialect.paramstyle, segment)
+        await connection.exec_driver_sql(sql, list(rows))
 
 
 async def insert_returning_id(
     connection: AsyncConnection, segment: Segment, row: tuple[Any, ...]
 ) -> int:
     """Insert one row and return its id (the unknown-username rows whose count grows later)."""
-    sql = _insert_sql(connection, segment) + " RETURNING id"
-    result = await connection.exec_driver_sql(sql, row)
+    sql = insert_sql(connection.dialect.name, connection.dialect.paramstyle, segment)
+    result = await connection.exec_driver_sql(sql + " RETURNING id", row)
     return int(result.scalar_one())
 
 
-def _insert_sql(connection: AsyncConnection, segment: Segment) -> str:
+def insert_sql(dialect: str, paramstyle: str, segment: Segment) -> str:
+    """The INSERT of one row into ``segment``'s table (values as ``insert_rows`` takes them)."""
+    marks = placeholders(paramstyle, len(COLUMNS) + (dialect == "sqlite"))
+    return f"{insert_head(dialect, segment)} ({', '.join(marks)})"
+
+
+def insert_head(dialect: str, segment: Segment) -> str:
+    """``INSERT INTO <table> (<columns>) VALUES``, without the values."""
     # SQLite's rows come numbered by the writer (see next_id), PostgreSQL's by the sequence.
-    columns = ("id", *COLUMNS) if connection.dialect.name == "sqlite" else COLUMNS
-    marks = placeholders(connection.dialect.paramstyle, len(columns))
-    return (
-        f"INSERT INTO {table_name(segment)} ({', '.join(columns)}) "  # noqa: S608 - our names
-        f"VALUES ({', '.join(marks)})"
-    )
+    columns = ("id", *COLUMNS) if dialect == "sqlite" else COLUMNS
+    return f"INSERT INTO {table_name(segment)} ({', '.join(columns)}) VALUES"
 
 
 async def add_counts(
@@ -293,12 +301,14 @@ async def add_counts(
 ) -> None:
     """Add ``n`` to the count of row ``id`` for each ``(n, id)``."""
     if counts:
-        marks = placeholders(connection.dialect.paramstyle, 2)
-        await connection.exec_driver_sql(
-            f"UPDATE {table_name(segment)} SET count = count + {marks[0]} "  # noqa: S608
-            f"WHERE id = {marks[1]}",
-            list(counts),
-        )
+        sql = add_counts_sql(connection.dialect.paramstyle, segment)
+        await connection.exec_driver_sql(sql, list(counts))
+
+
+def add_counts_sql(paramstyle: str, segment: Segment) -> str:
+    """The UPDATE that ``add_counts`` runs for each ``(n, id)``."""
+    marks = placeholders(paramstyle, 2)
+    return f"UPDATE {table_name(segment)} SET count = count + {marks[0]} WHERE id = {marks[1]}"  # noqa: S608
 
 
 async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> set[int]:
@@ -306,13 +316,16 @@ async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> s
     if not ids:
         return set()
     connection = await session.connection()
-    values = padded(sorted(ids))  # a few statement lengths, not one per batch (driver.padded)
-    marks = ", ".join(placeholders(connection.dialect.paramstyle, len(values)))
-    result = await connection.exec_driver_sql(
-        f"SELECT id FROM {table} WHERE id IN ({marks})",  # noqa: S608 - table is ours
-        tuple(values),
-    )
+    sql, params = existing_sql(connection.dialect.paramstyle, table, ids)
+    result = await connection.exec_driver_sql(sql, params)
     return {row[0] for row in result}
+
+
+def existing_sql(paramstyle: str, table: str, ids: Collection[int]) -> tuple[str, tuple[int, ...]]:
+    """The query of ``existing`` and its parameters (``ids`` must not be empty)."""
+    values = padded(sorted(ids))  # a few statement lengths, not one per batch (driver.padded)
+    marks = ", ".join(placeholders(paramstyle, len(values)))
+    return f"SELECT id FROM {table} WHERE id IN ({marks})", tuple(values)  # noqa: S608 - ours
 
 
 def vanished(exc: DBAPIError) -> bool:
