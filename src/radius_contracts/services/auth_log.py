@@ -23,7 +23,7 @@ from radius_contracts.services.base import ServiceContext
 from radius_contracts.store import auth_log as store
 from radius_contracts.store import common
 from radius_contracts.store.auth_log import AuthLogRow, Segment
-from radius_contracts.store.driver import rows_in_values, timestamp
+from radius_contracts.store.driver import timestamp
 
 log = logging.getLogger("radius_contracts.services.auth_log")
 
@@ -220,12 +220,8 @@ class AuthLogService:
             connection: sqlite3.Connection,
         ) -> tuple[dict[Segment, int], dict[Key, tuple[Segment, int]]]:
             # Checked in the write transaction: no contract or NAS can go before the commit.
-            contracts, nas = (
-                {row[0] for row in connection.execute(*store.existing_sql("qmark", table, ids))}
-                if ids
-                else set()
-                for table, ids in (("contracts", contract_ids), ("nas", nas_ids))
-            )
+            contracts = store.existing_on(connection, "contracts", contract_ids)
+            nas = store.existing_on(connection, "nas", nas_ids)
             rows: dict[Segment, list[tuple[Any, ...]]] = {}
             for event in known:
                 segment = tables[store.day_of(_utc(event.at))]
@@ -234,20 +230,17 @@ class AuthLogService:
             # its rows (store.id_span).
             ids = iter(range(first_id, first_id + len(known) + len(plan.new)))
             for segment, values in rows.items():
-                numbered = [(next(ids), *row) for row in values]
-                head = store.insert_head("sqlite", segment)
-                for statement, params in rows_in_values(head, numbered):
-                    connection.execute(statement, params)
+                store.insert_rows_on(connection, segment, [(next(ids), *row) for row in values])
             written = {segment: len(values) for segment, values in rows.items()}
             made: dict[Key, tuple[Segment, int]] = {}
             for key, folded in plan.new.items():
                 segment = tables[store.day_of(folded.first.at)]
                 row = (next(ids), *_row("sqlite", folded.first, contracts, nas, folded.count))
-                connection.execute(store.insert_sql("sqlite", "qmark", segment), row)
+                store.insert_rows_on(connection, segment, [row])
                 made[key] = (segment, row[0])
                 written[segment] = written.get(segment, 0) + 1
             for segment, counts in more.items():
-                connection.executemany(store.add_counts_sql("qmark", segment), counts)
+                store.add_counts_on(connection, segment, counts)
             return written, made
 
         return await writer.run(work)

@@ -19,6 +19,7 @@ outcomes to it) the writer numbers rows itself, past the highest id ever used (n
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -41,7 +42,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from radius_contracts.db.types import DateTimeUTC
-from radius_contracts.store.driver import padded, placeholders
+from radius_contracts.store.driver import padded, placeholders, rows_in_values
 
 __all__ = [
     "COLUMNS",
@@ -50,7 +51,7 @@ __all__ = [
     "AuthLogRow",
     "Segment",
     "add_counts",
-    "add_counts_sql",
+    "add_counts_on",
     "day_of",
     "days",
     "drop_day",
@@ -58,12 +59,11 @@ __all__ = [
     "ensure_day",
     "ensure_segment",
     "existing",
-    "existing_sql",
+    "existing_on",
     "id_span",
-    "insert_head",
     "insert_returning_id",
     "insert_rows",
-    "insert_sql",
+    "insert_rows_on",
     "next_id",
     "remember_id",
     "segments",
@@ -270,7 +270,7 @@ async def insert_rows(
     to the driver as is. ``at`` must already be in the driver's form (see ``timestamp``).
     """
     if rows:
-        sql = insert_sql(connection.dialect.name, connection.dialect.paramstyle, segment)
+        sql = _insert_sql(connection.dialect.name, connection.dialect.paramstyle, segment)
         await connection.exec_driver_sql(sql, list(rows))
 
 
@@ -278,18 +278,18 @@ async def insert_returning_id(
     connection: AsyncConnection, segment: Segment, row: tuple[Any, ...]
 ) -> int:
     """Insert one row and return its id (the unknown-username rows whose count grows later)."""
-    sql = insert_sql(connection.dialect.name, connection.dialect.paramstyle, segment)
+    sql = _insert_sql(connection.dialect.name, connection.dialect.paramstyle, segment)
     result = await connection.exec_driver_sql(sql + " RETURNING id", row)
     return int(result.scalar_one())
 
 
-def insert_sql(dialect: str, paramstyle: str, segment: Segment) -> str:
+def _insert_sql(dialect: str, paramstyle: str, segment: Segment) -> str:
     """The INSERT of one row into ``segment``'s table (values as ``insert_rows`` takes them)."""
     marks = placeholders(paramstyle, len(COLUMNS) + (dialect == "sqlite"))
-    return f"{insert_head(dialect, segment)} ({', '.join(marks)})"
+    return f"{_insert_head(dialect, segment)} ({', '.join(marks)})"
 
 
-def insert_head(dialect: str, segment: Segment) -> str:
+def _insert_head(dialect: str, segment: Segment) -> str:
     """``INSERT INTO <table> (<columns>) VALUES``, without the values."""
     # SQLite's rows come numbered by the writer (see next_id), PostgreSQL's by the sequence.
     columns = ("id", *COLUMNS) if dialect == "sqlite" else COLUMNS
@@ -301,11 +301,11 @@ async def add_counts(
 ) -> None:
     """Add ``n`` to the count of row ``id`` for each ``(n, id)``."""
     if counts:
-        sql = add_counts_sql(connection.dialect.paramstyle, segment)
+        sql = _add_counts_sql(connection.dialect.paramstyle, segment)
         await connection.exec_driver_sql(sql, list(counts))
 
 
-def add_counts_sql(paramstyle: str, segment: Segment) -> str:
+def _add_counts_sql(paramstyle: str, segment: Segment) -> str:
     """The UPDATE that ``add_counts`` runs for each ``(n, id)``."""
     marks = placeholders(paramstyle, 2)
     return f"UPDATE {table_name(segment)} SET count = count + {marks[0]} WHERE id = {marks[1]}"  # noqa: S608
@@ -316,16 +316,44 @@ async def existing(session: AsyncSession, table: str, ids: Collection[int]) -> s
     if not ids:
         return set()
     connection = await session.connection()
-    sql, params = existing_sql(connection.dialect.paramstyle, table, ids)
+    sql, params = _existing_sql(connection.dialect.paramstyle, table, ids)
     result = await connection.exec_driver_sql(sql, params)
     return {row[0] for row in result}
 
 
-def existing_sql(paramstyle: str, table: str, ids: Collection[int]) -> tuple[str, tuple[int, ...]]:
+def _existing_sql(paramstyle: str, table: str, ids: Collection[int]) -> tuple[str, tuple[int, ...]]:
     """The query of ``existing`` and its parameters (``ids`` must not be empty)."""
     values = padded(sorted(ids))  # a few statement lengths, not one per batch (driver.padded)
     marks = ", ".join(placeholders(paramstyle, len(values)))
     return f"SELECT id FROM {table} WHERE id IN ({marks})", tuple(values)  # noqa: S608 - ours
+
+
+# -- the same writes on a plain sqlite3 connection: SQLite's write thread (db.sqlite_writer) ----
+
+
+def existing_on(connection: sqlite3.Connection, table: str, ids: Collection[int]) -> set[int]:
+    """:func:`existing` on the write thread's connection."""
+    if not ids:
+        return set()
+    return {row[0] for row in connection.execute(*_existing_sql("qmark", table, ids))}
+
+
+def insert_rows_on(
+    connection: sqlite3.Connection, segment: Segment, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """:func:`insert_rows` on the write thread's connection (ids first, see next_id), 64
+    rows per statement (store.driver.rows_in_values: executemany would wait for the GIL
+    between rows)."""
+    for statement, params in rows_in_values(_insert_head("sqlite", segment), rows):
+        connection.execute(statement, params)
+
+
+def add_counts_on(
+    connection: sqlite3.Connection, segment: Segment, counts: Sequence[tuple[int, int]]
+) -> None:
+    """:func:`add_counts` on the write thread's connection."""
+    if counts:
+        connection.executemany(_add_counts_sql("qmark", segment), counts)
 
 
 def vanished(exc: DBAPIError) -> bool:
