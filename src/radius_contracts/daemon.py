@@ -277,7 +277,9 @@ class Daemon:
         if is_sqlite(self.settings.database_url):
             # Accounting and the auth log write through one connection and thread.
             self.sqlite_writer = SqliteWriter(
-                sqlite_path(self.settings.database_url), self.settings.database.sqlite_synchronous
+                sqlite_path(self.settings.database_url),
+                self.settings.database.sqlite_synchronous,
+                engine_of(services),
             )
             services.auth_log.writer = self.sqlite_writer
         log_settings = self.settings.auth_log

@@ -337,7 +337,10 @@ class AuthLogSettings(_Section):
         default=1.0,
         gt=0,
         le=60,
-        description="Seconds between writes of recorded outcomes (sooner when a batch is full).",
+        description=(
+            "Seconds between writes of recorded outcomes, at most 250 per transaction (sooner "
+            "when 250 are waiting)."
+        ),
     )
     max_pending: int = Field(
         default=100_000,

@@ -1,8 +1,10 @@
-"""db.writer: the async engine's SQLite writers queue on one lock instead of polling."""
+"""db.writer: the async engine's SQLite writers queue on one lock instead of polling, and the
+write thread (db.sqlite_writer) lets them go first."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from radius_contracts.db.engine import session_factory
+from radius_contracts.db.sqlite_writer import SqliteWriter
 from radius_contracts.db.writer import held, write_lock, write_transaction
 
 
@@ -84,3 +87,35 @@ async def test_the_holder_may_take_it_again_and_others_wait_in_order(engine: Asy
         assert order == ["a, again"]  # the others still wait
     await asyncio.gather(*waiting)
     assert order == ["a, again", "b", "c", "d"]
+
+
+async def test_the_write_thread_begins_nothing_while_an_engine_writer_holds_the_lock(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """An API write waiting for SQLite's lock would otherwise poll against a thread that
+    commits back to back, and could lose every try ("database is locked")."""
+    sessions = session_factory(engine)
+    writer = SqliteWriter(str(tmp_path / "w.db"), "NORMAL", engine)
+    order: list[str] = []
+    reading = asyncio.Event()
+
+    async def api_write() -> None:
+        async with write_transaction(sessions) as session:
+            await session.execute(text("SELECT count(*) FROM t"))  # reads first, no lock yet
+            reading.set()
+            await asyncio.sleep(0.1)
+            await session.execute(text("INSERT INTO t (n) VALUES (1)"))
+        order.append("api")
+
+    def thread_work(connection: sqlite3.Connection) -> None:
+        connection.execute("INSERT INTO t (n) VALUES (2)")
+        order.append("thread")
+
+    try:
+        api = asyncio.create_task(api_write())
+        await reading.wait()
+        await writer.run(thread_work)
+        await api
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert order == ["api", "thread"]

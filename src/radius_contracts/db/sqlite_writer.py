@@ -7,16 +7,22 @@ no waiting for each other inside SQLite. Two connections writing in turn meet in
 busy handler, which sleeps 1, 2, 5, 10 … ms between tries; an auth log batch written through
 the async engine held the lock across several hops of a busy event loop (25-47 ms once a
 second in bench/soak.py) while accounting slept behind it, the soak's p99. The rarer writers
-(the API, jobs) stay on the async engine (db.writer) and meet this one in busy_timeout.
+(the API, jobs) stay on the async engine and queue on its write lock (db.writer); this thread
+begins no transaction while one of them holds that lock, so under a steady accounting load
+they are not left polling in SQLite's busy handler until it gives up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from radius_contracts.db.writer import write_lock
 
 __all__ = ["SqliteWriter"]
 
@@ -30,9 +36,11 @@ class SqliteWriter:
     level, busy timeout).
     """
 
-    def __init__(self, path: str, synchronous: str) -> None:
+    def __init__(self, path: str, synchronous: str, engine: AsyncEngine | None = None) -> None:
+        """``engine``: the async engine on the same database, whose writers go first."""
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous}")
+        self._engine = engine
         self._path = path
         self._synchronous = synchronous
         self._connection: sqlite3.Connection | None = None
@@ -46,9 +54,16 @@ class SqliteWriter:
         connection.execute("PRAGMA busy_timeout=5000")
         return connection
 
-    def run(self, work: Callable[[sqlite3.Connection], T]) -> Awaitable[T]:
-        """Run ``work`` in one transaction on the writer thread, after those queued before."""
-        return asyncio.get_running_loop().run_in_executor(self._executor, self._transaction, work)
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one transaction on the writer thread, after those queued before
+        and after the engine's writer that holds its write lock now, if any."""
+        lock = write_lock(self._engine) if self._engine is not None else None
+        if lock is not None and lock.locked():
+            async with lock.held():
+                pass
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._transaction, work
+        )
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection = self._connection

@@ -9,11 +9,14 @@ each had their own lock or none, so they polled for each other. Now they queue o
 :class:`WriteLock` per engine, in arrival order.
 
 The SQLite write thread (db.sqlite_writer: accounting and auth log batches, one connection)
-does not take it: an aiosqlite transaction holds the lock from BEGIN to COMMIT across several
-thread hops, each waiting for a busy event loop, where SQLite's own lock is held only from the
-first write, so a 3-minute soak at 2,000 req/s (3/4 accounting) went from p50 2.1 / p99
-~20 ms to p50 8 / p99 25-38 ms with accounting behind the lock. It meets the others in
-busy_timeout, as it meets other processes (the CLI, worker processes).
+does not hold it. It only lets a holder finish before it begins its next transaction: under
+load it commits back to back, and a writer polling in busy_timeout could lose every try for
+5 s ("database is locked"). Holding it would cost more: an aiosqlite transaction holds the
+lock from BEGIN to COMMIT across several thread hops, each waiting for a busy event loop,
+where SQLite's own lock is held only from the first write. (When the auth log still wrote
+through the async engine, ~50 times a second, accounting behind the lock took a 3-minute soak
+at 2,000 req/s from p50 2.1 / p99 ~20 ms to p50 8 / p99 25-38 ms.) Other processes (the CLI)
+meet the daemon's writers in busy_timeout.
 
 PostgreSQL locks rows, not the database, and runs writers concurrently: no lock there.
 """
@@ -40,6 +43,10 @@ class WriteLock:
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
+
+    def locked(self) -> bool:
+        """Whether a writer holds it now."""
+        return self._lock.locked()
 
     @asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
