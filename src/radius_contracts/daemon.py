@@ -431,6 +431,7 @@ class Daemon:
             on_applied=applied,
             max_pending=settings.max_pending,
             max_batch=settings.max_batch,
+            commit_delay=settings.commit_delay,
             spool=self.accounting_spool,
         )
         self._accounting_task = self._spawn(self.accounting.run(), "accounting")
