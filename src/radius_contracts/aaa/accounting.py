@@ -80,7 +80,7 @@ _TEXT, _ADDRESS = 253, 64
 # commit_delay for more before it commits. At 1,500 records/s (bench/soak.py) the writer
 # otherwise committed ~600 times a second, 2-3 records each, and every commit costs the same
 # thread hops, session lookups, page writes and fsync whatever it holds: 2 ms of waiting took
-# the daemon from 90 % to 63-66 % of a core there, accounting p50 1.8 -> 3.3 ms. Batches this
+# the daemon from ~90 % to 58-71 % of a core there, p50 ~2 -> 3-5 ms. Batches this
 # large are worth their commit already; a closed loop (radclient, 128 in flight, ~60 per
 # batch) lost 4-12 % of its rate when it waited after every batch.
 _GATHER_BELOW = 32
@@ -190,7 +190,7 @@ class AccountingWriter:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if self.commit_delay and len(self._queue) < _GATHER_BELOW > last:
+            if self.commit_delay and len(self._queue) < _GATHER_BELOW and last < _GATHER_BELOW:
                 # A few records, as last time: wait for more to share the commit.
                 await asyncio.sleep(self.commit_delay)
             batch = self._take_batch()
