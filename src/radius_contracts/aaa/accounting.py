@@ -81,8 +81,8 @@ _TEXT, _ADDRESS = 253, 64
 # otherwise committed ~600 times a second, 2-3 records each, and every commit costs the same
 # thread hops, session lookups, page writes and fsync whatever it holds: 2 ms of waiting took
 # the daemon from ~90 % to 58-71 % of a core there, p50 ~2 -> 3-5 ms. Batches this
-# large are worth their commit already; a closed loop (radclient, 128 in flight, ~60 per
-# batch) lost 4-12 % of its rate when it waited after every batch.
+# large are worth their commit already, as in a closed loop (radclient, 128 in flight, ~60
+# per batch), which would only wait.
 _GATHER_BELOW = 32
 # Histogram buckets for batch sizes (metrics).
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
