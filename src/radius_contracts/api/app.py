@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from radius_contracts import __version__
 from radius_contracts.api import problems
@@ -61,6 +63,27 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+API_PREFIX = "/api/v1"
+# In matching order: a router earlier in the list wins a path two could take.
+API_ROUTERS: tuple[APIRouter, ...] = (
+    catalogue.manufacturers,
+    catalogue.pops,
+    catalogue.nas,
+    radius.attributes,
+    radius.layouts,
+    catalogue.pools,
+    plans.router,
+    plans.quota,
+    contracts.router,
+    auth_log.router,
+    auth_log.everyone,
+    sessions.usage,
+    sessions.router,
+    audit.router,
+    job_routes.router,
+)
+
+
 def create_app(
     services: Services,
     metrics: Callable[[], Awaitable[bytes]] | None = None,
@@ -84,22 +107,61 @@ def create_app(
     app.state.readiness = readiness
     problems.install(app)
     app.include_router(health.router)
-    for router in (
-        catalogue.manufacturers,
-        catalogue.pops,
-        catalogue.nas,
-        radius.attributes,
-        radius.layouts,
-        catalogue.pools,
-        plans.router,
-        plans.quota,
-        contracts.router,
-        auth_log.router,
-        auth_log.everyone,
-        sessions.usage,
-        sessions.router,
-        audit.router,
-        job_routes.router,
-    ):
-        app.include_router(router, prefix="/api/v1", responses=COMMON_RESPONSES)
+    for router in API_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
+    app.add_middleware(BySegment, apps=_segment_apps(app))
     return app
+
+
+def _segment(prefix: str) -> str:
+    """``/radius/pools`` → ``radius``: the segment after /api/v1 a router's routes are under."""
+    return prefix.strip("/").split("/", 1)[0]
+
+
+def _segment_apps(app: FastAPI) -> dict[str, ASGIApp]:
+    """One small app per segment after /api/v1, holding the routers under it, in their order.
+
+    The full app still describes the API (/openapi.json, /docs) and answers paths outside these
+    segments; the small apps share its state (services) and error handlers.
+    """
+    routers: dict[str, list[APIRouter]] = defaultdict(list)
+    for router in API_ROUTERS:
+        routers[_segment(router.prefix)].append(router)
+    apps: dict[str, ASGIApp] = {}
+    for segment, members in routers.items():
+        small = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+        small.state = app.state
+        problems.install(small)
+        for router in members:
+            small.include_router(router, prefix=API_PREFIX, responses=COMMON_RESPONSES)
+        apps[segment] = small
+    return apps
+
+
+class BySegment:
+    """ASGI middleware: ``/api/v1/<segment>/…`` goes straight to that segment's small app.
+
+    FastAPI matches a path against every route in order, through every included router, and
+    does it twice (to pick the router, then the route): with ~100 routes a request at the end
+    of the list cost ~0.6 ms of CPU before its endpoint ran (a 404 through all of them 0.77 ms
+    against 0.14 ms for /healthz, in process on the slow 2-core VM). Every route's path starts
+    with its router's literal prefix, so no route outside the segment could have matched:
+    answers (404, 405, redirects) are those of the full app.
+    """
+
+    def __init__(self, app: ASGIApp, apps: Mapping[str, ASGIApp]) -> None:
+        self.app = app
+        self.apps = apps
+        self.head = API_PREFIX + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith(self.head):
+                start = len(self.head)
+                end = path.find("/", start)
+                small = self.apps.get(path[start:] if end < 0 else path[start:end])
+                if small is not None:
+                    await small(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
