@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event, make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from radius_contracts.db import sqlite_connection
 
 
 def is_sqlite(url: str) -> bool:
@@ -82,8 +84,15 @@ def create_engine(
     if is_sqlite(url):
         if sqlite_synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"sqlite_synchronous must be FULL or NORMAL, not {sqlite_synchronous}")
+        event.listen(engine.sync_engine, "do_connect", _fewer_hops)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(sqlite_synchronous))
     return engine
+
+
+def _fewer_hops(dialect: Dialect, _record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
+    """Connect with db.sqlite_connection's aiosqlite connection (the URL's own arguments)."""
+    dbapi: Any = dialect.loaded_dbapi
+    return dbapi.connect(*cargs, async_creator_fn=sqlite_connection.connect, **cparams)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
