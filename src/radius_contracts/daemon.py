@@ -57,6 +57,7 @@ from radius_contracts.domain import CoaRecord
 from radius_contracts.errors import RadiusContractsError
 from radius_contracts.index import AuthIndex, Catalogue
 from radius_contracts.jobs import Scheduler, SessionJobs, node_name
+from radius_contracts.loop_lag import LoopLag
 from radius_contracts.memory_debug import MemoryReport
 from radius_contracts.metrics import DaemonMetrics, PoolUse
 from radius_contracts.radius import wire_speedups
@@ -144,6 +145,8 @@ class Daemon:
         self._api_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.loop_lag = LoopLag()
+        self._loop_lag_task: asyncio.Task[None] | None = None
         self.index: AuthIndex | None = None
         self.handler: AccessHandler | None = None
         self.auth_log: AuthLogWriter | None = None
@@ -181,6 +184,7 @@ class Daemon:
     async def start(self) -> None:
         settings = self.settings
         raise_open_files_limit()
+        self._loop_lag_task = asyncio.create_task(self.loop_lag.run(), name="loop-lag")
         self.services = await open_services(
             settings, run_migrations=settings.database.migrate_on_start
         )
@@ -879,6 +883,8 @@ class Daemon:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reloading
         sdnotify.notify("STOPPING=1")
+        if self._loop_lag_task is not None:
+            self._loop_lag_task.cancel()  # it never ends by itself; the waits below would
         # 1. No new work: RADIUS drops new datagrams (the sockets stay open for the replies
         # still owed), the API closes its listening socket, the scheduler fires no more jobs.
         for _transport, protocol in self._listeners:

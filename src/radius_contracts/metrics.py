@@ -34,7 +34,9 @@ from radius_contracts.aaa.accounting import BATCH_BUCKETS
 from radius_contracts.aaa.pools import PoolSpace
 from radius_contracts.domain import PoolMode
 from radius_contracts.index import AuthIndex
+from radius_contracts.loop_lag import LoopLag
 from radius_contracts.radius.codec import Code
+from radius_contracts.radius.histogram import Histogram
 from radius_contracts.radius.protocol import Port, Stats
 
 if TYPE_CHECKING:
@@ -158,6 +160,7 @@ class DaemonCollector(Collector):
         yield from self._reloads()
         yield from self._api()
         yield from self._radsec()
+        yield from self._loop()
 
     # -- RADIUS listeners ---------------------------------------------------------------------
 
@@ -224,6 +227,17 @@ class DaemonCollector(Collector):
             buckets = [(_le(bound), count) for bound, count in latency.cumulative()]
             family.add_metric([port], buckets, latency.sum)
         yield family
+
+    def _loop(self) -> Iterator[Metric]:
+        lag: LoopLag | None = getattr(self._daemon, "loop_lag", None)
+        if lag is None:
+            return
+        yield _histogram(
+            PREFIX + "event_loop_lag_seconds",
+            f"How much later than due the event loop woke a probe sleeping {lag.interval:g} s "
+            "(every RADIUS request and API call on it waited as long).",
+            lag.histogram,
+        )
 
     def _rejects(self) -> Iterator[Metric]:
         handler = self._daemon.handler
@@ -365,6 +379,12 @@ class DaemonCollector(Collector):
             PREFIX + "accounting_commit_seconds",
             "Time spent in accounting commits.",
             value=writer.commit_seconds,
+        )
+        yield _histogram(
+            PREFIX + "accounting_commit_duration_seconds",
+            "Seconds per accounting commit, from handing the batch to the database until it is "
+            "durable (on SQLite including a wait behind an auth log batch on the write thread).",
+            writer.commit_durations,
         )
         sessions = self._daemon.sessions
         pool = self._workers()
@@ -509,6 +529,11 @@ class DaemonCollector(Collector):
             "RadSec connections established now.",
             value=server.open_connections,
         )
+
+
+def _histogram(name: str, documentation: str, histogram: Histogram) -> Metric:
+    buckets = [(_le(bound), count) for bound, count in histogram.cumulative()]
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=histogram.sum)
 
 
 class DaemonMetrics:

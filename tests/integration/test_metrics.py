@@ -200,6 +200,19 @@ def test_accounting_batches_and_records(scraped: tuple[Scrape, dict[str, Any]]) 
     assert scrape("radius_contracts_accounting_batch_size_sum") == 2
     assert scrape.buckets("radius_contracts_accounting_batch_size")[0] == (1.0, 2)
     assert scrape("radius_contracts_accounting_pending") == 0
+    commits = "radius_contracts_accounting_commit_duration_seconds"
+    assert scrape(commits + "_count") == 2  # one per batch
+    assert scrape.buckets(commits)[-1] == (float("inf"), 2)
+    assert (
+        0 < scrape(commits + "_sum") <= scrape("radius_contracts_accounting_commit_seconds_total")
+    )
+
+
+def test_event_loop_lag_is_probed(scraped: tuple[Scrape, dict[str, Any]]) -> None:
+    scrape, _ = scraped
+    name = "radius_contracts_event_loop_lag_seconds"
+    assert scrape(name + "_count") > 0  # the probe has run since the daemon started
+    assert scrape.buckets(name)[0][0] == 0.001
 
 
 def test_pool_use_and_index_size(scraped: tuple[Scrape, dict[str, Any]]) -> None:

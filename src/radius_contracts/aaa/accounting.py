@@ -30,6 +30,7 @@ from radius_contracts.db.writer import write_transaction
 from radius_contracts.domain import PoolFamily, PoolMode, parse_mac
 from radius_contracts.index import AuthIndex
 from radius_contracts.logging import RateLimitedLog
+from radius_contracts.radius.histogram import Histogram
 from radius_contracts.radius.messages import (
     ACCT_INTERIM,
     ACCT_OFF,
@@ -86,6 +87,9 @@ _TEXT, _ADDRESS = 253, 64
 _GATHER_BELOW = 32
 # Histogram buckets for batch sizes (metrics).
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+# Seconds per commit, from handing the batch to the database until it is durable (on SQLite
+# that includes waiting behind an auth log batch on the write thread).
+COMMIT_BOUNDS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 def terminate_cause(value: int | None) -> str | None:
@@ -152,6 +156,7 @@ class AccountingWriter:
         self.batch_sum = 0
         self.batch_max = 0
         self.commit_seconds = 0.0
+        self.commit_durations = Histogram(COMMIT_BOUNDS)  # seconds per database commit
         self.spooled = 0  # acknowledged once in the spool
         self.replayed = 0  # spooled records since written to the database
         self.discarded = 0  # spooled records the database refused on their data
@@ -234,7 +239,9 @@ class AccountingWriter:
             # A record the database refuses is no sign of an outage; anything else is.
             return self._is_data_error(exc)
         self._writing = 0
-        self.commit_seconds += time.perf_counter() - started
+        took = time.perf_counter() - started
+        self.commit_seconds += took
+        self.commit_durations.observe(took)
         self._count_batch(len(batch))
         self.records += len(batch)
         for _, done in batch:
