@@ -13,7 +13,13 @@ Prometheus would.
 
 Printed per minute: requests sent and answered, requests left unanswered (no reply within
 ``--timeout`` seconds), p50/p99/max latency, the RSS of the daemon and of its worker
-processes. At the end: RSS at minute 10 and at the end and whether it stayed within 5 %, and
+processes, and where the slow requests came from: how many took over 25 ms as this client saw
+them, and as the daemon measured them from arrival to reply (its
+radius_request_duration_seconds, by port), how often its event loop woke over 20 ms late
+(event_loop_lag_seconds) and how many accounting commits took over 20 ms. A slow request the
+daemon did not see as slow waited in the client or the kernel.
+
+At the end: RSS at minute 10 and at the end and whether it stayed within 5 %, and
 whether every minute kept p99 under 20 ms.
 
 ``--old-history N`` gives the database N sessions closed before history_days and N daily
@@ -122,6 +128,7 @@ class Minute:
     unanswered: int = 0
     latencies: list[float] = field(default_factory=list)
     acct: list[float] = field(default_factory=list)  # Accounting-Requests' share of latencies
+    over: dict[str, int] = field(default_factory=dict)  # daemon-side counts, see WATCHED
     cpu: float = 0.0  # the daemon's (and its workers') CPU in the minute, % of one core
 
 
@@ -322,10 +329,41 @@ def start_daemon(
         time.sleep(0.1)
 
 
-def scrape(api_port: int) -> None:
+def scrape(api_port: int) -> str:
     url = f"http://127.0.0.1:{api_port}/metrics"
     with suppress(OSError), urllib.request.urlopen(url, timeout=5) as r:
-        r.read()
+        text: str = r.read().decode()
+        return text
+    return ""
+
+
+# (metric, label filter) → the daemon-side counts printed per minute: requests slower than
+# SLOW (client side as well, to tell the daemon's delays from the client's and the kernel's),
+# event loop stalls and accounting commits over STALL.
+SLOW, STALL = "0.025", "0.02"
+WATCHED = {
+    "acct": ("radius_contracts_radius_request_duration_seconds", 'port="acct"', SLOW),
+    "auth": ("radius_contracts_radius_request_duration_seconds", 'port="auth"', SLOW),
+    "lag": ("radius_contracts_event_loop_lag_seconds", "", STALL),
+    "commit": ("radius_contracts_accounting_commit_duration_seconds", "", STALL),
+}
+
+
+def over(metrics: str) -> dict[str, int]:
+    """For each of WATCHED: observations above its bound so far (count minus that bucket)."""
+    found: dict[str, int] = {}
+    for key, (name, labels, bound) in WATCHED.items():
+        total = at_bound = None
+        for line in metrics.splitlines():
+            if not line.startswith(name) or (labels and labels not in line):
+                continue
+            if line.startswith(name + "_count"):
+                total = float(line.rsplit(" ", 1)[1])
+            elif line.startswith(name + "_bucket") and f'le="{bound}"' in line:
+                at_bound = float(line.rsplit(" ", 1)[1])
+        if total is not None and at_bound is not None:
+            found[key] = int(total - at_bound)
+    return found
 
 
 def run(args: argparse.Namespace, state: Path) -> int:
@@ -342,8 +380,10 @@ def run(args: argparse.Namespace, state: Path) -> int:
         flush=True,
     )
     print("min      sent  answered  unanswered  rejects   p50 ms   p99 ms acct p99   max ms  "
-          "RSS MiB  workers MiB  CPU %", flush=True)  # fmt: skip
+          "RSS MiB  workers MiB  CPU %   >25ms: client acct auth  stalls>20ms: loop commit",
+          flush=True)  # fmt: skip
     cpu_before = cpu_seconds(process.pid)
+    counted = over(scrape(api_port))
     interval = 1.0 / args.rate
     started = time.perf_counter()
     next_scrape = started + 15
@@ -378,6 +418,9 @@ def run(args: argparse.Namespace, state: Path) -> int:
             rss.append(mine + workers)
             used = cpu_seconds(process.pid) + sum(cpu_seconds(pid) for pid in children(process.pid))
             minute.cpu, cpu_before = (used - cpu_before) / 60 * 100, used
+            now_counted = over(scrape(api_port))
+            minute.over = {k: v - counted.get(k, 0) for k, v in now_counted.items()}
+            counted = now_counted
             if args.report_every and (minute_no + 1) % args.report_every == 0:
                 process.send_signal(signal.SIGUSR2)
             shown = minutes[minute_no - 1] if minute_no else None
@@ -403,7 +446,9 @@ def _row(number: int, minute: Minute, rss: float, workers: float) -> None:
         f"{percentile(minute.latencies, 0.99) * 1000:8.2f} "
         f"{percentile(minute.acct, 0.99) * 1000:8.2f} "
         f"{max(minute.latencies, default=float('nan')) * 1000:8.1f} {rss:8.1f} {workers:12.1f}"
-        f" {minute.cpu:6.1f}",
+        f" {minute.cpu:6.1f} {sum(x > float(SLOW) for x in minute.latencies):16d}"
+        f" {minute.over.get('acct', -1):4d} {minute.over.get('auth', -1):4d}"
+        f" {minute.over.get('lag', -1):17d} {minute.over.get('commit', -1):6d}",
         flush=True,
     )
 
