@@ -132,8 +132,15 @@ class SessionJobs:
         limits = self.stale_limits()
         if not limits:
             return 0
+        now = self._clock()
+        # Look before taking the write lock: most turns find nothing, and a write transaction
+        # through the async engine holds the lock across thread hops of a busy event loop
+        # while accounting batches wait behind it (bench/soak.py, jobs every 5 s).
+        async with self._sessions() as session:
+            if not await store.any_stale(session, now, limits):
+                return 0
         async with write_transaction(self._sessions) as session:
-            closed = await store.close_stale(session, self._clock(), limits)
+            closed = await store.close_stale(session, now, limits)
         if closed:
             log.info("closed %d stale sessions", closed)
             # Other nodes see the closed sessions at their next refresh-sessions.

@@ -3,9 +3,11 @@ unconfirmed leases expire."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -13,6 +15,7 @@ import pytest
 
 from conftest import RunningDaemon, start_daemon, stop_daemon
 from radius_client import RadiusClient, attr
+from radius_contracts.db.writer import WriteLock
 from radius_contracts.settings import load_settings
 
 SECRET = "jobs-nas-secret"
@@ -80,6 +83,38 @@ def test_stale_sessions_close_and_old_history_goes(quick: RunningDaemon) -> None
     assert quick.run(jobs.purge_history()) == 1
     left = {sid for (sid,) in rows(quick, "SELECT acct_session_id FROM sessions")}
     assert left == {"FRESH", "STALE"}
+
+
+def test_a_turn_with_nothing_to_do_takes_no_write_lock(
+    quick: RunningDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stale sessions and lease expiry look first: a write transaction would hold SQLite's
+    write lock (and the accounting writer behind it) for nothing, every turn."""
+    jobs, leaser = quick.daemon.session_jobs, quick.daemon.leaser
+    assert jobs is not None and leaser is not None
+    send(quick, attr("Acct-Status-Type", "Start"), attr("Acct-Session-Id", "LIVE"),
+         attr("User-Name", "someone"))  # fmt: skip
+    taken: list[asyncio.Task[object] | None] = []
+    original = WriteLock.held
+
+    @asynccontextmanager
+    async def counted(self: WriteLock) -> AsyncIterator[None]:
+        taken.append(asyncio.current_task())
+        async with original(self):
+            yield
+
+    monkeypatch.setattr(WriteLock, "held", counted)
+
+    async def turn() -> tuple[int, int, asyncio.Task[object] | None]:
+        return await jobs.close_stale(), await leaser.expire(), asyncio.current_task()
+
+    closed, expired, task = quick.run(turn())
+    assert (closed, expired) == (0, 0)
+    assert task not in taken  # other writers of the daemon may have come and gone meanwhile
+    # and once there is something to do, it is done (the lock taken)
+    time.sleep(3.5)
+    closed, _, task = quick.run(turn())
+    assert closed == 1 and task in taken
 
 
 def test_an_unconfirmed_lease_expires(quick: RunningDaemon) -> None:

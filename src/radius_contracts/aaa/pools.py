@@ -248,6 +248,9 @@ class Leaser:
     async def expire(self) -> int:
         """The job: offered and bound leases past their time become expired; returns how many."""
         now = self._clock()
+        async with self._sessions() as session:
+            if not await leases.any_expiring(session, now):
+                return 0  # most turns: no write transaction, no write lock (see close_stale)
         async with write_transaction(self._sessions) as session:
             return await leases.expire(session, now)
 

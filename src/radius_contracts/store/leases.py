@@ -245,6 +245,12 @@ async def take(
     return found
 
 
+async def any_expiring(session: AsyncSession, now: datetime) -> bool:
+    """Whether expire would change anything: a read, which takes no write lock."""
+    stmt = select(_c.id).where(_c.state.in_((OFFERED, BOUND)), _c.expires_at <= now).limit(1)
+    return (await session.execute(stmt)).first() is not None
+
+
 async def expire(session: AsyncSession, now: datetime) -> int:
     """Mark offered and bound leases whose time passed as expired; returns how many."""
     stmt = (

@@ -3,13 +3,13 @@ change, stale sessions closed, history purged (the scheduler's jobs)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from radius_contracts.store.accounting_sql import statements_for
+from radius_contracts.store.accounting_sql import Sql, statements_for
 from radius_contracts.store.driver import padded
 
 OpenRow = tuple[int, int, str, datetime, str | None, int | None, str | None]
@@ -46,17 +46,10 @@ async def open_sessions(
     return rows
 
 
-async def close_stale(
-    session: AsyncSession, now: datetime, limits: Mapping[int | None, float]
-) -> int:
-    """Close open sessions not updated for ``limits[nas_id]`` seconds (None: every other NAS).
-
-    They end at their last update, terminate cause "Stale": the NAS stopped reporting them
-    (it lost them, or rebooted without Accounting-On).
-    """
-    connection = await session.connection()
-    sql = statements_for(connection.dialect.name, connection.dialect.paramstyle)
-    closed = 0
+def _stale(
+    sql: Sql, now: datetime, limits: Mapping[int | None, float]
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """(WHERE clause, parameters) picking the stale open sessions, one per entry of limits."""
     own = [nas_id for nas_id in limits if nas_id is not None]
     for nas_id, seconds in limits.items():
         cutoff = sql.time(now - timedelta(seconds=seconds))
@@ -70,10 +63,41 @@ async def close_stale(
             marks = sql.marks(len(own), 2)
             where += f" AND (nas_id IS NULL OR nas_id NOT IN ({', '.join(marks)}))"
             params.extend(own)
+        yield where, tuple(params)
+
+
+async def any_stale(
+    session: AsyncSession, now: datetime, limits: Mapping[int | None, float]
+) -> bool:
+    """Whether close_stale would close anything: a read, which takes no write lock."""
+    connection = await session.connection()
+    sql = statements_for(connection.dialect.name, connection.dialect.paramstyle)
+    for where, params in _stale(sql, now, limits):
+        found = await connection.exec_driver_sql(
+            f"SELECT 1 FROM sessions WHERE {where} LIMIT 1",  # noqa: S608
+            params,
+        )
+        if found.first() is not None:
+            return True
+    return False
+
+
+async def close_stale(
+    session: AsyncSession, now: datetime, limits: Mapping[int | None, float]
+) -> int:
+    """Close open sessions not updated for ``limits[nas_id]`` seconds (None: every other NAS).
+
+    They end at their last update, terminate cause "Stale": the NAS stopped reporting them
+    (it lost them, or rebooted without Accounting-On).
+    """
+    connection = await session.connection()
+    sql = statements_for(connection.dialect.name, connection.dialect.paramstyle)
+    closed = 0
+    for where, params in _stale(sql, now, limits):
         result = await connection.exec_driver_sql(
             "UPDATE sessions SET stopped_at = updated_at, terminate_cause = 'Stale' "  # noqa: S608
             f"WHERE {where}",
-            tuple(params),
+            params,
         )
         closed += result.rowcount
     return closed
