@@ -119,3 +119,33 @@ async def test_the_write_thread_begins_nothing_while_an_engine_writer_holds_the_
     finally:
         await asyncio.to_thread(writer.close)
     assert order == ["api", "thread"]
+
+
+async def test_a_transaction_that_need_not_be_durable_skips_the_sync(tmp_path: Path) -> None:
+    """The auth log's batches commit without waiting for the disk; accounting's still do, and
+    the connection goes back to the configured level after each such batch (even a failed one)."""
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (n INTEGER NOT NULL)")
+    writer = SqliteWriter(str(path), "FULL")
+    seen: list[int] = []
+
+    def work(connection: sqlite3.Connection) -> None:
+        seen.append(connection.execute("PRAGMA synchronous").fetchone()[0])
+        connection.execute("INSERT INTO t (n) VALUES (1)")
+
+    def fails(connection: sqlite3.Connection) -> None:
+        work(connection)
+        raise ValueError("refused")
+
+    try:
+        await writer.run(work, durable=False)
+        await writer.run(work)
+        with pytest.raises(ValueError):
+            await writer.run(fails, durable=False)
+        await writer.run(work)
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert seen == [1, 2, 1, 2]  # NORMAL, FULL, NORMAL, FULL (sqlite's numbers for them)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 3  # the failed one undone

@@ -54,29 +54,42 @@ class SqliteWriter:
         connection.execute("PRAGMA busy_timeout=5000")
         return connection
 
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run ``work`` in one transaction on the writer thread, after those queued before
-        and after the engine's writer that holds its write lock now, if any."""
+        and after the engine's writer that holds its write lock now, if any.
+
+        ``durable=False`` commits without waiting for the disk (synchronous=NORMAL for that
+        transaction: under WAL it survives a crash of the process, and the next durable commit
+        syncs it too). For what a crash may lose anyway, the auth log: its entries wait in
+        memory for up to flush_interval before they are written at all.
+        """
         lock = write_lock(self._engine) if self._engine is not None else None
         if lock is not None and lock.locked():
             async with lock.held():
                 pass
         return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._transaction, work
+            self._executor, self._transaction, work, durable
         )
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _transaction(self, work: Callable[[sqlite3.Connection], T], durable: bool) -> T:
         connection = self._connection
         if connection is None:
             connection = self._connection = self._connect()
-        # IMMEDIATE takes the write lock now, so the batch cannot fail half way on a lock.
-        connection.execute("BEGIN IMMEDIATE")
+        lighter = not durable and self._synchronous != "NORMAL"
+        if lighter:
+            connection.execute("PRAGMA synchronous=NORMAL")
         try:
-            result = work(connection)
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
+            # IMMEDIATE takes the write lock now, so the batch cannot fail half way on a lock.
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        finally:
+            if lighter:
+                connection.execute(f"PRAGMA synchronous={self._synchronous}")
         return result
 
     def close(self) -> None:

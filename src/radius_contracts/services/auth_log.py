@@ -244,7 +244,7 @@ class AuthLogService:
                 store.add_counts_on(connection, segment, counts)
             return written, made
 
-        return await writer.run(work)
+        return await writer.run(work, durable=False)
 
     async def _tables_for(self, days: set[date]) -> dict[date, Segment]:
         """The table each of ``days``' entries go to; a transaction only when one must be read
