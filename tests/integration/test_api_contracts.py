@@ -94,6 +94,34 @@ def test_fixed_address_belongs_to_one_contract(api: httpx.Client, make: Factory)
     assert first["number"] in detail
 
 
+def test_a_create_breaking_several_rules_is_refused_for_the_first_and_leaves_nothing(
+    api: httpx.Client, make: Factory
+) -> None:
+    # A create goes to the database's unique constraints first; a refused one is checked
+    # again in full, so the answer names the first rule broken, in the order of the checks
+    # (number, username, addresses, pools, ...), as it always did.
+    first = make.contract(config={"ipv4": "198.18.7.10"})
+    number = make.name("C")
+
+    def create(number: str, **config: str) -> httpx.Response:
+        body = {"number": number, "config": {"username": make.name("u"), **config}}
+        return api.post("/api/v1/contracts", json=body)
+
+    no_pool = {"pool_name_ipv4": make.name("no-such-pool")}
+    detail = problem(create(first["number"], **no_pool), 409, "number")["detail"]
+    assert first["number"] in detail
+    taken_name = {"username": first["config"]["username"].upper(), **no_pool}
+    problem(create(number, **taken_name), 409, "config.username")
+    problem(create(number, ipv4="198.18.7.10", **no_pool), 409, "config.ipv4")
+    problem(create(number, **no_pool), 422, "config.pool_name_ipv4")
+    # Nothing of the refused creates was written: no row, no audit entry, the number is free.
+    assert api.get(f"/api/v1/contracts/by-number/{number}").status_code == 404
+    audit = api.get("/api/v1/audit", params={"entity": "contracts", "limit": 1000}).json()
+    assert all(entry["changes"].get("number") != number for entry in audit["items"])
+    made = create(number)
+    assert made.status_code == 201, made.text
+
+
 def test_patch_changes_only_what_is_sent(api: httpx.Client, make: Factory) -> None:
     contract = make.contract(customer={"name": "Old", "external_id": "x1"})
     response = api.patch(

@@ -288,8 +288,14 @@ class CrudService(Generic[RowT]):
                 )
 
     async def create(self, actor: Actor, data: Mapping[str, Any]) -> RowT:
-        values, given = dict(data), dict(data)
         before = await self._before(None)
+        row = await self._insert(actor, data)
+        self._written(row, created=True)
+        return await self._committed(row, before)
+
+    async def _insert(self, actor: Actor, data: Mapping[str, Any]) -> RowT:
+        """The create's transaction: the checks, the row and its audit entry, committed."""
+        values, given = dict(data), dict(data)
         with wrap_db_errors():
             async with self.context.transaction() as session:
                 await self._check_unique(session, None, values)
@@ -300,8 +306,7 @@ class CrudService(Generic[RowT]):
                 session.add(row)
                 await session.flush()
                 audit(session, actor, "create", self.entity, row.id, given)  # type: ignore[attr-defined]
-        self._written(row, created=True)
-        return await self._committed(row, before)
+        return row
 
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> RowT:
         values, given = dict(changes), dict(changes)

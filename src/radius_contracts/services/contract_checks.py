@@ -4,7 +4,9 @@ One set of rules for every write path. The values a write could collide with are
 first, in a few queries (:class:`ChunkLookups`: one for every unique column, one for the
 external references, pools and plans only when named): for a single write, its own values;
 for a bulk upsert, its whole chunk, kept current as the items are applied, so the 500th item
-sees what the 10th took, exactly as two single calls in a row would.
+sees what the 10th took, exactly as two single calls in a row would. A single create skips
+the unique columns and references at first and lets the database's constraints refuse a
+taken value; only then is it checked again with them (services.contracts).
 """
 
 from __future__ import annotations
@@ -75,10 +77,39 @@ class ChunkLookups:
 
     @classmethod
     async def load(
-        cls, session: AsyncSession, values: Sequence[Mapping[str, Any]], chunk: int = 500
+        cls,
+        session: AsyncSession,
+        values: Sequence[Mapping[str, Any]],
+        chunk: int = 500,
+        *,
+        holders: bool = True,
     ) -> ChunkLookups:
-        """Everything the checks of ``values`` (flattened writes) can ask, in a few queries."""
+        """Everything the checks of ``values`` (flattened writes) can ask, in a few queries.
+
+        Without ``holders`` only the named pools and plans are read: no value is held by
+        anyone, and the database's unique constraints are left to refuse a taken one.
+        """
         found = cls()
+        if holders:
+            await found._load_holders(session, values, chunk)
+        pool_names = sorted(
+            {v[c] for v in values for c in ("pool_name_ipv4", "pool_name_ipv6") if v.get(c)}
+        )
+        if pool_names:
+            stmt_pools = select(Pool.name, Pool.family).where(Pool.name.in_(pool_names))
+            for name, family in await session.execute(stmt_pools):
+                found.pools[name] = family
+        plan_ids = sorted({v["plan_id"] for v in values if v.get("plan_id") is not None})
+        if plan_ids:
+            stmt = select(Plan.id, Plan.name, Plan.active).where(Plan.id.in_(plan_ids))
+            for plan_id, name, active in await session.execute(stmt):
+                found.plans[plan_id] = PlanFacts(name, active)
+        return found
+
+    async def _load_holders(
+        self, session: AsyncSession, values: Sequence[Mapping[str, Any]], chunk: int
+    ) -> None:
+        """Who holds the unique values and the external references of ``values``."""
         wanted = {c: sorted({v[c] for v in values if v.get(c)}) for c in UNIQUE_COLUMNS}
         sought = {c: set(w) for c, w in wanted.items()}
         # One query for every unique column: a row may hold several of the values.
@@ -95,19 +126,7 @@ class ChunkLookups:
                 number = held[0]
                 for column, value in zip(UNIQUE_COLUMNS, held, strict=True):
                     if value is not None and value in sought[column]:
-                        found.held[column][value] = (contract_id, number)
-        pool_names = sorted(
-            {v[c] for v in values for c in ("pool_name_ipv4", "pool_name_ipv6") if v.get(c)}
-        )
-        if pool_names:
-            stmt_pools = select(Pool.name, Pool.family).where(Pool.name.in_(pool_names))
-            for name, family in await session.execute(stmt_pools):
-                found.pools[name] = family
-        plan_ids = sorted({v["plan_id"] for v in values if v.get("plan_id") is not None})
-        if plan_ids:
-            stmt = select(Plan.id, Plan.name, Plan.active).where(Plan.id.in_(plan_ids))
-            for plan_id, name, active in await session.execute(stmt):
-                found.plans[plan_id] = PlanFacts(name, active)
+                        self.held[column][value] = (contract_id, number)
         refs = sorted(
             {(r["app"], r["external_id"]) for v in values for r in v.get("external_refs") or ()}
         )
@@ -119,8 +138,7 @@ class ChunkLookups:
                 .where(pair.in_(refs[start : start + chunk]))
             )
             for app, external_id, contract_id, number in await session.execute(stmt):
-                found.refs[(app, external_id)] = (contract_id, number)
-        return found
+                self.refs[(app, external_id)] = (contract_id, number)
 
     async def holder(self, column: str, value: Any, other_than: int | None) -> str | None:
         held = self.held[column].get(value)

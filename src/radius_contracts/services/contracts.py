@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Select, exists, func, select, text, update
@@ -48,6 +49,10 @@ from radius_contracts.store import common
 from radius_contracts.store.common import Page
 
 log = logging.getLogger("radius_contracts.services.contracts")
+
+# True while a create leaves taken numbers, usernames, addresses and external ids to the
+# database's unique constraints (Contracts._insert); per task, so concurrent calls keep theirs.
+_ON_CONSTRAINTS: ContextVar[bool] = ContextVar("contracts_on_constraints", default=False)
 
 
 @contextmanager
@@ -176,7 +181,7 @@ class Contracts(CrudService[Contract]):
     async def _check(
         self, session: AsyncSession, row: Contract | None, data: dict[str, Any]
     ) -> None:
-        lookups = await ChunkLookups.load(session, [data])
+        lookups = await ChunkLookups.load(session, [data], holders=not _ON_CONSTRAINTS.get())
         await check_number(lookups, row, data)
         await check_contract(lookups, row, data)
 
@@ -207,6 +212,21 @@ class Contracts(CrudService[Contract]):
         with _api_field_names():
             data = in_zone(data, self.context.zone)
             return await super().create(actor, flatten(new_contract(data)))
+
+    async def _insert(self, actor: Actor, data: Mapping[str, Any]) -> Contract:
+        """Insert on the unique constraints alone first: nearly every create takes values
+        nobody holds, and reading who holds them cost a statement (and a trip to the SQLite
+        thread) in the write transaction, a third of a create's CPU. Only a create that the
+        database or a rule refuses runs again with every lookup, and is refused as it always
+        was (field, holder, the first rule broken), or goes in if the holder left meanwhile."""
+        token = _ON_CONSTRAINTS.set(True)
+        try:
+            return await super()._insert(actor, data)
+        except (Conflict, InvalidInput):
+            pass  # rolled back: nothing of it was written
+        finally:
+            _ON_CONSTRAINTS.reset(token)
+        return await super()._insert(actor, data)
 
     async def update(self, actor: Actor, row_id: int, changes: Mapping[str, Any]) -> Contract:
         """Change the given fields; ``config`` and ``customer`` may be partial."""
