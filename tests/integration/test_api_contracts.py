@@ -218,6 +218,28 @@ def test_external_ref_belongs_to_one_contract(api: httpx.Client, make: Factory) 
     assert kept.status_code == 200 and kept.json()["external_refs"] == [ref]
 
 
+def test_every_way_to_one_contract_brings_all_its_external_refs_in_order(
+    api: httpx.Client, make: Factory
+) -> None:
+    # One contract is read with its references joined in (one statement): each lookup must
+    # still bring every reference, not only the row the contract was found through.
+    refs = [{"app": app, "external_id": make.name("e")} for app in ("erp", "billing", "crm")]
+    contract = make.contract(external_refs=refs)
+    paths = [
+        f"/api/v1/contracts/{contract['id']}",
+        f"/api/v1/contracts/by-number/{contract['number']}",
+        *(f"/api/v1/contracts/by-external/{r['app']}/{r['external_id']}" for r in refs),
+    ]
+    for path in paths:
+        response = api.get(path)
+        assert response.status_code == 200, response.text
+        assert response.json()["external_refs"] == refs, path
+    changed = api.patch(f"/api/v1/contracts/{contract['id']}", json={"status": "suspended"})
+    assert changed.status_code == 200 and changed.json()["external_refs"] == refs
+    resumed = api.post(f"/api/v1/contracts/{contract['id']}/activate")
+    assert resumed.status_code == 200 and resumed.json()["external_refs"] == refs
+
+
 def test_list_filters_and_sort(api: httpx.Client, make: Factory) -> None:
     tag = make.name("tag")
     a = make.contract(customer={"name": f"{tag} Zed"})

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Generic, cast
 from sqlalchemy import Select, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.interfaces import ORMOption
 
 from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.live import LiveSessions
@@ -196,6 +197,8 @@ class CrudService(Generic[RowT]):
     filters: ClassVar[tuple[str, ...]] = ("active",)
     search: ClassVar[tuple[str, ...]] = ("name",)
     sorts: ClassVar[tuple[str, ...]] = ("id", "name", "created_at", "updated_at")
+    # How one row is loaded by id (get, update, ...): e.g. its collections joined in.
+    load_options: ClassVar[tuple[ORMOption, ...]] = ()
 
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
@@ -248,7 +251,9 @@ class CrudService(Generic[RowT]):
     async def get(self, row_id: int) -> RowT:
         with wrap_db_errors():
             async with self.context.sessions() as session:
-                row: RowT = await common.get(session, self.model, row_id, self.label)
+                row: RowT = await common.get(
+                    session, self.model, row_id, self.label, self.load_options
+                )
                 return row
 
     # -- hooks --------------------------------------------------------------------------------
@@ -313,7 +318,9 @@ class CrudService(Generic[RowT]):
         before = await self._before(row_id)
         with wrap_db_errors():
             async with self.context.transaction() as session:
-                row: RowT = await common.get(session, self.model, row_id, self.label)
+                row: RowT = await common.get(
+                    session, self.model, row_id, self.label, self.load_options
+                )
                 await self._check_unique(session, row, values)
                 await self._check(session, row, values)
                 self._apply(row, values)
@@ -327,7 +334,9 @@ class CrudService(Generic[RowT]):
         before = await self._before(row_id)
         with wrap_db_errors():
             async with self.context.transaction() as session:
-                row: RowT = await common.get(session, self.model, row_id, self.label)
+                row: RowT = await common.get(
+                    session, self.model, row_id, self.label, self.load_options
+                )
                 await self._check(session, row, {"active": active})
                 row.active = active  # type: ignore[attr-defined]
                 stamp(row, actor, created=False)
@@ -339,7 +348,9 @@ class CrudService(Generic[RowT]):
         before = await self._before(row_id)
         with wrap_db_errors():
             async with self.context.transaction() as session:
-                row: RowT = await common.get(session, self.model, row_id, self.label)
+                row: RowT = await common.get(
+                    session, self.model, row_id, self.label, self.load_options
+                )
                 users = await self._users(session, row)
                 if users:
                     raise Conflict(

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Select, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from radius_contracts.aaa.handler import Preview
 from radius_contracts.aaa.live import LiveSessions
@@ -50,6 +51,10 @@ from radius_contracts.store.common import Page
 
 log = logging.getLogger("radius_contracts.services.contracts")
 
+# One contract with its external references in one statement (the relationship's own
+# "selectin" loading costs a second statement, and on SQLite a second trip to its thread).
+_WITH_REFS = (joinedload(Contract.external_refs),)
+
 # True while a create leaves taken numbers, usernames, addresses and external ids to the
 # database's unique constraints (Contracts._insert); per task, so concurrent calls keep theirs.
 _ON_CONSTRAINTS: ContextVar[bool] = ContextVar("contracts_on_constraints", default=False)
@@ -71,6 +76,7 @@ class Contracts(CrudService[Contract]):
     label = "contract"
     entity = "contracts"
     unique = ("number",)
+    load_options = _WITH_REFS
     filters = (
         "status",
         "number",
@@ -141,7 +147,7 @@ class Contracts(CrudService[Contract]):
         return stmt
 
     async def get_by(self, *, number: str | None = None, username: str | None = None) -> Contract:
-        stmt = select(Contract)
+        stmt = select(Contract).options(*_WITH_REFS)
         if number is not None:
             stmt, what = stmt.where(Contract.number == number), f"number {number!r}"
         else:
@@ -149,7 +155,7 @@ class Contracts(CrudService[Contract]):
             stmt, what = stmt.where(Contract.username_key == username.lower()), f"user {username!r}"
         with wrap_db_errors():
             async with self.context.sessions() as session:
-                row = (await session.scalars(stmt)).first()
+                row = (await session.scalars(stmt)).unique().one_or_none()
         if row is None:
             raise NotFound(f"no contract with {what}")
         return row
@@ -168,8 +174,9 @@ class Contracts(CrudService[Contract]):
             select(Contract)
             .join(ExternalRef)
             .where(ExternalRef.app == app, ExternalRef.external_id == external_id)
+            .options(*_WITH_REFS)
         )
-        return (await session.scalars(stmt)).first()
+        return (await session.scalars(stmt)).unique().one_or_none()
 
     # -- checks (services.contract_checks: the same rules for single and bulk writes) --------
 
@@ -245,7 +252,7 @@ class Contracts(CrudService[Contract]):
         before = await self._before(contract_id)
         with wrap_db_errors():
             async with self.context.transaction() as session:
-                row = await common.get(session, Contract, contract_id, self.label)
+                row = await common.get(session, Contract, contract_id, self.label, _WITH_REFS)
                 self._check_transition(row, target)
                 status = row.status
                 row.status = target

@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm.interfaces import ORMOption
 
 from radius_contracts.db.base import Base
 from radius_contracts.errors import NotFound
@@ -24,8 +25,14 @@ class Page(Generic[RowT]):
     offset: int
 
 
-async def get(session: AsyncSession, model: type[RowT], row_id: int, label: str) -> RowT:
-    row = await session.get(model, row_id)
+async def get(
+    session: AsyncSession,
+    model: type[RowT],
+    row_id: int,
+    label: str,
+    options: Sequence[ORMOption] = (),
+) -> RowT:
+    row = await session.get(model, row_id, options=options)
     if row is None:
         raise NotFound(f"{label} {row_id} does not exist", field="id")
     return row
