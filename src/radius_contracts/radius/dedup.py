@@ -17,11 +17,19 @@ IN_PROGRESS: Final = b""
 """Cached in place of a reply while the request is still being handled."""
 
 
+# Entries of an expired generation freed per turn of the event loop. Dropping the whole
+# generation at once freed rate x window entries in one go: 40 ms without an answer to any
+# packet after a minute at 25,000 req/s, 10-13 ms every window at 10,000/s (bench/auth.py
+# open loop), one stall every 5 s. 2,000 entries take about 0.4 ms.
+DRAIN_STEP: Final = 2_000
+
+
 class ReplyCache:
     """Replies by request key, kept between ``window`` and twice ``window`` seconds.
 
     Two generations of plain dicts rotated by a timer: O(1) per packet, no per-entry
-    timestamps, and memory bounded by the request rate times the window.
+    timestamps, and memory bounded by the request rate times the window. The generation
+    that expires is freed a slice per loop turn, between packets.
     """
 
     __slots__ = ("_current", "_handle", "_previous", "window")
@@ -41,8 +49,10 @@ class ReplyCache:
             self._handle = None
 
     def _rotate(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._previous, self._current = self._current, {}
+        expired, self._previous, self._current = self._previous, self._current, {}
         self._handle = loop.call_later(self.window, self._rotate, loop)
+        if expired:
+            loop.call_soon(_drain, expired, loop)
 
     def get(self, key: Key) -> bytes | None:
         """The reply sent for ``key``, IN_PROGRESS, or None for a request not seen lately."""
@@ -60,3 +70,11 @@ class ReplyCache:
 
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)
+
+
+def _drain(expired: dict[Key, bytes], loop: asyncio.AbstractEventLoop) -> None:
+    """Free ``DRAIN_STEP`` entries of an expired generation, then yield to the loop."""
+    for _ in range(min(DRAIN_STEP, len(expired))):
+        expired.popitem()
+    if expired:
+        loop.call_soon(_drain, expired, loop)

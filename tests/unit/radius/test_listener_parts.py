@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from radius_contracts.radius.clients import ClientTable, NasClient
-from radius_contracts.radius.dedup import IN_PROGRESS, ReplyCache
+from radius_contracts.radius.dedup import DRAIN_STEP, IN_PROGRESS, ReplyCache
 
 
 def _client(nas_id: int) -> NasClient:
@@ -59,4 +59,25 @@ async def test_reply_cache_keeps_replies_for_one_to_two_windows() -> None:
     assert cache.get(key) == b"reply"
     await asyncio.sleep(0.07)  # two rotations: forgotten
     assert cache.get(key) is None and len(cache) == 0
+    cache.stop()
+
+
+async def test_an_expired_generation_is_freed_a_slice_per_loop_turn() -> None:
+    # Freeing rate x window replies at once held every packet up (40 ms after a burst of
+    # 25,000 req/s): the expired generation goes DRAIN_STEP entries per turn of the loop.
+    loop = asyncio.get_running_loop()
+    cache = ReplyCache(window=60)  # rotated by hand below, not by the timer
+    keys = [(("192.0.2.1", 1812), n % 256, n.to_bytes(16, "big")) for n in range(5 * DRAIN_STEP)]
+    for key in keys:
+        cache.put(key, b"reply")
+    cache._rotate(loop)  # the replies are now the previous generation, still answered
+    assert cache.get(keys[0]) == b"reply" and len(cache) == len(keys)
+    expired = cache._previous
+    cache._rotate(loop)  # and now expired
+    assert cache.get(keys[0]) is None and len(cache) == 0
+    sizes = [len(expired)]
+    for _ in range(6):
+        await asyncio.sleep(0)  # one turn of the loop
+        sizes.append(len(expired))
+    assert sizes == [5 * DRAIN_STEP - n * DRAIN_STEP for n in range(6)] + [0]
     cache.stop()
