@@ -133,10 +133,16 @@ def settle_heap() -> None:
     million contracts: a latency spike for every packet in flight), and young collections
     run every 700 allocations of the packet path. Freezing moves what exists now out of the
     collector's sight; the higher threshold makes young collections rarer.
+
+    Not too rare: each young collection walks every young object, and at 50,000 a busy
+    minute made them 10-50 ms each (100,000 young objects, a reply cache generation of
+    27,000 entries among them), a p99 of 15-25 ms at 10,000 req/s open loop after a burst
+    of 25,000/s in bench/auth.py. At 2,000 that p99 was 2.2 ms, at the same req/s and CPU
+    per request for PAP and accounting (5,000: 3-7 ms; 10,000: 10 ms).
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(2_000, 20, 100)
     # The database driver's worker thread (aiosqlite) runs Python between SQLite calls. Each
     # time the event loop thread gives the GIL up for a syscall (recvfrom, sendto, epoll), it
     # may wait a whole switch interval to get it back: 5 ms by default, which showed as a p99
