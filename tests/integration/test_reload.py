@@ -70,12 +70,17 @@ def _radclient_file(path: Path, entries: list[str]) -> Path:
     return path
 
 
-def _run_radclient(port: int, command: str, requests: Path) -> subprocess.Popen[str]:
+def _run_radclient(
+    port: int, command: str, requests: Path, per_second: int
+) -> subprocess.Popen[str]:
     binary = shutil.which("radclient")
     if binary is None:
         pytest.fail("radclient is missing: scripts/test.sh installs freeradius-utils")
-    # Each request names the reply it must get (Response-Packet-Type); -s sums them up.
-    argv = [binary, "-q", "-s", "-p", "32", "-r", "3", "-t", "2", "-f", str(requests)]
+    # Each request names the reply it must get (Response-Packet-Type); -s sums them up. -n
+    # paces the load, so that it lasts long enough for the SIGHUPs on a fast machine too
+    # (unpaced, a quiet 2-core VM answered it all in under a second).
+    argv = [binary, "-q", "-s", "-p", "32", "-r", "3", "-t", "2", "-n", str(per_second)]
+    argv += ["-f", str(requests)]
     return subprocess.Popen(
         [*argv, f"127.0.0.1:{port}", command, SECRET],
         stdout=subprocess.PIPE,
@@ -129,8 +134,9 @@ def test_reloads_under_load_lose_no_request(tmp_path: Path, database_url: str | 
         ]
         auth_file = _radclient_file(tmp_path / "auth.txt", auth_entries)
         acct_file = _radclient_file(tmp_path / "acct.txt", acct_entries)
-        auth = _run_radclient(ports["auth"], "auth", auth_file)
-        acct = _run_radclient(ports["acct"], "acct", acct_file)
+        # Paced to last about 2 s each, whatever the machine: ~40 SIGHUPs under load.
+        auth = _run_radclient(ports["auth"], "auth", auth_file, AUTH_REQUESTS // 2)
+        acct = _run_radclient(ports["acct"], "acct", acct_file, ACCT_REQUESTS // 2)
         sent = during = 0
         deadline = time.monotonic() + 60
         # SIGHUP every 50 ms while the load runs, the config flipping between two valid sets.
