@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Row, Select, Table, insert, select
+from sqlalchemy import Row, Select, Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.db.models import AcctSession, CoaLogEntry
@@ -53,27 +53,33 @@ def _open() -> Select[Any]:
     return stmt
 
 
+# Built once: every contract update asks for its open sessions (the CoA planner), and building
+# the statement for it cost more CPU than running it.
+_OPEN_OF = _open().where(AcctSession.contract_id.in_(bindparam("ids", expanding=True)))
+_OPEN_ON = _open().where(AcctSession.nas_id.in_(bindparam("ids", expanding=True)))
+
+
+async def _open_sessions(
+    session: AsyncSession, stmt: Select[Any], ids: Iterable[int]
+) -> list[SessionTarget]:
+    wanted = sorted(set(ids))
+    found: list[SessionTarget] = []
+    for start in range(0, len(wanted), _CHUNK):
+        rows = await session.execute(stmt, {"ids": wanted[start : start + _CHUNK]})
+        found += [_target(row) for row in rows]
+    return found
+
+
 async def open_sessions_of(
     session: AsyncSession, contract_ids: Iterable[int]
 ) -> list[SessionTarget]:
     """The open sessions of these contracts (ix_sessions_open), in contract order."""
-    ids = sorted(set(contract_ids))
-    found: list[SessionTarget] = []
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        stmt = _open().where(AcctSession.contract_id.in_(chunk))
-        found += [_target(row) for row in await session.execute(stmt)]
-    return found
+    return await _open_sessions(session, _OPEN_OF, contract_ids)
 
 
 async def open_sessions_on(session: AsyncSession, nas_ids: Iterable[int]) -> list[SessionTarget]:
     """The open sessions on these NAS (a layout edit touches all of them)."""
-    ids = sorted(set(nas_ids))
-    found: list[SessionTarget] = []
-    for start in range(0, len(ids), _CHUNK):
-        stmt = _open().where(AcctSession.nas_id.in_(ids[start : start + _CHUNK]))
-        found += [_target(row) for row in await session.execute(stmt)]
-    return found
+    return await _open_sessions(session, _OPEN_ON, nas_ids)
 
 
 async def session_exists(session: AsyncSession, session_id: int) -> bool:
