@@ -252,7 +252,9 @@ class Contracts(CrudService[Contract]):
         before = await self._before(contract_id)
         with wrap_db_errors():
             async with self.context.transaction() as session:
-                row = await common.get(session, Contract, contract_id, self.label, _WITH_REFS)
+                row = await common.get(
+                    session, self.model, contract_id, self.label, self.load_options
+                )
                 self._check_transition(row, target)
                 status = row.status
                 row.status = target
