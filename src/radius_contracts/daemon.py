@@ -7,20 +7,14 @@ second process) and the auth log writer; the daemon (not uvicorn) owns SIGTERM/S
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import logging
 import signal
-import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import uvicorn
-
-from radius_contracts import logging as daemon_logging
 from radius_contracts import sdnotify
 from radius_contracts.aaa import mschap_speedups
 from radius_contracts.aaa.accounting import (
@@ -40,13 +34,10 @@ from radius_contracts.aaa.quota import QuotaKeeper
 from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.aaa.spool import AccountingSpool
 from radius_contracts.aaa.windows import PlanWindows
-from radius_contracts.api.app import create_app
-from radius_contracts.api.connections import ConnectionLimits, guarded_protocol
-from radius_contracts.api.guard import ApiGuard, ApiLimits
 from radius_contracts.api.refusals import Refusals
-from radius_contracts.api.request_log import RequestLog
+from radius_contracts.api.server import EmbeddedServer, start_api
 from radius_contracts.change_feed import ChangeFeed
-from radius_contracts.contract_dates import CONTRACT_DATES_AT, ContractDates
+from radius_contracts.contract_dates import ContractDates
 from radius_contracts.db.engine import (
     is_sqlite,
     redacted_url,
@@ -54,8 +45,7 @@ from radius_contracts.db.engine import (
 )
 from radius_contracts.db.sqlite_writer import SqliteWriter
 from radius_contracts.domain import CoaRecord
-from radius_contracts.errors import RadiusContractsError
-from radius_contracts.index import AuthIndex, Catalogue
+from radius_contracts.index import AuthIndex
 from radius_contracts.jobs import Scheduler, SessionJobs, node_name
 from radius_contracts.loop_lag import LoopLag
 from radius_contracts.memory_debug import MemoryReport
@@ -73,16 +63,15 @@ from radius_contracts.radius.protocol import (
     StatsTotal,
 )
 from radius_contracts.radius.radsec import RadsecCoaSender, RadsecServer
-from radius_contracts.radius.radsec_tls import TlsFilesError
-from radius_contracts.radsec_setup import load_tls, radsec_options, start_radsec
-from radius_contracts.reload import RUNTIME_KEYS, changed_keys, merge
+from radius_contracts.radsec_setup import start_radsec
+from radius_contracts.reload import Reloader
+from radius_contracts.schedule import schedule_jobs
 from radius_contracts.services.auth_log import part_rows
 from radius_contracts.services.registry import Services
 from radius_contracts.settings import Settings
 from radius_contracts.startup import (
     engine_of,
     ensure_admin_token,
-    load_catalog,
     open_services,
     raise_open_files_limit,
     settle_heap,
@@ -100,18 +89,7 @@ AUTH_LOG_BATCH = 250
 SHUTDOWN_BUDGET = 20.0
 """Seconds SIGTERM may take in all, every phase included. Below the unit's TimeoutStopSec=30,
 so systemd never has to SIGKILL a daemon that is finishing its accounting commits."""
-RELOAD_DATABASE_TIMEOUT = 10.0
-"""Seconds a reload waits for the database to read NAS, layouts and pools; then it fails."""
-_RELOAD_ATTEMPTS = 3  # reads of the catalogue while API changes keep replacing it
 SPOOL_DIRECTORY = "accounting-spool"
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class Daemon:
@@ -130,18 +108,11 @@ class Daemon:
         it)."""
         self.settings = settings
         self.clock = clock
-        self._reread = reread or (lambda: self.settings)
-        self._reloading: asyncio.Task[None] | None = None
-        self._reload_again = False
-        # For /metrics: reloads that were applied, reloads that kept the old set, and when
-        # the last one was applied (Unix time).
-        self.reloads_ok = 0
-        self.reloads_failed = 0
-        self.last_reload_at: float | None = None
+        self.reloader = Reloader(self, reread or (lambda: self.settings), self._spawn)
         self._accounting_task: asyncio.Task[None] | None = None
         self.services: Services | None = None
         self.api_port: int | None = None
-        self._api: _EmbeddedServer | None = None
+        self._api: EmbeddedServer | None = None
         self._api_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -179,7 +150,7 @@ class Daemon:
         self.auth_port: int | None = None  # the bound ports (differ from settings when 0)
         self.acct_port: int | None = None
         self._listeners: list[tuple[asyncio.DatagramTransport, RadiusProtocol]] = []
-        self._reply_caches: list[ReplyCache] = []
+        self.reply_caches: list[ReplyCache] = []
 
     async def start(self) -> None:
         settings = self.settings
@@ -190,59 +161,14 @@ class Daemon:
         )
         await ensure_admin_token(self.services, settings.state_dir)
         await self._start_radius()
-        api = settings.api
-        app = create_app(
+        self._api, self._api_task, self.api_port = await start_api(
             self.services,
+            settings.api,
+            self.api_refusals,
             metrics=self.metrics.exposition,
             jobs=self.scheduler,
             readiness=self.readiness,
         )
-        guarded = ApiGuard(
-            app,
-            authenticate=self.services.tokens.authenticate,
-            limits=ApiLimits(
-                max_body_bytes=api.max_body_bytes,
-                max_bulk_body_bytes=api.max_bulk_body_bytes,
-                max_requests=api.max_requests,
-                body_timeout=api.body_timeout,
-            ),
-            refusals=self.api_refusals,
-        )
-        protocol = guarded_protocol(
-            ConnectionLimits(
-                max_connections=api.max_connections,
-                header_timeout=api.header_timeout,
-                max_header_bytes=api.max_header_bytes,
-            ),
-            self.api_refusals,
-        )
-        config = uvicorn.Config(
-            # RequestLog outermost: refusals get a request id and an access line too.
-            RequestLog(guarded),
-            host=api.host,
-            port=api.port,
-            http=protocol,
-            # The protocol closes connections beyond max_connections itself; this is uvicorn's
-            # own bound (503) on connections plus requests in flight, a backstop.
-            limit_concurrency=api.max_connections + api.max_requests,
-            timeout_keep_alive=api.keep_alive_timeout,  # type: ignore[arg-type]
-            h11_max_incomplete_event_size=api.max_header_bytes,
-            # Logging is ours (logging.configure); RequestLog writes the one line per request.
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            server_header=False,
-        )
-        self._api = _EmbeddedServer(config)
-        self._api_task = asyncio.create_task(self._api.serve(), name="api")
-        while not self._api.started:
-            if self._api_task.done():
-                # uvicorn logs why (e.g. port in use) and exits without raising.
-                await self._api_task
-                raise SystemExit(f"management API could not listen on "
-                                 f"{settings.api.host}:{settings.api.port}")  # fmt: skip
-            await asyncio.sleep(0.01)
-        self.api_port = self._api.servers[0].sockets[0].getsockname()[1]
         status = (
             f"RADIUS auth {self.auth_port}, acct {self.acct_port}"
             + (f", RadSec {self.radsec_port}" if self.radsec_port is not None else "")
@@ -332,7 +258,7 @@ class Daemon:
         for kind, port in ports.items():
             replies = ReplyCache(radius.duplicate_window)
             replies.start(asyncio.get_running_loop())
-            self._reply_caches.append(replies)
+            self.reply_caches.append(replies)
 
             def protocol(kind: Port = kind, replies: ReplyCache = replies) -> RadiusProtocol:
                 auth = self.handler if kind == "auth" else None
@@ -359,7 +285,7 @@ class Daemon:
             # RFC 6614: Access, Accounting and Status-Server over TLS, into the same handlers.
             replies = ReplyCache(radius.duplicate_window)
             replies.start(asyncio.get_running_loop())
-            self._reply_caches.append(replies)
+            self.reply_caches.append(replies)
             self.radsec, self.radsec_port = await start_radsec(
                 self.settings.radsec, index, self.handler, self.accounting_handler,
                 self.port_stats["radsec"], options, replies, self._catalog,
@@ -443,90 +369,23 @@ class Daemon:
         jobs = self.session_jobs = SessionJobs(sessions, self.index, self.sessions, settings)
         count = await jobs.reload_view()
         log.info("%d sessions online", count)
-        # Shared jobs act on the database: one node runs each turn. Local ones keep this
-        # node's memory true.
-        every, scheduler = settings.jobs_interval, self.scheduler
-        scheduler.every(
-            "stale-sessions",
-            every,
-            jobs.close_stale,
-            shared=True,
-            description="Close sessions without an update for stale_after interim intervals "
-            "(terminate cause Stale).",
-        )
-        scheduler.every(
-            "purge-history",
-            max(every, 3600.0),
-            jobs.purge_history,
-            shared=True,
-            description="Delete sessions closed more than history_days ago and daily usage "
-            "totals older than usage_days.",
-        )
-        scheduler.every(
-            "expire-leases",
-            every,
-            self._expire_leases,
-            shared=True,
-            description="Free pool addresses whose lease ran out (offered and never confirmed "
-            "by an Accounting-Start, or no longer renewed).",
-        )
         # Its disconnect is the CoA sender's, set up with the handler (see _start_coa).
-        zone, index = self.settings.zone, self.index
-        dates = self.contract_dates = ContractDates(
-            sessions, today=lambda: index.local_now().date()
-        )
-        scheduler.daily(
-            "contract-dates",
-            CONTRACT_DATES_AT,
-            dates.run,
-            shared=True,
-            description="Disconnect the sessions of contracts past their end date; count the "
-            "contracts that start today.",
-            zone=zone,
-        )
-        scheduler.daily(
-            "quota-periods",
-            CONTRACT_DATES_AT,
-            quota.end_periods,
-            shared=True,
-            description="Give contracts whose over-quota period ended full speed back (CoA).",
-            zone=zone,
-        )
+        index = self.index
+        self.contract_dates = ContractDates(sessions, today=lambda: index.local_now().date())
         # Its live sessions are the CoA sender's too (see _start_coa).
-        windows = self.plan_windows = PlanWindows(
-            self.index, sessions, rate=self.settings.coa.plan_rate
+        self.plan_windows = PlanWindows(index, sessions, rate=self.settings.coa.plan_rate)
+        schedule_jobs(
+            self.scheduler,
+            settings,
+            sessions=jobs,
+            leaser=self.leaser,
+            dates=self.contract_dates,
+            quota=quota,
+            windows=self.plan_windows,
+            zone=self.settings.zone,
+            other_nodes=not is_sqlite(self.settings.database_url),
         )
-        scheduler.minutely(
-            "plan-windows",
-            windows.run,
-            description="Follow plans' time windows: logins get the window's speeds, and at a "
-            "boundary one node moves the online sessions by CoA.",
-        )
-        scheduler.every(
-            "forget-logins",
-            every,
-            jobs.forget_logins,
-            description="Forget logins accepted by this node whose Accounting-Start never came "
-            "(they count against simultaneous use for start_wait seconds).",
-        )
-        if not is_sqlite(self.settings.database_url):
-            # Other nodes record sessions too: read them in regularly.
-            scheduler.every(
-                "refresh-sessions",
-                settings.session_refresh,
-                jobs.reload_view,
-                description="Read the open sessions every node recorded into this node's view "
-                "(for the simultaneous-use check).",
-            )
-        await scheduler.start(sessions)
-
-    async def _expire_leases(self) -> int:
-        """The expire-leases job, saying what it did when it did something."""
-        assert self.leaser is not None
-        expired = await self.leaser.expire()
-        if expired:
-            log.info("expired %d pool leases (never confirmed or no longer renewed)", expired)
-        return expired
+        await self.scheduler.start(sessions)
 
     async def _refresh(self, entity: str, ids: Sequence[int]) -> None:
         """Another node committed these rows (the change feed): this node follows."""
@@ -633,6 +492,11 @@ class Daemon:
         return task
 
     @property
+    def protocols(self) -> list[RadiusProtocol]:
+        """The RADIUS listeners' protocols (one per UDP socket)."""
+        return [protocol for _transport, protocol in self._listeners]
+
+    @property
     def radius_sockets(self) -> list[tuple[str, str, int]]:
         """(port kind, address, port) of every RADIUS socket listening now."""
         return [
@@ -671,197 +535,26 @@ class Daemon:
         await self._stop.wait()
         await self.shutdown()
 
-    # -- SIGHUP: reload -----------------------------------------------------------------------
+    # -- SIGHUP: reload (radius_contracts.reload) ---------------------------------------------
+
+    def reload(self) -> None:
+        """SIGHUP: re-read config and dictionaries, rebuild NAS, layouts and pools, swap them in."""
+        if self.services is None or self.index is None or self._stop.is_set():
+            return
+        self.reloader.request()
 
     @property
     def reloads(self) -> dict[str, int]:
         """Reloads by result, as /metrics counts them."""
-        return {"ok": self.reloads_ok, "failed": self.reloads_failed}
+        return {"ok": self.reloader.ok, "failed": self.reloader.failed}
 
-    def reload(self) -> None:
-        """SIGHUP: re-read config and dictionaries, rebuild NAS, layouts and pools, swap them in.
+    @property
+    def reloads_ok(self) -> int:
+        return self.reloader.ok
 
-        One reload runs at a time; a SIGHUP during a reload queues exactly one more, which
-        then sees every file as it is by then.
-        """
-        if self.services is None or self.index is None or self._stop.is_set():
-            return
-        self._reload_again = True
-        if self._reloading is None or self._reloading.done():
-            self._reloading = asyncio.get_running_loop().create_task(
-                self._reload_while_asked(), name="reload"
-            )
-
-    async def _reload_while_asked(self) -> None:
-        while self._reload_again and not self._stop.is_set():
-            self._reload_again = False
-            # Type=notify-reload (systemd ≥ 253) wants the monotonic time with RELOADING=1.
-            usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-            sdnotify.notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
-            try:
-                await self._reload_once()
-            except Exception:
-                # A bug, not a bad file: say so loudly, and keep serving with what is installed.
-                self.reloads_failed += 1
-                log.exception("reload failed unexpectedly")
-            finally:
-                # Sent after a failed reload too: the old set is still serving.
-                sdnotify.notify("READY=1")
-
-    async def _reload_once(self) -> None:
-        assert self.index is not None
-        try:
-            for _attempt in range(_RELOAD_ATTEMPTS):
-                staged = await self._stage()
-                # A change committed through the API while we read has installed a catalogue
-                # of its own, maybe newer than ours: read again rather than put ours over it.
-                if staged.catalogue_version == self.index.catalogue_version:
-                    break
-        except _ReloadFailed as exc:
-            self.reloads_failed += 1
-            log.error("reload failed, keeping the running configuration: %s", exc)
-            return
-        changed = self._apply(staged)
-        self.reloads_ok += 1
-        self.last_reload_at = time.time()
-        catalogue = staged.catalogue
-        log.info(
-            "reloaded: %d dictionary attributes, %d NAS, %d layouts, %d pools; settings "
-            "changed: %s",
-            len(staged.catalog),
-            len(catalogue.nas),
-            len(catalogue.layouts),
-            len(catalogue.pools),
-            ", ".join(changed) or "none",
-        )
-        if self.worker_pool is not None:
-            # The workers read their files and the catalogue again, each swapping in at once.
-            for problem in await self.worker_pool.reload(self.settings):
-                log.error("reload: %s", problem)
-        # New dictionary attributes join the catalogue table, for layouts saved from now on.
-        await self._sync_attributes(staged.catalog)
-
-    async def _stage(self) -> _Staged:
-        """Everything a reload swaps in, built aside; raises _ReloadFailed saying what is wrong."""
-        assert self.index is not None
-        version = self.index.catalogue_version
-        try:
-            settings = self._reread()
-        except RadiusContractsError as exc:
-            raise _ReloadFailed(exc.detail) from None
-        except OSError as exc:
-            raise _ReloadFailed(f"config file {exc.filename}: {exc.strerror}") from None
-        try:
-            # Off the event loop: a large dictionary set takes a while to parse.
-            catalog = await asyncio.to_thread(load_catalog, merge(self.settings, settings))
-        except RadiusContractsError as exc:
-            raise _ReloadFailed(exc.detail) from None
-        except OSError as exc:
-            raise _ReloadFailed(f"dictionary {exc.filename}: {exc.strerror}") from None
-        try:
-            catalogue = await asyncio.wait_for(self.index.read_catalogue(), RELOAD_DATABASE_TIMEOUT)
-        except TimeoutError:
-            raise _ReloadFailed(
-                f"database: no answer within {RELOAD_DATABASE_TIMEOUT:g}s reading NAS, "
-                "layouts and pools"
-            ) from None
-        except Exception as exc:
-            raise _ReloadFailed(f"database: {_first_line(exc)}") from None
-        tls: ssl.SSLContext | None = None
-        tls_error: str | None = None
-        if self.radsec is not None:
-            # Read every time: a renewed certificate often keeps its file name.
-            try:
-                tls = await asyncio.to_thread(load_tls, settings.radsec)
-            except TlsFilesError as exc:
-                self.radsec.add("tls_reload_failed")
-                tls_error = str(exc)
-        return _Staged(settings, catalog, catalogue, version, tls, tls_error)
-
-    def _apply(self, staged: _Staged) -> list[str]:
-        """Swap the staged set in. Synchronous: no packet is handled half way through it."""
-        assert self.services is not None and self.index is not None
-        old, new = self.settings, staged.settings
-        changed = changed_keys(old, new)
-        settings = self.settings = merge(old, new)
-        self.services.context.catalog = staged.catalog
-        # Else API changes kept replacing the catalogue while we read: theirs is as new as ours.
-        if staged.catalogue_version == self.index.catalogue_version:
-            plans = self.index.install_catalogue(staged.catalogue)
-            if plans:
-                # Plans edited behind the daemon's back: their contracts follow, a slice at
-                # a time (no CoA: nothing was committed through this node).
-                self._spawn(self._recompute_plans(plans), "recompute-plans")
-        radius = settings.radius
-        if self.handler is not None:
-            self.handler.configure(
-                interim_interval=settings.accounting.interim_interval,
-                reply_message=radius.reply_message,
-                chap_challenge_window=radius.chap_challenge_window,
-            )
-        for _transport, protocol in self._listeners:
-            protocol.options = dataclasses.replace(
-                protocol.options,
-                reject_delay=radius.reject_delay,
-                duplicate_window=radius.duplicate_window,
-                max_delayed_rejects=radius.max_delayed_rejects,
-            )
-        if self.radsec is not None:
-            radsec = self.radsec
-            radsec.dispatch.options = dataclasses.replace(
-                radsec.dispatch.options,
-                reject_delay=radius.reject_delay,
-                duplicate_window=radius.duplicate_window,
-                max_delayed_rejects=radius.max_delayed_rejects,
-            )
-            if staged.tls_error is not None:
-                # Certificates that cannot be used: keep the running ones (and their paths).
-                log.error("reload: RadSec keeps its running certificates: %s", staged.tls_error)
-                settings = self.settings = settings.model_copy(update={"radsec": old.radsec})
-                changed = [key for key in changed if not key.startswith("radsec.")]
-            elif staged.tls is not None:
-                radsec.reload(staged.tls, radsec_options(settings.radsec))
-        for replies in self._reply_caches:
-            replies.window = radius.duplicate_window  # from its next rotation on
-        if self.coa_sender is not None:
-            coa = settings.coa
-            self.coa_sender.configure(timeout=coa.timeout, tries=coa.tries, backoff=coa.backoff)
-        if self.auth_log is not None:
-            auth_log = settings.auth_log
-            self.auth_log.retention_days = auth_log.retention_days
-            self.auth_log.max_rows = auth_log.max_rows
-            self.auth_log.flush_interval = auth_log.flush_interval
-            self.auth_log.max_pending = auth_log.max_pending
-            if self.services is not None:
-                self.services.auth_log.bound.per_minute = auth_log.unknown_rows_per_minute
-                self.services.auth_log.part_rows = part_rows(auth_log.max_rows)
-        if settings.logging != old.logging:
-            daemon_logging.configure(settings.logging)
-        restart = [key for key in changed if key not in RUNTIME_KEYS]
-        if restart:
-            log.warning(
-                "reload: %s changed but take effect only at a restart; keeping the running values",
-                ", ".join(restart),
-            )
-        return [key for key in changed if key in RUNTIME_KEYS]
-
-    async def _recompute_plans(self, plans: set[int]) -> None:
-        assert self.index is not None
-        await self.index.recompute_plans(plans)
-
-    async def _sync_attributes(self, catalog: AttributeCatalog) -> None:
-        assert self.services is not None
-        try:
-            added = await self.services.attributes.sync(catalog)
-        except RadiusContractsError as exc:
-            log.error("could not add new dictionary attributes to the catalogue: %s", exc.detail)
-            return
-        except Exception as exc:
-            log.error("could not add new dictionary attributes to the catalogue: %s",
-                      _first_line(exc))  # fmt: skip
-            return
-        if added:
-            log.info("added %d dictionary attributes to the catalogue", added)
+    @property
+    def reloads_failed(self) -> int:
+        return self.reloader.failed
 
     # -- SIGTERM: stop ------------------------------------------------------------------------
 
@@ -877,11 +570,7 @@ class Daemon:
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
-        if self._reloading is not None and not self._reloading.done():
-            # Before STOPPING=1: a cancelled reload still sends its READY=1.
-            self._reloading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reloading
+        await self.reloader.cancel()  # before STOPPING=1: a cancelled reload sends READY=1
         sdnotify.notify("STOPPING=1")
         if self._loop_lag_task is not None:
             self._loop_lag_task.cancel()  # it never ends by itself; the waits below would
@@ -925,7 +614,7 @@ class Daemon:
         if self.radsec is not None:
             await self.radsec.dispatch.drain(left())
             self.radsec.close_connections()
-        for replies in self._reply_caches:
+        for replies in self.reply_caches:
             replies.stop()
         for batch_log in (self.coa_log, self.auth_log):
             if batch_log is not None:
@@ -956,28 +645,6 @@ class Daemon:
             await asyncio.wait_for(work, max(grace, 0.01))
         except TimeoutError:
             log.warning("%s did not stop within the shutdown budget; cancelled", what)
-
-
-class _ReloadFailed(Exception):
-    """A reload that keeps the running set; the message says which file or key, and why."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Staged:
-    settings: Settings
-    catalog: AttributeCatalog
-    catalogue: Catalogue
-    catalogue_version: int  # the index's, when reading began
-    tls: ssl.SSLContext | None = None  # RadSec's new TLS files, when they could be used
-    tls_error: str | None = None  # else why not
-
-
-def _first_line(exc: BaseException) -> str:
-    # SQLAlchemy errors carry the statement after the first line; the driver's own error
-    # (e.g. "connection refused") is what an operator needs.
-    orig = getattr(exc, "orig", None) or exc
-    lines = str(orig).strip().splitlines()
-    return f"{type(orig).__name__}: {lines[0]}" if lines else type(orig).__name__
 
 
 async def serve(settings: Settings, reread: Callable[[], Settings] | None = None) -> None:
