@@ -158,11 +158,9 @@ class Reloader:
         self._spawn = spawn
         self._running: asyncio.Task[None] | None = None
         self._again = False
-        # For /metrics: reloads applied, reloads that kept the old set, and when the last one
-        # was applied (Unix time).
+        # For /metrics: reloads applied, and reloads that kept the old set.
         self.ok = 0
         self.failed = 0
-        self.last_at: float | None = None
 
     def request(self) -> None:
         """SIGHUP: re-read config and dictionaries, rebuild NAS, layouts and pools, swap them in."""
@@ -212,7 +210,6 @@ class Reloader:
             return
         changed = self._apply(staged)
         self.ok += 1
-        self.last_at = time.time()
         catalogue = staged.catalogue
         log.info(
             "reloaded: %d dictionary attributes, %d NAS, %d layouts, %d pools; settings "
