@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from radius_contracts.db.models import AcctSession, CoaLogEntry
 from radius_contracts.domain import CoaRecord, SessionTarget
+from radius_contracts.store.driver import padded
 
 __all__ = [
     "coa_log_stmt",
@@ -65,7 +66,9 @@ async def _open_sessions(
     wanted = sorted(set(ids))
     found: list[SessionTarget] = []
     for start in range(0, len(wanted), _CHUNK):
-        rows = await session.execute(stmt, {"ids": wanted[start : start + _CHUNK]})
+        # Padded: an expanding IN list is a statement text per length, and each text is
+        # prepared and kept by the driver (store.driver.padded).
+        rows = await session.execute(stmt, {"ids": padded(wanted[start : start + _CHUNK])})
         found += [_target(row) for row in rows]
     return found
 
