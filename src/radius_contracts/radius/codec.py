@@ -52,6 +52,7 @@ __all__ = [
     "hidden_attribute",
     "hidden_size",
     "hide_user_password",
+    "md5",
     "new_authenticator",
     "salt_decrypt",
     "salt_encrypt",
@@ -215,7 +216,8 @@ def _py_hmac_md5(secret: bytes, *parts: bytes) -> bytes:
 
 _WIRE = wire_speedups.module()
 # The C wire code computes the same digests without a Python object per step.
-_md5: Final[Callable[[bytes], bytes]] = _WIRE.md5 if _WIRE is not None else _py_md5
+md5: Final[Callable[[bytes], bytes]] = _WIRE.md5 if _WIRE is not None else _py_md5
+"""MD5 of one string: the C wire code's, else CPython's own (no hash object per call)."""
 _hmac_md5: Final[Callable[..., bytes]] = _WIRE.hmac_md5 if _WIRE is not None else _py_hmac_md5
 
 
@@ -429,7 +431,7 @@ def verify_request_authenticator(packet: Packet, secret: bytes) -> bool:
     if packet.code not in _HASHED_REQUESTS:
         raise ValueError(f"code {packet.code} has no hashed Request Authenticator")
     data = packet.data
-    expected = _md5(data[:4] + _ZERO16 + data[20:] + secret)
+    expected = md5(data[:4] + _ZERO16 + data[20:] + secret)
     return hmac.compare_digest(expected, packet.authenticator)
 
 
@@ -443,7 +445,7 @@ def verify_response_authenticator(
     Attributes + Secret).
     """
     data = packet.data
-    expected = _md5(data[:4] + request_authenticator + data[20:] + secret)
+    expected = md5(data[:4] + request_authenticator + data[20:] + secret)
     return hmac.compare_digest(expected, packet.authenticator)
 
 
@@ -475,9 +477,9 @@ def decrypt_user_password(value: bytes, secret: bytes, authenticator: bytes) -> 
         return None
     # Every key block is MD5(secret + previous ciphertext block), and the ciphertext is what
     # we hold, so the whole keystream is known up front and one XOR does all blocks.
-    stream = _md5(secret + authenticator)
+    stream = md5(secret + authenticator)
     for start in range(16, size, 16):
-        stream += _md5(secret + value[start - 16 : start])
+        stream += md5(secret + value[start - 16 : start])
     plain = (int.from_bytes(value, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
     return plain.rstrip(b"\x00")
 
@@ -517,9 +519,9 @@ def salt_decrypt(value: bytes, secret: bytes, authenticator: bytes) -> bytes | N
     if size < 16 or size % 16 or not value[0] & 0x80:
         return None
     cipher = value[2:]
-    stream = _md5(secret + authenticator + value[:2])
+    stream = md5(secret + authenticator + value[:2])
     for start in range(16, size, 16):
-        stream += _md5(secret + cipher[start - 16 : start])
+        stream += md5(secret + cipher[start - 16 : start])
     plain = (int.from_bytes(cipher, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
     length = plain[0]
     if length > size - 1:
@@ -532,14 +534,14 @@ def _chain_encrypt(padded: bytes, secret: bytes, first: bytes) -> bytes:
     # on MD5(S + first). Each key needs the previous ciphertext block, so block by block.
     blocks = []
     size = len(padded)
-    key = _md5(secret + first)
+    key = md5(secret + first)
     for start in range(0, size, 16):
         block = (
             int.from_bytes(padded[start : start + 16], "big") ^ int.from_bytes(key, "big")
         ).to_bytes(16, "big")
         blocks.append(block)
         if start + 16 < size:
-            key = _md5(secret + block)
+            key = md5(secret + block)
     return b"".join(blocks)
 
 
@@ -786,7 +788,7 @@ def encode_reply(
         signed=message_authenticator,
     )  # fmt: skip
     # RFC 2865 §3: ResponseAuth = MD5(Code+ID+Length+RequestAuth+Attributes+Secret).
-    response = _md5(header + request_authenticator + body + secret)
+    response = md5(header + request_authenticator + body + secret)
     return header + response + body
 
 
@@ -825,7 +827,7 @@ def encode_request(
         "request", code, identifier, body, secret, authenticator, signed=message_authenticator
     )
     if hashed:
-        authenticator = _md5(header + _ZERO16 + body + secret)
+        authenticator = md5(header + _ZERO16 + body + secret)
     return header + authenticator + body
 
 
