@@ -21,7 +21,7 @@ from datetime import datetime
 
 from radius_contracts.aaa.authorize import Refusal
 from radius_contracts.domain import station_key
-from radius_contracts.store.accounting import Applied
+from radius_contracts.store.accounting import Applied, SessionState
 
 __all__ = ["OpenSession", "SessionView"]
 
@@ -90,6 +90,16 @@ def occupied(
         if not any(same_place(waiting, session) for session in others):
             count += 1
     return count
+
+
+def _unchanged(session: OpenSession, state: SessionState) -> bool:
+    """Whether ``state`` (a committed record of the session) says what ``session`` says."""
+    return (
+        session.started_at == state.started_at
+        and session.nas_port == state.nas_port
+        and session.nas_port_id == state.nas_port_id
+        and session.calling_station_id == station_key(state.calling_station_id)
+    )
 
 
 def limit_reached(limit: int) -> Refusal:
@@ -173,15 +183,23 @@ class SessionView:
                     if not sessions:
                         del self._open[state.contract_id]
                 continue
-            session = OpenSession(
-                state.nas_id,
-                state.key,
-                state.started_at,
-                state.calling_station_id,
-                state.nas_port,
-                state.nas_port_id,
-            )
-            self._open.setdefault(state.contract_id, {})[key] = session
+            sessions = self._open.get(state.contract_id)
+            session = sessions.get(key) if sessions is not None else None
+            if session is None or not _unchanged(session, state):
+                # An Interim-Update usually changes nothing the check reads: the session
+                # seen so far is kept, rather than a new object for the collector to walk
+                # (young objects are what its pauses cost, see radius/dedup.py).
+                session = OpenSession(
+                    state.nas_id,
+                    state.key,
+                    state.started_at,
+                    state.calling_station_id,
+                    state.nas_port,
+                    state.nas_port_id,
+                )
+                if sessions is None:
+                    sessions = self._open[state.contract_id] = {}
+                sessions[key] = session
             pending = self._pending.get(state.contract_id)
             if pending:
                 # Its Start arrived: the login now counts as this session.

@@ -299,7 +299,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         auth: AuthHandler,
         started: float,
     ) -> None:
-        key: Key = (addr[:2], packet.identifier, packet.authenticator)
+        key: Key = (addr[0], addr[1], packet.identifier, packet.authenticator)
         ma = 0
         if packet.has_message_authenticator:
             ma = 1 if codec.verify_message_authenticator(packet, client.secret) else -1
@@ -326,7 +326,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         (identifier, authenticator, ma, user_name, password, chap_password, chap_challenge,
          calling, called, nas_port, nas_port_id, eap, states, states_size, ms_chap_challenge,
          ms_chap2_response) = fields  # fmt: skip
-        key: Key = (addr[:2], identifier, authenticator)
+        key: Key = (addr[0], addr[1], identifier, authenticator)
         if not self._admissible(key, ma, client, addr):
             return
         request = AccessRequest(
@@ -439,7 +439,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
     ) -> None:
         stats = self.stats
         code = codec.Code.ACCESS_ACCEPT if decision.accept else codec.Code.ACCESS_REJECT
-        identifier, authenticator = key[1], key[2]
+        identifier, authenticator = key[2], key[3]
         wire = self._wire
         try:
             if wire is not None:
@@ -511,7 +511,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
     ) -> None:
         stats = self.stats
         code = packet.code
-        key: Key = (addr[:2], packet.identifier, packet.authenticator)
+        key: Key = (addr[0], addr[1], packet.identifier, packet.authenticator)
         if self._answered_again(key, code, addr):
             return
         secret = client.secret
@@ -553,7 +553,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
     ) -> None:
         """An Accounting-Request the C wire code parsed and found authentic (see _wire.c:
         the same checks and fields as the Python path above)."""
-        key: Key = (addr[:2], parsed[0], parsed[1])
+        key: Key = (addr[0], addr[1], parsed[0], parsed[1])
         if self._answered_again(key, codec.Code.ACCOUNTING_REQUEST, addr):
             return
         request = fields.accounting_request_from_wire(parsed, client.id)
@@ -585,7 +585,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         stats, replies, wire = self.stats, self._replies, self._wire
         code = codec.Code.ACCOUNTING_REQUEST
         replies.put(key, IN_PROGRESS)
-        identifier, authenticator, secret = key[1], key[2], client.secret
+        identifier, authenticator, secret = key[2], key[3], client.secret
         # done() runs in the accounting writer's task: its lines name this request explicitly.
         datagram = request_context.current.get() if log.isEnabledFor(logging.DEBUG) else None
 

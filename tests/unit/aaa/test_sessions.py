@@ -61,6 +61,18 @@ def test_open_sessions_count_and_stops_free() -> None:
     assert sessions.check(1, 1, login("b")) is None and sessions.count(1) == 0
 
 
+def test_an_interim_update_that_moves_the_session_is_followed() -> None:
+    sessions, _ = view()
+    sessions.applied(Applied(sessions=[state(1, "s1", "a")]))
+    sessions.applied(Applied(sessions=[state(1, "s1", "a")]))  # an Interim-Update
+    assert sessions.check(1, 1, login("a")) is None
+    # The NAS now reports the session from another device: that one is where it is.
+    sessions.applied(Applied(sessions=[state(1, "s1", "b")]))
+    assert sessions.check(1, 1, login("b")) is None
+    assert sessions.check(1, 1, login("a")) == "simultaneous use limit of 1 reached"
+    assert sessions.count(1) == 1
+
+
 def test_admitted_logins_count_until_their_start_or_the_wait_ends() -> None:
     sessions, clock = view(start_wait=30)
     first = login("a")

@@ -50,7 +50,7 @@ def test_client_table_without_networks_answers_exact_addresses_only() -> None:
 async def test_reply_cache_keeps_replies_for_one_to_two_windows() -> None:
     cache = ReplyCache(window=0.05)
     cache.start(asyncio.get_running_loop())
-    key = (("127.0.0.1", 1000), 7, b"a" * 16)
+    key = ("127.0.0.1", 1000, 7, b"a" * 16)
     assert cache.get(key) is None
     cache.put(key, IN_PROGRESS)
     assert cache.get(key) is IN_PROGRESS
@@ -67,7 +67,7 @@ async def test_an_expired_generation_is_freed_a_slice_per_loop_turn() -> None:
     # 25,000 req/s): the expired generation goes DRAIN_STEP entries per turn of the loop.
     loop = asyncio.get_running_loop()
     cache = ReplyCache(window=60)  # rotated by hand below, not by the timer
-    keys = [(("192.0.2.1", 1812), n % 256, n.to_bytes(16, "big")) for n in range(5 * DRAIN_STEP)]
+    keys = [("192.0.2.1", 1812, n % 256, n.to_bytes(16, "big")) for n in range(5 * DRAIN_STEP)]
     for key in keys:
         cache.put(key, b"reply")
     cache._rotate(loop)  # the replies are now the previous generation, still answered
