@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import (
@@ -40,7 +40,15 @@ from radius_contracts.radius.histogram import Histogram
 from radius_contracts.radius.protocol import Port, Stats
 
 if TYPE_CHECKING:
-    from radius_contracts.daemon import Daemon
+    from radius_contracts.aaa.accounting import AccountingHandler, AccountingWriter
+    from radius_contracts.aaa.auth_log import AuthLogWriter
+    from radius_contracts.aaa.claims import LoginClaims
+    from radius_contracts.aaa.handler import AccessHandler
+    from radius_contracts.aaa.live import LiveSessions
+    from radius_contracts.aaa.pools import Leaser
+    from radius_contracts.aaa.sessions import SessionView
+    from radius_contracts.api.refusals import Refusals
+    from radius_contracts.radius.radsec import RadsecServer
     from radius_contracts.workers.pool import WorkerPool
 
 log = logging.getLogger("radius_contracts.metrics")
@@ -142,10 +150,45 @@ class PoolUse:
         return None if self.refreshed_at is None else self._clock() - self.refreshed_at
 
 
+class Observed(Protocol):
+    """What the collector reads off the running daemon (None: that part is not running)."""
+
+    @property
+    def port_stats(self) -> Mapping[Port, Stats]: ...
+    @property
+    def index(self) -> AuthIndex | None: ...
+    @property
+    def handler(self) -> AccessHandler | None: ...
+    @property
+    def auth_log(self) -> AuthLogWriter | None: ...
+    @property
+    def accounting(self) -> AccountingWriter | None: ...
+    @property
+    def accounting_handler(self) -> AccountingHandler | None: ...
+    @property
+    def sessions(self) -> SessionView | None: ...
+    @property
+    def claims(self) -> LoginClaims | None: ...
+    @property
+    def leaser(self) -> Leaser | None: ...
+    @property
+    def live(self) -> LiveSessions | None: ...
+    @property
+    def worker_pool(self) -> WorkerPool | None: ...
+    @property
+    def radsec(self) -> RadsecServer | None: ...
+    @property
+    def reloads(self) -> Mapping[str, int]: ...
+    @property
+    def api_refusals(self) -> Refusals: ...
+    @property
+    def loop_lag(self) -> LoopLag: ...
+
+
 class DaemonCollector(Collector):
     """Reads a daemon's counters at scrape time; parts not started yet are left out."""
 
-    def __init__(self, daemon: Daemon, pool_use: PoolUse | None = None) -> None:
+    def __init__(self, daemon: Observed, pool_use: PoolUse | None = None) -> None:
         self._daemon = daemon
         self.pool_use = pool_use
 
@@ -165,8 +208,7 @@ class DaemonCollector(Collector):
     # -- RADIUS listeners ---------------------------------------------------------------------
 
     def _workers(self) -> WorkerPool | None:
-        pool: WorkerPool | None = getattr(self._daemon, "worker_pool", None)
-        return pool
+        return self._daemon.worker_pool
 
     def _radius(self) -> Iterator[Metric]:
         ports: dict[Port, Stats] = dict(self._daemon.port_stats)
@@ -229,9 +271,7 @@ class DaemonCollector(Collector):
         yield family
 
     def _loop(self) -> Iterator[Metric]:
-        lag: LoopLag | None = getattr(self._daemon, "loop_lag", None)
-        if lag is None:
-            return
+        lag = self._daemon.loop_lag
         yield _histogram(
             PREFIX + "event_loop_lag_seconds",
             f"How much later than due the event loop woke a probe sleeping {lag.interval:g} s "
@@ -394,7 +434,7 @@ class DaemonCollector(Collector):
                 "Logins refused for their contract's simultaneous-use limit.",
                 value=sessions.refused + (pool.count("refused") if pool is not None else 0),
             )
-        claims = getattr(self._daemon, "claims", None)
+        claims = self._daemon.claims
         if claims is not None:
             decisions = Counter(claims.decided)
             if pool is not None:
@@ -481,10 +521,8 @@ class DaemonCollector(Collector):
         )
 
     def _reloads(self) -> Iterator[Metric]:
-        # Reload outcomes by result, when this daemon counts them (SIGHUP reload).
-        reloads: Mapping[str, int] | None = getattr(self._daemon, "reloads", None)
-        if not isinstance(reloads, Mapping):
-            return
+        # Reload outcomes by result (SIGHUP reload).
+        reloads = self._daemon.reloads
         family = CounterMetricFamily(
             PREFIX + "reloads", "Configuration reloads (SIGHUP) by result.", labels=["result"]
         )
@@ -493,9 +531,7 @@ class DaemonCollector(Collector):
         yield family
 
     def _api(self) -> Iterator[Metric]:
-        refusals = getattr(self._daemon, "api_refusals", None)
-        if refusals is None:
-            return
+        refusals = self._daemon.api_refusals
         family = CounterMetricFamily(
             PREFIX + "api_refusals",
             "Management API requests and connections refused before they cost anything, by "
@@ -509,7 +545,7 @@ class DaemonCollector(Collector):
 
     def _radsec(self) -> Iterator[Metric]:
         # RadSec connections (RFC 6614); its packets are in the radius_* families, port radsec.
-        server = getattr(self._daemon, "radsec", None)
+        server = self._daemon.radsec
         if server is None:
             return
         family = CounterMetricFamily(
@@ -539,7 +575,7 @@ def _histogram(name: str, documentation: str, histogram: Histogram) -> Metric:
 class DaemonMetrics:
     """A daemon's registry and what ``/metrics`` serves from it."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Observed) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = DaemonCollector(daemon)
         self.registry.register(self.collector)
