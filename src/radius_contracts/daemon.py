@@ -49,7 +49,8 @@ from radius_contracts.index import AuthIndex
 from radius_contracts.jobs import Scheduler, SessionJobs, node_name
 from radius_contracts.loop_lag import LoopLag
 from radius_contracts.memory_debug import MemoryReport
-from radius_contracts.metrics import DaemonMetrics, PoolUse
+from radius_contracts.metrics import DaemonMetrics
+from radius_contracts.pool_use import PoolUse
 from radius_contracts.radius import wire_speedups
 from radius_contracts.radius.coa import CoaSender
 from radius_contracts.radius.dedup import ReplyCache

@@ -29,7 +29,7 @@ from conftest import (
 )
 from radclient import radclient
 from radius_client import RadiusClient, attr
-from radius_contracts.metrics import PoolUse
+from radius_contracts.pool_use import PoolUse
 
 Labels = frozenset[tuple[str, str]]
 
