@@ -396,10 +396,13 @@ def test_an_idle_connection_is_closed_and_counted(
     try:
         time.sleep(0.1)
         before = _counts(daemon).get("closed_idle", 0)
+        # Connections an earlier test of this module left open go idle too, and are counted.
+        others = len(server.connections)
         with _connect(daemon, pki) as client:
             _still_answers(daemon, client)
             assert client.closed_by_server(timeout=10)
-        assert _wait_count(daemon, "closed_idle", before + 1) == before + 1
+        closed = _wait_count(daemon, "closed_idle", before + 1)
+        assert before + 1 <= closed <= before + 1 + others
     finally:
         set_idle(running.idle_timeout)
 
