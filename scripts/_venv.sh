@@ -27,8 +27,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 
-# The C wire code (src/radius_contracts/radius/_wire.c) and MS-CHAPv2 check
-# (src/radius_contracts/aaa/_mschap.c) need a compiler and the Python headers; without them the
+# The C wire code (src/radius_contracts/radius/_wire.c), batched UDP I/O (radius/_udp.c) and
+# MS-CHAPv2 check (src/radius_contracts/aaa/_mschap.c) need a compiler and the Python headers; without them the
 # install goes on and the daemon runs the same code in Python.
 headers=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 if ! command -v cc >/dev/null || [ ! -f "$headers/Python.h" ]; then
@@ -44,6 +44,7 @@ spec="$ROOT"
 stamp="$VENV/.installed-${EXTRAS:-base}"
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ] || [ "$ROOT/setup.py" -nt "$stamp" ] \
     || [ "$ROOT/src/radius_contracts/radius/_wire.c" -nt "$stamp" ] \
+    || [ "$ROOT/src/radius_contracts/radius/_udp.c" -nt "$stamp" ] \
     || [ "$ROOT/src/radius_contracts/aaa/_mschap.c" -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q -e "$spec"
     touch "$stamp"
