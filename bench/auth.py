@@ -203,15 +203,31 @@ def build_packets(
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` (all its threads) in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """utime + stime of ``pid`` (all its threads) and of its children (the daemon's worker
+    processes with ``--workers``) in seconds."""
+    total = 0.0
+    for process in (pid, *children(pid)):
+        with suppress(OSError):  # a child that just exited
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (FreeRADIUS has none; our daemon its workers)."""
+    found: list[int] = []
+    with suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with suppress(OSError):
+                found += [int(p) for p in (task / "children").read_text().split()]
+    return found
 
 
 def context_switches(pid: int) -> int:
-    """Voluntary and involuntary context switches of all of ``pid``'s threads."""
+    """Voluntary and involuntary context switches of all of ``pid``'s threads and children."""
     total = 0
-    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+    tasks = [t for p in (pid, *children(pid)) for t in Path(f"/proc/{p}/task").glob("*/status")]
+    for status in tasks:
         with suppress(OSError):
             for line in status.read_text().splitlines():
                 if "ctxt_switches:" in line:
@@ -500,7 +516,12 @@ def _toml_string(value: str) -> str:
 
 
 def write_config(
-    state_dir: Path, auth_port: int, acct_port: int, api_port: int, extra: Sequence[str] = ()
+    state_dir: Path,
+    auth_port: int,
+    acct_port: int,
+    api_port: int,
+    extra: Sequence[str] = (),
+    workers: int = 1,
 ) -> Path:
     lines = [
         f"state_dir = {_toml_string(str(state_dir))}",
@@ -508,6 +529,7 @@ def write_config(
         'bind = "127.0.0.1"',
         f"auth_port = {auth_port}",
         f"acct_port = {acct_port}",
+        f"workers = {workers}",
         "[api]",
         'host = "127.0.0.1"',
         f"port = {api_port}",
@@ -530,7 +552,13 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("RADIUS_CONTRACTS_")}
 
 
-def populate(database: Path, users: Sequence[User], total: int, secret: str) -> float:
+def populate(
+    database: Path,
+    users: Sequence[User],
+    total: int,
+    secret: str,
+    simultaneous_use: int | None = 1,
+) -> float:
     """The anchor's users, then filler contracts up to ``total``, and the bench NAS."""
     started = time.perf_counter()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite format
@@ -561,6 +589,7 @@ def populate(database: Path, users: Sequence[User], total: int, secret: str) -> 
                         user.ip,
                         f"Anchor {user.index}",
                         '{"plan": "anchor"}',
+                        simultaneous_use,
                     )
                 for i in range(len(users) + 1, total + 1):
                     upload, download = PLANS[i % len(PLANS)]
@@ -579,6 +608,7 @@ def populate(database: Path, users: Sequence[User], total: int, secret: str) -> 
                         ip,
                         f"Customer {i}",
                         '{"plan": "filler"}',
+                        simultaneous_use,
                     )
 
             connection.executemany(
@@ -586,7 +616,7 @@ def populate(database: Path, users: Sequence[User], total: int, secret: str) -> 
                 " customer_custom_fields, custom_fields, username, username_key, password,"
                 " max_upload, max_download, ipv4, simultaneous_use, created_at, created_by,"
                 " created_via, updated_at, updated_by, updated_via)"
-                " VALUES (?1, 'active', 0, ?8, '{}', ?9, ?2, ?3, ?4, ?5, ?6, ?7, 1,"
+                " VALUES (?1, 'active', 0, ?8, '{}', ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?10,"
                 f" '{now}', 'bench', 'bench', '{now}', 'bench', 'bench')",
                 rows(),
             )
@@ -596,7 +626,13 @@ def populate(database: Path, users: Sequence[User], total: int, secret: str) -> 
     return time.perf_counter() - started
 
 
-def prepare_state(state_dir: Path, users: Sequence[User], total: int, secret: str) -> float:
+def prepare_state(
+    state_dir: Path,
+    users: Sequence[User],
+    total: int,
+    secret: str,
+    simultaneous_use: int | None = 1,
+) -> float:
     """Fresh state directory: migrate (schema + defaults), then the bulk insert."""
     config = write_config(state_dir, 1, 1, 1)  # ports are irrelevant to migrate
     subprocess.run(
@@ -606,18 +642,24 @@ def prepare_state(state_dir: Path, users: Sequence[User], total: int, secret: st
         env=_clean_env(),
         stdout=subprocess.DEVNULL,
     )
-    return populate(state_dir / "radius-contracts.db", users, total, secret)
+    return populate(state_dir / "radius-contracts.db", users, total, secret, simultaneous_use)
 
 
 @contextmanager
 def our_daemon(
-    state_dir: Path, contracts: int, cpu: int, loaded: Loaded, extra: Sequence[str] = ()
+    state_dir: Path,
+    contracts: int,
+    cpu: int | str,
+    loaded: Loaded,
+    extra: Sequence[str] = (),
+    workers: int = 1,
 ) -> Iterator[Server]:
-    """``radius-contracts serve`` pinned to ``cpu``; fills in ``loaded``'s timing and RSS."""
+    """``radius-contracts serve`` pinned to ``cpu`` (a taskset list, e.g. "0" or "0,1"); fills
+    in ``loaded``'s timing and RSS."""
     auth_port = _free_port(socket.SOCK_DGRAM)
     acct_port = _free_port(socket.SOCK_DGRAM)
     api_port = _free_port(socket.SOCK_STREAM)
-    config = write_config(state_dir, auth_port, acct_port, api_port, extra)
+    config = write_config(state_dir, auth_port, acct_port, api_port, extra, workers)
     log = state_dir / "daemon.log"
     command = [
         "taskset",
@@ -660,7 +702,7 @@ def our_daemon(
 
 
 @contextmanager
-def freeradius(anchor: Path, cpu: int, data: Path) -> Iterator[Server]:
+def freeradius(anchor: Path, cpu: int | str, data: Path) -> Iterator[Server]:
     """FreeRADIUS ``files`` via the anchor's setup script, pinned to ``cpu``; always stopped."""
     script = str(anchor / "setup-freeradius.sh")
     env = {**os.environ, "SRV_CPU": str(cpu), "NUSERS": str(ANCHOR_USERS)}
@@ -723,7 +765,7 @@ class Meter:
     def __init__(self, pid: int, quiet_wait: float) -> None:
         self.pid = pid
         self.quiet_wait = quiet_wait
-        self.server_run = self.server_total = self.other_pct = 0.0
+        self.server_run = self.server_total = self.other_pct = self.client_run = 0.0
         self.switches = 0
 
     def _settle(self, quiet: bool) -> None:
@@ -747,6 +789,7 @@ class Meter:
 
     def stop(self) -> None:
         self.server_run = cpu_seconds(self.pid) - self._s0
+        self.client_run = own_cpu_seconds() - self._o0
         self.switches = context_switches(self.pid) - self._c0
 
     def finish(self) -> None:
@@ -761,6 +804,7 @@ class Meter:
         run.extra["srv_cpu_run_s"] = self.server_run
         run.extra["other_pct"] = self.other_pct
         run.extra["switches_per_req"] = self.switches / run.n if run.n else 0.0
+        run.extra["client_cpu_s"] = self.client_run
         return run
 
 
@@ -1098,6 +1142,13 @@ def summarize(runs: Sequence[Run]) -> list[dict[str, Any]]:
                 "rc_cpu_us_per_req": _median(
                     [r.extra["rc_cpu_s"] / r.n * 1e6 for r in group if "rc_cpu_s" in r.extra]
                 ),
+                # The load generator's own CPU: radclient's, or this script's for its clients.
+                "client_us_per_req": _median(
+                    [
+                        r.extra["rc_cpu_s" if "rc_cpu_s" in r.extra else "client_cpu_s"] / r.n * 1e6
+                        for r in group
+                    ]
+                ),
             }
         )
     return rows
@@ -1111,7 +1162,7 @@ def print_table(rows: Sequence[dict[str, Any]], loads: Sequence[Loaded]) -> None
     header = (
         f"{'server':<17} {'contracts':>9} {'client':<11} {'test':<12} {'req/s':>8} "
         f"{'srv µs/req':>10} {'in run':>6} {'ok':>7} {'rej':>4} {'lost':>5} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'max ms':>7} {'sent/s':>7} {'other%':>6}"
+        f"{'p99 ms':>7} {'max ms':>7} {'sent/s':>7} {'other%':>6} {'cli µs':>6}"
     )
     print("\n" + header)
     print("-" * len(header))
@@ -1123,12 +1174,13 @@ def print_table(rows: Sequence[dict[str, Any]], loads: Sequence[Loaded]) -> None
             f"{row['ok']:>7} {row['rejected']:>4} {row['lost'] + row['bad']:>5} "
             f"{_fmt(row['p50_ms'], '.2f'):>7} {_fmt(row['p99_ms'], '.2f'):>7} "
             f"{_fmt(row['max_ms'], '.1f'):>7} {_fmt(row['achieved_rate'], ',.0f'):>7} "
-            f"{_fmt(row['other_pct'], '.0f'):>6}"
+            f"{_fmt(row['other_pct'], '.0f'):>6} {_fmt(row['client_us_per_req'], '.1f'):>6}"
         )
     print(
         "(medians over repeats; ok/rej/lost summed, lost includes bad replies; srv µs/req "
         "includes work deferred past the run\n (auth log writes), 'in run' does not; other% = "
-        "CPU of other processes on the host during the run, in % of one core)"
+        "CPU of other processes on the host during the run, in % of one core; cli µs = the load\n"
+        " generator's CPU per request, radclient's or this script's)"
     )
     if loads:
         print(
@@ -1267,7 +1319,22 @@ def main() -> int:
         default=20,
         help="before each run, wait up to this long for other processes to use < 50 %% of a core",
     )
-    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument(
+        "--server-cpu",
+        default="0",
+        help="the servers' cores, as taskset takes them: 0, or 0,1 to give them both (with "
+        "--workers 2 for ours; FreeRADIUS's threads use what they get)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="our daemon's [radius] workers (processes)"
+    )
+    parser.add_argument(
+        "--simultaneous-use",
+        type=lambda text: None if text == "none" else int(text),
+        default=1,
+        help="every contract's simultaneous_use (none: no limit). With --workers above 1 a "
+        "limit is decided in the database (login claims), a transaction per login",
+    )
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--secret", default="perfsecret123", help="the anchor's SECRET")
     parser.add_argument("--anchor", type=Path, default=DEFAULT_ANCHOR)
@@ -1325,7 +1392,8 @@ def main() -> int:
     os.sched_setaffinity(0, {args.client_cpu})
     print(
         f"radius-contracts Access-Request benchmark: {os.cpu_count()} CPUs, server on core "
-        f"{args.server_cpu}, clients on core {args.client_cpu}, load average "
+        f"{args.server_cpu} ({args.workers} worker(s)), clients on core {args.client_cpu}, "
+        "load average "
         f"{os.getloadavg()[0]:.2f}; tests {', '.join(tests)}; daemon from {source}; "
         f"out {args.out}{'; auth log STARVED' if args.starve_auth_log else ''}",
         flush=True,
@@ -1344,11 +1412,15 @@ def main() -> int:
             print(f"\n== radius-contracts, {count:,} contracts", flush=True)
             state_dir = Path(tempfile.mkdtemp(prefix=f"rc-auth-{count}-", dir=args.out))
             try:
-                populate_s = prepare_state(state_dir, users, count, args.secret)
+                populate_s = prepare_state(
+                    state_dir, users, count, args.secret, args.simultaneous_use
+                )
                 print(f"  migrate + bulk insert: contracts in {populate_s:.1f} s", flush=True)
                 loaded = Loaded(count, populate_s, 0.0, 0.0)
                 extra = STARVED_AUTH_LOG if args.starve_auth_log else ()
-                with our_daemon(state_dir, count, args.server_cpu, loaded, extra) as server:
+                with our_daemon(
+                    state_dir, count, args.server_cpu, loaded, extra, args.workers
+                ) as server:
                     print(
                         f"  ready in {loaded.ready_s:.1f} s, RSS {loaded.rss_ready_mib:,.0f} MiB "
                         f"(pid {server.pid}, auth port {server.auth_port})",

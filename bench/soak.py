@@ -298,17 +298,13 @@ def start_daemon(
     acct_port = _free_port(socket.SOCK_DGRAM)
     api_port = _free_port(socket.SOCK_STREAM)
     extra = [
-        f"workers = {args.workers}",
         "[auth_log]",
         f"max_rows = {args.auth_log_rows}",
         "[accounting]",
         f"jobs_interval = {args.jobs_interval}",
         "interim_interval = 60",
     ]
-    # write_config puts extra after [logging]: the workers line belongs under [radius].
-    config = write_config(state, auth_port, acct_port, api_port, extra[1:])
-    text = config.read_text().replace("[api]", f"{extra[0]}\n[api]", 1)
-    config.write_text(text)
+    config = write_config(state, auth_port, acct_port, api_port, extra, args.workers)
     env = _clean_env()
     if args.tracemalloc:
         env["PYTHONTRACEMALLOC"] = str(args.tracemalloc)
