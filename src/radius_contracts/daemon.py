@@ -25,7 +25,7 @@ from radius_contracts.aaa.accounting import (
 )
 from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
 from radius_contracts.aaa.batch_log import BatchLog
-from radius_contracts.aaa.claims import LoginClaims
+from radius_contracts.aaa.claims import LoginClaims, decided_in_database
 from radius_contracts.aaa.coa_dispatch import CoaDispatcher
 from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.live import LiveSessions
@@ -309,6 +309,8 @@ class Daemon:
         )
         # Committed changes reach the workers' indexes as they reach this one's.
         self.services.context.listeners.append(pool.changed)
+        if not self._decides_in_database():
+            pool.view = self.sessions  # the workers' logins are decided here (workers.claims)
         try:
             await pool.start()
         except BaseException:
@@ -442,13 +444,11 @@ class Daemon:
 
     def _decides_in_database(self) -> bool:
         """Whether simultaneous use is decided in the database (aaa.claims): where another
-        node, or worker process, may decide too."""
-        decisions = self.settings.accounting.simultaneous_use_decisions
-        if self.settings.radius.workers > 1:
-            return True  # worker processes always decide apart from each other
-        if decisions == "auto":
-            return not is_sqlite(self.settings.database_url)
-        return decisions == "database"
+        node may decide too. Otherwise this process's view decides, for its worker processes
+        too (workers.claims)."""
+        return decided_in_database(
+            self.settings.accounting.simultaneous_use_decisions, self.settings.database_url
+        )
 
     def _start_coa(self) -> None:
         """The CoA sender, its log and the live-session updates the services call after commits."""

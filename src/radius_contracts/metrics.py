@@ -362,18 +362,19 @@ class DaemonCollector(Collector):
                 value=sessions.refused + (pool.count("refused") if pool is not None else 0),
             )
         claims = self._daemon.claims
-        if claims is not None:
-            decisions = Counter(claims.decided)
+        if claims is not None or pool is not None:
+            decisions = Counter(claims.decided if claims is not None else {})
             if pool is not None:
                 decisions.update(pool.total("decided"))
             decided = CounterMetricFamily(
                 PREFIX + "simultaneous_use_decisions",
                 "Logins of contracts with a limit decided across nodes and processes, by how: "
                 "database (one locked transaction per batch), local (the database was "
-                "unreachable: this process's view), refused (unreachable, offline = refuse).",
+                "unreachable: this process's view), refused (unreachable, offline = refuse), "
+                "main (a worker process's login, decided by the main process's view).",
                 labels=["by"],
             )
-            for how in ("database", "local", "refused"):
+            for how in ("database", "local", "refused", "main"):
                 decided.add_metric([how], decisions[how])
             yield decided
 

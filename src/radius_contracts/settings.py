@@ -379,8 +379,9 @@ class AccountingSettings(_Section):
         description="Where a login of a contract with a simultaneous-use limit is decided. "
         "database: in one transaction per batch that locks the contract, so logins through "
         "several nodes (or worker processes) at the same moment take at most the limit; "
-        "local: from this process's view of the sessions (nothing else may decide); auto: "
-        "database with PostgreSQL or worker processes, else local.",
+        "local: from this process's view of the sessions (no other node may decide; with "
+        "worker processes the main process's view decides for all of them); auto: database "
+        "with PostgreSQL, else local.",
     )
     simultaneous_use_offline: Literal["local", "refuse"] = Field(
         default="local",

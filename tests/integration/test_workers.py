@@ -142,6 +142,18 @@ def test_logins_through_both_workers_at_once_take_at_most_the_limit(
         for thread in threads:
             thread.join()
         assert results.count(True) == 1, results
+    # Who decided: on SQLite the main process's view (over the workers' pipes), on PostgreSQL,
+    # where other nodes may decide too, the database.
+    time.sleep(1.3)  # a stats snapshot
+    text = httpx.get(f"{workers_daemon.base_url}/metrics").text
+    decided = {
+        line.split('"')[1]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("radius_contracts_simultaneous_use_decisions_total{")
+    }
+    sqlite = workers_daemon.daemon.settings.database_url.startswith("sqlite")
+    assert decided["main" if sqlite else "database"] >= 20, decided
+    assert decided["database" if sqlite else "main"] == 0, decided
 
 
 def _at_once(

@@ -1,8 +1,9 @@
 """Simultaneous use decided once for every node and worker process: login claims.
 
 One process alone decides from its in-memory session view (aaa.sessions), which nothing else
-changes behind its back. Where several processes decide — nodes sharing a PostgreSQL
-database, or worker processes on one host — two logins of one contract at the same moment
+changes behind its back; so do the worker processes of a node that no other node shares the
+database with, by asking their main process's view (workers.claims). Where several nodes
+decide — nodes sharing a PostgreSQL database — two logins of one contract at the same moment
 could each see a free place in their own view. So there, a login of a contract with a limit
 is decided in the database: the decisions queued meanwhile go into one transaction (group
 commit, as accounting), which locks their contracts, reads their open sessions and unexpired
@@ -22,10 +23,10 @@ import asyncio
 import logging
 import math
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,12 +39,13 @@ from radius_contracts.aaa.sessions import (
     occupied,
     same_place,
 )
+from radius_contracts.db.engine import is_sqlite
 from radius_contracts.db.models import LoginClaim
 from radius_contracts.db.writer import write_transaction
 from radius_contracts.logging import RateLimitedLog
 from radius_contracts.store import claims as store
 
-__all__ = ["Claim", "LoginClaims", "Offline"]
+__all__ = ["Claim", "ClaimDecider", "LoginClaims", "Offline", "decided_in_database"]
 
 log = logging.getLogger("radius_contracts.aaa.claims")
 
@@ -59,6 +61,29 @@ class Claim:
 
 
 _Item = tuple[int, int, OpenSession, "asyncio.Future[Claim | Refusal]"]
+
+
+class ClaimDecider(Protocol):
+    """What the handler asks where several processes decide: LoginClaims (the database) or,
+    in a worker process, workers.claims.MainProcessClaims (the main process's view)."""
+
+    decided: Counter[str]  # decisions by how they were made, for /metrics
+
+    def decide(
+        self, contract_id: int, limit: int, login: OpenSession
+    ) -> Awaitable[Claim | Refusal]: ...
+
+    async def withdraw(self, contract_id: int, login: OpenSession, claim: Claim) -> None: ...
+
+
+def decided_in_database(decisions: str, database_url: str) -> bool:
+    """Whether logins of contracts with a limit are decided in the database
+    (``[accounting] simultaneous_use_decisions``): "auto" means where other nodes may decide
+    too, i.e. on PostgreSQL. Elsewhere one process's view decides: the daemon's own, which
+    its worker processes ask (workers.claims)."""
+    if decisions == "auto":
+        return not is_sqlite(database_url)
+    return decisions == "database"
 
 
 class LoginClaims:

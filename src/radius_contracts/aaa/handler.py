@@ -26,7 +26,7 @@ from typing import Protocol
 from radius_contracts.aaa import authenticate, chap_challenges
 from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
 from radius_contracts.aaa.authorize import Refusal, mac_binding_refusal, purpose_of
-from radius_contracts.aaa.claims import LoginClaims
+from radius_contracts.aaa.claims import ClaimDecider
 from radius_contracts.aaa.reject_reasons import reject_label
 from radius_contracts.aaa.render import render_rows, template_values
 from radius_contracts.aaa.sessions import OpenSession, SessionView
@@ -169,9 +169,9 @@ class AccessHandler:
         self._catalog = catalog
         self._auth_log = auth_log
         self.sessions = sessions
-        # Simultaneous use decided in the database (nodes or worker processes); None: by
-        # ``sessions`` alone. Set by the daemon.
-        self.claims: LoginClaims | None = None
+        # Simultaneous use decided elsewhere: in the database (several nodes), or by the main
+        # process (in a worker process); None: by ``sessions`` alone. Set by the daemon.
+        self.claims: ClaimDecider | None = None
         self.leases = leases
         self._interim_interval = interim_interval
         self._reply_message = reply_message
@@ -295,7 +295,8 @@ class AccessHandler:
                 request.nas_id, "", None, calling, request.nas_port, request.nas_port_id
             )
             if self.claims is not None:
-                # Other nodes or worker processes decide too: the database decides.
+                # Other nodes or worker processes decide too: the database or the main
+                # process decides (aaa.claims, workers.claims).
                 return self._accept_claimed(
                     contract, reply, purpose, layout, method, mschap, pools, login, limit
                 )

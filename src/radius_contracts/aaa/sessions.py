@@ -149,12 +149,20 @@ class SessionView:
         self._pending[contract_id] = waiting
 
     def withdraw(self, contract_id: int, login: OpenSession) -> None:
-        """An admitted login was refused after all (e.g. its pool was exhausted)."""
+        """An admitted login was refused after all (e.g. its pool was exhausted): the one
+        awaiting its Start from the same NAS, port and station (whatever its deadline: a worker
+        process names it by those, see workers.claims) no longer counts."""
         pending = self._pending.get(contract_id)
-        if pending and login in pending:
-            pending.remove(login)
-            if not pending:
-                del self._pending[contract_id]
+        if not pending:
+            return
+        place = (login.nas_id, login.calling_station_id, login.nas_port, login.nas_port_id)
+        for waiting in pending:
+            if place == (waiting.nas_id, waiting.calling_station_id, waiting.nas_port,
+                         waiting.nas_port_id):  # fmt: skip
+                pending.remove(waiting)
+                break
+        if not pending:
+            del self._pending[contract_id]
 
     def count(self, contract_id: int) -> int:
         """Open sessions of the contract (for the API and tests)."""

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from radius_contracts.aaa.auth_log import AuthEvent
+from radius_contracts.aaa.sessions import SessionView
 from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius.histogram import Histogram
 from radius_contracts.radius.listen import udp_socket
 from radius_contracts.radius.protocol import Stats
 from radius_contracts.settings import Settings
 from radius_contracts.workers.channel import Channel, ChannelClosed
+from radius_contracts.workers.claims import decide_for_worker, withdraw_for_worker
 
 __all__ = ["WorkerPool"]
 
@@ -75,6 +77,9 @@ class WorkerPool:
         self.crashes = 0
         self._sequence = 0
         self._slow = RateLimitedLog(log)
+        # The daemon's session view, where the workers' logins of contracts with a
+        # simultaneous-use limit are decided (workers.claims); None where the database does.
+        self.view: SessionView | None = None
 
     # -- starting -----------------------------------------------------------------------------
 
@@ -176,7 +181,12 @@ class WorkerPool:
 
     def _take(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind == "auth_log":
+        if kind == "claims":
+            self._claims(worker, message[1])
+        elif kind == "withdraw":
+            if self.view is not None:
+                withdraw_for_worker(self.view, int(message[1]), message[2:])
+        elif kind == "auth_log":
             self._on_auth_log(message[1])
         elif kind == "stats":
             worker.stats = message[1]
@@ -193,6 +203,18 @@ class WorkerPool:
                 worker.reloaded.set_result((bool(message[1]), str(message[2])))
         elif kind == "stopped":
             worker.stopping = True
+
+    def _claims(self, worker: _Worker, requests: Sequence[Sequence[Any]]) -> None:
+        """A worker's logins to decide (workers.claims): answered at once, in order."""
+        view = self.view
+        if view is None:  # not yet (or not here): the database decides, see the daemon
+            refusal = "session state is not available; simultaneous use cannot be checked"
+            results: list[tuple[int, str | None]] = [(r[0], refusal) for r in requests]
+        else:
+            results = decide_for_worker(view, requests)
+        if worker.channel is not None:
+            with contextlib.suppress(ChannelClosed):
+                worker.channel.send("claimed", results)
 
     # -- what the main process tells every worker ----------------------------------------------
 

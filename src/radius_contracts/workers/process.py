@@ -8,11 +8,13 @@ authorization index, read from the database once it listens to the main process'
 notifications (so nothing committed meanwhile is missed), and answers with the same
 AccessHandler as a single process. Everything else stays in the main process: the API,
 accounting (one writer, in order), the scheduler, CoA. Logins of contracts with a
-simultaneous-use limit are decided in the database (aaa.claims), as between nodes.
+simultaneous-use limit are decided by the main process's session view (workers.claims), or
+in the database (aaa.claims) where other nodes decide too.
 
 What the worker sends the main process: ``ready``, its auth log events (the main process
-writes them), a stats snapshot every second (for /metrics), ``reloaded`` and ``stopped``.
-What it takes: ``changed`` (entity, ids: refresh the index or the session view), ``reload``
+writes them), a stats snapshot every second (for /metrics), logins to decide (``claims``,
+``withdraw``), ``reloaded`` and ``stopped``. What it takes: ``claimed`` (the answers),
+``changed`` (entity, ids: refresh the index or the session view), ``reload``
 (new settings: dictionaries, NAS, layouts, pools, plans read again and swapped in, as the main
 process does on SIGHUP) and ``stop`` (no new datagrams, finish what was taken, leave).
 """
@@ -36,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from radius_contracts import logging as daemon_logging
 from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
-from radius_contracts.aaa.claims import LoginClaims
+from radius_contracts.aaa.claims import LoginClaims, decided_in_database
 from radius_contracts.aaa.handler import AccessHandler
 from radius_contracts.aaa.pools import Leaser
 from radius_contracts.aaa.sessions import SessionView
@@ -50,6 +52,7 @@ from radius_contracts.radius.protocol import ListenerOptions, RadiusProtocol, St
 from radius_contracts.settings import Settings
 from radius_contracts.startup import load_catalog, settle_heap
 from radius_contracts.workers.channel import Channel, ChannelClosed
+from radius_contracts.workers.claims import MainProcessClaims
 
 __all__ = ["main", "snapshot"]
 
@@ -90,6 +93,7 @@ class Worker:
         self._sockets = sockets
         self._pending: list[tuple[Any, ...]] = []  # messages that came while loading
         self._stop = asyncio.Event()
+        self._stop_requested = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.settings: Settings | None = None
         self.engine: AsyncEngine | None = None
@@ -97,7 +101,7 @@ class Worker:
         self.handler: AccessHandler | None = None
         self.view: SessionView | None = None
         self.session_jobs: SessionJobs | None = None
-        self.claims: LoginClaims | None = None
+        self.claims: LoginClaims | MainProcessClaims | None = None
         self.auth_log: AuthLogWriter | None = None
         self.stats = Stats()
         self.listeners: list[tuple[asyncio.DatagramTransport, RadiusProtocol]] = []
@@ -132,15 +136,19 @@ class Worker:
         view = self.view = SessionView(start_wait=accounting.start_wait)
         self.session_jobs = SessionJobs(sessions, index, view, accounting)
         await self.session_jobs.reload_view()
-        # Other processes decide logins too: always in the database here (aaa.claims).
-        name = f"{node_name(settings.scheduler.node_name)}/w{self.number}"
-        self.claims = LoginClaims(
-            sessions,
-            view,
-            node=name,
-            start_wait=accounting.start_wait,
-            offline=accounting.simultaneous_use_offline,
-        )
+        # Other processes decide logins too: the main process's view, or the database where
+        # other nodes may decide as well.
+        if decided_in_database(accounting.simultaneous_use_decisions, settings.database_url):
+            name = f"{node_name(settings.scheduler.node_name)}/w{self.number}"
+            self.claims = LoginClaims(
+                sessions,
+                view,
+                node=name,
+                start_wait=accounting.start_wait,
+                offline=accounting.simultaneous_use_offline,
+            )
+        else:
+            self.claims = MainProcessClaims(self._channel, view)
         self._spawn(self.claims.run(), "login-claims")
         leaser = Leaser(sessions, offer_timeout=settings.pools.offer_timeout,
                         is_fixed=index.is_fixed)  # fmt: skip
@@ -198,11 +206,22 @@ class Worker:
             except ChannelClosed:
                 # The main process is gone: nothing may decide on its behalf any more.
                 log.error("worker %d: the main process went away; stopping", self.number)
+                if isinstance(self.claims, MainProcessClaims):
+                    self.claims.gone()
                 self._stop.set()
                 return
+            if message[0] == "claimed":
+                # At once, before any change waiting to be applied: logins wait for these.
+                if isinstance(self.claims, MainProcessClaims):
+                    self.claims.claimed(message[1])
+                continue
             if message[0] == "stop":
-                await self._stopping(float(message[1]))
-                return
+                # In a task of its own: the logins it waits for are answered by ``claimed``
+                # messages, which this loop goes on reading.
+                if not self._stop_requested:
+                    self._stop_requested = True
+                    self._spawn(self._stopping(float(message[1])), "worker-stopping")
+                continue
             if self.handler is None and message[0] in ("changed", "reload"):
                 self._pending.append(message)
                 continue
