@@ -1,8 +1,10 @@
 """Driver-level SQL: IN lists and multi-row VALUES in few statement texts."""
 
+import random
 import sqlite3
+from datetime import UTC, datetime, timedelta
 
-from radius_contracts.store.driver import padded, rows_in_values
+from radius_contracts.store.driver import padded, rows_in_values, sqlite_text
 
 
 def test_padded_lists_match_the_same_values_in_few_lengths() -> None:
@@ -35,3 +37,15 @@ def test_rows_in_values_inserts_every_row_once_in_order_in_few_statements() -> N
     ]
     # 64, 32, 16, 8, 4, 2 and 1 rows: the statement cache holds few texts per table.
     assert len(texts) == 7
+
+
+def test_sqlite_text_is_sqlalchemys_form_whatever_changed_since_the_last_call() -> None:
+    rng = random.Random(7)
+    at = datetime(2026, 12, 31, 23, 59, 58, 999_999, tzinfo=UTC)
+    steps = [timedelta(microseconds=1), timedelta(0), timedelta(seconds=1), timedelta(hours=1),
+             timedelta(days=1), timedelta(days=366), -timedelta(days=400)]  # fmt: skip
+    for _ in range(5000):
+        at += rng.choice(steps) + timedelta(microseconds=rng.randrange(3))
+        # What SQLAlchemy's SQLite DateTime stores (and reads back).
+        assert sqlite_text(at) == at.strftime("%Y-%m-%d %H:%M:%S.%f"), at
+    assert sqlite_text(datetime(2027, 1, 1, tzinfo=UTC)) == "2027-01-01 00:00:00.000000"

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-__all__ = ["padded", "placeholders", "rows_in_values", "timestamp"]
+__all__ = ["padded", "placeholders", "rows_in_values", "sqlite_text", "timestamp"]
 
 T = TypeVar("T")
 
@@ -77,6 +77,28 @@ def timestamp(dialect: str, at: datetime) -> datetime | str:
     and reads it back the same way. asyncpg takes the aware datetime.
     """
     if dialect == "sqlite":
-        # "YYYY-MM-DD HH:MM:SS.ffffff" without the "+00:00" that follows in ``at``'s form.
-        return at.isoformat(" ", "microseconds")[:26]
+        return sqlite_text(at)
     return at
+
+
+# The last second sqlite_text formatted, and its text: one tuple, so that a thread reading it
+# while another replaces it sees one whole pair (the GIL makes the assignment atomic).
+_last_second: tuple[tuple[int, int, int, int, int, int], str] = ((0, 0, 0, 0, 0, 0), "")
+
+
+def sqlite_text(at: datetime) -> str:
+    """``at`` as SQLite's DateTimeUTC text, "YYYY-MM-DD HH:MM:SS.ffffff", without the offset
+    its isoformat() adds (``at`` is UTC already).
+
+    Every auth log row and accounting record formats one or more of these, most of them in the
+    same second as the previous: the date and time up to the second are formatted once per
+    second (``isoformat`` alone took 0.9 µs a call, a fifth of writing an auth log row)."""
+    global _last_second
+    second = (at.second, at.minute, at.hour, at.day, at.month, at.year)
+    last = _last_second
+    if last[0] == second:
+        prefix = last[1]
+    else:
+        prefix = at.isoformat(" ", "seconds")[:19]
+        _last_second = (second, prefix)
+    return f"{prefix}.{at.microsecond:06d}"
