@@ -8,6 +8,7 @@ passes with one worker doing all the work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -224,3 +225,57 @@ def test_stop_lets_the_workers_finish_and_leaves_no_process(tmp_path: Path) -> N
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_stop_answers_every_login_with_a_limit_the_workers_took(tmp_path: Path) -> None:
+    """The logins a stopping worker drains wait for the main process's decision
+    (workers.claims): it goes on reading those answers while it stops. Logins keep coming
+    until the daemon has stopped; with the stop awaited in the receive loop instead, the
+    logins in flight at that moment went unanswered (3 of 1,547 in one of two runs: it needs
+    one in flight when the stop arrives)."""
+    settings = make_settings(tmp_path / "state", None)
+    settings = settings.model_copy(
+        update={"radius": settings.radius.model_copy(update={"workers": WORKERS})}
+    )
+    running, thread = start_daemon(settings)
+    add_nas(running.client(running.admin_token), SECRET)
+    users = [_contract(running, limit=10_000) for _ in range(10)]  # a limit: decided; room
+    assert _login(running, users[0])
+    port = running.daemon.auth_port
+    assert port is not None
+    clients = [RadiusClient(port, SECRET, timeout=3.0) for _ in range(8)]  # both workers
+    sending = threading.Event()
+    sending.set()
+
+    def send() -> None:  # until the daemon has stopped, at most 5,000 rounds
+        for n in range(5000):
+            if not sending.is_set() or not thread.is_alive():
+                return
+            for number, radius in enumerate(clients):
+                station = f"02:00:00:{number:02x}:{n >> 8:02x}:{n & 255:02x}"
+                request = radius.access_request(
+                    users[n % len(users)], "pw-w-1", attr("Calling-Station-Id", station)
+                )
+                with contextlib.suppress(OSError):
+                    radius.send_raw(request)
+            time.sleep(0.002)
+
+    sender = threading.Thread(target=send)
+    try:
+        sender.start()
+        time.sleep(0.3)
+        stop_daemon(running, thread)  # while logins are being decided
+        assert not thread.is_alive()
+        sender.join(10)
+        answered = 0
+        for radius in clients:
+            while radius.receive(0.2) is not None:
+                answered += 1
+    finally:
+        sending.clear()
+        for radius in clients:
+            radius.close()
+    counts = [w.stats.get("counts", {}) for w in _pool(running)._workers]
+    # Everything taken was answered; the first login came through _login's own socket.
+    taken = sum(c.get("received", 0) - c.get("drop_stopping", 0) for c in counts) - 1
+    assert taken > 0 and answered == taken, (answered, counts)
