@@ -7,10 +7,9 @@ the same answers (tests/unit/aaa/test_mschap_speedups.py).
 
 from __future__ import annotations
 
-import os
 from typing import Protocol, cast
 
-from radius_contracts.radius.wire_speedups import PURE_PYTHON_ENV
+from radius_contracts.radius.wire_speedups import load_optional
 
 __all__ = ["MsChap", "active", "module"]
 
@@ -32,17 +31,7 @@ class MsChap(Protocol):
     def nt_password_hash(self, password: str, /) -> bytes: ...
 
 
-def _load() -> MsChap | None:
-    if os.environ.get(PURE_PYTHON_ENV) == "1":
-        return None
-    try:
-        from radius_contracts.aaa import _mschap
-    except ImportError:
-        return None
-    return cast(MsChap, _mschap)
-
-
-_MODULE = _load()
+_MODULE = cast("MsChap | None", load_optional("radius_contracts.aaa._mschap"))
 
 
 def module() -> MsChap | None:

@@ -23,7 +23,10 @@ from radius_contracts.aaa.authorize import Refusal
 from radius_contracts.domain import station_key
 from radius_contracts.store.accounting import Applied, SessionState
 
-__all__ = ["OpenSession", "SessionView"]
+__all__ = ["NOT_READY", "OpenSession", "SessionView"]
+
+NOT_READY = Refusal("session state is not available; simultaneous use cannot be checked")
+"""Why a login of a contract with a limit is refused before the session view has loaded."""
 
 
 @dataclass(slots=True)
@@ -44,6 +47,12 @@ class OpenSession:
 
     def __post_init__(self) -> None:
         self.calling_station_id = station_key(self.calling_station_id)
+
+    @property
+    def place(self) -> tuple[int, str | None, int | None, str | None]:
+        """Where it comes from: NAS, station, NAS-Port, NAS-Port-Id (how a worker process names
+        a login to the main process, workers.claims)."""
+        return (self.nas_id, self.calling_station_id, self.nas_port, self.nas_port_id)
 
 
 def same_place(a: OpenSession, b: OpenSession) -> bool:
@@ -123,7 +132,7 @@ class SessionView:
     def check(self, contract_id: int, limit: int, login: OpenSession) -> Refusal | None:
         """Why ``login`` would exceed the contract's simultaneous-use ``limit``, if it would."""
         if not self.ready:
-            return Refusal("session state is not available; simultaneous use cannot be checked")
+            return NOT_READY
         sessions = self._open.get(contract_id)
         pending = self._pending.get(contract_id)
         if not sessions and not pending:
@@ -155,10 +164,9 @@ class SessionView:
         pending = self._pending.get(contract_id)
         if not pending:
             return
-        place = (login.nas_id, login.calling_station_id, login.nas_port, login.nas_port_id)
+        place = login.place
         for waiting in pending:
-            if place == (waiting.nas_id, waiting.calling_station_id, waiting.nas_port,
-                         waiting.nas_port_id):  # fmt: skip
+            if waiting.place == place:
                 pending.remove(waiting)
                 break
         if not pending:

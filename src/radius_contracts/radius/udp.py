@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import socket
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, cast
 
-from radius_contracts.radius.wire_speedups import PURE_PYTHON_ENV
+from radius_contracts.radius.wire_speedups import load_optional
 
 __all__ = ["READ_BATCH", "BatchIo", "BatchedDatagramTransport", "open_endpoint"]
 
@@ -44,18 +43,8 @@ class BatchIo(Protocol):
     def send_many(self, fd: int, messages: list[tuple[bytes, Any]], start: int, /) -> int: ...
 
 
-def _load() -> BatchIo | None:
-    """The C batch calls (_udp.c), or None: not built, or the pure Python path asked for."""
-    if os.environ.get(PURE_PYTHON_ENV) == "1":
-        return None
-    try:
-        from radius_contracts.radius import _udp
-    except ImportError:
-        return None
-    return cast(BatchIo, _udp)
-
-
-_BATCH_IO = _load()
+# The C batch calls (_udp.c), or None: not built, or the pure Python path asked for.
+_BATCH_IO = cast("BatchIo | None", load_optional("radius_contracts.radius._udp"))
 
 
 class BatchedDatagramTransport(asyncio.DatagramTransport):

@@ -7,10 +7,20 @@ too; both paths give the same answers (tests/unit/radius/test_wire.py).
 
 from __future__ import annotations
 
+import importlib
 import os
+from types import ModuleType
 from typing import Protocol, cast
 
-__all__ = ["PURE_PYTHON_ENV", "AccessFields", "AccountingFields", "Wire", "active", "module"]
+__all__ = [
+    "PURE_PYTHON_ENV",
+    "AccessFields",
+    "AccountingFields",
+    "Wire",
+    "active",
+    "load_optional",
+    "module",
+]
 
 PURE_PYTHON_ENV = "RADIUS_CONTRACTS_PURE_PYTHON"
 
@@ -61,17 +71,18 @@ class Wire(Protocol):
     ) -> bytes: ...
 
 
-def _load() -> Wire | None:
+def load_optional(name: str) -> ModuleType | None:
+    """The optional C module ``name`` (e.g. "radius_contracts.radius._wire"), or None: it was
+    not built, or ``RADIUS_CONTRACTS_PURE_PYTHON=1`` asks for the pure Python path."""
     if os.environ.get(PURE_PYTHON_ENV) == "1":
         return None
     try:
-        from radius_contracts.radius import _wire
+        return importlib.import_module(name)
     except ImportError:
         return None
-    return cast(Wire, _wire)
 
 
-_MODULE = _load()
+_MODULE = cast("Wire | None", load_optional("radius_contracts.radius._wire"))
 
 
 def module() -> Wire | None:

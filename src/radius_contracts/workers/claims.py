@@ -33,16 +33,11 @@ from radius_contracts.workers.channel import Channel, ChannelClosed
 
 __all__ = ["MainProcessClaims", "decide_for_worker", "withdraw_for_worker"]
 
-Login = tuple[int, str | None, int | None, str | None]  # nas_id, station, nas_port, nas_port_id
-
 _GONE = Refusal("simultaneous use cannot be checked: the main process is gone")
 
 
-def _place(login: OpenSession) -> Login:
-    return (login.nas_id, login.calling_station_id, login.nas_port, login.nas_port_id)
-
-
 def _login(place: Sequence[Any]) -> OpenSession:
+    """The OpenSession a message names by its ``place``."""
     nas_id, station, nas_port, nas_port_id = place
     return OpenSession(nas_id, "", None, station, nas_port, nas_port_id)
 
@@ -79,7 +74,7 @@ class MainProcessClaims:
         if not self._outgoing:
             # Everything decided in this turn of the loop goes in one message.
             loop.call_soon(self._send)
-        self._outgoing.append((number, contract_id, limit, *_place(login)))
+        self._outgoing.append((number, contract_id, limit, *login.place))
         return future
 
     def _send(self) -> None:
@@ -112,7 +107,7 @@ class MainProcessClaims:
         """The login was refused after all (its pool was exhausted): free its place."""
         self._view.withdraw(contract_id, login)
         with contextlib.suppress(ChannelClosed):  # the main process is gone: its view with it
-            self._channel.send("withdraw", contract_id, *_place(login))
+            self._channel.send("withdraw", contract_id, *login.place)
 
     def gone(self) -> None:
         """The main process went away: nothing waiting will be answered."""

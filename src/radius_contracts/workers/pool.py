@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from radius_contracts.aaa.auth_log import AuthEvent
-from radius_contracts.aaa.sessions import SessionView
+from radius_contracts.aaa.sessions import NOT_READY, SessionView
 from radius_contracts.logging import RateLimitedLog
 from radius_contracts.radius.histogram import Histogram
 from radius_contracts.radius.listen import udp_socket
@@ -208,8 +208,7 @@ class WorkerPool:
         """A worker's logins to decide (workers.claims): answered at once, in order."""
         view = self.view
         if view is None:  # not yet (or not here): the database decides, see the daemon
-            refusal = "session state is not available; simultaneous use cannot be checked"
-            results: list[tuple[int, str | None]] = [(r[0], refusal) for r in requests]
+            results: list[tuple[int, str | None]] = [(r[0], str(NOT_READY)) for r in requests]
         else:
             results = decide_for_worker(view, requests)
         if worker.channel is not None:

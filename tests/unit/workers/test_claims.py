@@ -30,10 +30,10 @@ def ready_view() -> SessionView:
 def test_the_main_process_decides_in_order_and_counts_what_it_admitted() -> None:
     view = ready_view()
     requests = [
-        (1, 7, 1, *_place(login("02:00:00:00:00:01"))),
-        (2, 7, 1, *_place(login("02:00:00:00:00:02"))),  # a second device: over the limit
-        (3, 7, 1, *_place(login("02:00:00:00:00:01"))),  # the first again: re-authentication
-        (4, 8, 1, *_place(login("02:00:00:00:00:02"))),  # another contract
+        (1, 7, 1, *login("02:00:00:00:00:01").place),
+        (2, 7, 1, *login("02:00:00:00:00:02").place),  # a second device: over the limit
+        (3, 7, 1, *login("02:00:00:00:00:01").place),  # the first again: re-authentication
+        (4, 8, 1, *login("02:00:00:00:00:02").place),  # another contract
     ]
     results = decide_for_worker(view, requests)
     assert [number for number, _ in results] == [1, 2, 3, 4]
@@ -43,13 +43,13 @@ def test_the_main_process_decides_in_order_and_counts_what_it_admitted() -> None
     # What it admitted counts for the next login, whichever worker it comes from.
     assert view.check(8, 1, login("02:00:00:00:00:03")) is not None
     # A withdrawn login (its pool was exhausted) frees its place, named by its place alone.
-    withdraw_for_worker(view, 8, _place(login("02:00:00:00:00:02")))
+    withdraw_for_worker(view, 8, login("02:00:00:00:00:02").place)
     assert view.check(8, 1, login("02:00:00:00:00:03")) is None
 
 
 def test_a_view_not_loaded_refuses() -> None:
     view = SessionView(start_wait=60.0)
-    [(number, refusal)] = decide_for_worker(view, [(5, 7, 1, *_place(login("a")))])
+    [(number, refusal)] = decide_for_worker(view, [(5, 7, 1, *login("a").place)])
     assert number == 5 and refusal is not None and "not available" in refusal
 
 
@@ -93,7 +93,3 @@ def test_a_workers_logins_go_over_the_pipe_in_one_message_and_come_back_decided(
         main_end.close()
 
     asyncio.run(run())
-
-
-def _place(session: OpenSession) -> tuple[int, str | None, int | None, str | None]:
-    return (session.nas_id, session.calling_station_id, session.nas_port, session.nas_port_id)
