@@ -39,7 +39,6 @@ daemon several times slower: use a low rate, and read such a run only for where 
 from __future__ import annotations
 
 import argparse
-import os
 import select
 import signal
 import socket
@@ -54,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from auth import _clean_env, _free_port, populate, write_config
+from auth import _clean_env, _free_port, children, cpu_seconds, populate, write_config
 from radius_contracts.radius import codec
 
 SECRET = b"soak-secret"
@@ -145,22 +144,6 @@ def rss_mib(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of ``pid`` (all its threads) so far."""
-    with suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    with suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(p) for p in (task / "children").read_text().split()]
-    return found
 
 
 class Load:
@@ -412,7 +395,7 @@ def run(args: argparse.Namespace, state: Path) -> int:
             mine = rss_mib(process.pid)
             workers = sum(rss_mib(pid) for pid in children(process.pid))
             rss.append(mine + workers)
-            used = cpu_seconds(process.pid) + sum(cpu_seconds(pid) for pid in children(process.pid))
+            used = cpu_seconds(process.pid)  # its workers included
             minute.cpu, cpu_before = (used - cpu_before) / 60 * 100, used
             now_counted = over(scrape(api_port))
             minute.over = {k: v - counted.get(k, 0) for k, v in now_counted.items()}
