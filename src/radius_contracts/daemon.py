@@ -366,6 +366,7 @@ class Daemon:
             max_batch=settings.max_batch,
             commit_delay=settings.commit_delay,
             spool=self.accounting_spool,
+            chain=store.write_chain if store.chains else None,
         )
         self._accounting_task = self._spawn(self.accounting.run(), "accounting")
         self.accounting_handler = AccountingHandler(self.index, self.accounting)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,136 @@ async def test_a_transaction_that_need_not_be_durable_skips_the_sync(tmp_path: P
     assert seen == [1, 2, 1, 2]  # NORMAL, FULL, NORMAL, FULL (sqlite's numbers for them)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 3  # the failed one undone
+
+
+def _table(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (n INTEGER NOT NULL CHECK (n >= 0))")
+
+
+def _insert(n: int) -> Callable[[sqlite3.Connection], int]:
+    def work(connection: sqlite3.Connection) -> int:
+        connection.execute("INSERT INTO t (n) VALUES (?)", (n,))
+        return n
+
+    return work
+
+
+def _rows(path: Path) -> list[int]:
+    with sqlite3.connect(path) as db:
+        return [n for (n,) in db.execute("SELECT n FROM t ORDER BY rowid")]
+
+
+async def test_a_chain_takes_the_next_work_itself_and_reports_each_commit_in_order(
+    tmp_path: Path,
+) -> None:
+    """What ``following`` hands over runs on the thread, one transaction each, and the loop
+    hears of each commit, in order, before the chain's await returns."""
+    path = tmp_path / "c.db"
+    _table(path)
+    writer = SqliteWriter(str(path), "NORMAL")
+    more = list(range(1, 6))
+    threads: set[int] = set()
+    committed: list[int] = []
+
+    def following() -> Callable[[sqlite3.Connection], int] | None:
+        threads.add(threading.get_ident())
+        return _insert(more.pop(0)) if more else None
+
+    try:
+        failed = await writer.run_chain(_insert(0), following, committed.append)
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert failed is None
+    assert committed == [0, 1, 2, 3, 4, 5]
+    assert threading.get_ident() not in threads  # taken on the writer thread
+    assert _rows(path) == [0, 1, 2, 3, 4, 5]
+
+
+async def test_a_chain_stops_at_the_work_that_fails_and_hands_it_back(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    _table(path)
+    writer = SqliteWriter(str(path), "NORMAL")
+    more = [1, -1, 2]  # -1 breaks the CHECK constraint
+    committed: list[int] = []
+    bad = None
+
+    def following() -> Callable[[sqlite3.Connection], int] | None:
+        nonlocal bad
+        work = _insert(more.pop(0))
+        if bad is None and not more[1:]:
+            bad = work
+        return work
+
+    try:
+        failed = await writer.run_chain(_insert(0), following, committed.append)
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert failed is not None
+    assert failed[0] is bad
+    assert isinstance(failed[1], sqlite3.IntegrityError)
+    assert committed == [0, 1]
+    assert more == [2]  # nothing after the failure was taken
+    assert _rows(path) == [0, 1]  # the failed transaction rolled back
+
+
+async def test_a_chain_gives_way_to_a_job_queued_behind_it(tmp_path: Path) -> None:
+    """The auth log shares the thread: a chain that could go on for ever must let it in."""
+    path = tmp_path / "c.db"
+    _table(path)
+    writer = SqliteWriter(str(path), "NORMAL")
+    other_queued = threading.Event()
+    taken = 0
+
+    def following() -> Callable[[sqlite3.Connection], int] | None:
+        nonlocal taken
+        taken += 1
+        if taken == 3:
+            other_queued.wait(5)
+        return _insert(taken) if taken < 1_000 else None
+
+    try:
+        chain = asyncio.create_task(writer.run_chain(_insert(0), following, lambda n: None))
+        await asyncio.sleep(0.05)
+        other = asyncio.create_task(writer.run(_insert(10_000)))
+        await asyncio.sleep(0)  # the job is handed to the thread
+        other_queued.set()
+        assert await chain is None
+        await other
+    finally:
+        await asyncio.to_thread(writer.close)
+    # The work taken while the job arrived commits; then the job goes before anything more.
+    assert taken == 3
+    assert _rows(path) == [0, 1, 2, 3, 10_000]
+
+
+async def test_a_chain_gives_way_to_an_engine_writer(engine: AsyncEngine, tmp_path: Path) -> None:
+    """Like ``run``: an API write holding the lock goes before the chain's next transaction."""
+    lock = write_lock(engine)
+    assert lock is not None
+    writer = SqliteWriter(str(tmp_path / "w.db"), "NORMAL", engine)
+    holding = threading.Event()
+    taken = 0
+
+    def following() -> Callable[[sqlite3.Connection], int] | None:
+        nonlocal taken
+        taken += 1
+        if taken == 2:
+            holding.wait(5)
+        return _insert(taken) if taken < 1_000 else None
+
+    async def api_write() -> None:
+        async with held(lock):
+            holding.set()
+            await asyncio.sleep(0.05)
+
+    try:
+        chain = asyncio.create_task(writer.run_chain(_insert(0), following, lambda n: None))
+        await asyncio.sleep(0.02)
+        api = asyncio.create_task(api_write())
+        assert await chain is None
+        await api
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert taken == 2  # the commit after the lock was taken ended the chain
+    assert _rows(tmp_path / "w.db") == [0, 1, 2]

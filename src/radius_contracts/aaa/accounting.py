@@ -104,6 +104,14 @@ def _cut(value: str | None, width: int) -> str | None:
 
 Done = Callable[[bool], None]
 BatchSink = Callable[[list[AcctRecord]], Awaitable[Applied]]
+# Writes a batch, then each batch the second argument hands over (called on the database's
+# thread; None ends the chain), one transaction each; the third argument is called on the
+# event loop as each commits, in order. Returns None, or why the batch in hand failed (nothing
+# after it was written). AccountingStore.write_chain.
+BatchChain = Callable[
+    [list[AcctRecord], Callable[[], list[AcctRecord] | None], Callable[[Applied], None]],
+    Awaitable[Exception | None],
+]
 
 
 class AccountingWriter:
@@ -116,6 +124,10 @@ class AccountingWriter:
     With a ``spool``, a batch that fails on the connection is spooled and answered, and the
     writer keeps spooling (order!) while it replays the spool into the database; once the
     spool is empty it writes to the database again.
+
+    With a ``chain`` (SQLite's write thread), the database's thread takes the next batch from
+    the queue itself as soon as one commits, while the event loop answers the committed one;
+    a batch that fails there comes back to the loop and is handled as above.
     """
 
     def __init__(
@@ -129,8 +141,10 @@ class AccountingWriter:
         max_backoff: float = 5.0,
         commit_delay: float = 0.0,
         spool: AccountingSpool | None = None,
+        chain: BatchChain | None = None,
     ) -> None:
         self._sink = sink
+        self._chain = chain
         self.commit_delay = commit_delay
         self._spool = spool
         # Spooling: every record goes to the spool until the spool has been replayed.
@@ -146,6 +160,15 @@ class AccountingWriter:
         self._closing = False
         self._finished = asyncio.Event()
         self._writing = 0
+        self._last = 0  # records in the last batch
+        # Batches a chain took and has not answered yet, oldest first, with when each was
+        # taken: appended on the database's thread, answered on the loop (deque: thread-safe).
+        self._in_chain: deque[tuple[list[tuple[AcctRecord, Done]], float]] = deque()
+        # Records chains took and records of chains answered (or handed back after a failure):
+        # each counter written by one thread at a time (the first batch of a chain is taken
+        # on the loop before the thread runs it).
+        self._chain_taken = 0
+        self._chain_answered = 0
         self._warn = RateLimitedLog(log)
         # Counters for /metrics.
         self.records = 0  # acknowledged
@@ -163,7 +186,7 @@ class AccountingWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._queue) + self._writing
+        return len(self._queue) + self._writing + self._chain_taken - self._chain_answered
 
     @property
     def spool_pending(self) -> int:
@@ -180,7 +203,6 @@ class AccountingWriter:
 
     async def run(self) -> None:
         backoff = 0.0
-        last = 0  # records in the last batch
         while True:
             if self.spooling:
                 await self._run_spooling()
@@ -195,12 +217,13 @@ class AccountingWriter:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if self.commit_delay and len(self._queue) < _GATHER_BELOW and last < _GATHER_BELOW:
+            if self._gathers():
                 # A few records, as last time: wait for more to share the commit.
                 await asyncio.sleep(self.commit_delay)
             batch = self._take_batch()
-            last = len(batch)
-            if await self._write(batch):
+            self._last = len(batch)
+            written = await (self._write_chain(batch) if self._chain else self._write(batch))
+            if written:
                 backoff = 0.0
                 continue
             # The database is failing: every record of the batch went unanswered (the NAS
@@ -208,9 +231,26 @@ class AccountingWriter:
             backoff = min(self._max_backoff, max(0.1, backoff * 2))
             await asyncio.sleep(backoff)
 
+    def _gathers(self) -> bool:
+        """Whether to wait commit_delay for more records: a few queued, as last time."""
+        return (
+            bool(self.commit_delay)
+            and len(self._queue) < _GATHER_BELOW
+            and self._last < _GATHER_BELOW
+        )
+
     def _take_batch(self) -> list[tuple[AcctRecord, Done]]:
-        """The oldest queued records, at most max_batch of them."""
-        return [self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))]
+        """The oldest queued records, at most max_batch of them.
+
+        Called on the loop, or on the database's thread in a chain, while close() may give up
+        what is queued on the loop: each record is taken once, by one of them.
+        """
+        queue = self._queue
+        batch: list[tuple[AcctRecord, Done]] = []
+        with contextlib.suppress(IndexError):
+            for _ in range(min(len(queue), self._max_batch)):
+                batch.append(queue.popleft())
+        return batch
 
     def _unanswered(self, batch: list[tuple[AcctRecord, Done]]) -> None:
         """Neither the database nor the spool took ``batch``: no answer (the NAS retransmits)."""
@@ -225,21 +265,51 @@ class AccountingWriter:
             applied = await self._sink([record for record, _ in batch])
         except Exception as exc:
             self._writing = 0
-            if len(batch) > 1 and self._is_data_error(exc):
-                half = len(batch) // 2
-                first = await self._write(batch[:half])
-                second = await self._write(batch[half:])
-                return first or second
-            if not self._is_data_error(exc) and await self._spool_batch(batch, exc):
-                return True
-            self._unanswered(batch)
-            self._warn.warning(
-                "write", "accounting not recorded (%d requests unanswered): %r", len(batch), exc
-            )
-            # A record the database refuses is no sign of an outage; anything else is.
-            return self._is_data_error(exc)
+            return await self._failed(batch, exc)
         self._writing = 0
-        took = time.perf_counter() - started
+        self._committed(batch, applied, time.perf_counter() - started)
+        return True
+
+    async def _write_chain(self, batch: list[tuple[AcctRecord, Done]]) -> bool:
+        """Write ``batch`` and what the chain takes after it (see BatchChain)."""
+        assert self._chain is not None
+        self._in_chain.append((batch, time.perf_counter()))
+        self._chain_taken += len(batch)
+        try:
+            failure = await self._chain(
+                [record for record, _ in batch], self._follow, self._chain_committed
+            )
+        except Exception as exc:  # the chain could not run at all
+            failure = exc
+        if failure is None:
+            return True
+        # The loop has answered every batch committed before the failure (their calls came
+        # first): what is left is the batch that failed.
+        failed, _taken = self._in_chain.popleft()
+        self._chain_answered += len(failed)
+        return await self._failed(failed, failure)
+
+    def _follow(self) -> list[AcctRecord] | None:
+        """The chain's next batch, taken on the database's thread; None ends the chain."""
+        if self._gathers():
+            return None  # the loop waits commit_delay for more first
+        batch = self._take_batch()
+        if not batch:
+            return None
+        self._last = len(batch)
+        self._in_chain.append((batch, time.perf_counter()))
+        self._chain_taken += len(batch)
+        return [record for record, _ in batch]
+
+    def _chain_committed(self, applied: Applied) -> None:
+        batch, taken = self._in_chain.popleft()
+        self._chain_answered += len(batch)
+        self._committed(batch, applied, time.perf_counter() - taken)
+
+    def _committed(
+        self, batch: list[tuple[AcctRecord, Done]], applied: Applied, took: float
+    ) -> None:
+        """``batch`` is durable: count it, answer it, tell the session view."""
         self.commit_seconds += took
         self.commit_durations.observe(took)
         self._count_batch(len(batch))
@@ -247,7 +317,23 @@ class AccountingWriter:
         for _, done in batch:
             done(True)
         self._applied(applied)
-        return True
+
+    async def _failed(self, batch: list[tuple[AcctRecord, Done]], exc: Exception) -> bool:
+        """The database did not take ``batch``: split it, spool it, or leave it unanswered.
+        False when the database itself is failing (the caller backs off)."""
+        if len(batch) > 1 and self._is_data_error(exc):
+            half = len(batch) // 2
+            first = await self._write(batch[:half])
+            second = await self._write(batch[half:])
+            return first or second
+        if not self._is_data_error(exc) and await self._spool_batch(batch, exc):
+            return True
+        self._unanswered(batch)
+        self._warn.warning(
+            "write", "accounting not recorded (%d requests unanswered): %r", len(batch), exc
+        )
+        # A record the database refuses is no sign of an outage; anything else is.
+        return self._is_data_error(exc)
 
     def _count_batch(self, size: int) -> None:
         self.batches += 1
@@ -437,23 +523,52 @@ class AccountingStore:
         self._quota = quota
         self._claims = claims  # new sessions take over login claims (aaa.claims)
 
+    @property
+    def chains(self) -> bool:
+        """Whether ``write_chain`` can be used (SQLite's write thread)."""
+        return self._sqlite is not None
+
+    def _sqlite_work(self, records: list[AcctRecord]) -> Callable[[sqlite3.Connection], Applied]:
+        leases, quota, claims = self._leases, self._quota, self._claims
+
+        def work(connection: sqlite3.Connection) -> Applied:
+            # On the write thread: the index is read here (leases, and quota targets in
+            # apply_sqlite) as on the loop; its snapshots are replaced whole, never changed.
+            bound, released = leases.items(records) if leases else ([], [])
+            applied = store.apply_sqlite(connection, records, quota, claims)
+            now = datetime.now(UTC)
+            for batch in (
+                lease_store.bind_batch("sqlite", "qmark", now, bound),
+                lease_store.release_batch("sqlite", "qmark", now, released),
+            ):
+                if batch is not None:
+                    connection.executemany(*batch)
+            return applied
+
+        return work
+
+    async def write_chain(
+        self,
+        records: list[AcctRecord],
+        following: Callable[[], list[AcctRecord] | None],
+        committed: Callable[[Applied], None],
+    ) -> Exception | None:
+        """On SQLite: ``records``, then what ``following`` hands over, chained on the write
+        thread (SqliteWriter.run_chain); why the last batch failed, or None."""
+        assert self._sqlite is not None
+
+        def follow() -> Callable[[sqlite3.Connection], Applied] | None:
+            more = following()
+            return None if more is None else self._sqlite_work(more)
+
+        failed = await self._sqlite.run_chain(self._sqlite_work(records), follow, committed)
+        return None if failed is None else failed[1]
+
     async def write(self, records: list[AcctRecord]) -> Applied:
+        if self._sqlite is not None:
+            return await self._sqlite.run(self._sqlite_work(records))
         bound, released = self._leases.items(records) if self._leases else ([], [])
         quota, claims = self._quota, self._claims
-        if self._sqlite is not None:
-
-            def work(connection: sqlite3.Connection) -> Applied:
-                applied = store.apply_sqlite(connection, records, quota, claims)
-                now = datetime.now(UTC)
-                for batch in (
-                    lease_store.bind_batch("sqlite", "qmark", now, bound),
-                    lease_store.release_batch("sqlite", "qmark", now, released),
-                ):
-                    if batch is not None:
-                        connection.executemany(*batch)
-                return applied
-
-            return await self._sqlite.run(work)
         async with write_transaction(self._sessions) as session:
             applied = await store.apply(session, records, quota, claims)
             now = datetime.now(UTC)

@@ -10,6 +10,13 @@ second in bench/soak.py) while accounting slept behind it, the soak's p99. The r
 (the API, jobs) stay on the async engine and queue on its write lock (db.writer); this thread
 begins no transaction while one of them holds that lock, so under a steady accounting load
 they are not left polling in SQLite's busy handler until it gives up.
+
+Accounting chains its batches (``run_chain``): when one commits, the thread takes the next
+itself, without a round trip through the event loop, which answers the committed batch
+meanwhile. Under a closed loop of 128 requests the thread otherwise stood idle ~1.3 ms of every
+~5.4 ms commit cycle (the loop had to notice the commit, answer 64 requests and hand over the
+next batch), a quarter of the rate. A chain gives way after each commit to any ``run`` queued
+behind it (the auth log) and to an engine writer holding the write lock.
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from radius_contracts.db.writer import write_lock
+from radius_contracts.db.writer import WriteLock, write_lock
 
 __all__ = ["SqliteWriter"]
 
 T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], T]
 
 
 class SqliteWriter:
@@ -45,6 +53,10 @@ class SqliteWriter:
         self._synchronous = synchronous
         self._connection: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        # Jobs handed to the thread and jobs it began, each counted by one thread only: a
+        # chain gives way when they differ (someone waits behind it).
+        self._handed = 0
+        self._begun = 0
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
@@ -54,7 +66,7 @@ class SqliteWriter:
         connection.execute("PRAGMA busy_timeout=5000")
         return connection
 
-    async def run(self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
+    async def run(self, work: Work[T], *, durable: bool = True) -> T:
         """Run ``work`` in one transaction on the writer thread, after those queued before
         and after the engine's writer that holds its write lock now, if any.
 
@@ -63,15 +75,73 @@ class SqliteWriter:
         syncs it too). For what a crash may lose anyway, the auth log: its entries wait in
         memory for up to flush_interval before they are written at all.
         """
+        await self._after_engine_writer()
+        self._handed += 1
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._job, work, durable
+        )
+
+    async def run_chain(
+        self,
+        work: Work[T],
+        following: Callable[[], Work[T] | None],
+        committed: Callable[[T], None],
+    ) -> tuple[Work[T], Exception] | None:
+        """Run ``work`` in a durable transaction, then each work ``following()`` hands over,
+        one transaction each, on the writer thread without waiting for the event loop.
+
+        ``committed(result)`` is called on the event loop for each committed transaction, in
+        order, before this returns. ``following`` is called on the writer thread (it must be
+        thread-safe); the chain ends when it returns None, when another job waits for the
+        thread, or when an engine writer holds the write lock (it goes first, as for ``run``).
+        Returns None when every transaction committed, else the work that failed and why
+        (rolled back; nothing after it ran).
+        """
+        lock = await self._after_engine_writer()
+        loop = asyncio.get_running_loop()
+        self._handed += 1
+        return await loop.run_in_executor(
+            self._executor, self._chain, loop, lock, work, following, committed
+        )
+
+    async def _after_engine_writer(self) -> WriteLock | None:
+        """Wait until no engine writer holds the write lock; the lock (None: no engine)."""
         lock = write_lock(self._engine) if self._engine is not None else None
         if lock is not None and lock.locked():
             async with lock.held():
                 pass
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._transaction, work, durable
-        )
+        return lock
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], T], durable: bool) -> T:
+    def _job(self, work: Work[T], durable: bool) -> T:
+        self._begun += 1
+        return self._transaction(work, durable)
+
+    def _chain(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        lock: WriteLock | None,
+        work: Work[T],
+        following: Callable[[], Work[T] | None],
+        committed: Callable[[T], None],
+    ) -> tuple[Work[T], Exception] | None:
+        self._begun += 1
+        next_work: Work[T] | None = work
+        while next_work is not None:
+            try:
+                result = self._transaction(next_work, durable=True)
+            except Exception as exc:
+                return next_work, exc
+            try:
+                # Scheduled before this job's own result: the loop sees them first, in order.
+                loop.call_soon_threadsafe(committed, result)
+            except RuntimeError:  # the event loop is closed: nobody is left to answer
+                return None
+            if self._handed != self._begun or (lock is not None and lock.locked()):
+                return None  # someone waits for the thread or the lock: their turn first
+            next_work = following()
+        return None
+
+    def _transaction(self, work: Work[T], durable: bool) -> T:
         connection = self._connection
         if connection is None:
             connection = self._connection = self._connect()
@@ -96,9 +166,11 @@ class SqliteWriter:
         """Finish what is queued, then close the connection (blocking: call from a thread)."""
 
         def shut() -> None:
+            self._begun += 1
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
 
+        self._handed += 1  # a chain still running gives way
         self._executor.submit(shut).result(timeout=30)
         self._executor.shutdown(wait=True)
