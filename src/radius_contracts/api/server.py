@@ -78,7 +78,6 @@ async def start_api(
         # own bound (503) on connections plus requests in flight, a backstop.
         limit_concurrency=api.max_connections + api.max_requests,
         timeout_keep_alive=api.keep_alive_timeout,  # type: ignore[arg-type]
-        h11_max_incomplete_event_size=api.max_header_bytes,
         # Logging is ours (logging.configure); RequestLog writes the one line per request.
         log_config=None,
         access_log=False,
