@@ -15,7 +15,7 @@ from radius_contracts.store.accounting_records import (
     AcctRecord,
     QuotaDelta,
 )
-from radius_contracts.store.driver import padded, placeholders, timestamp
+from radius_contracts.store.driver import padded, placeholders, read_sqlite_time, timestamp
 
 COUNTERS = ("session_time", "input_octets", "output_octets", "input_packets", "output_packets")
 DETAILS = (
@@ -151,7 +151,7 @@ class Sql:
         if value is None:
             return None
         if isinstance(value, str):  # SQLite keeps naive UTC text
-            value = datetime.fromisoformat(value)
+            return read_sqlite_time(value)
         assert isinstance(value, datetime)
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -260,18 +260,37 @@ def load_statements(sql: Sql, records: Sequence[AcctRecord]) -> list[Statement]:
         for start in range(0, len(values), 500):
             chunk = padded(values[start : start + 500])
             # Positional parameters: each part has its own placeholders and values.
-            selects: list[str] = []
             params: list[Any] = []
-            for part in _LOAD_PARTS:
-                names = [name for name in times if "{" + name + "}" in part]  # in that order
-                marks = sql.marks(1 + len(chunk) + len(names), start=len(params) + 1)
-                listed = ", ".join(marks[1 : 1 + len(chunk)])
-                key = f"nas_id = {marks[0]} AND acct_unique_id IN ({listed})"
-                fill = dict(zip(names, marks[1 + len(chunk) :], strict=True))
-                selects.append(
-                    f"SELECT {columns} FROM sessions WHERE {key} AND "  # noqa: S608 - our names
-                    + part.format(**fill)
-                )
+            for names in _LOAD_TIMES:
                 params += [nas_id, *chunk, *(times[name] for name in names)]
-            statements.append((" UNION ALL ".join(selects), tuple(params)))
+            statements.append((_load_text(sql, len(chunk)), tuple(params)))
     return statements
+
+
+# The times each part of _LOAD_PARTS names, in order.
+_LOAD_TIMES = tuple(
+    tuple(name for name in ("since", "closed") if "{" + name + "}" in part) for part in _LOAD_PARTS
+)
+_LOAD_TEXTS: dict[tuple[str, int], str] = {}
+
+
+def _load_text(sql: Sql, count: int) -> str:
+    """The SQLite load of ``count`` keys (padded: a few sizes), built once per size."""
+    text = _LOAD_TEXTS.get((sql.paramstyle, count))
+    if text is not None:
+        return text
+    columns = ", ".join(LOADED)
+    selects: list[str] = []
+    used = 0
+    for part, names in zip(_LOAD_PARTS, _LOAD_TIMES, strict=True):
+        marks = sql.marks(1 + count + len(names), start=used + 1)
+        used += len(marks)
+        listed = ", ".join(marks[1 : 1 + count])
+        key = f"nas_id = {marks[0]} AND acct_unique_id IN ({listed})"
+        fill = dict(zip(names, marks[1 + count :], strict=True))
+        selects.append(
+            f"SELECT {columns} FROM sessions WHERE {key} AND "  # noqa: S608 - our names
+            + part.format(**fill)
+        )
+    text = _LOAD_TEXTS[(sql.paramstyle, count)] = " UNION ALL ".join(selects)
+    return text

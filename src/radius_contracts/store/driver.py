@@ -4,7 +4,7 @@ SQLAlchemy's per-row parameter processing and hand statements to the driver as t
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 __all__ = ["padded", "placeholders", "rows_in_values", "sqlite_text", "timestamp"]
@@ -102,3 +102,17 @@ def sqlite_text(at: datetime) -> str:
         prefix = at.isoformat(" ", "seconds")[:19]
         _last_second = (second, prefix)
     return f"{prefix}.{at.microsecond:06d}"
+
+
+def read_sqlite_time(text: str) -> datetime:
+    """SQLite's DateTimeUTC text (naive UTC) as an aware datetime.
+
+    Parsed with its offset appended: ``datetime.replace(tzinfo=UTC)`` after parsing costs
+    0.65 µs (keyword parsing in CPython 3.11), five times the parse; accounting reads three
+    of these for every session a batch loads. Text that already has an offset is read as it is.
+    """
+    try:
+        return datetime.fromisoformat(text + "+00:00")
+    except ValueError:
+        moment = datetime.fromisoformat(text)
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
