@@ -4,7 +4,7 @@ import random
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
-from radius_contracts.store.driver import padded, rows_in_values, sqlite_text
+from radius_contracts.store.driver import padded, read_sqlite_time, rows_in_values, sqlite_text
 
 
 def test_padded_lists_match_the_same_values_in_few_lengths() -> None:
@@ -49,3 +49,17 @@ def test_sqlite_text_is_sqlalchemys_form_whatever_changed_since_the_last_call() 
         # What SQLAlchemy's SQLite DateTime stores (and reads back).
         assert sqlite_text(at) == at.strftime("%Y-%m-%d %H:%M:%S.%f"), at
     assert sqlite_text(datetime(2027, 1, 1, tzinfo=UTC)) == "2027-01-01 00:00:00.000000"
+
+
+def test_sqlite_times_read_back_as_the_aware_utc_moments_written() -> None:
+    rng = random.Random(11)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for _ in range(2000):
+        at += timedelta(seconds=rng.randrange(100_000), microseconds=rng.randrange(1_000_000))
+        read = read_sqlite_time(sqlite_text(at))
+        assert read == at and read.utcoffset() == timedelta(0)
+    # Text that carries its own offset, or no fraction, is read as it says.
+    assert read_sqlite_time("2026-12-07 22:48:53+02:00") == datetime(
+        2026, 12, 7, 20, 48, 53, tzinfo=UTC
+    )
+    assert read_sqlite_time("2026-12-07 22:48:53").tzinfo is not None

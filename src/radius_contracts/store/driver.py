@@ -7,7 +7,14 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-__all__ = ["padded", "placeholders", "rows_in_values", "sqlite_text", "timestamp"]
+__all__ = [
+    "padded",
+    "placeholders",
+    "read_sqlite_time",
+    "rows_in_values",
+    "sqlite_text",
+    "timestamp",
+]
 
 T = TypeVar("T")
 
