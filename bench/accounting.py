@@ -1343,7 +1343,7 @@ ACCT_AREAS = (
     ("codec: decode, authenticators, encode", lambda s, f: "radius/codec.py" in f),
     ("listener: _received, _accounting_fields, done", lambda s, f: "radius/protocol.py" in f),
     ("duplicate cache", lambda s, f: "radius/dedup.py" in f),
-    ("accounting handler and writer", lambda s, f: "aaa/accounting.py" in f),
+    ("accounting handler and writer", lambda s, f: "aaa/accounting" in f),
     ("other radius_contracts", lambda s, f: "radius_contracts/" in f),
     ("event loop, selectors, timers", lambda s, f: "asyncio/" in f or "selectors.py" in f),
 )

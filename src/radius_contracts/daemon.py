@@ -17,12 +17,8 @@ from typing import Any
 
 from radius_contracts import sdnotify
 from radius_contracts.aaa import mschap_speedups
-from radius_contracts.aaa.accounting import (
-    AccountingHandler,
-    AccountingStore,
-    AccountingWriter,
-    LeaseTracking,
-)
+from radius_contracts.aaa.accounting import AccountingHandler, AccountingStore, LeaseTracking
+from radius_contracts.aaa.accounting_writer import AccountingWriter
 from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
 from radius_contracts.aaa.batch_log import BatchLog
 from radius_contracts.aaa.claims import LoginClaims, decided_in_database

@@ -26,7 +26,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from radius_contracts.aaa.accounting import BATCH_BUCKETS
+from radius_contracts.aaa.accounting_writer import BATCH_BUCKETS
 from radius_contracts.index import AuthIndex
 from radius_contracts.loop_lag import LoopLag
 from radius_contracts.pool_use import POOL_USE_MAX_AGE, PoolUse
@@ -35,7 +35,8 @@ from radius_contracts.radius.histogram import Histogram
 from radius_contracts.radius.protocol import Port, Stats
 
 if TYPE_CHECKING:
-    from radius_contracts.aaa.accounting import AccountingHandler, AccountingWriter
+    from radius_contracts.aaa.accounting import AccountingHandler
+    from radius_contracts.aaa.accounting_writer import AccountingWriter
     from radius_contracts.aaa.auth_log import AuthLogWriter
     from radius_contracts.aaa.claims import LoginClaims
     from radius_contracts.aaa.handler import AccessHandler

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from radius_contracts.aaa.accounting import AccountingWriter
+from radius_contracts.aaa.accounting_writer import AccountingWriter
 from radius_contracts.db.sqlite_writer import SqliteWriter
 from radius_contracts.store.accounting import START, AcctRecord, Applied
 
