@@ -193,3 +193,39 @@ async def test_a_batch_refused_inside_a_chain_is_split_and_only_the_bad_record_u
     assert len(chained.failed_at) == 1 and chained.failed_at[0] >= 1  # a batch the thread took
     assert chained.keys() == [key for key in keys if key != "bad45"]
     assert writer.failed == 1
+
+
+async def test_a_stop_during_a_chain_answers_every_record_once(tmp_path: Path) -> None:
+    """close() gives up what is still queued when its grace runs out while the thread keeps
+    taking batches: each record is answered once, True if written, False if given up."""
+    chained = Chained(tmp_path / "a.db")
+    chained.follow_pause = 0.02  # slower than close()'s grace allows for 2,000 records
+    writer = AccountingWriter(chained.sink, chain=chained, max_batch=50)
+    answers: dict[str, list[bool]] = {}
+    keys = [f"s{n}" for n in range(2_000)]
+    everything = asyncio.Event()
+
+    def answer(key: str) -> Callable[[bool], None]:
+        def done(ok: bool) -> None:
+            answers.setdefault(key, []).append(ok)
+            if len(answers) == len(keys):
+                everything.set()
+
+        return done
+
+    task = asyncio.create_task(writer.run())
+    try:
+        for key in keys:
+            assert writer.submit(AcctRecord(kind=START, nas_id=1, at=NOW, key=key), answer(key))
+        await asyncio.sleep(0.05)  # the chain is under way
+        assert not await writer.close(0.1)
+        await task
+        async with asyncio.timeout(5):
+            await everything.wait()  # batches the thread took before the stop commit too
+    finally:
+        await asyncio.to_thread(chained.writer.close)
+    assert all(len(given) == 1 for given in answers.values())
+    written = set(chained.keys())
+    assert {key for key, given in answers.items() if given == [True]} == written
+    assert 0 < len(written) < len(keys)
+    assert writer.pending == 0
