@@ -2,9 +2,9 @@
 
 ``handle_access`` answers an Access-Request from memory (the authorization index), without a
 database round trip: authenticate (PAP, CHAP, MS-CHAPv2 or MAC), authorize (status, dates,
-MAC binding), then reply with the NAS manufacturer's layout rendered for the contract. Rendered
-and encoded reply attributes are cached per contract, NAS and purpose, and rebuilt when the
-contract snapshot or the catalogue (NAS, layouts, pools, dictionaries) changes.
+MAC binding), then reply with the NAS manufacturer's layout rendered for the contract
+(aaa.replies: rendered and encoded once per contract, NAS and purpose, rebuilt when the
+contract snapshot or the catalogue changes).
 
 Every reply fits a RADIUS packet (4096 octets, RFC 2865 §3). The rendered reply knows its
 size; what a request adds (MS-CHAPv2 proof and keys, leased addresses, its Proxy-State echo)
@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
 
@@ -28,7 +28,7 @@ from radius_contracts.aaa.auth_log import AuthEvent, AuthLogWriter
 from radius_contracts.aaa.authorize import Refusal, mac_binding_refusal, purpose_of
 from radius_contracts.aaa.claims import ClaimDecider
 from radius_contracts.aaa.reject_reasons import reject_label
-from radius_contracts.aaa.render import render_rows, template_values
+from radius_contracts.aaa.replies import RenderedAttribute, Replies, Reply
 from radius_contracts.aaa.sessions import OpenSession, SessionView
 from radius_contracts.domain import (
     ContractSnapshot,
@@ -47,8 +47,6 @@ from radius_contracts.radius import codec
 from radius_contracts.radius.dictionary import (
     AttributeCatalog,
     encode_value,
-    split_tag,
-    tagged_name,
 )
 from radius_contracts.radius.messages import (
     AccessRequest,
@@ -59,13 +57,6 @@ from radius_contracts.radius.messages import (
 
 log = logging.getLogger("radius_contracts.aaa")
 
-# What the contract's config implies, unless the layout already sends that attribute.
-_IMPLIED = (
-    ("ipv4", "Framed-IP-Address"),
-    ("ipv6", "Framed-IPv6-Prefix"),
-    ("delegated_ipv6_prefix", "Delegated-IPv6-Prefix"),
-)
-_POOL_VARIABLES = ("pool_name_ipv4", "pool_name_ipv6")
 # Shown to the subscriber for both unknown users and wrong passwords: telling them apart on
 # the wire would let anyone probe which usernames exist. The auth log keeps the difference.
 _AUTH_FAILED = "authentication failed"
@@ -84,7 +75,6 @@ _MPPE_KEY_SIZE = codec.hidden_size(
 # headers) around the Ident and the 42-character Authenticator Response (RFC 2548 §2.3.3,
 # RFC 2759 §8.7), then the MPPE policy, types and both keys.
 _MSCHAP_SIZE = 8 + 1 + 42 + len(_MPPE_POLICY) + len(_MPPE_TYPES) + 2 * _MPPE_KEY_SIZE
-_REPLY_CACHE_LIMIT = 500_000
 _MAX_PACKET = codec.MAX_PACKET  # a module global: one lookup less per request
 # The attribute that carries what a managed pool leased, by pool family (RFC 2865 §5.8,
 # RFC 3162 §2.3, RFC 4818).
@@ -107,30 +97,6 @@ class Leases(Protocol):
     def exhausted_error(self, exc: BaseException) -> str | None:
         """The exhausted pool's name when ``exc`` means a pool is exhausted, else None."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedAttribute:
-    """One reply attribute as text, for previews."""
-
-    name: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """The reply a contract gets from one NAS for one purpose, rendered and encoded."""
-
-    layout: str | None
-    rendered: tuple[RenderedAttribute, ...]
-    attributes: bytes
-    hidden: tuple[HiddenAttribute, ...]
-    # Octets of an Access-Accept with just these attributes: header, Message-Authenticator,
-    # attributes and hidden ones as the codec will encrypt them.
-    size: int
-    # The finished decisions by method, built on first use: most requests then allocate
-    # nothing here.
-    decisions: dict[AuthMethod | None, AuthDecision] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +139,6 @@ class AccessHandler:
         # process (in a worker process); None: by ``sessions`` alone. Set by the daemon.
         self.claims: ClaimDecider | None = None
         self.leases = leases
-        self._interim_interval = interim_interval
         self._reply_message = reply_message
         self.challenges = chap_challenges.ChallengeWindow(chap_challenge_window)
         self._warn = RateLimitedLog(log)
@@ -181,19 +146,14 @@ class AccessHandler:
         self._date = today()
         self._date_checked = time.monotonic()
         self.rejects: dict[str, int] = {}  # Access-Rejects by reject_reasons label (metrics)
-        # (contract id, NAS id, purpose) → (snapshot, catalogue version, catalog, Reply)
-        self._replies: dict[
-            tuple[int, int, LayoutPurpose],
-            tuple[ContractSnapshot, int, AttributeCatalog, Reply],
-        ] = {}
+        self.replies = Replies(index, catalog, interim_interval)
 
     def configure(
         self, *, interim_interval: int, reply_message: bool, chap_challenge_window: float
     ) -> None:
         """New settings from a reload; replies rendered with the old ones are dropped."""
-        self._interim_interval = interim_interval
+        self.replies.configure(interim_interval)
         self._reply_message = reply_message
-        self._replies.clear()
         if chap_challenge_window <= 0:
             self.challenges.clear()  # reuse checks are off: nothing to hold on to
         self.challenges.window = chap_challenge_window
@@ -277,7 +237,7 @@ class AccessHandler:
         layout = self._layout(nas, purpose)
         if isinstance(layout, Refusal):
             return self._reject(layout, method=method, contract=contract)
-        reply = self._reply(contract, nas, purpose, layout)
+        reply = self.replies.get(contract, nas, purpose, layout)
         pools = self._managed_pools(contract)
         # Before any session is admitted or address leased: a reply that cannot be sent must
         # hold nothing. A couple of additions for most requests; the rest only when used.
@@ -570,30 +530,6 @@ class AccessHandler:
 
     # -- rendering ----------------------------------------------------------------------------
 
-    def _reply(
-        self,
-        contract: ContractSnapshot,
-        nas: NasSnapshot,
-        purpose: LayoutPurpose,
-        layout: LayoutSnapshot | None,
-    ) -> Reply:
-        key = (contract.id, nas.id, purpose)
-        catalog = self._catalog()
-        version = self.index.catalogue_version
-        cached = self._replies.get(key)
-        if (
-            cached is not None
-            and cached[0] is contract
-            and cached[1] == version
-            and cached[2] is catalog
-        ):
-            return cached[3]
-        reply = self.render(contract, nas, layout, catalog)
-        if len(self._replies) >= _REPLY_CACHE_LIMIT:
-            self._replies.clear()  # crude, but bounded: refilled by the next requests
-        self._replies[key] = (contract, version, catalog, reply)
-        return reply
-
     def render(
         self,
         contract: ContractSnapshot,
@@ -602,82 +538,7 @@ class AccessHandler:
         catalog: AttributeCatalog | None = None,
     ) -> Reply:
         """Render ``layout`` for ``contract`` at ``nas`` plus the attributes its config implies."""
-        catalog = catalog or self._catalog()
-        values = template_values(
-            contract,
-            nas_name=nas.name,
-            nas_address=nas.address,
-            pop_name=nas.pop_name,
-            manufacturer_name=nas.manufacturer_name,
-        )
-        for variable in _POOL_VARIABLES:
-            pool_name = values.get(variable)
-            if pool_name is not None:
-                pool = self.index.pool(pool_name)
-                # An inactive pool is never handed to a NAS; a managed one neither: the
-                # address leased from it goes in the reply instead.
-                if pool is None or not pool.active or pool.mode is PoolMode.MANAGED:
-                    del values[variable]
-        rows = render_rows(layout.rows, values) if layout is not None else []
-        sent = {name.casefold() for name, _ in rows}
-        for variable, attribute in _IMPLIED:
-            if variable in values and attribute.casefold() not in sent:
-                rows.append((attribute, values[variable]))
-        plan = contract.plan
-        if plan is not None:
-            # RFC 2865 §5.27/§5.28: the plan's session and idle limits, unless the layout
-            # sends its own.
-            for name, seconds in (
-                ("Session-Timeout", plan.session_timeout),
-                ("Idle-Timeout", plan.idle_timeout),
-            ):
-                if seconds is not None and name.casefold() not in sent:
-                    rows.append((name, str(seconds)))
-        interim = nas.interim_interval
-        if interim is None:
-            interim = self._interim_interval
-        if interim > 0 and "acct-interim-interval" not in sent:
-            # RFC 2869 §5.16: how often the NAS sends Interim-Updates for this session.
-            rows.append(("Acct-Interim-Interval", str(interim)))
-        rendered: list[RenderedAttribute] = []
-        encoded: list[bytes] = []
-        hidden: list[HiddenAttribute] = []
-        for name, text in rows:
-            try:
-                base, tag = split_tag(name)  # "Tunnel-Type:1" (RFC 2868), linted when saved
-            except ValueError:
-                base, tag = name, None
-            spec = catalog.get(base)
-            if spec is None or (tag is not None and not spec.has_tag):
-                log.warning(
-                    "layout %s: attribute %s is not in the dictionaries",
-                    layout.name if layout is not None else None, name,
-                )  # fmt: skip
-                continue
-            try:
-                value = encode_value(spec, text)
-                if spec.encrypt:
-                    hidden.append(codec.hidden_attribute(spec, value, tag))
-                else:
-                    encoded.append(codec.encode_attribute(spec, value, tag))
-            except ValueError as exc:
-                # The layout linted fine for the sample contract, but this contract's value
-                # does not fit the attribute: leave the row out rather than refuse service.
-                log.warning(
-                    "contract %s: %s left out of the reply for NAS %s: %s",
-                    contract.number, spec.name, nas.name, exc,
-                )  # fmt: skip
-                continue
-            rendered.append(RenderedAttribute(tagged_name(spec.name, tag), text))
-        attributes = b"".join(encoded)
-        size = codec.REPLY_OVERHEAD + len(attributes) + sum(map(codec.hidden_size, hidden))
-        return Reply(
-            layout.name if layout is not None else None,
-            tuple(rendered),
-            attributes,
-            tuple(hidden),
-            size,
-        )
+        return self.replies.render(contract, nas, layout, catalog)
 
     def rendered_reply(
         self,
@@ -698,7 +559,7 @@ class AccessHandler:
             return layout
         if layouts is None:
             # The reply cache: what the next Access-Request of this contract will use anyway.
-            return self._reply(contract, nas, purpose, layout).rendered
+            return self.replies.get(contract, nas, purpose, layout).rendered
         return self.render(contract, nas, layout).rendered
 
     # -- previews (management API) ------------------------------------------------------------
@@ -720,7 +581,7 @@ class AccessHandler:
         layout = self._layout(nas, purpose)
         if isinstance(layout, Refusal):
             return Preview(self._reject(layout, contract=contract), None, ())
-        reply = self._reply(contract, nas, purpose, layout)
+        reply = self.replies.get(contract, nas, purpose, layout)
         # As _decide counts it for a PAP or CHAP login without Proxy-State.
         size = reply.size + sum(_lease_size(pool) for pool in self._managed_pools(contract))
         if size > codec.MAX_PACKET:

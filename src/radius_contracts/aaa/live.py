@@ -27,7 +27,8 @@ from radius_contracts.aaa.coa_plan import (
     plan_change,
     plan_layout_change,
 )
-from radius_contracts.aaa.handler import AccessHandler, RenderedAttribute
+from radius_contracts.aaa.handler import AccessHandler
+from radius_contracts.aaa.replies import RenderedAttribute
 from radius_contracts.domain import (
     CoaRecord,
     ContractSnapshot,
