@@ -78,7 +78,7 @@ from pathlib import Path
 from typing import Any
 
 from radius_contracts.aaa import mschap
-from radius_contracts.radius import codec
+from radius_contracts.radius import codec, hiding
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ANCHOR = ROOT.parent / "shared" / "bench-anchor"
@@ -151,7 +151,7 @@ def _per_user(user: User) -> bytes:
 
 def pap_request(user: User, identifier: int, secret: bytes) -> bytes:
     authenticator = codec.new_authenticator()
-    hidden = codec.hide_user_password(user.password.encode(), secret, authenticator)
+    hidden = hiding.hide_user_password(user.password.encode(), secret, authenticator)
     body = b"".join(
         (
             codec.attribute(codec.USER_NAME, user.name.encode()),

@@ -168,14 +168,14 @@ def _set_up(base_url: str, token: str) -> str:
 
 def _builders(user: str) -> dict[str, Callable[[int], bytes]]:
     from radius_contracts.aaa import mschap
-    from radius_contracts.radius import codec
+    from radius_contracts.radius import codec, hiding
 
     name = codec.attribute(codec.USER_NAME, user.encode())
     proxy_state = codec.attribute(codec.PROXY_STATE, b"proxy-state-1")
 
     def pap(i: int, *extra: bytes) -> bytes:
         authenticator = os.urandom(16)
-        hidden = codec.hide_user_password(PASSWORD.encode(), SECRET, authenticator)
+        hidden = hiding.hide_user_password(PASSWORD.encode(), SECRET, authenticator)
         body = name + codec.attribute(codec.USER_PASSWORD, hidden) + b"".join(extra)
         return codec.encode_request(1, i % 256, body, SECRET, authenticator=authenticator)
 

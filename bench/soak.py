@@ -54,7 +54,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from auth import _clean_env, _free_port, children, cpu_seconds, populate, write_config
-from radius_contracts.radius import codec
+from radius_contracts.radius import codec, hiding
 
 SECRET = b"soak-secret"
 SOCKETS = 32  # a user's requests always go through one socket, in order, as from one NAS port
@@ -92,7 +92,7 @@ def request(user: int, step: int, identifier: int, cycle: int) -> bytes:
     )
     if step == 0:
         authenticator = codec.new_authenticator()
-        hidden = codec.hide_user_password(password(user), SECRET, authenticator)
+        hidden = hiding.hide_user_password(password(user), SECRET, authenticator)
         return codec.encode_request(
             codec.Code.ACCESS_REQUEST,
             identifier,

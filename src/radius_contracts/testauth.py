@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from radius_contracts.aaa import mschap
-from radius_contracts.radius import codec
+from radius_contracts.radius import codec, hiding
 from radius_contracts.radius.dictionary import AttributeCatalog, AttributeSpec
 
 Method = Literal["pap", "chap", "mschapv2"]
@@ -76,7 +76,7 @@ def access_request(
     body = [codec.attribute(codec.USER_NAME, user.encode())]
     result = AccessRequest(b"")
     if password is not None and method == "pap":
-        hidden = codec.hide_user_password(password.encode(), secret, authenticator)
+        hidden = hiding.hide_user_password(password.encode(), secret, authenticator)
         body.append(codec.attribute(codec.USER_PASSWORD, hidden))
     elif password is not None and method == "chap":
         # RFC 1994 §4.1 / RFC 2865 §5.3: MD5(CHAP Ident + secret + challenge).

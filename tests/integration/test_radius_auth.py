@@ -22,7 +22,7 @@ from conftest import Factory, RunningDaemon, manufacturer_named, start_daemon, s
 from radclient import radclient
 from radius_client import RadiusClient, attr
 from radius_contracts.aaa import mschap
-from radius_contracts.radius import codec
+from radius_contracts.radius import codec, hiding
 from radius_contracts.settings import load_settings
 
 
@@ -328,8 +328,8 @@ def test_mschapv2_accept_proves_the_server_and_hands_out_mppe_keys(
     assert success[0] == packet_ident(packet) and success[1:].decode() == expected
     send_key, recv_key = mschap.mppe_keys_128(mschap.nt_password_hash("clientPass"), nt_response)
     [send], [recv] = values["MS-MPPE-Send-Key"], values["MS-MPPE-Recv-Key"]
-    assert codec.salt_decrypt(send, client.secret, reply.request_authenticator) == send_key
-    assert codec.salt_decrypt(recv, client.secret, reply.request_authenticator) == recv_key
+    assert hiding.salt_decrypt(send, client.secret, reply.request_authenticator) == send_key
+    assert hiding.salt_decrypt(recv, client.secret, reply.request_authenticator) == recv_key
     assert send[0] & 0x80 and send[:2] != recv[:2]  # RFC 2548: salt high bit, unique salts
 
 
@@ -530,7 +530,7 @@ def test_tagged_layout_rows_go_out_with_their_tags(
     # RFC 2868 §3.5: Tag, Salt (high bit set), then the salted encryption.
     [password] = values["Tunnel-Password"]
     assert password[0] == 2 and password[1] & 0x80
-    plain = codec.salt_decrypt(password[1:], SECRET.encode(), reply.request_authenticator)
+    plain = hiding.salt_decrypt(password[1:], SECRET.encode(), reply.request_authenticator)
     assert plain == b"tunnel-secret"
 
 

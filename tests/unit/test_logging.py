@@ -15,7 +15,7 @@ from radius_contracts.api import problems
 from radius_contracts.api.request_log import sane_request_id
 from radius_contracts.db.engine import redacted_url
 from radius_contracts.logging import JsonFormatter, TextFormatter
-from radius_contracts.radius import codec, request_context
+from radius_contracts.radius import codec, hiding, request_context
 from radius_contracts.radius.clients import ClientTable, NasClient
 
 
@@ -89,7 +89,7 @@ def test_datagram_fields_are_rendered_once_and_never_the_password(captured) -> N
     secret = b"nas-secret"
     table = ClientTable([("127.0.0.1", NasClient(7, secret, True, "bng-1"))])
     attributes = codec.attribute(codec.USER_NAME, b"ana") + codec.attribute(
-        codec.USER_PASSWORD, codec.hide_user_password(b"pw-123", secret, bytes(16))
+        codec.USER_PASSWORD, hiding.hide_user_password(b"pw-123", secret, bytes(16))
     )
     data = codec.encode_request(
         codec.Code.ACCESS_REQUEST, 42, attributes, secret, authenticator=bytes(16)

@@ -13,7 +13,7 @@ import hmac
 from dataclasses import dataclass
 
 from radius_contracts.aaa import mschap, mschap_speedups
-from radius_contracts.radius import codec
+from radius_contracts.radius import digest
 
 __all__ = ["MsChapV2Result", "check_chap", "check_mschapv2", "check_pap"]
 
@@ -65,9 +65,9 @@ def check_chap(chap_password: bytes, challenge: bytes, password: str | None) -> 
         chap_password = _DUMMY_CHAP_PASSWORD
     secret = _DUMMY_PASSWORD if password is None else password
     ident, response = chap_password[:1], chap_password[1:]
-    # MD5 is what RFC 1994 specifies; nothing else would interoperate. codec.md5: no hash
+    # MD5 is what RFC 1994 specifies; nothing else would interoperate. digest.md5: no hash
     # object per call (OpenSSL 3 makes each new one costly).
-    expected = codec.md5(ident + _octets(secret) + challenge)
+    expected = digest.md5(ident + _octets(secret) + challenge)
     matches = hmac.compare_digest(expected, response)
     return matches and well_formed and password is not None
 

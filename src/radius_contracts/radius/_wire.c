@@ -323,7 +323,7 @@ static PyObject *wire_decrypt_password(PyObject *self, PyObject *const *args, Py
 
 /* RFC 2868 §3.5 / RFC 2548 §2.4.2 (MS-MPPE keys): the salt, then P = length octet + plain +
  * zero padding to 16, c(1) = p(1) xor MD5(S + R + salt), c(i) = p(i) xor MD5(S + c(i-1)).
- * Same checks and result as codec.salt_encrypt. */
+ * Same checks and result as hiding.salt_encrypt. */
 static PyObject *wire_salt_encrypt(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4) {
@@ -916,7 +916,7 @@ static PyMethodDef wire_methods[] = {
     {"decrypt_password", (PyCFunction)(void (*)(void))wire_decrypt_password, METH_FASTCALL,
      "Reverse RFC 2865 §5.2 hiding; None for a length that cannot be one."},
     {"salt_encrypt", (PyCFunction)(void (*)(void))wire_salt_encrypt, METH_FASTCALL,
-     "RFC 2868 §3.5 salted encryption: salt + ciphertext, as codec.salt_encrypt."},
+     "RFC 2868 §3.5 salted encryption: salt + ciphertext, as hiding.salt_encrypt."},
     {"parse_access", (PyCFunction)(void (*)(void))wire_parse_access, METH_FASTCALL,
      "The fields of a well-formed Access-Request, or None (see the module)."},
     {"parse_accounting", (PyCFunction)(void (*)(void))wire_parse_accounting, METH_FASTCALL,

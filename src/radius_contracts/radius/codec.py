@@ -1,8 +1,9 @@
-"""RADIUS packets as bytes: a strict decoder, the authenticators, hiding, and reply encoding.
+"""RADIUS packets as bytes: a strict decoder, the authenticators and reply encoding.
 
 This is the hot path of every request, so it works on ``bytes`` with slicing, ``struct``, MD5
-and HMAC-MD5 (RFC 2104, the padded keys hashed once per secret). It knows attribute numbers,
-not names: the dictionary is consulted when reply attributes are prepared, not per packet.
+and HMAC-MD5 (radius.digest); hiding values (User-Password, salted) is radius.hiding. It knows
+attribute numbers, not names: the dictionary is consulted when reply attributes are prepared,
+not per packet.
 
 ``decode`` is strict about the framing RFC 2865 §3 and §5 define and lenient about what it
 cannot judge without a dictionary (values are returned as raw octets). Anything it refuses
@@ -16,20 +17,18 @@ be predictable; an HMAC value first makes them unpredictable, and cannot itself 
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import hmac
-import importlib
-import os
 import secrets
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final, Protocol
+from typing import Final
 
 from radius_contracts.radius import wire_speedups
 from radius_contracts.radius.dictionary import AttributeSpec
+from radius_contracts.radius.digest import hmac_md5, md5
+from radius_contracts.radius.hiding import hide_user_password, new_salt, new_salts, salt_encrypt
 from radius_contracts.radius.messages import HiddenAttribute
 
 __all__ = [
@@ -43,7 +42,6 @@ __all__ = [
     "attribute",
     "attribute_size",
     "decode",
-    "decrypt_user_password",
     "encode_attribute",
     "encode_attributes",
     "encode_hidden",
@@ -51,11 +49,7 @@ __all__ = [
     "encode_request",
     "hidden_attribute",
     "hidden_size",
-    "hide_user_password",
-    "md5",
     "new_authenticator",
-    "salt_decrypt",
-    "salt_encrypt",
     "split_vendor_specific",
     "vendor_attribute",
     "verify_message_authenticator",
@@ -164,61 +158,7 @@ _HASHED_REQUESTS: Final = frozenset(
 _NONCE_REQUESTS: Final = frozenset({Code.ACCESS_REQUEST, Code.STATUS_SERVER})
 
 
-class _Hash(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-    def digest(self) -> bytes: ...
-    def copy(self) -> _Hash: ...
-
-
-def _md5_constructor() -> Callable[[bytes], _Hash]:
-    # CPython's own MD5 (module _md5) is about twice as fast as OpenSSL's for packet-sized
-    # inputs here, because OpenSSL 3 looks the algorithm up again for every new hash object.
-    # It is an implementation detail of CPython, so fall back to hashlib when it is missing.
-    try:
-        module = importlib.import_module("_md5")
-    except ImportError:
-        return hashlib.md5
-    constructor: Callable[[bytes], _Hash] = module.md5
-    return constructor
-
-
-_new_md5: Final = _md5_constructor()
-
-
-def _py_md5(data: bytes) -> bytes:
-    # MD5 is what RFC 2865/2866/2868/5176 prescribe for authenticators and hiding; the
-    # protocol's security rests on the shared secret, and we cannot choose another hash.
-    return _new_md5(data).digest()
-
-
-@functools.lru_cache(maxsize=4096)
-def _hmac_pads(secret: bytes) -> tuple[_Hash, _Hash]:
-    # RFC 2104 §2: HMAC(K, text) = H(K XOR opad, H(K XOR ipad, text)), a key longer than the
-    # 64-octet block hashed first. Hashing the two padded keys once per secret and copying
-    # the states saves two compression rounds per packet; with OpenSSL 3, hmac.digest() costs
-    # about four times this (it builds a fresh EVP context per call).
-    key = _py_md5(secret) if len(secret) > 64 else secret
-    key = key.ljust(64, b"\x00")
-    inner = _new_md5(bytes(octet ^ 0x36 for octet in key))
-    outer = _new_md5(bytes(octet ^ 0x5C for octet in key))
-    return inner, outer
-
-
-def _py_hmac_md5(secret: bytes, *parts: bytes) -> bytes:
-    inner_pad, outer_pad = _hmac_pads(secret)
-    inner = inner_pad.copy()
-    for part in parts:
-        inner.update(part)
-    outer = outer_pad.copy()
-    outer.update(inner.digest())
-    return outer.digest()
-
-
 _WIRE = wire_speedups.module()
-# The C wire code computes the same digests without a Python object per step.
-md5: Final[Callable[[bytes], bytes]] = _WIRE.md5 if _WIRE is not None else _py_md5
-"""MD5 of one string: the C wire code's, else CPython's own (no hash object per call)."""
-_hmac_md5: Final[Callable[..., bytes]] = _WIRE.hmac_md5 if _WIRE is not None else _py_hmac_md5
 
 
 class PacketTooLarge(ValueError):
@@ -409,14 +349,14 @@ def verify_message_authenticator(
     if request_authenticator is None:
         if packet.code in _NONCE_REQUESTS:
             # The Authenticator field already holds what the HMAC covers.
-            expected = _hmac_md5(secret, data[:offset], _ZERO16, data[offset + 16 :])
+            expected = hmac_md5(secret, data[:offset], _ZERO16, data[offset + 16 :])
             return hmac.compare_digest(expected, data[offset : offset + 16])
         if packet.code not in _HASHED_REQUESTS:
             raise ValueError(
                 f"code {packet.code} is not a request: pass the request's authenticator"
             )
         request_authenticator = _ZERO16
-    expected = _hmac_md5(
+    expected = hmac_md5(
         secret, data[:4], request_authenticator, data[20:offset], _ZERO16, data[offset + 16 :]
     )
     return hmac.compare_digest(expected, data[offset : offset + 16])
@@ -447,123 +387,6 @@ def verify_response_authenticator(
     data = packet.data
     expected = md5(data[:4] + request_authenticator + data[20:] + secret)
     return hmac.compare_digest(expected, packet.authenticator)
-
-
-# -- hiding: User-Password style and salted ------------------------------------------------
-
-
-def hide_user_password(plain: bytes, secret: bytes, authenticator: bytes) -> bytes:
-    """Hide ``plain`` as RFC 2865 §5.2 describes (User-Password, encrypt=1 attributes).
-
-    Raises ValueError for more than 128 octets.
-    """
-    if len(plain) > 128:
-        raise ValueError(f"{len(plain)} octets, RFC 2865 §5.2 allows 128")
-    # RFC 2865 §5.2: "The password is first padded at the end with nulls to a multiple of
-    # 16 octets." An empty one still takes a block: the attribute is 16..128 octets.
-    padded = plain + bytes(-len(plain) % 16) if plain else bytes(16)
-    return _chain_encrypt(padded, secret, authenticator)
-
-
-def decrypt_user_password(value: bytes, secret: bytes, authenticator: bytes) -> bytes | None:
-    """Reverse RFC 2865 §5.2 hiding; None if the length is not 16..128 in steps of 16.
-
-    Only trailing NULs (the padding) are removed; the result is octets, not text.
-    """
-    if _WIRE is not None:
-        return _WIRE.decrypt_password(value, secret, authenticator)
-    size = len(value)
-    if size < 16 or size > 128 or size % 16:
-        return None
-    # Every key block is MD5(secret + previous ciphertext block), and the ciphertext is what
-    # we hold, so the whole keystream is known up front and one XOR does all blocks.
-    stream = md5(secret + authenticator)
-    for start in range(16, size, 16):
-        stream += md5(secret + value[start - 16 : start])
-    plain = (int.from_bytes(value, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
-    return plain.rstrip(b"\x00")
-
-
-def salt_encrypt(plain: bytes, secret: bytes, authenticator: bytes, salt: bytes) -> bytes:
-    """Encrypt with the salted scheme of RFC 2868 §3.5 / RFC 2548 §2.4.2; returns salt + data.
-
-    ``authenticator`` is the Request Authenticator of the request being answered. The salt is
-    two octets with the high bit set. Raises ValueError if the result would not fit an
-    attribute (``plain`` over 239 octets) or the salt is invalid.
-    """
-    if _WIRE is not None:
-        return _WIRE.salt_encrypt(bytes(plain), secret, authenticator, salt)
-    return _py_salt_encrypt(plain, secret, authenticator, salt)
-
-
-def _py_salt_encrypt(plain: bytes, secret: bytes, authenticator: bytes, salt: bytes) -> bytes:
-    if len(salt) != 2 or not salt[0] & 0x80:
-        raise ValueError("the salt is two octets with the high bit set (RFC 2868 §3.5)")
-    if len(authenticator) != 16:
-        raise ValueError("a Request Authenticator is 16 octets")
-    if len(plain) > 239:
-        # 1 length octet + 239 = 240 = 15 blocks; with the 2 salt octets and a tag that is
-        # 243 octets, and a 16th block would pass the 253-octet value limit.
-        raise ValueError(f"{len(plain)} octets, at most 239 fit when salt-encrypted")
-    # RFC 2868 §3.5: the plaintext is a one-octet length of the data, the data, and zero
-    # padding to a multiple of 16 octets.
-    padded = bytes((len(plain),)) + plain
-    padded += bytes(-len(padded) % 16)
-    # RFC 2868 §3.5: b(1) = MD5(S + R + A), where A is the salt.
-    return salt + _chain_encrypt(padded, secret, authenticator + salt)
-
-
-def salt_decrypt(value: bytes, secret: bytes, authenticator: bytes) -> bytes | None:
-    """Reverse :func:`salt_encrypt` (``value`` starts with the salt, no tag); None if invalid."""
-    size = len(value) - 2
-    if size < 16 or size % 16 or not value[0] & 0x80:
-        return None
-    cipher = value[2:]
-    stream = md5(secret + authenticator + value[:2])
-    for start in range(16, size, 16):
-        stream += md5(secret + cipher[start - 16 : start])
-    plain = (int.from_bytes(cipher, "big") ^ int.from_bytes(stream, "big")).to_bytes(size, "big")
-    length = plain[0]
-    if length > size - 1:
-        return None
-    return plain[1 : 1 + length]
-
-
-def _chain_encrypt(padded: bytes, secret: bytes, first: bytes) -> bytes:
-    # RFC 2865 §5.2 / RFC 2868 §3.5: c(i) = p(i) xor MD5(S + c(i-1)), the first block keyed
-    # on MD5(S + first). Each key needs the previous ciphertext block, so block by block.
-    blocks = []
-    size = len(padded)
-    key = md5(secret + first)
-    for start in range(0, size, 16):
-        block = (
-            int.from_bytes(padded[start : start + 16], "big") ^ int.from_bytes(key, "big")
-        ).to_bytes(16, "big")
-        blocks.append(block)
-        if start + 16 < size:
-            key = md5(secret + block)
-    return b"".join(blocks)
-
-
-def _new_salt(used: set[int]) -> bytes:
-    # RFC 2868 §3.5 and RFC 2548 §2.4.2 alike: the most significant bit of the Salt MUST be
-    # set, and "The contents of each Salt field in a given Access-Accept packet MUST be
-    # unique" (equal salts would give equal keystreams). One set covers all of a packet.
-    while True:
-        salt = int.from_bytes(os.urandom(2), "big") | 0x8000
-        if salt not in used:
-            used.add(salt)
-            return salt.to_bytes(2, "big")
-
-
-def _new_salts(count: int) -> list[bytes]:
-    """``count`` different salts as :func:`_new_salt` makes them, from one getrandom call
-    (a system call per salt cost more than the rest of encrypting an MPPE key)."""
-    while True:
-        raw = os.urandom(2 * count)
-        salts = [bytes((raw[i] | 0x80, raw[i + 1])) for i in range(0, 2 * count, 2)]
-        if len(set(salts)) == count:  # a repeat (1 in 32,768 for two): draw them all again
-            return salts
 
 
 # -- attribute builders ------------------------------------------------------------------------
@@ -657,7 +480,7 @@ def encode_hidden(
         value = hide_user_password(hidden.value, secret, request_authenticator)
     elif hidden.encrypt == 2:
         if salt is None:
-            salt = _new_salt(set())
+            salt = new_salt(set())
         value = salt_encrypt(hidden.value, secret, request_authenticator, salt)
         if hidden.tag is not None:
             if not 0 <= hidden.tag <= 0x1F:
@@ -675,7 +498,7 @@ def encode_hidden_attributes(
 ) -> bytes:
     """Encrypt and frame the hidden attributes of one reply, each salt different (see
     :func:`encode_hidden`); what :func:`encode_reply` puts after the plain attributes."""
-    salts = iter(_new_salts(sum(item.encrypt == 2 for item in hidden)))
+    salts = iter(new_salts(sum(item.encrypt == 2 for item in hidden)))
     parts = []
     for item in hidden:
         salt = next(salts) if item.encrypt == 2 else None
@@ -750,7 +573,7 @@ def _framed(
         raise PacketTooLarge(what, length)
     header = _HEADER.pack(code, identifier, length)
     if signed:
-        mac = _hmac_md5(secret, header, authenticator, body)
+        mac = hmac_md5(secret, header, authenticator, body)
         body = _MA_PLACEHOLDER[:2] + mac + body[18:]
     return header, body
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
 from radius_contracts.logging import RateLimitedLog
-from radius_contracts.radius import codec, fields, request_context, wire_speedups
+from radius_contracts.radius import codec, fields, hiding, request_context, wire_speedups
 from radius_contracts.radius.clients import ClientTable, NasClient
 from radius_contracts.radius.dedup import IN_PROGRESS, Key, ReplyCache
 from radius_contracts.radius.histogram import Histogram
@@ -634,7 +634,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
         get = first.get
         password = get(codec.USER_PASSWORD)
         if password is not None:
-            password = codec.decrypt_user_password(password, client.secret, packet.authenticator)
+            password = hiding.decrypt_user_password(password, client.secret, packet.authenticator)
             if password is None:
                 return None
         chap_password = get(codec.CHAP_PASSWORD)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from radius_contracts.radius import codec
+from radius_contracts.radius import codec, hiding
 from radius_contracts.radius.dictionary import AttributeCatalog, AttributeSpec
 
 __all__ = [
@@ -111,7 +111,7 @@ class Translator:
             if kind == codec.USER_PASSWORD:
                 if not 0 < len(value) <= _MAX_PASSWORD:
                     raise Untranslatable("user_password_length")
-                value = codec.hide_user_password(value, secret, authenticator)
+                value = hiding.hide_user_password(value, secret, authenticator)
             elif kind == codec.CHAP_PASSWORD:
                 chap = True
             elif kind == codec.CHAP_CHALLENGE:
@@ -162,9 +162,9 @@ class Translator:
         if spec.has_tag and value:
             tag, value = value[:1], value[1:]
         if spec.encrypt == 2:
-            plain = codec.salt_decrypt(value, self._secret, authenticator)
+            plain = hiding.salt_decrypt(value, self._secret, authenticator)
         elif spec.encrypt == 1:
-            plain = codec.decrypt_user_password(value, self._secret, authenticator)
+            plain = hiding.decrypt_user_password(value, self._secret, authenticator)
         else:
             return tag + value  # Ascend's scheme: no RADIUS/1.1 form defined; left as is
         if plain is None:

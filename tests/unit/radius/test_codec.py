@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pyrad.packet import AuthPacket, Packet
 
-from radius_contracts.radius import codec
+from radius_contracts.radius import codec, digest, hiding
 from radius_contracts.radius.codec import Code, MalformedPacket
 from radius_contracts.radius.dictionary import AttributeCatalog, encode_value
 from radius_contracts.radius.messages import HiddenAttribute
@@ -82,7 +82,7 @@ def access_request(
     body = codec.encode_attributes(
         [
             (codec.USER_NAME, b"alice"),
-            (codec.USER_PASSWORD, codec.hide_user_password(b"pw", secret, authenticator)),
+            (codec.USER_PASSWORD, hiding.hide_user_password(b"pw", secret, authenticator)),
         ]
     )
     data = codec.encode_request(
@@ -112,11 +112,11 @@ def test_rfc2865_7_1_access_request_decodes_and_password_decrypts() -> None:
     assert not packet.has_message_authenticator
     password = packet.get(codec.USER_PASSWORD)
     assert password is not None and len(password) == 16
-    assert codec.decrypt_user_password(password, RFC_SECRET, packet.authenticator) == (
+    assert hiding.decrypt_user_password(password, RFC_SECRET, packet.authenticator) == (
         b"arctangent"
     )
     # ... and hiding it again gives the RFC's octets (the padding is NULs).
-    assert codec.hide_user_password(b"arctangent", RFC_SECRET, packet.authenticator) == password
+    assert hiding.hide_user_password(b"arctangent", RFC_SECRET, packet.authenticator) == password
 
 
 def test_rfc2865_7_1_access_accept_authenticator_verifies_and_is_reproduced() -> None:
@@ -446,42 +446,42 @@ def test_new_authenticators_differ() -> None:
 def test_user_password_round_trip(size: int) -> None:
     plain = bytes(65 + i % 26 for i in range(size))
     authenticator = codec.new_authenticator()
-    hidden = codec.hide_user_password(plain, SECRET, authenticator)
+    hidden = hiding.hide_user_password(plain, SECRET, authenticator)
 
     assert len(hidden) == max(16, -(-size // 16) * 16)
-    assert codec.decrypt_user_password(hidden, SECRET, authenticator) == plain
+    assert hiding.decrypt_user_password(hidden, SECRET, authenticator) == plain
 
 
 def test_user_password_keeps_inner_nuls_and_strips_only_trailing_ones() -> None:
     authenticator = codec.new_authenticator()
-    hidden = codec.hide_user_password(b"a\x00b\x00", SECRET, authenticator)
-    assert codec.decrypt_user_password(hidden, SECRET, authenticator) == b"a\x00b"
+    hidden = hiding.hide_user_password(b"a\x00b\x00", SECRET, authenticator)
+    assert hiding.decrypt_user_password(hidden, SECRET, authenticator) == b"a\x00b"
 
 
 def test_user_password_decrypts_invalid_utf8_as_octets() -> None:
     authenticator = codec.new_authenticator()
-    hidden = codec.hide_user_password(b"\xff\xfe\xc3", SECRET, authenticator)
-    assert codec.decrypt_user_password(hidden, SECRET, authenticator) == b"\xff\xfe\xc3"
+    hidden = hiding.hide_user_password(b"\xff\xfe\xc3", SECRET, authenticator)
+    assert hiding.decrypt_user_password(hidden, SECRET, authenticator) == b"\xff\xfe\xc3"
 
 
 @pytest.mark.parametrize("size", [0, 8, 15, 17, 144])
 def test_user_password_of_invalid_length_is_none(size: int) -> None:
-    assert codec.decrypt_user_password(bytes(size), SECRET, bytes(16)) is None
+    assert hiding.decrypt_user_password(bytes(size), SECRET, bytes(16)) is None
 
 
 def test_user_password_over_128_octets_is_refused() -> None:
     with pytest.raises(ValueError, match="128"):
-        codec.hide_user_password(bytes(129), SECRET, bytes(16))
+        hiding.hide_user_password(bytes(129), SECRET, bytes(16))
 
 
 def test_user_password_agrees_with_pyrad(catalog: AttributeCatalog) -> None:
     request = AuthPacket(secret=SECRET, dict=catalog.pyrad_dictionary)
     hidden = request.PwCrypt("correct horse battery staple")
     assert request.authenticator is not None
-    assert codec.decrypt_user_password(hidden, SECRET, request.authenticator) == (
+    assert hiding.decrypt_user_password(hidden, SECRET, request.authenticator) == (
         b"correct horse battery staple"
     )
-    ours = codec.hide_user_password(b"pa55", SECRET, request.authenticator)
+    ours = hiding.hide_user_password(b"pa55", SECRET, request.authenticator)
     assert request.PwDecrypt(ours) == "pa55"
 
 
@@ -492,21 +492,21 @@ def test_user_password_agrees_with_pyrad(catalog: AttributeCatalog) -> None:
 def test_salt_encryption_round_trip(size: int) -> None:
     plain = bytes(random.Random(size).randbytes(size))
     authenticator = codec.new_authenticator()
-    value = codec.salt_encrypt(plain, SECRET, authenticator, b"\x80\x01")
+    value = hiding.salt_encrypt(plain, SECRET, authenticator, b"\x80\x01")
 
     assert value[:2] == b"\x80\x01"
     assert (len(value) - 2) % 16 == 0 and len(value) - 2 == -(-(size + 1) // 16) * 16
-    assert codec.salt_decrypt(value, SECRET, authenticator) == plain
-    assert codec.salt_decrypt(value, SECRET, bytes(16)) != plain
+    assert hiding.salt_decrypt(value, SECRET, authenticator) == plain
+    assert hiding.salt_decrypt(value, SECRET, bytes(16)) != plain
 
 
 def test_salt_encryption_refuses_bad_input() -> None:
     with pytest.raises(ValueError, match="high bit"):
-        codec.salt_encrypt(b"x", SECRET, bytes(16), b"\x01\x02")
+        hiding.salt_encrypt(b"x", SECRET, bytes(16), b"\x01\x02")
     with pytest.raises(ValueError, match="high bit"):
-        codec.salt_encrypt(b"x", SECRET, bytes(16), b"\x80")
+        hiding.salt_encrypt(b"x", SECRET, bytes(16), b"\x80")
     with pytest.raises(ValueError, match="239"):
-        codec.salt_encrypt(bytes(240), SECRET, bytes(16), b"\x80\x00")
+        hiding.salt_encrypt(bytes(240), SECRET, bytes(16), b"\x80\x00")
 
 
 @pytest.mark.parametrize(
@@ -515,15 +515,15 @@ def test_salt_encryption_refuses_bad_input() -> None:
     ids=["empty", "short", "not whole blocks", "salt without high bit"],
 )
 def test_salt_decrypt_of_invalid_value_is_none(value: bytes) -> None:
-    assert codec.salt_decrypt(value, SECRET, bytes(16)) is None
+    assert hiding.salt_decrypt(value, SECRET, bytes(16)) is None
 
 
 def test_salt_decrypt_with_impossible_length_octet_is_none() -> None:
     # A wrong key decrypts the length octet to noise; above 15 it cannot fit in one block.
     authenticator = bytes(16)
     for salt in range(0x8000, 0x8100):
-        value = codec.salt_encrypt(b"k" * 14, SECRET, authenticator, salt.to_bytes(2, "big"))
-        wrong = codec.salt_decrypt(value, b"other", authenticator)
+        value = hiding.salt_encrypt(b"k" * 14, SECRET, authenticator, salt.to_bytes(2, "big"))
+        wrong = hiding.salt_decrypt(value, b"other", authenticator)
         if wrong is None:
             return
     pytest.fail("no salt gave an out-of-range length octet")
@@ -533,7 +533,7 @@ def test_reply_salts_are_unique_within_a_packet(monkeypatch: pytest.MonkeyPatch)
     # A random source that repeats itself must not lead to two equal salts in one packet: the
     # three salts come from one draw of 6 octets, and a draw with a repeat is thrown away.
     draws = iter([b"\x00\x05\x80\x05\x00\x09", b"\x00\x05\x00\x09\x00\x0b"])
-    monkeypatch.setattr(codec.os, "urandom", lambda size: next(draws))
+    monkeypatch.setattr(hiding.os, "urandom", lambda size: next(draws))
     hidden = [
         HiddenAttribute(codec.MS_MPPE_SEND_KEY, b"s" * 16, 2, vendor_id=codec.VENDOR_MICROSOFT),
         HiddenAttribute(codec.MS_MPPE_RECV_KEY, b"r" * 16, 2, vendor_id=codec.VENDOR_MICROSOFT),
@@ -686,7 +686,7 @@ def test_encode_hidden_forms() -> None:
         HiddenAttribute(codec.TUNNEL_PASSWORD, b"pw", 2, tag=3), SECRET, authenticator, salt=salt
     )
     assert tunnel[:5] == bytes((69, len(tunnel), 3)) + salt
-    assert codec.salt_decrypt(tunnel[3:], SECRET, authenticator) == b"pw"
+    assert hiding.salt_decrypt(tunnel[3:], SECRET, authenticator) == b"pw"
 
     key = codec.encode_hidden(
         HiddenAttribute(codec.MS_MPPE_RECV_KEY, b"k" * 32, 2, vendor_id=311),
@@ -696,14 +696,14 @@ def test_encode_hidden_forms() -> None:
     vsa = codec.split_vendor_specific(key[2:])
     assert vsa is not None and vsa[0] == 311 and vsa[1][0][0] == 17
     assert vsa[1][0][1][0] & 0x80
-    assert codec.salt_decrypt(vsa[1][0][1], SECRET, authenticator) == b"k" * 32
+    assert hiding.salt_decrypt(vsa[1][0][1], SECRET, authenticator) == b"k" * 32
 
     mppe = codec.encode_hidden(
         HiddenAttribute(12, b"m" * 32, 1, vendor_id=311), SECRET, authenticator
     )
     vsa = codec.split_vendor_specific(mppe[2:])
     assert vsa is not None
-    assert codec.decrypt_user_password(vsa[1][0][1], SECRET, authenticator) == b"m" * 32
+    assert hiding.decrypt_user_password(vsa[1][0][1], SECRET, authenticator) == b"m" * 32
 
 
 @pytest.mark.parametrize(
@@ -779,7 +779,7 @@ def test_reply_layout_message_authenticator_first_proxy_state_last() -> None:
     assert codec.verify_response_authenticator(reply, SECRET, authenticator)
     tunnel = reply.get(codec.TUNNEL_PASSWORD)
     assert tunnel is not None and tunnel[0] == 1
-    assert codec.salt_decrypt(tunnel[1:], SECRET, authenticator) == b"tp"
+    assert hiding.salt_decrypt(tunnel[1:], SECRET, authenticator) == b"tp"
 
 
 def test_reply_over_4096_octets_is_refused() -> None:
@@ -822,7 +822,7 @@ def test_pyrad_reads_our_reply_identically(catalog: AttributeCatalog) -> None:
     assert codec.verify_message_authenticator(ours, SECRET)
     password = ours.get(codec.USER_PASSWORD)
     assert password is not None
-    assert codec.decrypt_user_password(password, SECRET, ours.authenticator) == b"hello"
+    assert hiding.decrypt_user_password(password, SECRET, ours.authenticator) == b"hello"
 
     def encode(name: str, text: str, tag: int | None = None) -> bytes:
         spec = catalog.get(name)
@@ -1040,8 +1040,8 @@ def test_decode_raises_only_malformed_packet_on_garbage() -> None:
         codec.verify_response_authenticator(packet, SECRET, bytes(16))
         password = packet.get(codec.USER_PASSWORD)
         if password is not None:
-            codec.decrypt_user_password(password, SECRET, packet.authenticator)
-            codec.salt_decrypt(password, SECRET, packet.authenticator)
+            hiding.decrypt_user_password(password, SECRET, packet.authenticator)
+            hiding.salt_decrypt(password, SECRET, packet.authenticator)
     # The loop exercised both outcomes and every framing rule.
     assert decoded > 500 and rejected > 500
     assert reasons >= {
@@ -1065,7 +1065,7 @@ def test_md5_falls_back_to_hashlib(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(name: str) -> object:
         raise ImportError(name)
 
-    monkeypatch.setattr(codec.importlib, "import_module", missing)
-    constructor = codec._md5_constructor()
+    monkeypatch.setattr(digest.importlib, "import_module", missing)
+    constructor = digest._md5_constructor()
     assert constructor is hashlib.md5
-    assert constructor(b"abc").digest() == codec.md5(b"abc")
+    assert constructor(b"abc").digest() == digest.md5(b"abc")

@@ -17,7 +17,7 @@ import random
 import pytest
 
 from radius_contracts import testauth
-from radius_contracts.radius import codec, fields, wire_speedups
+from radius_contracts.radius import codec, fields, hiding, wire_speedups
 from radius_contracts.radius.messages import HiddenAttribute
 
 _wire = wire_speedups.module()
@@ -44,8 +44,8 @@ def test_decrypt_password_matches_the_codec() -> None:
     rng = random.Random(2)
     authenticator = rng.randbytes(16)
     for plain in (b"", b"a", b"x" * 15, b"x" * 16, b"y" * 17, b"z" * 128, b"pw\x00\x00"):
-        hidden = codec.hide_user_password(plain, SECRET, authenticator)
-        expected = codec.decrypt_user_password(hidden, SECRET, authenticator)
+        hidden = hiding.hide_user_password(plain, SECRET, authenticator)
+        expected = hiding.decrypt_user_password(hidden, SECRET, authenticator)
         assert _wire.decrypt_password(hidden, SECRET, authenticator) == expected
     for size in (0, 15, 17, 144):  # not a User-Password length
         assert _wire.decrypt_password(bytes(size), SECRET, authenticator) is None
@@ -67,7 +67,7 @@ def _reference(data: bytes, secret: bytes) -> tuple[object, ...] | None:
         first.setdefault(kind, value)
     password = first.get(codec.USER_PASSWORD)
     if password is not None and ma >= 0:
-        password = codec.decrypt_user_password(password, secret, packet.authenticator)
+        password = hiding.decrypt_user_password(password, secret, packet.authenticator)
         if password is None:
             return None
     elif ma < 0:
@@ -364,13 +364,13 @@ def test_salt_encrypt_matches_the_python_code() -> None:
     for size in range(240):
         plain, authenticator = rng.randbytes(size), rng.randbytes(16)
         salt = bytes((rng.randrange(0x80, 0x100), rng.randrange(256)))
-        expected = codec._py_salt_encrypt(plain, SECRET, authenticator, salt)
+        expected = hiding._py_salt_encrypt(plain, SECRET, authenticator, salt)
         assert _wire.salt_encrypt(plain, SECRET, authenticator, salt) == expected, size
-        assert codec.salt_decrypt(expected, SECRET, authenticator) == plain
+        assert hiding.salt_decrypt(expected, SECRET, authenticator) == plain
     for bad in ((bytes(240), b"\x80\x00", 16), (b"x", b"\x7f\x00", 16), (b"x", b"\x80", 16),
                 (b"x", b"\x80\x00", 15)):  # fmt: skip
         plain, salt, size = bad
-        for encrypt in (_wire.salt_encrypt, codec._py_salt_encrypt):
+        for encrypt in (_wire.salt_encrypt, hiding._py_salt_encrypt):
             with pytest.raises(ValueError):
                 encrypt(plain, SECRET, bytes(size), salt)
 
@@ -407,7 +407,7 @@ def test_reply_with_hidden_attributes_as_the_listener_builds_it() -> None:
                     split = codec.split_vendor_specific(value)
                     assert split is not None
                     [(sub_type, sub_value)] = split[1]
-                    seen.append((sub_type, codec.salt_decrypt(sub_value, SECRET, authenticator)))
+                    seen.append((sub_type, hiding.salt_decrypt(sub_value, SECRET, authenticator)))
                 elif kind != codec.MESSAGE_AUTHENTICATOR:
                     seen.append((kind, value))
             readings.append(seen)
