@@ -530,16 +530,6 @@ class AccessHandler:
 
     # -- rendering ----------------------------------------------------------------------------
 
-    def render(
-        self,
-        contract: ContractSnapshot,
-        nas: NasSnapshot,
-        layout: LayoutSnapshot | None,
-        catalog: AttributeCatalog | None = None,
-    ) -> Reply:
-        """Render ``layout`` for ``contract`` at ``nas`` plus the attributes its config implies."""
-        return self.replies.render(contract, nas, layout, catalog)
-
     def rendered_reply(
         self,
         contract: ContractSnapshot,
@@ -560,7 +550,7 @@ class AccessHandler:
         if layouts is None:
             # The reply cache: what the next Access-Request of this contract will use anyway.
             return self.replies.get(contract, nas, purpose, layout).rendered
-        return self.render(contract, nas, layout).rendered
+        return self.replies.render(contract, nas, layout).rendered
 
     # -- previews (management API) ------------------------------------------------------------
 
