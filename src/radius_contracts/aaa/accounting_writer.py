@@ -215,8 +215,7 @@ class AccountingWriter:
     async def _write_chain(self, batch: list[tuple[AcctRecord, Done]]) -> bool:
         """Write ``batch`` and what the chain takes after it (see BatchChain)."""
         assert self._chain is not None
-        self._in_chain.append((batch, time.perf_counter()))
-        self._chain_taken += len(batch)
+        self._into_chain(batch)
         try:
             failure = await self._chain(
                 [record for record, _ in batch], self._follow, self._chain_committed
@@ -227,8 +226,7 @@ class AccountingWriter:
             return True
         # The loop has answered every batch committed before the failure (their calls came
         # first): what is left is the batch that failed.
-        failed, _taken = self._in_chain.popleft()
-        self._chain_answered += len(failed)
+        failed, _taken = self._out_of_chain()
         return await self._failed(failed, failure)
 
     def _follow(self) -> list[AcctRecord] | None:
@@ -239,14 +237,23 @@ class AccountingWriter:
         if not batch:
             return None
         self._last = len(batch)
-        self._in_chain.append((batch, time.perf_counter()))
-        self._chain_taken += len(batch)
+        self._into_chain(batch)
         return [record for record, _ in batch]
 
     def _chain_committed(self, applied: Applied) -> None:
+        batch, taken = self._out_of_chain()
+        self._committed(batch, applied, time.perf_counter() - taken)
+
+    def _into_chain(self, batch: list[tuple[AcctRecord, Done]]) -> None:
+        """``batch`` is taken by a chain (on the loop for its first, else the thread)."""
+        self._in_chain.append((batch, time.perf_counter()))
+        self._chain_taken += len(batch)
+
+    def _out_of_chain(self) -> tuple[list[tuple[AcctRecord, Done]], float]:
+        """The chain's oldest batch, leaving it (committed, or failed), and when it was taken."""
         batch, taken = self._in_chain.popleft()
         self._chain_answered += len(batch)
-        self._committed(batch, applied, time.perf_counter() - taken)
+        return batch, taken
 
     def _committed(
         self, batch: list[tuple[AcctRecord, Done]], applied: Applied, took: float
