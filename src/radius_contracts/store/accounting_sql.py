@@ -74,6 +74,8 @@ class Sql:
         self._time_positions: dict[tuple[str, ...], tuple[int, ...]] = {}
         # Per set of changed columns: those columns in table order (an UPDATE's SET list).
         self._changed_columns: dict[frozenset[str], tuple[str, ...]] = {}
+        # Per number of keys (padded: a few sizes): the SQLite load (see load_statements).
+        self._loads: dict[int, str] = {}
         marks = placeholders(self.paramstyle, 5)
         self.usage = (
             "INSERT INTO usage_daily (contract_id, day, input_octets, output_octets, "  # noqa: S608
@@ -128,6 +130,26 @@ class Sql:
             if bound[i] is not None:
                 bound[i] = time(bound[i])
         return tuple(bound)  # SQLAlchemy's driver-level executemany takes tuples only
+
+    def load(self, count: int) -> str:
+        """SQLite's three-part load of ``count`` keys (see _LOAD_PARTS), built once per size."""
+        statement = self._loads.get(count)
+        if statement is None:
+            columns = ", ".join(LOADED)
+            selects: list[str] = []
+            used = 0
+            for part, names in zip(_LOAD_PARTS, _LOAD_TIMES, strict=True):
+                marks = self.marks(1 + count + len(names), start=used + 1)
+                used += len(marks)
+                listed = ", ".join(marks[1 : 1 + count])
+                key = f"nas_id = {marks[0]} AND acct_unique_id IN ({listed})"
+                fill = dict(zip(names, marks[1 + count :], strict=True))
+                selects.append(
+                    f"SELECT {columns} FROM sessions WHERE {key} AND "  # noqa: S608 - our names
+                    + part.format(**fill)
+                )
+            statement = self._loads[count] = " UNION ALL ".join(selects)
+        return statement
 
     def changed_columns(self, changed: set[str]) -> tuple[str, ...]:
         """``changed`` in table order; a batch sees only a few distinct sets, so cached."""
@@ -228,6 +250,10 @@ _LOAD_PARTS = (
     "stopped_at IS NOT NULL AND started_at >= {since}",
     "started_at < {since} AND stopped_at >= {closed}",
 )
+# The times each part of _LOAD_PARTS names, in order.
+_LOAD_TIMES = tuple(
+    tuple(name for name in ("since", "closed") if "{" + name + "}" in part) for part in _LOAD_PARTS
+)
 
 
 def load_statements(sql: Sql, records: Sequence[AcctRecord]) -> list[Statement]:
@@ -263,34 +289,5 @@ def load_statements(sql: Sql, records: Sequence[AcctRecord]) -> list[Statement]:
             params: list[Any] = []
             for names in _LOAD_TIMES:
                 params += [nas_id, *chunk, *(times[name] for name in names)]
-            statements.append((_load_text(sql, len(chunk)), tuple(params)))
+            statements.append((sql.load(len(chunk)), tuple(params)))
     return statements
-
-
-# The times each part of _LOAD_PARTS names, in order.
-_LOAD_TIMES = tuple(
-    tuple(name for name in ("since", "closed") if "{" + name + "}" in part) for part in _LOAD_PARTS
-)
-_LOAD_TEXTS: dict[tuple[str, int], str] = {}
-
-
-def _load_text(sql: Sql, count: int) -> str:
-    """The SQLite load of ``count`` keys (padded: a few sizes), built once per size."""
-    text = _LOAD_TEXTS.get((sql.paramstyle, count))
-    if text is not None:
-        return text
-    columns = ", ".join(LOADED)
-    selects: list[str] = []
-    used = 0
-    for part, names in zip(_LOAD_PARTS, _LOAD_TIMES, strict=True):
-        marks = sql.marks(1 + count + len(names), start=used + 1)
-        used += len(marks)
-        listed = ", ".join(marks[1 : 1 + count])
-        key = f"nas_id = {marks[0]} AND acct_unique_id IN ({listed})"
-        fill = dict(zip(names, marks[1 + count :], strict=True))
-        selects.append(
-            f"SELECT {columns} FROM sessions WHERE {key} AND "  # noqa: S608 - our names
-            + part.format(**fill)
-        )
-    text = _LOAD_TEXTS[(sql.paramstyle, count)] = " UNION ALL ".join(selects)
-    return text
